@@ -1,0 +1,1 @@
+"""ductwork: durable workflows for Python."""

@@ -1,0 +1,131 @@
+"""The one exception hierarchy of ductwork.
+
+    DuctworkError                     base of every error ductwork raises on purpose
+    ├── ConfigurationError            bad arguments to the public API (define, execute, ...)
+    │   ├── WorkflowNotFoundError     "Workflow not found: <product>/<tag>"
+    │   └── DuplicateWorkflowError    the same product/tag defined twice
+    ├── InputFieldNotFoundError       "Input field not found: <name>" (also a KeyError/AttributeError)
+    ├── SerializationError            a value the JSON codec cannot store (names the step)
+    ├── NonDeterminismError           a replay asked for other steps than were recorded
+    ├── StepError                     a step failed after its retries (wraps the cause)
+    │   └── StepTimeoutError          a step ran longer than its timeout
+    ├── WorkflowTimeoutError          the whole run exceeded define(options={"timeout"})
+    ├── SignalTimeoutError            wait_for_signal(timeout=) expired (catchable)
+    ├── RollbackTriggered             ctx.trigger_rollback() under rollback_strategy "none"
+    ├── ConnectorError                a component call failed (names resource, event, env)
+    │   └── ConnectorNotConfiguredError   no connector for that resource
+    ├── CompileError                  a YAML spec is wrong (carries every located diagnostic)
+    ├── ExpressionError               a ${...} expression failed to parse or evaluate
+    └── StoreError                    the run store is unusable (bad URL, newer schema, ...)
+
+Control flow that must not be swallowed by a user's `except Exception` (suspend a run
+for a long sleep, cancel it) uses BaseException subclasses in ductwork.interpreter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DuctworkError(Exception):
+    """Base class of every error ductwork raises on purpose."""
+
+
+class ConfigurationError(DuctworkError):
+    """The public API was called with something that cannot work; the message says how to fix it."""
+
+
+class WorkflowNotFoundError(ConfigurationError):
+    def __init__(self, product: str, tag: str, hint: str = "") -> None:
+        self.product, self.tag = product, tag
+        msg = f"Workflow not found: {product}/{tag}"
+        super().__init__(msg + (f" ({hint})" if hint else ""))
+
+
+class DuplicateWorkflowError(ConfigurationError):
+    pass
+
+
+class InputFieldNotFoundError(DuctworkError, KeyError, AttributeError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"Input field not found: {name}")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class SerializationError(DuctworkError):
+    pass
+
+
+class NonDeterminismError(DuctworkError):
+    pass
+
+
+class StepError(DuctworkError):
+    def __init__(self, message: str, *, step: str | None = None, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.step, self.attempts = step, attempts
+
+
+class StepTimeoutError(StepError):
+    pass
+
+
+class WorkflowTimeoutError(DuctworkError):
+    pass
+
+
+class SignalTimeoutError(DuctworkError):
+    def __init__(self, message: str, *, signals: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.signals = signals or []
+
+
+class RollbackTriggered(DuctworkError):
+    pass
+
+
+class ConnectorError(DuctworkError):
+    """A component call failed. Never put a secret in the message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str | None = None,
+        resource: str | None = None,
+        event: str | None = None,
+        env: str | None = None,
+        status: int | None = None,
+        body: Any = None,
+        retryable: bool = False,
+    ) -> None:
+        where = "/".join(p for p in (kind, resource, event) if p)
+        prefix = f"{where} (env {env}): " if where and env else (f"{where}: " if where else "")
+        super().__init__(prefix + message)
+        self.kind, self.resource, self.event, self.env = kind, resource, event, env
+        self.status, self.body, self.retryable = status, body, retryable
+
+
+class ConnectorNotConfiguredError(ConnectorError):
+    pass
+
+
+class CompileError(DuctworkError):
+    """One or more located diagnostics; str() renders them all like a compiler."""
+
+    def __init__(self, diagnostics: list[Any]) -> None:
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class ExpressionError(DuctworkError):
+    def __init__(self, message: str, *, expression: str | None = None, column: int | None = None):
+        super().__init__(message)
+        self.expression, self.column = expression, column
+
+
+class StoreError(DuctworkError):
+    pass
