@@ -1,0 +1,276 @@
+"""App (action) config and event definitions: parsing, durations and `ductwork validate` checks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ductwork.connectors.base import Problem
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+# Methods whose unknown flat input keys go to the body; the others send them as query.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+PLACES = ("body", "query", "params", "headers")
+BODY_TYPES = ("json", "form")
+
+ENV_KEYS = ("provider", "base_url", "auth", "headers", "timeout", "retries", "backoff",
+            "max_delay", "verify")
+EVENT_KEYS = ("method", "path", "description", "body", "query", "params", "headers",
+              "body_type", "timeout", "retries")
+AUTH_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # type: (required keys, optional keys)
+    "none": ((), ()),
+    "bearer": (("token",), ()),
+    "basic": (("username", "password"), ()),
+    "api_key": (("name", "value"), ("in",)),
+    "oauth2_client_credentials": (
+        ("token_url", "client_id", "client_secret"), ("scope", "params", "client_auth")),
+}
+# Auth fields whose values are secrets even when written inline (not through ${...}).
+SECRET_AUTH_KEYS = ("token", "password", "value", "client_secret")
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_BACKOFF = 0.5
+DEFAULT_MAX_DELAY = 30.0
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 0.001}
+_REF = re.compile(r"\$\{[^}]*\}")
+
+
+def seconds(value: Any) -> float:
+    """A duration in seconds: "250ms" "5s" "5m" "1h" "1d", a timedelta, or a number of milliseconds.
+
+    Bare numbers are milliseconds, like every duration in ductwork (the original product's unit).
+    Raises ValueError with a message fit for the user.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, timedelta):
+        secs = value.total_seconds()
+    elif isinstance(value, int | float):
+        secs = float(value) / 1000.0
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        secs = float(m.group(1)) * _UNIT[m.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration (write e.g. \"250ms\", \"5s\", \"2m\")")
+    if secs < 0:
+        raise ValueError(f"{value!r} is negative")
+    return secs
+
+
+def placeholders(path: str) -> list[str]:
+    return _PLACEHOLDER.findall(path)
+
+
+@dataclass(frozen=True)
+class EventDef:
+    """One declared event: where it goes and where each input field is sent."""
+
+    name: str
+    method: str
+    path: str
+    params: tuple[str, ...]
+    body: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+    body_type: str = "json"
+    timeout: float | None = None
+    retries: int | None = None
+    # lower-cased declared header -> declared spelling, for case-insensitive matching
+    header_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def default_place(self) -> str:
+        return "body" if self.method in BODY_METHODS else "query"
+
+
+def _names(raw: Any, what: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        raise ValueError(f"'{what}' must be a list of field names")
+    return tuple(raw)
+
+
+def parse_event(name: str, raw: Any) -> EventDef:
+    """Build an EventDef; ValueError says what is wrong (the caller adds where)."""
+    if not isinstance(raw, dict):
+        raise ValueError("an event must be a mapping like {method: POST, path: /v1/things}")
+    unknown = sorted(set(raw) - set(EVENT_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(EVENT_KEYS)})")
+    method = str(raw.get("method", "GET")).upper()
+    if method not in METHODS:
+        raise ValueError(f"method '{raw.get('method')}' is not one of {', '.join(METHODS)}")
+    path = raw.get("path")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError("'path' is required and must start with '/' (it is joined to base_url)")
+    params = placeholders(path)
+    bad = [p for p in params if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", p)]
+    if bad:
+        raise ValueError(f"path placeholder {{{bad[0]}}} is not a valid name")
+    declared = _names(raw.get("params"), "params")
+    extra = [p for p in declared if p not in params]
+    if extra:
+        raise ValueError(f"params lists '{extra[0]}' but the path has no {{{extra[0]}}}")
+    body_type = str(raw.get("body_type", "json"))
+    if body_type not in BODY_TYPES:
+        raise ValueError(f"body_type '{body_type}' is not one of {', '.join(BODY_TYPES)}")
+    timeout = seconds(raw["timeout"]) if raw.get("timeout") is not None else None
+    retries = _retries(raw.get("retries"))
+    headers = _names(raw.get("headers"), "headers")
+    return EventDef(
+        name=name, method=method, path=path, params=tuple(params),
+        body=_names(raw.get("body"), "body"), query=_names(raw.get("query"), "query"),
+        headers=headers, body_type=body_type, timeout=timeout, retries=retries,
+        header_names={h.lower(): h for h in headers},
+    )
+
+
+def _retries(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise ValueError(f"retries must be a whole number >= 0, got {raw!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """One environment's resolved app config."""
+
+    base_url: str
+    auth: dict[str, Any]
+    headers: dict[str, str]
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = 0
+    backoff: float = DEFAULT_BACKOFF
+    max_delay: float = DEFAULT_MAX_DELAY
+    verify: bool | str = True
+
+
+def parse_env(config: dict[str, Any]) -> EnvConfig:
+    """Build an EnvConfig from a resolved env config; ValueError says what is wrong."""
+    base_url = config.get("base_url")
+    if not isinstance(base_url, str) or not re.match(r"^https?://[^/]", base_url):
+        raise ValueError("base_url must be an http:// or https:// URL")
+    auth = config.get("auth") or {"type": "none"}
+    problems = _auth_problems(auth)
+    if problems:
+        raise ValueError(problems[0][1])
+    headers = config.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ValueError("headers must be a mapping of header name to value")
+    verify = config.get("verify", True)
+    if not isinstance(verify, bool | str):
+        raise ValueError("verify must be true, false or a CA bundle path")
+
+    def dur(key: str, default: float) -> float:
+        raw = config.get(key)
+        return default if raw is None else seconds(raw)
+
+    return EnvConfig(
+        base_url=base_url, auth=dict(auth),
+        headers={str(k): _header_value(v) for k, v in headers.items()},
+        timeout=dur("timeout", DEFAULT_TIMEOUT), retries=_retries(config.get("retries")) or 0,
+        backoff=dur("backoff", DEFAULT_BACKOFF), max_delay=dur("max_delay", DEFAULT_MAX_DELAY),
+        verify=verify,
+    )
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _auth_problems(auth: Any) -> list[Problem]:
+    if not isinstance(auth, dict):
+        return [((), "auth must be a mapping like {type: bearer, token: \"${env.TOKEN}\"}")]
+    kind = auth.get("type")
+    if kind not in AUTH_KEYS:
+        return [(("type",), f"auth type {kind!r} is not one of {', '.join(AUTH_KEYS)}")]
+    required, optional = AUTH_KEYS[kind]
+    problems: list[Problem] = []
+    for key in required:
+        if auth.get(key) in (None, ""):
+            problems.append(((key,), f"auth type {kind} needs '{key}'"))
+    unknown = sorted(set(auth) - {"type", *required, *optional})
+    for key in unknown:
+        known = ", ".join(("type", *required, *optional))
+        problems.append(((key,), f"unknown auth key '{key}' for type {kind} (known: {known})"))
+    if kind == "api_key" and auth.get("in", "header") not in ("header", "query"):
+        problems.append((("in",), "api_key 'in' must be header or query"))
+    if kind == "oauth2_client_credentials":
+        if auth.get("client_auth", "basic") not in ("basic", "body"):
+            problems.append((("client_auth",), "client_auth must be basic or body"))
+        if auth.get("params") is not None and not isinstance(auth.get("params"), dict):
+            problems.append((("params",), "params must be a mapping of extra token form fields"))
+    return problems
+
+
+def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
+    """`ductwork validate` checks for an app: one env's config and (once) the declared events.
+
+    The config is unresolved, so `${...}` values are only checked for presence. Paths are
+    relative to the app block (`envs.<env>.auth.type`, `events.<name>.path`).
+    """
+    envs = definition.get("envs") or {}
+    env_name = next((k for k, v in envs.items() if v is config), None)
+    if env_name is None:
+        env_name = next((k for k, v in envs.items() if v == config), None)
+    where: tuple[str | int, ...] = ("envs", env_name) if env_name is not None else ("envs",)
+    problems: list[Problem] = []
+    if not isinstance(config, dict):
+        return [(where, "an environment's config must be a mapping")]
+    for key in sorted(set(config) - set(ENV_KEYS)):
+        problems.append(((*where, key), f"unknown key '{key}' (known: {', '.join(ENV_KEYS)})"))
+    base_url = config.get("base_url")
+    if not isinstance(base_url, str) or not base_url:
+        problems.append(((*where, "base_url"), "base_url is required (e.g. https://api.x.com)"))
+    elif not _REF.search(base_url) and not re.match(r"^https?://[^/]", base_url):
+        problems.append(((*where, "base_url"), "base_url must start with http:// or https://"))
+    if config.get("auth") is not None:
+        problems += [((*where, "auth", *p), m) for p, m in _auth_problems(config["auth"])]
+    if config.get("headers") is not None and not isinstance(config["headers"], dict):
+        problems.append(((*where, "headers"), "headers must be a mapping of name to value"))
+    for key in ("timeout", "backoff", "max_delay"):
+        if config.get(key) is None:
+            continue
+        try:
+            secs = seconds(config[key])
+        except ValueError as e:
+            problems.append(((*where, key), str(e)))
+            continue
+        if key == "timeout" and isinstance(config[key], int | float) and secs < 0.1:
+            problems.append(((*where, key), f"timeout {config[key]} means {config[key]} "
+                             "milliseconds (bare numbers are ms); write e.g. \"30s\""))
+    try:
+        _retries(config.get("retries"))
+    except ValueError as e:
+        problems.append(((*where, "retries"), str(e)))
+    # Events do not depend on the env: check them with the first env only, so a product
+    # with three envs does not get every event problem three times.
+    first = next(iter(envs), None)
+    if env_name is None or env_name == first:
+        problems += event_problems(definition)
+    return problems
+
+
+def event_problems(definition: dict[str, Any]) -> list[Problem]:
+    events = definition.get("events")
+    if events is None:
+        return []
+    if not isinstance(events, dict):
+        return [(("events",), "events must be a mapping of event name to definition")]
+    problems: list[Problem] = []
+    for name, raw in events.items():
+        try:
+            parse_event(str(name), raw)
+        except ValueError as e:
+            problems.append((("events", name), str(e)))
+    return problems
