@@ -36,8 +36,8 @@ DEFAULT_BACKOFF = 0.5
 DEFAULT_MAX_DELAY = 30.0
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 0.001}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 0.001}
 _REF = re.compile(r"\$\{[^}]*\}")
 
 
