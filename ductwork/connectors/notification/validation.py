@@ -1,0 +1,202 @@
+"""`ductwork validate` checks for notification resources: env config per provider, and events."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ductwork.connectors.base import Problem
+from ductwork.connectors.notification.common import parse_mailbox
+from ductwork.connectors.notification.templates import (
+    CHANNEL_FIELDS,
+    EVENT_KEYS,
+    channels_of,
+    syntax_problem,
+)
+
+# provider -> (required keys, optional keys)
+PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "outbox": (frozenset(), frozenset({"maildir", "from"})),
+    "smtp": (frozenset({"host", "from"}),
+             frozenset({"port", "tls", "username", "password", "timeout", "ca_file", "verify",
+                        "helo"})),
+    "twilio": (frozenset({"account_sid", "auth_token"}),
+               frozenset({"from", "messaging_service_sid", "base_url", "timeout"})),
+    "fcm": (frozenset({"service_account"}), frozenset({"project_id", "base_url", "timeout"})),
+    "webpush": (frozenset({"vapid_private_key", "vapid_claims"}), frozenset({"ttl", "timeout"})),
+}
+PROVIDER_CHANNEL: dict[str, str] = {"smtp": "email", "twilio": "sms", "fcm": "push",
+                                    "webpush": "push"}
+_REF = re.compile(r"\$\{\s*(env|secrets)\.[A-Za-z_][A-Za-z0-9_]*\s*\}")
+_ONLY_REF = re.compile(r"^\s*\$\{\s*(env|secrets)\.[A-Za-z_][A-Za-z0-9_]*\s*\}\s*$")
+
+
+def _hint(word: str, known: Any) -> str:
+    near = difflib.get_close_matches(word, sorted(known), n=1)
+    return f"; did you mean '{near[0]}'?" if near else ""
+
+
+def _env_name(definition: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    envs = definition.get("envs")
+    if not isinstance(envs, Mapping):
+        return None
+    for name, value in envs.items():
+        if value is config:
+            return str(name)
+    for name, value in envs.items():
+        if value == config:
+            return str(name)
+    return None
+
+
+def _is_ref(value: Any) -> bool:
+    return isinstance(value, str) and bool(_REF.search(value))
+
+
+def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
+    """Problems of one environment's config (refs unresolved) and of the resource's events."""
+    env = _env_name(definition, config)
+    where: tuple[str | int, ...] = ("envs", env) if env is not None else ("envs",)
+    provider = str(config.get("provider", "outbox"))
+    problems: list[Problem] = []
+    if provider in PROVIDER_KEYS:
+        problems += _config_problems(provider, config, where)
+    envs = definition.get("envs")
+    first = next(iter(envs), None) if isinstance(envs, Mapping) else None
+    # Event problems do not depend on the env: report them once, with the first env.
+    if env is None or env == first:
+        problems += _event_problems(definition.get("events"))
+    channel = PROVIDER_CHANNEL.get(provider)
+    if channel and isinstance(definition.get("events"), Mapping):
+        for name, event in definition["events"].items():
+            if isinstance(event, Mapping) and channel not in channels_of(event):
+                fields = "/".join(CHANNEL_FIELDS[channel])
+                problems.append((("events", name), (
+                    f"event '{name}' has no {channel} template ({fields}), but provider "
+                    f"'{provider}'{f' (env {env})' if env else ''} sends {channel}")))
+    return problems
+
+
+def _config_problems(
+    provider: str, config: Mapping[str, Any], where: tuple[str | int, ...]
+) -> list[Problem]:
+    required, optional = PROVIDER_KEYS[provider]
+    known = required | optional | {"provider"}
+    out: list[Problem] = []
+
+    def add(key: str, msg: str) -> None:
+        out.append(((*where, key), msg))
+
+    for key in config:
+        if key not in known:
+            add(str(key), f"unknown key '{key}' for provider '{provider}' "
+                          f"(known: {', '.join(sorted(known))}){_hint(str(key), known)}")
+    for key in sorted(required):
+        if key not in config:
+            out.append((where, f"provider '{provider}' needs `{key}`"))
+
+    def number(key: str, *, whole: bool = False) -> None:
+        value = config.get(key)
+        if value is None or _is_ref(value):
+            return
+        ok = isinstance(value, int) if whole else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool) or value < 0:
+            add(key, f"`{key}` must be a {'whole ' if whole else ''}positive number")
+
+    def secret(key: str) -> None:
+        value = config.get(key)
+        if value is not None and not _is_ref(value):
+            add(key, f"`{key}` is a secret: write a reference such as "
+                     f"\"${{env.{key.upper()}}}\", never the value itself")
+
+    def address(key: str) -> None:
+        value = config.get(key)
+        if value is not None and not _is_ref(value) and parse_mailbox(str(value)) is None:
+            add(key, f"`{key}` is not an email address: {value!r}")
+
+    def url(key: str) -> None:
+        value = config.get(key)
+        if value is not None and not _is_ref(value) and not (
+                isinstance(value, str) and value.startswith(("http://", "https://"))):
+            add(key, f"`{key}` must be an http(s) URL")
+
+    number("timeout")
+    if provider == "outbox":
+        address("from")
+    elif provider == "smtp":
+        address("from")
+        number("port", whole=True)
+        tls = config.get("tls", "starttls")
+        if not _is_ref(tls) and tls not in ("starttls", "tls", "none"):
+            add("tls", f"`tls` must be one of starttls, tls, none; got {tls!r}")
+        if ("username" in config) != ("password" in config):
+            out.append((where, "SMTP AUTH needs both `username` and `password` (or neither)"))
+        secret("password")
+        if "verify" in config and not isinstance(config["verify"], bool):
+            add("verify", "`verify` must be true or false")
+    elif provider == "twilio":
+        secret("auth_token")
+        url("base_url")
+        if ("from" in config) == ("messaging_service_sid" in config):
+            out.append((where, "provider 'twilio' needs exactly one of `from` (a Twilio number) "
+                               "or `messaging_service_sid`"))
+    elif provider == "fcm":
+        url("base_url")
+        sa = config.get("service_account")
+        if isinstance(sa, Mapping) or (isinstance(sa, str) and sa.lstrip().startswith("{")):
+            add("service_account", "`service_account` holds a private key: give a path to the "
+                                   "JSON key file or a reference such as "
+                                   "\"${env.FCM_SERVICE_ACCOUNT}\", never the JSON itself")
+    elif provider == "webpush":
+        number("ttl", whole=True)
+        vkey = config.get("vapid_private_key")
+        if isinstance(vkey, str) and not _ONLY_REF.match(vkey) and (
+                vkey.lstrip().startswith("-----BEGIN")
+                or re.fullmatch(r"[A-Za-z0-9_\-]{40,}=*", vkey.strip())):
+            add("vapid_private_key", "`vapid_private_key` is a secret: give a path to the PEM "
+                                     "file or a reference such as \"${env.VAPID_PRIVATE_KEY}\"")
+        claims = config.get("vapid_claims")
+        if claims is not None:
+            claims_sub = claims.get("sub") if isinstance(claims, Mapping) else None
+            if not isinstance(claims, Mapping) or set(claims) != {"sub"}:
+                add("vapid_claims", "`vapid_claims` must be {sub: \"mailto:you@example.com\"} "
+                                    "(aud and exp are set per push service)")
+            elif not _is_ref(claims_sub) and not re.match(r"^(mailto:\S+@\S+|https://\S+)$",
+                                                          str(claims_sub)):
+                out.append(((*where, "vapid_claims", "sub"),
+                            "`sub` must be a mailto: or https: contact"))
+    return out
+
+
+def _event_problems(events: Any) -> list[Problem]:
+    if events is None:
+        return []
+    if not isinstance(events, Mapping):
+        return [(("events",), "`events` must be a mapping of event name to templates")]
+    out: list[Problem] = []
+    for name, event in events.items():
+        path: tuple[str | int, ...] = ("events", name)
+        if not isinstance(event, Mapping):
+            out.append((path, f"event '{name}' must be a mapping of templates "
+                              "(subject/text/html, message, or title/body)"))
+            continue
+        for key, source in event.items():
+            if key not in EVENT_KEYS:
+                out.append(((*path, key), f"unknown key '{key}' in event '{name}' (known: "
+                            f"{', '.join(sorted(EVENT_KEYS))}){_hint(str(key), EVENT_KEYS)}"))
+            elif key != "description":
+                problem = syntax_problem(str(key), source)
+                if problem:
+                    out.append(((*path, key), problem))
+        channels = channels_of(event)
+        if not channels:
+            out.append((path, f"event '{name}' declares no template: give subject + text/html "
+                              "(email), message (sms) or title/body (push)"))
+        if "email" in channels:
+            if "subject" not in event:
+                out.append((path, f"email event '{name}' needs a `subject` template"))
+            if "text" not in event and "html" not in event:
+                out.append((path, f"email event '{name}' needs a `text` or `html` template"))
+    return out
