@@ -1,0 +1,339 @@
+"""The database operations, shared by every SQL driver: events -> validated statements -> rows."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ductwork.connectors.base import DatabaseConnector, Problem, ResourceSpec
+from ductwork.connectors.database.model import (
+    Event,
+    InputError,
+    Schema,
+    Table,
+    default_value,
+    load_schema,
+    unknown,
+)
+from ductwork.connectors.database.sql import Builder, Dialect, Statement, bind_named
+from ductwork.errors import ConnectorError
+
+# Which ctx.database method runs each op (for "wrong method" errors).
+METHOD = {"insert": "insert", "query": "query", "update": "update", "delete": "delete",
+          "upsert": "upsert", "sql": "execute"}
+# Reserved keys of query(params): they never collide with a column (columns cannot start with $).
+QUERY_KEYS = ("$limit", "$offset", "$order_by")
+
+
+@dataclass
+class Result:
+    """One executed statement: its rows (None when it returns no result set) and rowcount."""
+
+    rows: list[dict[str, Any]] | None
+    rowcount: int
+
+
+def check_config(config: Mapping[str, Any], checks: Mapping[str, Callable[[Any], str | None]],
+                 at: tuple[str | int, ...] = ()) -> list[Problem]:
+    """Unknown keys and bad values of one environment's config; each check returns a message."""
+    problems: list[Problem] = []
+    for key, value in config.items():
+        if key not in checks:
+            problems.append(((*at, key), unknown("setting", str(key), list(checks))))
+            continue
+        msg = checks[key](value)
+        if msg:
+            problems.append(((*at, key), msg))
+    return problems
+
+
+def env_path(definition: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str | int, ...]:
+    """("envs", <name>) for the env whose config this is, so problems point at the right line."""
+    envs = definition.get("envs")
+    if isinstance(envs, Mapping):
+        for name, cfg in envs.items():
+            if cfg is config:
+                return ("envs", str(name))
+        for name, cfg in envs.items():
+            if cfg == config:
+                return ("envs", str(name))
+    return ("envs",)
+
+
+def is_bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else "must be true or false"
+
+
+def is_text(v: Any) -> str | None:
+    return None if isinstance(v, str) and v else "must be a non-empty string"
+
+
+def is_count(v: Any) -> str | None:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+    return None if ok else "must be a non-negative number"
+
+
+def definition_problems(definition: Mapping[str, Any]) -> list[Problem]:
+    return load_schema(definition)[1]
+
+
+class SQLDatabase(DatabaseConnector):
+    """insert/query/update/delete/upsert/execute for any driver that implements _connect/_run."""
+
+    dialect: ClassVar[Dialect]
+
+    def __init__(self, spec: ResourceSpec, *, create_tables: bool) -> None:
+        super().__init__(spec)
+        self.rspec = spec
+        schema, problems = load_schema(spec.definition)
+        if problems:
+            shown = "; ".join(f"{'.'.join(str(p) for p in path)}: {msg}"
+                              for path, msg in problems[:5])
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise spec.error(f"invalid database definition: {shown}{more}; "
+                             "run `ductwork validate` for every problem")
+        self.schema: Schema = schema
+        self.create_tables = create_tables
+        self._ready = False
+        self._lock = asyncio.Lock()
+
+    # -- driver hooks -------------------------------------------------------------------
+
+    async def _connect(self, event: str | None) -> None:
+        """Open the connection/pool; raise self._error(...) when it cannot."""
+        raise NotImplementedError
+
+    async def _run(self, statements: Sequence[Statement]) -> list[Result]:
+        """Execute the statements in one transaction (all or nothing)."""
+        raise NotImplementedError
+
+    def _driver_error(self, exc: BaseException) -> tuple[str, bool] | None:
+        """(message, retryable) for a driver exception; None when it is not the driver's."""
+        return None
+
+    def _create_statements(self) -> list[Statement]:
+        return [Builder(self.dialect, t).create_table() for t in self.schema.tables.values()]
+
+    def _raw_value(self, value: Any) -> Any:
+        return value
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _error(self, message: str, event: str | None, *, retryable: bool = False
+               ) -> ConnectorError:
+        return self.rspec.error(message, event=event, retryable=retryable)
+
+    async def _ensure_ready(self, event: str | None) -> None:
+        if self._ready:
+            return
+        async with self._lock:
+            if self._ready:
+                return
+            await self._connect(event)
+            if self.create_tables and self.schema.tables:
+                try:
+                    await self._run(self._create_statements())
+                except Exception as e:
+                    desc = self._driver_error(e)
+                    if desc is None:
+                        raise
+                    raise self._error(f"creating the declared tables failed: {desc[0]}", event,
+                                      retryable=desc[1]) from None
+            self._ready = True
+
+    async def _exec(self, event: str, statements: Sequence[Statement]) -> list[Result]:
+        await self._ensure_ready(event)
+        try:
+            results = await self._run(statements)
+        except Exception as e:
+            desc = self._driver_error(e)
+            if desc is None:
+                raise
+            raise self._error(desc[0], event, retryable=desc[1]) from None
+        for stmt, res in zip(statements, results, strict=True):
+            if res.rows and stmt.columns:
+                res.rows = [self._typed(stmt, row) for row in res.rows]
+        return results
+
+    def _typed(self, stmt: Statement, row: dict[str, Any]) -> dict[str, Any]:
+        cols = stmt.columns or {}
+        out = {}
+        for k, v in row.items():
+            col = cols.get(k)
+            out[k] = self.dialect.from_db(col, v) if col is not None and v is not None else v
+        return out
+
+    def _event(self, name: str, *ops: str) -> tuple[Event, Table | None]:
+        self.rspec.event(name)  # unknown event -> error listing the declared ones
+        ev = self.schema.events[name]
+        if ev.op not in ops:
+            raise self._error(f"event '{name}' is a {ev.op} event: call "
+                              f"database.{METHOD[ev.op]}(...) for it", name)
+        return ev, (self.schema.tables[ev.table] if ev.table else None)
+
+    def _builder(self, table: Table | None) -> Builder:
+        assert table is not None
+        return Builder(self.dialect, table)
+
+    @staticmethod
+    def _rows_in(data: Any) -> tuple[list[Mapping[str, Any]], bool]:
+        if isinstance(data, Mapping):
+            return [data], True
+        if isinstance(data, list) and data and all(isinstance(d, Mapping) for d in data):
+            return data, False
+        raise InputError("data must be an object of column -> value, or a non-empty list of them")
+
+    @staticmethod
+    def _with_defaults(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+        for k in row:
+            table.column(k)  # the caller's own unknown keys are reported before anything else
+        out = dict(row)
+        for col in table.columns.values():
+            if col.name in out:
+                continue
+            if col.has_default:
+                out[col.name] = default_value(col)
+            elif col.auto and col.type == "uuid":
+                out[col.name] = uuid.uuid4()
+        return out
+
+    @staticmethod
+    def _merge(fixed: Mapping[str, Any], given: Mapping[str, Any] | None) -> dict[str, Any]:
+        if given is not None and not isinstance(given, Mapping):
+            raise InputError(f"a where filter must be a mapping, got {type(given).__name__}")
+        if fixed and given:
+            return {"$and": [dict(fixed), dict(given)]}
+        return dict(fixed or given or {})
+
+    def _wrap(self, event: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except InputError as e:
+            raise self._error(str(e), event) from None
+
+    # -- operations ---------------------------------------------------------------------
+
+    async def insert(self, event: str, data: Any) -> Any:
+        ev, table = self._event(event, "insert")
+
+        def build() -> tuple[list[Statement], bool]:
+            rows, single = self._rows_in(data)
+            b = self._builder(table)
+            assert table is not None
+            return [b.insert(self._with_defaults(table, r), ev.returning) for r in rows], single
+
+        stmts, single = self._wrap(event, build)
+        out = [r.rows[0] if r.rows else None for r in await self._exec(event, stmts)]
+        return out[0] if single else out
+
+    async def upsert(self, event: str, data: Any) -> Any:
+        ev, table = self._event(event, "upsert")
+
+        def build() -> tuple[list[Statement], bool]:
+            rows, single = self._rows_in(data)
+            b = self._builder(table)
+            assert table is not None
+            stmts = []
+            for r in rows:
+                missing = [k for k in ev.key if r.get(k) is None]
+                if missing:
+                    raise InputError(f"upsert needs the key column(s) {', '.join(missing)} "
+                                     "in data")
+                full = self._with_defaults(table, r)
+                stmts.append(b.upsert(full, ev.key, ev.update if ev.update is not None
+                                      else [k for k in r if k not in ev.key], ev.returning))
+            return stmts, single
+
+        stmts, single = self._wrap(event, build)
+        out = [r.rows[0] if r.rows else None for r in await self._exec(event, stmts)]
+        return out[0] if single else out
+
+    async def query(self, event: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        ev, table = self._event(event, "query", "sql")
+        if ev.op == "sql":
+            res = await self._raw(ev, params)
+            return res if isinstance(res, list) else []
+
+        def build() -> Statement:
+            if params is not None and not isinstance(params, Mapping):
+                raise InputError(f"params must be a filter mapping, got {type(params).__name__}")
+            where = dict(params or {})
+            limit = _count("$limit", where.pop("$limit", ev.limit))
+            offset = _count("$offset", where.pop("$offset", ev.offset))
+            order_raw = where.pop("$order_by", None)
+            from ductwork.connectors.database.model import parse_order_by
+
+            order = parse_order_by(order_raw) if order_raw is not None else ev.order_by
+            return self._builder(table).select(self._merge(ev.where, where), order, limit,
+                                               offset, ev.select)
+
+        stmt = self._wrap(event, build)
+        return list((await self._exec(event, [stmt]))[0].rows or [])
+
+    async def update(self, event: str, where: Mapping[str, Any] | None, data: Any) -> Any:
+        ev, table = self._event(event, "update")
+
+        def build() -> Statement:
+            if not isinstance(data, Mapping) or not data:
+                raise InputError("data must be a non-empty object of column -> new value")
+            merged = self._merge(ev.where, where)
+            if not merged and not ev.allow_all:
+                raise InputError("refusing to update every row: pass a where filter "
+                                 "(or declare `allow_all: true` on the event)")
+            return self._builder(table).update(merged, data, ev.returning)
+
+        stmt = self._wrap(event, build)
+        return list((await self._exec(event, [stmt]))[0].rows or [])
+
+    async def delete(self, event: str, where: Mapping[str, Any] | None) -> bool:
+        ev, table = self._event(event, "delete")
+
+        def build() -> Statement:
+            merged = self._merge(ev.where, where)
+            if not merged and not ev.allow_all:
+                raise InputError("refusing to delete every row: pass a where filter "
+                                 "(or declare `allow_all: true` on the event)")
+            return self._builder(table).delete(merged)
+
+        stmt = self._wrap(event, build)
+        return (await self._exec(event, [stmt]))[0].rowcount > 0
+
+    async def execute(self, event: str, input: Mapping[str, Any] | None = None) -> Any:
+        """Raw SQL events; any other event runs its own op with input as its argument(s)."""
+        ev, _ = self._event(event, *METHOD)
+        if ev.op == "sql":
+            return await self._raw(ev, input)
+        if ev.op in ("insert", "upsert"):
+            return await (self.insert if ev.op == "insert" else self.upsert)(event, input)
+        if ev.op == "query":
+            return await self.query(event, input)
+        shape = "{where, data}" if ev.op == "update" else "{where}"
+        if not isinstance(input, Mapping) or not set(input) <= {"where", "data"}:
+            raise self._error(f"execute on a {ev.op} event takes input {shape}", event)
+        if ev.op == "update":
+            return await self.update(event, input.get("where"), input.get("data"))
+        return await self.delete(event, input.get("where"))
+
+    async def _raw(self, ev: Event, input: Mapping[str, Any] | None) -> Any:
+        def build() -> Statement:
+            if input is not None and not isinstance(input, Mapping):
+                raise InputError(f"input must be a mapping of parameter -> value, "
+                                 f"got {type(input).__name__}")
+            stmt = bind_named(self.dialect, ev.sql, ev.params, input)
+            stmt.params = [self._raw_value(v) for v in stmt.params]
+            return stmt
+
+        stmt = self._wrap(ev.name, build)
+        res = (await self._exec(ev.name, [stmt]))[0]
+        return res.rows if res.rows is not None else {"rowcount": res.rowcount}
+
+
+def _count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
