@@ -23,7 +23,7 @@ from ductwork.connectors.base import (
     validate_resource,
 )
 from ductwork.connectors.messaging import register
-from ductwork.connectors.messaging.common import BrokerBase
+from ductwork.connectors.messaging.common import BrokerBase, safe_url
 from ductwork.errors import ConnectorError
 from tests.support.brokers import KafkaMock, Server, start_nats, start_redis
 from tests.support.ports import free_port
@@ -595,3 +595,11 @@ def test_every_connector_is_a_broker_base() -> None:
     for config in ({"url": "redis://x:1"}, {"provider": "nats", "servers": "nats://x:1"},
                    {"provider": "kafka", "bootstrap_servers": "x:1"}):
         assert isinstance(build_connector(make_spec(config)), BrokerBase)
+
+
+def test_safe_url_keeps_only_where_the_server_is() -> None:
+    assert safe_url("redis://user:pw-1234@cache.internal:6380/2?x=y") == "redis://cache.internal:6380"
+    assert safe_url("rediss://:pw-1234@cache") == "rediss://cache"
+    assert safe_url("nats://tok-1234@n1:4222") == "nats://n1:4222"
+    assert safe_url("127.0.0.1:4222") == "127.0.0.1:4222"
+    assert safe_url("unix:///run/redis.sock?password=pw-1234") == "unix:///run/redis.sock"

@@ -63,6 +63,8 @@ def safe_url(url: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "<unparsable url>"
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
     scheme = f"{parts.scheme}://" if parts.scheme else ""
     return f"{scheme}{host}{port}"
 

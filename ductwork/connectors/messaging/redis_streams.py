@@ -92,6 +92,11 @@ class RedisStreamsConnector(BrokerBase):
                     f"redis key '{name}' exists and is not a stream", event=topic
                 ) from None
             raise self.spec.error(f"redis refused XADD to '{name}': {text}", event=topic) from None
+        except rx.InvalidResponse as e:
+            raise self.spec.error(
+                f"the server at {self.where()} does not speak the Redis protocol ({describe(e)})",
+                event=topic,
+            ) from None
         except (rx.ConnectionError, rx.TimeoutError, OSError) as e:
             raise self.spec.error(
                 f"cannot reach redis at {self.where()}: {describe(e)}", event=topic,
