@@ -1,1 +1,54 @@
 """ductwork: durable workflows for Python."""
+
+import logging as _logging
+
+from ductwork.core import Ductwork
+from ductwork.errors import (
+    CompileError,
+    ConfigurationError,
+    ConnectorError,
+    ConnectorNotConfiguredError,
+    DuctworkError,
+    DuplicateWorkflowError,
+    ExpressionError,
+    InputFieldNotFoundError,
+    NonDeterminismError,
+    RollbackTriggered,
+    SerializationError,
+    SignalTimeoutError,
+    StepError,
+    StepTimeoutError,
+    StoreError,
+    WorkflowNotFoundError,
+    WorkflowTimeoutError,
+)
+from ductwork.interpreter.context import WorkflowContext
+from ductwork.interpreter.result import ExecutionResult
+
+__all__ = [
+    "CompileError",
+    "ConfigurationError",
+    "ConnectorError",
+    "ConnectorNotConfiguredError",
+    "Ductwork",
+    "DuctworkError",
+    "DuplicateWorkflowError",
+    "ExecutionResult",
+    "ExpressionError",
+    "InputFieldNotFoundError",
+    "NonDeterminismError",
+    "RollbackTriggered",
+    "SerializationError",
+    "SignalTimeoutError",
+    "StepError",
+    "StepTimeoutError",
+    "StoreError",
+    "WorkflowContext",
+    "WorkflowNotFoundError",
+    "WorkflowTimeoutError",
+]
+
+__version__ = "0.1.0"
+
+# A library stays silent unless the application configures logging.
+_logging.getLogger("ductwork").addHandler(_logging.NullHandler())

@@ -1,0 +1,378 @@
+"""The execution core: drives a run's handler, commits outcomes, rolls back, owns leases."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import socket
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ductwork.errors import (
+    ConfigurationError,
+    DuctworkError,
+    NonDeterminismError,
+    SerializationError,
+    StepError,
+    WorkflowNotFoundError,
+    WorkflowTimeoutError,
+)
+from ductwork.interpreter import codec
+from ductwork.interpreter.context import CancelRun, SuspendRun, WorkflowContext, current_ctx
+from ductwork.interpreter.result import ExecutionResult, WorkflowDef, completed_tags
+from ductwork.store.base import Batch, LeaseLostError, RunRow, RunStore
+
+if TYPE_CHECKING:
+    from ductwork.core import Ductwork
+
+HOST = socket.gethostname()
+# Owner ids of engines alive in this process: an owner with our pid that is not here is dead.
+_LIVE_OWNERS: set[str] = set()
+
+
+class Engine:
+    def __init__(self, dw: Ductwork, store: RunStore, *, inline_wait_s: float, lease_s: float
+                 ) -> None:
+        self.dw = dw
+        self.store = store
+        self.inline_wait_s = inline_wait_s
+        self.lease_s = lease_s
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        _LIVE_OWNERS.add(self.owner)
+        self.tasks: dict[str, asyncio.Task[ExecutionResult]] = {}
+        self.contexts: dict[str, WorkflowContext] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- tasks and leases ----------------------------------------------------------------------
+    def spawn(self, run: RunRow, *, fresh: bool = False) -> asyncio.Task[ExecutionResult]:
+        task = self.tasks.get(run.workflow_id)
+        if task is not None and not task.done():
+            return task
+        task = asyncio.get_running_loop().create_task(self.drive(run, fresh=fresh),
+                                                      name=f"ductwork:{run.workflow_id}")
+        self.tasks[run.workflow_id] = task
+        task.add_done_callback(lambda t, wid=run.workflow_id: self._forget(wid, t))
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        return task
+
+    def _forget(self, wid: str, task: asyncio.Task[ExecutionResult]) -> None:
+        if self.tasks.get(wid) is task:
+            del self.tasks[wid]
+
+    async def _beat(self) -> None:
+        while self.tasks and not self._closing:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                await self.store.renew_leases(self.owner, self.lease_s)
+            except DuctworkError:
+                pass  # the next commit's ownership fence reports a real loss
+
+    def dead_owners(self, owners: list[str]) -> frozenset[str]:
+        """Owners on this host whose process is gone (or whose engine in this process closed)."""
+        dead = set()
+        for o in owners:
+            host, _, rest = o.partition(":")
+            pid_s = rest.partition(":")[0]
+            if host != HOST or not pid_s.isdigit():
+                continue
+            pid = int(pid_s)
+            if pid == os.getpid():
+                if o not in _LIVE_OWNERS:
+                    dead.add(o)
+            elif not _pid_alive(pid):
+                dead.add(o)
+        return frozenset(dead)
+
+    def wake(self, workflow_id: str) -> None:
+        ev = self._wakeups.get(workflow_id)
+        if ev is not None:
+            ev.set()
+
+    async def wait_for_wakeup(self, workflow_id: str, timeout: float) -> None:
+        ev = self._wakeups.setdefault(workflow_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            ev.clear()
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = list(self.tasks.values())
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        _LIVE_OWNERS.discard(self.owner)
+
+    def dumps_safe(self, value: Any) -> str:
+        try:
+            return codec.dumps(value)
+        except (TypeError, ValueError):
+            return codec.dumps(repr(value))
+
+    # -- driving a run --------------------------------------------------------------------------
+    async def drive(self, run: RunRow, *, fresh: bool = False) -> ExecutionResult:
+        try:
+            wf = self.dw.workflows.get(run.product, run.tag)
+        except WorkflowNotFoundError as e:
+            await self._release(run)
+            raise ConfigurationError(
+                f"run {run.workflow_id} needs workflow {run.product}/{run.tag}, which is not "
+                f"defined in this process ({e}); define it before recover()/worker") from None
+        history = [] if fresh else await self.store.load_steps(run.workflow_id)
+        ctx = WorkflowContext(self, run, wf, history)
+        self.contexts[run.workflow_id] = ctx
+        try:
+            return await self._drive(ctx, run, wf, fresh)
+        finally:
+            self.contexts.pop(run.workflow_id, None)
+            self._wakeups.pop(run.workflow_id, None)
+
+    async def _drive(self, ctx: WorkflowContext, run: RunRow, wf: WorkflowDef, fresh: bool
+                     ) -> ExecutionResult:
+        t0 = time.time()
+        if not fresh:
+            fields: dict[str, Any] = {"status": "running", "wake_at": None}
+            if run.started_at is None:
+                fields["started_at"] = run.started_at = t0
+            if run.deadline_at is None and wf.options.get("timeout") is not None:
+                fields["deadline_at"] = run.deadline_at = run.started_at + \
+                    float(wf.options["timeout"]) / 1000
+            opts = codec.loads(run.options) or {}
+            if opts.get("cancel_requested"):
+                ctx.cancel_reason = str(opts.get("cancel_reason") or "cancelled")
+            ctx._event("workflow_resumed" if run.attempt > 1 or ctx._history
+                       else "workflow_started")
+            try:
+                await ctx._commit(Batch(run=fields))
+            except LeaseLostError:
+                return await self.result_from_store(run.workflow_id)
+        token = current_ctx.set(ctx)
+        scope: asyncio.Timeout | None = None
+        try:
+            if run.deadline_at is not None:
+                scope = asyncio.timeout_at(asyncio.get_running_loop().time()
+                                           + (run.deadline_at - time.time()))
+                async with scope:
+                    output = await _call_handler(wf, ctx)
+            else:
+                output = await _call_handler(wf, ctx)
+            if ctx._unconsumed:
+                raise NonDeterminismError(
+                    f"run {run.workflow_id}: the handler finished without asking for recorded "
+                    f"operation(s) {sorted(ctx._unconsumed)}; the code changed under a running "
+                    "workflow (deploy the previous code to finish it, or restart the run)")
+            out = ctx._encode(output, "The workflow's return value")
+        except SuspendRun as s:
+            return await self._suspend(ctx, run, s)
+        except CancelRun as c:
+            return await self._finish_failed(ctx, run, wf, c, cancelled=True)
+        except LeaseLostError:
+            return await self.result_from_store(run.workflow_id)
+        except asyncio.CancelledError:
+            if self._closing:
+                await self._release(run)
+            raise
+        except TimeoutError as e:
+            if scope is not None and scope.expired():
+                limit = float(wf.options.get("timeout") or 0)
+                err: BaseException = WorkflowTimeoutError(
+                    f"Workflow timed out after {limit / 1000:g}s"
+                    + (f" (while running step '{ctx.current_step}')" if ctx.current_step else ""))
+                return await self._finish_failed(ctx, run, wf, err)
+            return await self._finish_failed(ctx, run, wf, e)
+        except Exception as e:
+            return await self._finish_failed(ctx, run, wf, e)
+        finally:
+            current_ctx.reset(token)
+        return await self._finish(ctx, run, out)
+
+    async def _finish(self, ctx: WorkflowContext, run: RunRow, out: str) -> ExecutionResult:
+        t = time.time()
+        manual = ctx.manual_rollback
+        status = "rolled_back" if manual and manual.get("rolled_back_steps") else "completed"
+        ctx._event("workflow_completed" if status == "completed" else "workflow_rolled_back")
+        fields = {"status": status, "output": out, "finished_at": t, "owner": None,
+                  "lease_until": None, "current_step": None, "wake_at": None,
+                  "rollback_result": None if manual is None else codec.dumps(manual)}
+        try:
+            await ctx._commit(Batch(run=fields))
+        except LeaseLostError:
+            return await self.result_from_store(run.workflow_id)
+        await self._notify_parent(run)
+        return ExecutionResult(run.workflow_id, status, codec.loads(out), None,
+                               ctx.completed_steps, None, _ms(run.started_at, t), manual)
+
+    async def _suspend(self, ctx: WorkflowContext, run: RunRow, s: SuspendRun) -> ExecutionResult:
+        ctx._event("workflow_suspended", None, {"status": s.status, "wake_at": s.wake_at})
+        fields = {"status": s.status, "wake_at": s.wake_at, "owner": None, "lease_until": None}
+        try:
+            await ctx._commit(Batch(run=fields))
+        except LeaseLostError:
+            pass
+        return await self.result_from_store(run.workflow_id)
+
+    async def _finish_failed(self, ctx: WorkflowContext, run: RunRow, wf: WorkflowDef,
+                             err: BaseException, *, cancelled: bool = False) -> ExecutionResult:
+        failed_step = err.step if isinstance(err, StepError) else None
+        if isinstance(err, SerializationError) and failed_step is None:
+            failed_step = ctx.current_step
+        message = self.dw.redact(_run_message(err))
+        strategy = str(wf.options.get("rollback_strategy", "reverse_all"))
+        rb: dict[str, Any] | None = ctx.manual_rollback
+        if not isinstance(err, NonDeterminismError) and (strategy != "none" or cancelled):
+            try:
+                rb = await self.rollback(ctx, "reverse_all" if strategy == "none" else strategy,
+                                         message)
+            except LeaseLostError:
+                return await self.result_from_store(run.workflow_id)
+        if cancelled:
+            status = "cancelled"
+        elif rb and rb["rolled_back_steps"] and not rb["failed_steps"]:
+            status = "rolled_back"
+        else:
+            status = "failed"
+        if rb and rb["failed_steps"]:
+            message += "; rollback failed for " + ", ".join(
+                f"'{t}' ({rb['errors'].get(t, '')})" for t in rb["failed_steps"])
+        t = time.time()
+        ctx._event({"cancelled": "workflow_cancelled", "rolled_back": "workflow_rolled_back"}
+                   .get(status, "workflow_failed"), failed_step, {"error": message})
+        fields = {"status": status, "error": message, "failed_step": failed_step,
+                  "finished_at": t, "owner": None, "lease_until": None, "current_step": None,
+                  "wake_at": None, "rollback_result": None if rb is None else codec.dumps(rb)}
+        try:
+            await ctx._commit(Batch(run=fields))
+        except LeaseLostError:
+            return await self.result_from_store(run.workflow_id)
+        await self._notify_parent(run)
+        return ExecutionResult(run.workflow_id, status, None, message, ctx.completed_steps,
+                               failed_step, _ms(run.started_at, t), rb)
+
+    async def _release(self, run: RunRow) -> None:
+        try:
+            await self.store.release(run.workflow_id, self.owner)
+        except DuctworkError:
+            pass
+
+    async def _notify_parent(self, run: RunRow) -> None:
+        if run.parent_id:
+            await self.store.update_run(run.parent_id, {"wake_at": time.time()},
+                                        only_status=frozenset({"waiting"}))
+            self.wake(run.parent_id)
+
+    # -- compensation ---------------------------------------------------------------------------
+    async def rollback(self, ctx: WorkflowContext, strategy: str, reason: str) -> dict[str, Any]:
+        entries = sorted(ctx._done, key=lambda e: e[0], reverse=True)
+        if strategy == "critical_only":
+            entries = [e for e in entries if e[5]]
+        elif strategy == "to_checkpoint":
+            entries = [e for e in entries if e[0] > ctx._checkpoint_seq]
+        rolled: list[str] = []
+        failed: list[str] = []
+        errors: dict[str, str] = {}
+        if entries:
+            ctx._event("rollback_started", None, {"reason": reason, "strategy": strategy})
+        for _seq, key, tag, result, fn, _critical in entries:
+            rec = ctx._history.get(key)
+            done = ctx._rolled.get(key) or (rec.rollback_status if rec is not None else None)
+            if done == "rolled_back":
+                rolled.append(tag)
+                continue
+            if done == "rollback_failed":
+                failed.append(tag)
+                errors[tag] = (rec.rollback_error if rec is not None else None) or ""
+                continue
+            token = current_ctx.set(ctx)
+            try:
+                await _call_rollback(fn, result)
+                upd: dict[str, Any] = {"rollback_status": "rolled_back"}
+                ctx._event("step_rolled_back", tag)
+                rolled.append(tag)
+            except Exception as e:
+                msg = self.dw.redact(f"{type(e).__name__}: {e}" if not isinstance(
+                    e, DuctworkError) else str(e))
+                upd = {"rollback_status": "rollback_failed", "rollback_error": msg}
+                ctx._event("rollback_failed", tag, {"error": msg})
+                failed.append(tag)
+                errors[tag] = msg
+            finally:
+                current_ctx.reset(token)
+            ctx._rolled[key] = upd["rollback_status"]
+            await ctx._commit(Batch(step_updates=[(key, upd)]))
+        return {"success": not failed, "rolled_back_steps": rolled, "failed_steps": failed,
+                "errors": errors, "reason": reason, "strategy": strategy}
+
+    # -- children -------------------------------------------------------------------------------
+    async def child_workflow(self, ctx: WorkflowContext, child_id: str, tag: str, input: Any,
+                             **options: Any) -> Any:
+        from ductwork.interpreter.children import run_child
+
+        return await run_child(self, ctx, child_id, tag, input, **options)
+
+    # -- reading --------------------------------------------------------------------------------
+    async def result_from_store(self, workflow_id: str) -> ExecutionResult:
+        run = await self.store.get_run(workflow_id)
+        if run is None:
+            raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+        steps = await self.store.load_steps(workflow_id)
+        return ExecutionResult.from_rows(run, steps)
+
+
+async def _call_handler(wf: WorkflowDef, ctx: WorkflowContext) -> Any:
+    out = wf.handler(ctx)
+    if inspect.isawaitable(out):
+        out = await out
+    return out
+
+
+async def _call_rollback(fn: Any, result: Any) -> None:
+    try:
+        takes = len([p for p in inspect.signature(fn).parameters.values()
+                     if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)])
+    except (TypeError, ValueError):
+        takes = 1
+    out = fn(result) if takes else fn()
+    if inspect.isawaitable(out):
+        await out
+
+
+def _run_message(err: BaseException) -> str:
+    if isinstance(err, CancelRun):
+        return f"Workflow cancelled: {err.reason}"
+    if isinstance(err, DuctworkError):
+        return str(err)
+    text = str(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _ms(start: float | None, end: float) -> int:
+    return 0 if start is None else max(0, int(round((end - start) * 1000)))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+__all__ = ["CancelRun", "Engine", "completed_tags"]

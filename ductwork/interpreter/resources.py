@@ -1,0 +1,103 @@
+"""dw.connectors: which connector serves a (kind, resource, product, env), built once."""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Any
+
+from ductwork.connectors.base import (
+    BASES,
+    KINDS,
+    Connector,
+    ResourceSpec,
+    build_connector,
+    resolve_refs,
+)
+from ductwork.errors import ConfigurationError, ConnectorNotConfiguredError
+
+if TYPE_CHECKING:
+    from ductwork.core import Ductwork
+
+
+class ConnectorRegistry:
+    def __init__(self, dw: Ductwork) -> None:
+        self._dw = dw
+        # (kind, name, product|None, env|None) -> connector given by the user
+        self._explicit: dict[tuple[str, str, str | None, str | None], Connector] = {}
+        self._built: dict[tuple[str, str, str, str], Connector] = {}
+
+    def register(self, kind: str, name: str, connector: Connector, *, product: str | None = None,
+                 env: str | None = None) -> None:
+        """Serve `kind`/`name` with this instance (for every product/env unless narrowed)."""
+        kind = "broker" if kind in ("messaging", "publish") else kind
+        if kind not in KINDS:
+            hint = difflib.get_close_matches(kind, list(KINDS), 1)
+            raise ConfigurationError(
+                f"unknown connector kind {kind!r} (known: {', '.join(KINDS)})"
+                + (f"; did you mean '{hint[0]}'?" if hint else ""))
+        base = BASES[kind]
+        if not isinstance(connector, base):
+            raise ConfigurationError(
+                f"dw.connectors.register({kind!r}, {name!r}, ...): expected a {base.__name__} "
+                f"subclass instance, got {type(connector).__name__}")
+        self._explicit[(kind, name, product, env)] = connector
+
+    def get(self, kind: str, name: str, product: str, env: str) -> Connector:
+        for key in ((kind, name, product, env), (kind, name, product, None),
+                    (kind, name, None, env), (kind, name, None, None)):
+            conn = self._explicit.get(key)
+            if conn is not None:
+                return conn
+        built = self._built.get((kind, name, product, env))
+        if built is not None:
+            return built
+        spec = self.spec_for(kind, name, product, env)
+        conn = build_connector(spec)
+        self._built[(kind, name, product, env)] = conn
+        return conn
+
+    def spec_for(self, kind: str, name: str, product: str, env: str) -> ResourceSpec:
+        section = KINDS[kind]
+        prod = self._dw.product_spec(product)
+        resources = (prod.resources.get(kind) or {}) if prod is not None else {}
+        definition = resources.get(name)
+        if definition is None:
+            known = sorted(resources) + sorted(
+                n for (k, n, p, _e) in self._explicit if k == kind and p in (None, product))
+            hint = difflib.get_close_matches(name, known, 1)
+            where = (f"declare it under `{section}:` in the product file of {product}"
+                     if prod is not None else
+                     f"load a product file with Ductwork(specs=...) that declares it under "
+                     f"`{section}:`")
+            raise ConnectorNotConfiguredError(
+                f"no {kind} resource named '{name}' is configured for product '{product}' "
+                f"(env {env}); {where}, or register one with "
+                f"dw.connectors.register('{kind}', '{name}', connector)"
+                + (f"; did you mean '{hint[0]}'?" if hint else ""),
+                kind=kind, resource=name, env=env)
+        envs = definition.get("envs") or {}
+        if env not in envs:
+            raise ConnectorNotConfiguredError(
+                f"{kind} resource '{name}' has no config for env '{env}' (configured: "
+                f"{', '.join(sorted(envs)) or 'none'}); add `envs: {{{env}: ...}}` to it",
+                kind=kind, resource=name, env=env)
+        config = resolve_refs(dict(envs[env] or {}), environ=self._dw.environ,
+                              secrets=self._dw.secret_values, collect=self._dw.secrets,
+                              where=f"{section}.{name}.envs.{env}")
+        return ResourceSpec(kind=kind, name=name, env=env, product=product, config=config,
+                            definition=dict(definition), base_dir=prod.base_dir if prod else ".",
+                            secrets=self._dw.secrets)
+
+    def resource_value(self, kind: str, name: str, product: str, env: str, section: str,
+                       key: str) -> Any:
+        spec = self.spec_for(kind, name, product, env)
+        for source in (spec.config.get(section) or {}, spec.definition.get(section) or {}):
+            if key in source:
+                return source[key]
+        raise ConfigurationError(f"{kind} '{name}' has no {section[:-1]} named {key!r} "
+                                 f"(env {env})")
+
+    async def aclose(self) -> None:
+        built, self._built = list(self._built.values()), {}
+        for conn in built:
+            await conn.aclose()

@@ -1,0 +1,223 @@
+"""The run store interface: the one place the engine meets durable storage."""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ductwork.errors import StoreError
+
+# Run statuses. Terminal ones never change again (except by an explicit management call).
+TERMINAL = frozenset({"completed", "failed", "rolled_back", "cancelled"})
+# pending: queued for a worker; running: a process owns it (lease); sleeping/waiting: suspended
+# until wake_at (or a signal/child wakes it).
+ACTIVE = frozenset({"pending", "running", "sleeping", "waiting"})
+
+
+class LeaseLostError(StoreError):
+    """This process no longer owns the run (its lease expired and another worker took it)."""
+
+
+class StepConflictError(StoreError):
+    """A step result was already committed for (run, step): never record it twice."""
+
+
+def now() -> float:
+    return time.time()
+
+
+@dataclass(slots=True)
+class RunRow:
+    workflow_id: str
+    product: str
+    tag: str
+    env: str
+    status: str = "pending"
+    input: str | None = None          # JSON text (codec)
+    output: str | None = None
+    error: str | None = None
+    failed_step: str | None = None
+    options: str | None = None        # JSON: timeout, rollback_strategy, retries, queue ...
+    context: str | None = None        # JSON: caller context/session/auth metadata + re-run flags
+    parent_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    wake_at: float | None = None      # due time for pending/sleeping/waiting runs
+    deadline_at: float | None = None  # whole-run timeout
+    owner: str | None = None
+    lease_until: float | None = None
+    current_step: str | None = None
+    rollback_result: str | None = None
+    queue: str = "default"
+    priority: int = 0
+    attempt: int = 0                  # how many times a process started executing it
+    name: str | None = None
+
+
+RUN_FIELDS = tuple(RunRow.__slots__)  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class StepRow:
+    workflow_id: str
+    step_key: str                     # tag, or tag#n for the n-th occurrence (n >= 2)
+    tag: str
+    kind: str = "step"                # step | sleep | signal | checkpoint | state | child | rollback
+    status: str = "completed"         # running | waiting | completed | skipped | failed
+    seq: int = 0                      # completion order within the run
+    attempts: int = 0
+    input: str | None = None
+    result: str | None = None
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    critical: bool = False
+    has_rollback: bool = False
+    rollback_status: str | None = None  # rolled_back | rollback_failed
+    rollback_error: str | None = None
+    meta: str | None = None           # JSON: wake_at, signal names, child id ...
+
+
+STEP_FIELDS = tuple(StepRow.__slots__)  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one commit writes, atomically. The engine builds one per durable point."""
+
+    owner: str | None = None                     # fence: the run must still be ours
+    run: dict[str, Any] = field(default_factory=dict)
+    steps: list[StepRow] = field(default_factory=list)
+    step_updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    events: list[tuple[float, str, str | None, str | None]] = field(default_factory=list)
+    logs: list[tuple[float, str, str, str | None, str | None]] = field(default_factory=list)
+    state: dict[str, str] = field(default_factory=dict)   # key -> JSON
+    consume_signal: tuple[int, str] | None = None        # (signal id, step_key)
+
+    def __bool__(self) -> bool:
+        return bool(self.run or self.steps or self.step_updates or self.events or self.logs
+                    or self.state or self.consume_signal)
+
+
+@dataclass(slots=True)
+class SignalRow:
+    id: int
+    workflow_id: str
+    name: str
+    payload: str | None
+    created_at: float
+    consumed_by: str | None = None
+
+
+class RunStore(abc.ABC):
+    """Abstract durable store. SQLite and PostgreSQL implement it; tests run against both."""
+
+    url: str = ""
+
+    async def open(self) -> None:  # noqa: B027
+        """Create/migrate the schema on first use."""
+
+    async def close(self) -> None:  # noqa: B027
+        pass
+
+    # runs
+    @abc.abstractmethod
+    async def create_run(self, run: RunRow, events: list[tuple[float, str, str | None, str | None]]
+                         ) -> tuple[RunRow, bool]:
+        """Insert the run unless its workflow_id exists; return (stored run, created)."""
+
+    @abc.abstractmethod
+    async def get_run(self, workflow_id: str) -> RunRow | None: ...
+
+    @abc.abstractmethod
+    async def load_steps(self, workflow_id: str) -> list[StepRow]: ...
+
+    @abc.abstractmethod
+    async def commit(self, workflow_id: str, batch: Batch) -> None:
+        """Apply a batch in one transaction. Raises LeaseLostError / StepConflictError."""
+
+    @abc.abstractmethod
+    async def claim(self, workflow_id: str, owner: str, lease_s: float, *,
+                    steal_from: frozenset[str] = frozenset()) -> RunRow | None:
+        """Take ownership if the run is active and unowned, its lease expired, or its owner is in
+        steal_from (owners known dead). Returns the claimed run or None."""
+
+    @abc.abstractmethod
+    async def claim_due(self, owner: str, lease_s: float, limit: int, *,
+                        steal_from: frozenset[str] = frozenset(),
+                        queues: list[str] | None = None) -> list[RunRow]:
+        """Claim up to `limit` runs that are due: pending/sleeping/waiting with wake_at <= now,
+        and running runs whose lease expired (or whose owner is in steal_from)."""
+
+    @abc.abstractmethod
+    async def renew_leases(self, owner: str, lease_s: float) -> int: ...
+
+    @abc.abstractmethod
+    async def release(self, workflow_id: str, owner: str, *, wake_at: float | None = None) -> None:
+        """Give up ownership of a non-terminal run (graceful shutdown); it becomes due at wake_at
+        (default now)."""
+
+    @abc.abstractmethod
+    async def live_owners(self) -> list[str]:
+        """Owners currently holding leases on active runs."""
+
+    # signals
+    @abc.abstractmethod
+    async def send_signal(self, workflow_id: str, name: str, payload: str | None) -> int:
+        """Store a signal and make a run that waits for it due now."""
+
+    @abc.abstractmethod
+    async def find_signal(self, workflow_id: str, names: list[str]) -> SignalRow | None: ...
+
+    # reading
+    @abc.abstractmethod
+    async def list_runs(self, *, product: str | None = None, tag: str | None = None,
+                        status: str | list[str] | None = None, since: float | None = None,
+                        parent_id: str | None = None, limit: int = 100,
+                        cursor: str | None = None) -> tuple[list[RunRow], str | None]: ...
+
+    @abc.abstractmethod
+    async def events(self, workflow_id: str) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def logs(self, workflow_id: str) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def get_state(self, workflow_id: str) -> dict[str, str]: ...
+
+    @abc.abstractmethod
+    async def update_run(self, workflow_id: str, fields: dict[str, Any], *,
+                         only_status: frozenset[str] | None = None,
+                         events: list[tuple[float, str, str | None, str | None]] | None = None
+                         ) -> bool:
+        """Management update without ownership (cancel, wake ...); returns False if the status
+        guard did not match."""
+
+
+def open_store(url: str | RunStore | None, *, synchronous: str = "NORMAL") -> RunStore:
+    """A store from a URL: sqlite:///path, sqlite://:memory:, postgresql://..."""
+    if isinstance(url, RunStore):
+        return url
+    if url is None:
+        url = "sqlite:///.ductwork/runs.db"
+    if url.startswith("sqlite:"):
+        from ductwork.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url, synchronous=synchronous)
+    if url.startswith(("postgresql:", "postgres:")):
+        try:
+            from ductwork.store.postgres import PostgresStore  # type: ignore[import-not-found]
+        except ImportError as e:
+            raise StoreError(
+                f"the PostgreSQL store needs psycopg: pip install 'ductwork[postgres]' ({e})"
+            ) from None
+        store: RunStore = PostgresStore(url)
+        return store
+    raise StoreError(
+        f"unknown store URL {url.split('://')[0]!r}: use sqlite:///path/to/runs.db, "
+        "sqlite://:memory: or postgresql://user@host/db"
+    )

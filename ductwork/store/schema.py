@@ -1,0 +1,55 @@
+"""The run store schema, as numbered migrations shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+SCHEMA_VERSION = 1
+
+
+def _v1(dialect: str) -> list[str]:
+    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
+    serial = "BIGSERIAL PRIMARY KEY" if dialect == "postgres" else "INTEGER PRIMARY KEY AUTOINCREMENT"
+    boolean = "BOOLEAN" if dialect == "postgres" else "INTEGER"
+    return [
+        f"""CREATE TABLE IF NOT EXISTS dw_runs (
+            workflow_id TEXT PRIMARY KEY, product TEXT NOT NULL, tag TEXT NOT NULL,
+            env TEXT NOT NULL, status TEXT NOT NULL, input TEXT, output TEXT, error TEXT,
+            failed_step TEXT, options TEXT, context TEXT, parent_id TEXT,
+            created_at {real} NOT NULL, updated_at {real} NOT NULL, started_at {real},
+            finished_at {real}, wake_at {real}, deadline_at {real}, owner TEXT,
+            lease_until {real}, current_step TEXT, rollback_result TEXT,
+            queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0,
+            attempt INTEGER NOT NULL DEFAULT 0, name TEXT)""",
+        "CREATE INDEX IF NOT EXISTS dw_runs_due ON dw_runs (status, wake_at)",
+        "CREATE INDEX IF NOT EXISTS dw_runs_owner ON dw_runs (owner)",
+        "CREATE INDEX IF NOT EXISTS dw_runs_list ON dw_runs (created_at, workflow_id)",
+        "CREATE INDEX IF NOT EXISTS dw_runs_parent ON dw_runs (parent_id)",
+        f"""CREATE TABLE IF NOT EXISTS dw_steps (
+            workflow_id TEXT NOT NULL, step_key TEXT NOT NULL, tag TEXT NOT NULL,
+            kind TEXT NOT NULL, status TEXT NOT NULL, seq INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, input TEXT, result TEXT, error TEXT,
+            started_at {real}, finished_at {real}, critical {boolean} NOT NULL DEFAULT 0,
+            has_rollback {boolean} NOT NULL DEFAULT 0, rollback_status TEXT, rollback_error TEXT,
+            meta TEXT, PRIMARY KEY (workflow_id, step_key))""",
+        f"""CREATE TABLE IF NOT EXISTS dw_events (
+            id {serial}, workflow_id TEXT NOT NULL, ts {real} NOT NULL, type TEXT NOT NULL,
+            step TEXT, data TEXT)""",
+        "CREATE INDEX IF NOT EXISTS dw_events_run ON dw_events (workflow_id, id)",
+        f"""CREATE TABLE IF NOT EXISTS dw_logs (
+            id {serial}, workflow_id TEXT NOT NULL, ts {real} NOT NULL, level TEXT NOT NULL,
+            message TEXT NOT NULL, data TEXT, step TEXT)""",
+        "CREATE INDEX IF NOT EXISTS dw_logs_run ON dw_logs (workflow_id, id)",
+        """CREATE TABLE IF NOT EXISTS dw_state (
+            workflow_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+            PRIMARY KEY (workflow_id, key))""",
+        f"""CREATE TABLE IF NOT EXISTS dw_signals (
+            id {serial}, workflow_id TEXT NOT NULL, name TEXT NOT NULL, payload TEXT,
+            created_at {real} NOT NULL, consumed_by TEXT)""",
+        "CREATE INDEX IF NOT EXISTS dw_signals_run ON dw_signals (workflow_id, consumed_by)",
+    ]
+
+
+# version -> statements for a dialect ("sqlite" | "postgres"). Never edit a released entry:
+# add a new version that alters what came before.
+MIGRATIONS: dict[int, Callable[[str], list[str]]] = {1: _v1}
