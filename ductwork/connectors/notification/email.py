@@ -152,8 +152,11 @@ class SmtpNotifier(_Mailer):
             return self.fail(f"TLS with {self.where} failed: {cause or e}; set `ca_file` "
                              f"(or `verify: false` for a test server) in envs.{self.rspec.env}",
                              event)
-        if isinstance(e, aiosmtplib.SMTPNotSupported):
-            return self.fail(f"{self.where}: {e}; check `tls` in envs.{self.rspec.env}", event)
+        # A server without STARTTLS/AUTH is a config mismatch, not a hiccup worth retrying.
+        if isinstance(e, aiosmtplib.SMTPNotSupported) or (
+                type(e) is aiosmtplib.SMTPException and "not supported" in str(e)):
+            return self.fail(f"{self.where}: {e}; check `tls` and `username`/`password` in "
+                             f"envs.{self.rspec.env}", event)
         if isinstance(e, (aiosmtplib.SMTPException, OSError)):
             return self.fail(f"cannot talk to {self.where}: {e}", event, retryable=True)
         return self.fail(f"{self.where}: {type(e).__name__}: {e}", event)
