@@ -173,6 +173,16 @@ def render_path(ev: EventDef, params: Mapping[str, Any]) -> str:
     return path
 
 
+def _call_timeout(value: float | str | timedelta) -> float:
+    # The engine converts ctx.action.run(timeout=) to seconds before calling us, so a bare
+    # number here is seconds (unlike the product file, where bare numbers are milliseconds).
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"{value!r} must be more than 0 seconds")
+        return float(value)
+    return seconds(value)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date | dtime):
         return value.isoformat()
@@ -329,7 +339,7 @@ class HttpActionConnector(ActionConnector):
             raise self._spec.error(f"retries must be a whole number >= 0, got {retries!r}",
                                    event=event)
         try:
-            secs = seconds(timeout) if timeout is not None else (
+            secs = _call_timeout(timeout) if timeout is not None else (
                 ev.timeout if ev.timeout is not None else self.config.timeout)
         except ValueError as e:
             raise self._spec.error(f"bad timeout: {e}", event=event) from None

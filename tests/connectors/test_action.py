@@ -516,7 +516,11 @@ async def test_default_is_no_retry(server: HTTPServer, make: Make) -> None:
     assert len(seen) == 1
 
 
-async def test_timeout_is_an_error_and_not_retried(server: HTTPServer, make: Make) -> None:
+@pytest.mark.parametrize("timeout", [0.1, "100ms", timedelta(milliseconds=100)])
+async def test_timeout_is_an_error_and_not_retried(
+    server: HTTPServer, make: Make, timeout: Any
+) -> None:
+    # a bare number is seconds here: the engine converts ctx.action.run(timeout=) to seconds
     calls: list[int] = []
 
     def slow(request: Request) -> Response:
@@ -526,10 +530,15 @@ async def test_timeout_is_an_error_and_not_retried(server: HTTPServer, make: Mak
 
     server.expect_request("/v1/charges").respond_with_handler(slow)
     with pytest.raises(ConnectorError) as err:
-        await make().run("list-charges", timeout="100ms", retries=2)
+        await make().run("list-charges", timeout=timeout, retries=2)
     assert "GET /v1/charges timed out after 0.1s (ReadTimeout)" in str(err.value)
     assert "(env dev)" in str(err.value) and err.value.retryable
     assert len(calls) == 1
+
+
+async def test_bad_call_timeout(make: Make) -> None:
+    with pytest.raises(ConnectorError, match="bad timeout: 'soon' is not a duration"):
+        await make().run("list-charges", timeout="soon")
 
 
 async def test_timeout_from_config(server: HTTPServer, make: Make) -> None:
