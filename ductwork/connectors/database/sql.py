@@ -236,7 +236,9 @@ class Builder:
             if not isinstance(arg, str):
                 raise InputError(f"{op} on '{col.name}' expects a text pattern")
             params.append(arg)
-            return f"{qcol} LIKE {ph}" if op == "$like" else self.d.ilike(qcol, ph)
+            # Backslash escapes % and _ on both backends (PostgreSQL's default; SQLite has none).
+            like = f"{qcol} LIKE {ph}" if op == "$like" else self.d.ilike(qcol, ph)
+            return like + " ESCAPE '\\'"
         if op in ("$isNull", "$isNotNull"):
             if not isinstance(arg, bool):
                 raise InputError(f"{op} on '{col.name}' expects true or false")
