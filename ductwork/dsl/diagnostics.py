@@ -1,0 +1,76 @@
+"""Located compile errors rendered like a compiler: `path:line:col: message`, source, caret."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem at one place in one file. `line`/`col` are 1-based."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+    hint: str | None = None
+    source: str | None = None  # the offending source line, for the caret display
+    length: int = 1  # how many characters to underline
+
+    @property
+    def location(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
+    def short(self) -> str:
+        """`line:col: message`, the form the broken-spec catalogue pins."""
+        return f"{self.line}:{self.col}: {self.message}"
+
+    def render(self) -> str:
+        out = [f"{self.location}: {self.message}"]
+        if self.source is not None and self.source.strip():
+            gutter = f"{self.line:>4} | "
+            text = self.source.replace("\t", " ")
+            out.append(gutter + text)
+            width = max(1, min(self.length, len(text) - self.col + 1))
+            pad = " " * (len(gutter) - 2) + "| " + " " * (self.col - 1)
+            out.append(pad + "^" + "~" * (width - 1))
+        if self.hint:
+            out.append(f"     = hint: {self.hint}")
+        return "\n".join(out)
+
+    __str__ = render
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "line": self.line, "col": self.col,
+            "message": self.message, "hint": self.hint,
+        }
+
+
+def did_you_mean(name: object, candidates: Iterable[str]) -> str | None:
+    """A "did you mean 'x'?" hint when a candidate is close to `name`, else None."""
+    if not isinstance(name, str):
+        return None
+    pool = sorted(set(candidates))
+    match = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not match:
+        lowered = {c.lower(): c for c in pool}
+        if name.lower() in lowered:
+            match = [lowered[name.lower()]]
+    return f"did you mean '{match[0]}'?" if match else None
+
+
+def known(candidates: Iterable[str]) -> str:
+    """A short list of valid names for a message: "known: a, b, c"."""
+    pool = sorted(set(candidates))
+    if not pool:
+        return "none declared"
+    shown = ", ".join(pool[:12])
+    return shown + (f", ... ({len(pool)} in all)" if len(pool) > 12 else "")
+
+
+def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
+    return (d.path, d.line, d.col, d.message)

@@ -1,0 +1,294 @@
+"""YAML loading with a source position for every node; duplicate keys and exotic YAML rejected."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ductwork.dsl.diagnostics import Diagnostic
+from ductwork.errors import CompileError
+
+# A path into the loaded data: mapping keys and list indexes, as jsonschema reports them.
+DataPath = tuple[str | int, ...]
+
+# Aliases can multiply a small file into a huge tree ("billion laughs"); refuse past this.
+MAX_NODES = 200_000
+
+_TAG = "tag:yaml.org,2002:"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with the YAML 1.2 core scalars: no yes/no/on/off booleans, no timestamps,
+    no sexagesimal numbers, no `<<` merge keys. `on: push` stays the string key "on"."""
+
+
+_Loader.yaml_implicit_resolvers = {}
+for _tag, _regexp, _first in (
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+0123456789."),
+    ),
+):
+    _Loader.add_implicit_resolver(_TAG + _tag, re.compile(_regexp), _first)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a node sits in the source: 0-based character offsets plus the scalar style."""
+
+    start: int
+    end: int
+    style: str | None = None
+
+
+class Document:
+    """A loaded YAML file: plain data (dict/list/str/int/float/bool/None) plus positions."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.text = text
+        self.data: Any = None
+        self.values: dict[DataPath, Span] = {}
+        self.keys: dict[DataPath, Span] = {}
+        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    # -- positions ---------------------------------------------------------------------
+
+    def line_col(self, index: int) -> tuple[int, int]:
+        """1-based line and column of a character offset."""
+        lo, hi = 0, len(self._line_starts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._line_starts[mid] <= index:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo + 1, index - self._line_starts[lo] + 1
+
+    def source_line(self, line: int) -> str:
+        if not 1 <= line <= len(self._line_starts):
+            return ""
+        start = self._line_starts[line - 1]
+        end = self.text.find("\n", start)
+        return self.text[start : end if end >= 0 else len(self.text)].rstrip("\r")
+
+    def span(self, path: DataPath, *, key: bool = False) -> Span:
+        """The span of the value (or of its key) at `path`, else of the nearest ancestor."""
+        table = self.keys if key else self.values
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if key and p in self.values:
+                return self.values[p]
+            p = p[:-1]
+        return self.values.get((), Span(0, 0))
+
+    def locate(self, path: DataPath, *, key: bool = False,
+               offset: int | None = None) -> tuple[int, int]:
+        """Line and column of a node; with `offset`, of that character inside a string scalar."""
+        span = self.span(path, key=key)
+        index = span.start
+        if offset is not None and tuple(path) in self.values:
+            value = _get(self.data, path)
+            if isinstance(value, str):
+                index = self._offset_index(span, value, offset)
+        return self.line_col(index)
+
+    def _offset_index(self, span: Span, value: str, offset: int) -> int:
+        """Map an offset in a scalar's value to the source, through quotes and block styles."""
+        raw = self.text[span.start : span.end]
+        offset = max(0, min(offset, len(value)))
+        if span.style is None and raw == value:
+            return span.start + offset
+        # Find the same text in the source: the needle runs from `offset` to the end of its
+        # line (escapes and folding only ever change what lies between needle candidates).
+        line_end = value.find("\n", offset)
+        needle = value[offset : line_end if line_end >= 0 else len(value)][:40]
+        shift = 0
+        if not needle:  # offset at the end of the value or of a line: look at what precedes
+            back = value[max(0, offset - 20) : offset].split("\n")[-1]
+            needle, shift = back, len(back)
+        if not needle:
+            return span.start
+        nth = value[:offset + (0 if shift == 0 else -shift)].count(needle)
+        pos = -1
+        for _ in range(nth + 1):
+            pos = raw.find(needle, pos + 1)
+            if pos < 0:
+                return span.start
+        return span.start + pos + shift
+
+
+def _get(data: Any, path: DataPath) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _diag(path: str, doc: Document | None, index: int | None, message: str,
+          hint: str | None = None) -> Diagnostic:
+    if doc is None or index is None:
+        return Diagnostic(path, 1, 1, message, hint=hint)
+    line, col = doc.line_col(index)
+    return Diagnostic(path, line, col, message, hint=hint, source=doc.source_line(line))
+
+
+def load_text(text: str, path: str = "<string>") -> Document:
+    """Parse one YAML document into a Document; any problem raises CompileError."""
+    doc = Document(path, text)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = e.problem or e.context or "invalid YAML"
+        if e.context and e.problem and e.problem.startswith("but "):
+            problem = f"{e.context}, {e.problem}"
+        index = mark.index if mark is not None else None
+        if index is not None:
+            index = min(index, len(text))
+        raise CompileError([_diag(path, doc, index, f"YAML syntax error: {problem}")]) from None
+    except yaml.YAMLError as e:  # reader errors: control characters, bad encoding
+        index = getattr(e, "position", None)
+        reason = getattr(e, "reason", None) or str(e).splitlines()[0]
+        raise CompileError([_diag(path, doc, index, f"YAML syntax error: {reason}")]) from None
+    except RecursionError:
+        raise CompileError([_diag(path, doc, 0, "YAML nested too deeply")]) from None
+    if node is None:
+        doc.values[()] = Span(0, 0)
+        return doc
+    builder = _Builder(doc)
+    try:
+        doc.data = builder.build(node, ())
+    except RecursionError:
+        raise CompileError([_diag(path, doc, 0, "YAML nested too deeply")]) from None
+    if builder.diagnostics:
+        raise CompileError(builder.diagnostics)
+    return doc
+
+
+def load_file(path: str | Path) -> Document:
+    """Read and parse a YAML file (UTF-8)."""
+    p = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise CompileError([Diagnostic(p, 1, 1, f"cannot read file: {e.strerror or e}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise CompileError(
+            [Diagnostic(p, 1, 1, f"file is not UTF-8 text (bad byte at offset {e.start})")]
+        ) from None
+    return load_text(text, p)
+
+
+class _Builder:
+    """Turns yaml nodes into plain data, recording spans and collecting problems."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.diagnostics: list[Diagnostic] = []
+        self.count = 0
+        self.expanded: dict[int, Any] = {}
+
+    def fail(self, node: Node, message: str, hint: str | None = None) -> None:
+        index = node.start_mark.index
+        self.diagnostics.append(_diag(self.doc.path, self.doc, index, message, hint))
+
+    def build(self, node: Node, path: DataPath) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            if self.count == MAX_NODES + 1:
+                self.fail(node, f"document too large (more than {MAX_NODES} nodes after aliases)")
+            return None
+        if id(node) in self.expanded:
+            # An alias: reuse the value; the positions stay those of the anchored node.
+            return self.expanded[id(node)]
+        span = Span(node.start_mark.index, node.end_mark.index,
+                    getattr(node, "style", None) if isinstance(node, ScalarNode) else None)
+        self.doc.values[path] = span
+        value: Any
+        if isinstance(node, ScalarNode):
+            value = self.scalar(node)
+        elif isinstance(node, SequenceNode):
+            if node.tag not in (_TAG + "seq",):
+                self.fail(node, f"unsupported YAML tag '{node.tag}' on a list")
+            value = [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        elif isinstance(node, MappingNode):
+            value = self.mapping(node, path)
+        else:  # pragma: no cover - yaml only produces the three node kinds
+            value = None
+        self.expanded[id(node)] = value
+        return value
+
+    def mapping(self, node: MappingNode, path: DataPath) -> dict[str, Any]:
+        if node.tag != _TAG + "map":
+            self.fail(node, f"unsupported YAML tag '{node.tag}' on a mapping")
+        out: dict[str, Any] = {}
+        first: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                self.fail(key_node, "mapping keys must be plain strings, not lists or mappings")
+                continue
+            key = str(key_node.value)
+            if key == "<<" and key_node.style is None:
+                self.fail(key_node, "YAML merge keys ('<<') are not supported",
+                          hint="write the keys out, or use an anchor for a whole value")
+                continue
+            if key in first:
+                line, _ = self.doc.line_col(first[key].start_mark.index)
+                self.fail(key_node, f"duplicate key '{key}' (first defined on line {line})")
+                continue
+            first[key] = key_node
+            self.doc.keys[(*path, key)] = Span(key_node.start_mark.index, key_node.end_mark.index)
+            out[key] = self.build(value_node, (*path, key))
+        return out
+
+    def scalar(self, node: ScalarNode) -> Any:
+        tag, text = node.tag, node.value
+        if tag == _TAG + "str":
+            return text
+        if tag == _TAG + "null":
+            return None
+        if tag == _TAG + "bool":
+            if text.lower() in ("true", "false"):
+                return text.lower() == "true"
+        elif tag == _TAG + "int":
+            try:
+                t = text.replace("_", "")
+                if t.startswith(("0o", "0x")):
+                    return int(t, 0)
+                return int(t)
+            except ValueError:
+                pass
+        elif tag == _TAG + "float":
+            low = text.lower()
+            if low.endswith(".inf"):
+                return -math.inf if low.startswith("-") else math.inf
+            if low == ".nan":
+                return math.nan
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        else:
+            self.fail(node, f"unsupported YAML tag '{tag}'",
+                      hint="only strings, numbers, booleans, null, lists and mappings are allowed")
+            return text
+        self.fail(node, f"'{text}' is not a valid {tag.removeprefix(_TAG)}")
+        return text

@@ -1,0 +1,82 @@
+"""Product files -> ProductSpec: schema, environments, and each provider's config validator."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from ductwork.connectors import base as connectors
+from ductwork.dsl import schema_check
+from ductwork.dsl import vocabulary as v
+from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known
+from ductwork.dsl.loader import DataPath, Document
+from ductwork.dsl.plan import ProductSpec
+from ductwork.errors import DuctworkError
+
+
+def compile_product(doc: Document, folder: str | None = None
+                    ) -> tuple[ProductSpec | None, list[Diagnostic]]:
+    """Check one product file; returns the spec (even with errors, for workflow checks)."""
+    diagnostics = list(schema_check.check(doc, "product"))
+
+    def fail(path: DataPath, message: str, hint: str | None = None, *, key: bool = False) -> None:
+        line, col = doc.locate(path, key=key)
+        length = len(str(path[-1])) if key and path else 1
+        diagnostics.append(Diagnostic(doc.path, line, col, message, hint,
+                                      doc.source_line(line), length))
+
+    data = doc.data
+    if not isinstance(data, dict):
+        return None, diagnostics
+    name = data.get("product")
+    if not isinstance(name, str):
+        name = folder or "?"
+    elif folder is not None and name != folder:
+        fail(("product",), f"product '{name}' lives in folder '{folder}'",
+             "the folder name is the product name: rename one of them")
+    envs_raw = data.get("envs")
+    envs = tuple(e for e in envs_raw if isinstance(e, str)) if isinstance(envs_raw, list) else ()
+    resources: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in v.KIND_SECTION}
+    for section, kind in v.SECTIONS.items():
+        block = data.get(section)
+        if not isinstance(block, dict):
+            continue
+        for rname, definition in block.items():
+            if not isinstance(definition, dict):
+                continue
+            resources[kind][rname] = copy.deepcopy(definition)
+            # The validators find the env name by identity of `config` inside `definition`.
+            checked = copy.deepcopy(definition)
+            configs = checked.get("envs")
+            if not isinstance(configs, dict):
+                continue
+            for env, config in configs.items():
+                at: DataPath = (section, rname, "envs", env)
+                if envs and env not in envs:
+                    fail(at, f"unknown environment '{env}' in {kind} '{rname}'",
+                         did_you_mean(env, envs) or f"the product declares {known(envs)}",
+                         key=True)
+                if isinstance(config, dict):
+                    for problem_path, message in _validate(kind, checked, config):
+                        fail((section, rname, *problem_path), message)
+    base_dir = str(Path(doc.path).resolve().parent)
+    spec = ProductSpec(
+        name=name, title=str(data.get("name") or name),
+        description=str(data.get("description") or ""), envs=envs, resources=resources,
+        workflows={}, base_dir=base_dir, path=doc.path,
+    )
+    return spec, diagnostics
+
+
+def _validate(kind: str, definition: dict[str, Any], config: dict[str, Any]
+              ) -> list[tuple[tuple[str | int, ...], str]]:
+    provider = config.get("provider")
+    if provider is not None and provider not in v.PROVIDERS[kind]:
+        return []  # the schema reported it
+    try:
+        return connectors.validate_resource(kind, definition, config)
+    except DuctworkError as e:
+        return [((), str(e))]
+    except Exception as e:  # a validator bug must not hide the user's other errors
+        return [((), f"the {kind} config validator failed: {type(e).__name__}: {e}")]

@@ -1,0 +1,124 @@
+"""Loading a folder of products (product.yaml + workflows/*.yaml), every error of every file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ductwork.dsl.compiler import compile_workflow, tag_of
+from ductwork.dsl.diagnostics import Diagnostic, sort_key
+from ductwork.dsl.loader import load_file
+from ductwork.dsl.plan import ProductSpec, Specs
+from ductwork.dsl.product import compile_product
+from ductwork.errors import CompileError
+
+PRODUCT_FILE = "product.yaml"
+WORKFLOW_DIR = "workflows"
+
+
+@dataclass
+class Report:
+    """What checking a specs folder found: the specs, every diagnostic, the files read."""
+
+    specs: Specs
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics
+
+
+def product_dirs(root: Path) -> list[Path]:
+    """The product folders under `root` (or `root` itself when it holds a product.yaml)."""
+    if root.is_file():
+        root = root.parent
+    if (root / PRODUCT_FILE).is_file():
+        return [root]
+    return sorted(d for d in root.iterdir() if d.is_dir() and (d / PRODUCT_FILE).is_file()) \
+        if root.is_dir() else []
+
+
+def workflow_files(product_dir: Path) -> list[Path]:
+    wdir = product_dir / WORKFLOW_DIR
+    if not wdir.is_dir():
+        return []
+    return sorted(f for f in wdir.iterdir()
+                  if f.is_file() and f.suffix in (".yaml", ".yml"))
+
+
+def _display(path: Path) -> str:
+    """Paths in messages are relative to the working directory when possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def check_product(product_dir: Path, report: Report) -> ProductSpec | None:
+    pfile = product_dir / PRODUCT_FILE
+    report.files.append(_display(pfile))
+    try:
+        doc = load_file(_display(pfile))
+    except CompileError as e:
+        report.diagnostics.extend(e.diagnostics)
+        return None
+    product, diagnostics = compile_product(doc, folder=product_dir.name)
+    report.diagnostics.extend(diagnostics)
+    if product is None:
+        return None
+    files = workflow_files(product_dir)
+    tags = {tag_of(f) for f in files}
+    for f in files:
+        report.files.append(_display(f))
+        try:
+            wdoc = load_file(_display(f))
+        except CompileError as e:
+            report.diagnostics.extend(e.diagnostics)
+            continue
+        tag = tag_of(f)
+        if tag in product.workflows or (f.suffix == ".yml" and (f.with_suffix(".yaml")).exists()):
+            report.diagnostics.append(Diagnostic(_display(f), 1, 1,
+                                                 f"workflow '{tag}' is defined twice "
+                                                 "(.yaml and .yml)"))
+            continue
+        plan, wdiags = compile_workflow(wdoc, product, workflows=tags, expected_tag=tag)
+        report.diagnostics.extend(wdiags)
+        if plan is not None:
+            product.workflows[plan.tag] = plan
+    return product
+
+
+def check_specs(path: str | Path) -> Report:
+    """Check every product under `path`; never raises for problems in the files."""
+    root = Path(path)
+    report = Report(Specs(root=str(root)))
+    if not root.exists():
+        report.diagnostics.append(Diagnostic(str(path), 1, 1, "no such file or directory"))
+        return report
+    dirs = product_dirs(root)
+    if not dirs:
+        report.diagnostics.append(Diagnostic(
+            str(path), 1, 1, f"no {PRODUCT_FILE} found",
+            f"a specs folder holds <product>/{PRODUCT_FILE} and <product>/{WORKFLOW_DIR}/*.yaml"))
+    for d in dirs:
+        product = check_product(d, report)
+        if product is None:
+            continue
+        if product.name in report.specs.products:
+            other = report.specs.products[product.name].path
+            report.diagnostics.append(Diagnostic(product.path, 1, 1,
+                                                 f"product '{product.name}' is also defined "
+                                                 f"in {other}"))
+            continue
+        report.specs.products[product.name] = product
+    report.diagnostics.sort(key=sort_key)
+    return report
+
+
+def load_specs(path: str | Path) -> Specs:
+    """Load a specs folder; raises CompileError carrying every diagnostic of every file."""
+    report = check_specs(path)
+    if report.diagnostics:
+        raise CompileError(report.diagnostics)
+    return report.specs

@@ -1,0 +1,176 @@
+"""The words of the YAML DSL: step bodies, arguments, modifiers (shared by schema and compiler)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Argument types. Names are static (checked against the product file); the others may be
+# written literally or as one `${...}` expression that produces the value at run time.
+ANY, NAME, TEXT, LIST, MAP, INT, DURATION, BOOL = (
+    "any", "name", "text", "list", "map", "int", "duration", "bool",
+)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str = ANY
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Call:
+    """A component call body such as `database.insert`: ctx.<component>.<method>(**args)."""
+
+    key: str
+    kind: str  # connector kind of the resource it addresses
+    resource: str | None  # argument naming the resource ("database"), None: inside `event`
+    event: str | None  # argument naming the event/action ("event", "action") if any
+    params: tuple[Param, ...]
+    description: str = ""
+
+    @property
+    def component(self) -> str:
+        return self.key.split(".", 1)[0]
+
+    @property
+    def method(self) -> str:
+        return self.key.split(".", 1)[1]
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+def _call(key: str, kind: str, resource: str | None, event: str | None,
+          *params: Param, description: str = "") -> Call:
+    head: list[Param] = []
+    if resource:
+        head.append(Param(resource, NAME, True, f"the {kind} resource, as named in product.yaml"))
+    if event:
+        head.append(Param(event, NAME, True, f"the {event} declared on that resource"))
+    return Call(key, kind, resource, event, (*head, *params), description)
+
+
+_ROUTED = "flat input routed to body/params/query/headers, or {body, query, params, headers}"
+
+CALLS: dict[str, Call] = {c.key: c for c in (
+    _call("action.run", "action", "app", "event",
+          Param("input", MAP, description=_ROUTED),
+          Param("retries", INT, description="HTTP-level retries of the connector"),
+          Param("timeout", DURATION, description="per-request timeout"),
+          description="Call an app's HTTP action."),
+    _call("database.insert", "database", "database", "event", Param("data", ANY, True)),
+    _call("database.query", "database", "database", "event", Param("params", MAP)),
+    _call("database.update", "database", "database", "event",
+          Param("where", MAP), Param("data", ANY, True)),
+    _call("database.delete", "database", "database", "event", Param("where", MAP)),
+    _call("database.upsert", "database", "database", "event", Param("data", ANY, True)),
+    _call("database.execute", "database", "database", "event", Param("input", MAP)),
+    _call("notification.email", "notification", "notification", "event",
+          Param("recipients", LIST, True, "email addresses"),
+          Param("subject", MAP, description="variables for the subject template"),
+          Param("template", MAP, description="variables for the body template")),
+    _call("notification.sms", "notification", "notification", "event",
+          Param("phones", LIST, True), Param("message", MAP)),
+    _call("notification.push", "notification", "notification", "event",
+          Param("tokens", LIST, True), Param("title", MAP), Param("body", MAP),
+          Param("data", MAP)),
+    _call("notification.send", "notification", "notification", "event", Param("input", MAP)),
+    _call("storage.upload", "storage", "storage", "event",
+          Param("input", MAP, True, "{buffer, file_name, mime_type}")),
+    _call("storage.download", "storage", "storage", "event",
+          Param("input", MAP, True, "{file_key}")),
+    _call("storage.delete", "storage", "storage", "event", Param("input", MAP, True)),
+    _call("storage.list", "storage", "storage", "event", Param("input", MAP)),
+    _call("graph.create_node", "graph", "graph", None,
+          Param("labels", LIST, True), Param("properties", MAP)),
+    _call("graph.update_node", "graph", "graph", None,
+          Param("id", ANY, True), Param("properties", MAP, True)),
+    _call("graph.delete_node", "graph", "graph", None, Param("id", ANY, True)),
+    _call("graph.create_relationship", "graph", "graph", None,
+          Param("from", ANY, True), Param("to", ANY, True), Param("type", TEXT, True),
+          Param("properties", MAP)),
+    _call("graph.delete_relationship", "graph", "graph", None, Param("id", ANY, True)),
+    _call("graph.query", "graph", "graph", "action", Param("params", MAP)),
+    _call("graph.execute", "graph", "graph", "action", Param("input", MAP)),
+    Call("messaging.produce", "broker", None, "event",
+         (Param("event", NAME, True, '"<broker>:<topic>"'), Param("message", ANY, True))),
+    _call("publish.send", "broker", "broker", "event",
+          Param("input", MAP, True, "{message}"),
+          description="The older spelling of messaging.produce; `event` is the topic."),
+)}
+
+# Control bodies (run by the interpreter itself, not through a connector).
+CONTROL = ("sleep", "wait_for_signal", "checkpoint", "set", "log", "fail", "foreach",
+           "parallel", "switch", "workflow", "python")
+
+BODIES: tuple[str, ...] = (*CALLS, *CONTROL)
+
+# Bodies that run through ctx.step (so they need a tag and accept the step modifiers).
+TASKS = frozenset((*CALLS, "python", "fail"))
+# Bodies whose result can be read as steps.<tag> and which therefore may carry a tag.
+TAGGABLE = frozenset((*TASKS, "wait_for_signal", "workflow", "foreach", "parallel", "switch"))
+
+# Bodies allowed as a `rollback:`: calls, python and log (no control flow while compensating).
+ROLLBACK_BODIES: tuple[str, ...] = (*CALLS, "python", "log")
+
+MODIFIERS = ("rollback", "allow_fail", "retries", "retry_delay", "timeout", "critical")
+STEP_KEYS = ("tag", "if", *MODIFIERS, "args", *BODIES)
+
+# Keys people bring from other engines or from older docs, with the way to say it here.
+ALIASES: dict[str, str] = {
+    "retry": "write 'retries: <n>' and 'retry_delay: <duration>' (there is no 'retry' block)",
+    "max_attempts": "write 'retries: <n>' (the number of retries after the first attempt)",
+    "wait_for": "the signal step is spelled 'wait_for_signal'",
+    "when": "conditions are spelled 'if'",
+    "name": "a step is named by its 'tag'",
+    "id": "a step is named by its 'tag'",
+    "allowFail": "write 'allow_fail' (snake_case)",
+    "retryDelay": "write 'retry_delay' (snake_case)",
+    "waitForSignal": "write 'wait_for_signal' (snake_case)",
+    "setState": "state is written with 'set: {key: value}'",
+    "set_state": "state is written with 'set: {key: value}'",
+    "messaging.publish": "write 'messaging.produce'",
+}
+
+ROLLBACK_STRATEGIES = ("reverse_all", "critical_only", "to_checkpoint", "none")
+PARENT_CLOSE_POLICIES = ("terminate", "abandon", "request_cancel")
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+# ctx metadata readable from expressions as ctx.<name>.
+CTX_FIELDS = (
+    "input", "workflow_id", "workflow_tag", "env", "product", "checkpoint_name",
+    "checkpoint_data", "completed_steps", "current_step", "is_replay", "is_restart",
+    "is_restored", "replayed_from", "restarted_from", "resumed_from", "replay_reason",
+    "restart_reason", "restored_checkpoint", "original_input", "context", "session", "auth",
+)
+
+# Product file sections -> connector kind, and the extra blocks each kind may declare.
+SECTIONS: dict[str, str] = {
+    "apps": "action", "databases": "database", "notifications": "notification",
+    "storage": "storage", "graphs": "graph", "brokers": "broker",
+}
+KIND_SECTION = {kind: section for section, kind in SECTIONS.items()}
+PROVIDERS: dict[str, tuple[str, ...]] = {
+    "action": ("http",),
+    "database": ("sqlite", "postgresql", "mysql", "mongodb"),
+    "notification": ("outbox", "smtp", "twilio", "fcm", "webpush"),
+    "storage": ("local", "s3"),
+    "graph": ("ladybug", "falkordb"),
+    "broker": ("redis", "nats", "kafka"),
+}
+KIND_EXTRAS: dict[str, tuple[str, ...]] = {
+    "action": (),
+    "database": ("tables",),
+    "notification": (),  # templates live in the events (subject/text/html, message, ...)
+    "storage": (),
+    "graph": ("actions",),
+    "broker": ("topics",),
+}
+
+# Words an expression already uses; a foreach `as:` cannot take them.
+RESERVED_NAMES = frozenset({
+    "ctx", "steps", "state", "result", "item", "index", "env",
+    "true", "false", "null", "and", "or", "not", "in", "if", "else", "transform",
+})
