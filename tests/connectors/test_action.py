@@ -657,3 +657,104 @@ def test_provider_registered_as_default_for_action() -> None:
                         config={"base_url": "http://127.0.0.1:1"})
     assert spec.provider == "http"
     assert isinstance(build_connector(spec), HttpActionConnector)
+
+
+# -- end to end through the engine (the seed's charge + refund example) --------------------------
+
+def _stripe_for(dw: Any, server: HTTPServer) -> HttpActionConnector:
+    """The app connector as the engine would build it: refs resolved into dw's SecretSet."""
+    raw = {"base_url": server.url_for(""), "auth": {"type": "bearer",
+                                                    "token": "${secrets.STRIPE_KEY}"}}
+    config = resolve_refs(raw, secrets=dw.secret_values, collect=dw.secrets)
+    spec = ResourceSpec(kind="action", name="stripe", env="dev", product="shop", config=config,
+                        definition={"envs": {"dev": raw}, "events": EVENTS}, secrets=dw.secrets)
+    conn = build_connector(spec)
+    assert isinstance(conn, HttpActionConnector)
+    return conn
+
+
+def _payment_workflow(dw: Any, ship_fails: bool) -> None:
+    @dw.workflows.workflow(product="shop", tag="payment")
+    async def payment(ctx: Any) -> Any:
+        charge = await ctx.step(
+            "charge-payment",
+            lambda: ctx.action.run(app="stripe", event="create-charge",
+                                   input={"body": {"amount": ctx.input.amount}}),
+            lambda result: ctx.action.run(app="stripe", event="refund-charge",
+                                          input={"body": {"chargeId": result["id"]}}),
+        )
+
+        def ship() -> dict[str, Any]:
+            if ship_fails:
+                raise RuntimeError("warehouse is closed")
+            return {"shipped": True}
+
+        await ctx.step("ship", ship)
+        return {"charge": charge["id"]}
+
+
+async def test_engine_charge_then_refund_on_rollback(server: HTTPServer, tmp_path: Any) -> None:
+    from ductwork import Ductwork
+
+    server.expect_request("/v1/charges", method="POST",
+                          headers={"Authorization": "Bearer sk_test_e2e_key"}) \
+        .respond_with_json({"id": "ch_e2e", "amount": 500}, 201)
+    server.expect_request("/v1/refunds", method="POST").respond_with_json({"id": "re_e2e"})
+    store = tmp_path / "runs.db"
+    async with Ductwork(store=f"sqlite:///{store}",
+                        secrets={"STRIPE_KEY": "sk_test_e2e_key"}) as dw:
+        conn = _stripe_for(dw, server)
+        dw.connectors.register("action", "stripe", conn)
+        _payment_workflow(dw, ship_fails=True)
+        result = await dw.workflows.execute(product="shop", env="dev", tag="payment",
+                                            input={"amount": 500})
+        await conn.aclose()
+    assert result.status == "rolled_back", result.error
+    assert result.failed_step == "ship" and "warehouse is closed" in (result.error or "")
+    bodies = [(r.path, r.get_json()) for r, _ in server.log]
+    assert bodies == [("/v1/charges", {"amount": 500}), ("/v1/refunds", {"chargeId": "ch_e2e"})]
+
+
+async def test_engine_completed_run_returns_the_charge(server: HTTPServer, tmp_path: Any) -> None:
+    from ductwork import Ductwork
+
+    server.expect_request("/v1/charges", method="POST").respond_with_json({"id": "ch_ok"}, 201)
+    async with Ductwork(store=f"sqlite:///{tmp_path / 'runs.db'}",
+                        secrets={"STRIPE_KEY": "sk_test_e2e_key"}) as dw:
+        conn = _stripe_for(dw, server)
+        dw.connectors.register("action", "stripe", conn)
+        _payment_workflow(dw, ship_fails=False)
+        result = await dw.workflows.execute(product="shop", env="dev", tag="payment",
+                                            input={"amount": 700})
+        await conn.aclose()
+    assert result.status == "completed", result.error
+    assert result.output == {"charge": "ch_ok"}
+    assert result.completed_steps == ["charge-payment", "ship"]
+
+
+async def test_engine_bad_credentials_fail_the_run_without_leaking_the_key(
+    server: HTTPServer, tmp_path: Any
+) -> None:
+    from ductwork import Ductwork
+
+    def reject(request: Request) -> Response:
+        echo = request.headers.get("Authorization")
+        return _json(401, {"error": {"message": f"Invalid API Key provided: {echo}"}})
+
+    server.expect_request("/v1/charges").respond_with_handler(reject)
+    store = tmp_path / "runs.db"
+    async with Ductwork(store=f"sqlite:///{store}",
+                        secrets={"STRIPE_KEY": "sk_live_do_not_leak"}) as dw:
+        conn = _stripe_for(dw, server)
+        dw.connectors.register("action", "stripe", conn)
+        _payment_workflow(dw, ship_fails=False)
+        result = await dw.workflows.execute(product="shop", env="dev", tag="payment",
+                                            input={"amount": 500})
+        await conn.aclose()
+    assert result.status == "failed" and result.failed_step == "charge-payment"
+    error = result.error or ""
+    assert "HTTP 401" in error and "stripe" in error and "create-charge" in error
+    assert "Invalid API Key" in error and "sk_live_do_not_leak" not in error
+    assert store.stat().st_size > 0
+    for path in tmp_path.iterdir():  # the run store and its WAL/SHM files
+        assert b"sk_live_do_not_leak" not in path.read_bytes(), path
