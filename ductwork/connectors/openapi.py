@@ -181,6 +181,8 @@ class _Importer:
 
     def event_name(self, path: str, method: str, op: dict[str, Any], taken: dict[str, Any]) -> str:
         base = kebab(str(op.get("operationId") or "")) or kebab(f"{method} {path}")
+        if not base[:1].isalpha():  # product-file names start with a letter
+            base = f"{method}-{base}"
         name, n = base, 2
         while name in taken:
             name, n = f"{base}-{n}", n + 1

@@ -236,9 +236,10 @@ def test_base_url_override(petstore: dict[str, Any]) -> None:
 
 def test_duplicate_operation_ids_get_suffixes() -> None:
     doc = {"openapi": "3.0.0", "servers": [{"url": "https://x"}], "paths": {
-        "/a": {"get": {"operationId": "fetch"}}, "/b": {"get": {"operationId": "fetch"}}}}
+        "/a": {"get": {"operationId": "fetch"}}, "/b": {"get": {"operationId": "fetch"}},
+        "/c": {"post": {"operationId": "2faVerify"}}}}
     block, warnings = import_openapi(doc, "x")
-    assert list(block["events"]) == ["fetch", "fetch-2"]
+    assert list(block["events"]) == ["fetch", "fetch-2", "post-2fa-verify"]
     assert any("'fetch' is used twice" in w for w in warnings)
 
 
