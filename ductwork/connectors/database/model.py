@@ -52,12 +52,12 @@ class InputError(ValueError):
 
 def did_you_mean(name: str, known: list[str] | set[str] | Mapping[str, Any]) -> str:
     names = [str(k) for k in known]
-    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
     if not close:
         # "email; DROP TABLE users" is far from "email" as a whole, but its leading word is not.
         word = re.match(r"[A-Za-z_$][A-Za-z0-9_]*", str(name))
         if word and word.group(0) != name:
-            close = difflib.get_close_matches(word.group(0), names, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(word.group(0), names, n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
