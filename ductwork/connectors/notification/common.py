@@ -20,6 +20,8 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 EMAIL_RE = re.compile(rf"^{_LOCAL}@{_LABEL}(?:\.{_LABEL})*$")
 _NAMED = re.compile(r"^([^<>]*)<([^<>]+)>\s*$")
 PHONE_RE = re.compile(r"^(?:whatsapp:)?\+[1-9][0-9]{6,14}$")
+# What py_vapid accepts as a VAPID contact: mailto:user@host or a bare https://host.
+VAPID_SUB = re.compile(r"^(mailto:[^\s@]+@[\w.%-]+|https://[\w.-]+(:\d+)?)$")
 # The input keys of send() that pick the channel.
 ADDRESS_KEYS: dict[str, str] = {"recipients": "email", "phones": "sms", "tokens": "push"}
 

@@ -13,6 +13,7 @@ import requests
 
 from ductwork.connectors.base import ResourceSpec
 from ductwork.connectors.notification.common import (
+    VAPID_SUB,
     BaseNotifier,
     Push,
     base_path,
@@ -24,7 +25,6 @@ from ductwork.errors import ConnectorError
 
 FCM_BASE_URL = "https://fcm.googleapis.com"
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
-VAPID_SUB = re.compile(r"^(mailto:[^\s@]+@[^\s@]+|https://\S+)$")
 
 
 class FcmNotifier(BaseNotifier):
@@ -166,7 +166,8 @@ class WebPushNotifier(BaseNotifier):
         sub = claims.get("sub") if isinstance(claims, Mapping) else None
         if not isinstance(sub, str) or not VAPID_SUB.match(sub):
             raise spec.error(f"envs.{env} needs `vapid_claims: {{sub: mailto:you@example.com}}` "
-                             "(a mailto: or https: contact for the push services)")
+                             "(a mailto: address or a bare https://host contact for the push "
+                             "services)")
         self.sub = sub
         ttl = spec.config.get("ttl", 86400)
         if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0:
@@ -214,6 +215,7 @@ class WebPushNotifier(BaseNotifier):
 
     async def _send_one(self, event: str, subscription: dict[str, Any], payload: str,
                         sent: int) -> int:
+        from py_vapid import VapidException
         from pywebpush import WebPushException, webpush
 
         host = httpx.URL(subscription["endpoint"]).host
@@ -239,6 +241,8 @@ class WebPushNotifier(BaseNotifier):
         except requests.RequestException as e:
             raise self.fail(f"cannot reach push service {host}: {type(e).__name__}: {e}"
                             + already, event, retryable=True) from None
+        except VapidException as e:
+            raise self.fail(f"cannot sign the VAPID claims: {e}" + already, event) from None
         except (ValueError, TypeError) as e:  # undecodable p256dh/auth keys
             raise self.fail(f"subscription keys are not usable: {e}" + already, event) \
                 from None

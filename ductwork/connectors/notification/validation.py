@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ductwork.connectors.base import Problem
-from ductwork.connectors.notification.common import parse_mailbox
+from ductwork.connectors.notification.common import VAPID_SUB, parse_mailbox
 from ductwork.connectors.notification.templates import (
     CHANNEL_FIELDS,
     EVENT_KEYS,
@@ -163,10 +163,9 @@ def _config_problems(
             if not isinstance(claims, Mapping) or set(claims) != {"sub"}:
                 add("vapid_claims", "`vapid_claims` must be {sub: \"mailto:you@example.com\"} "
                                     "(aud and exp are set per push service)")
-            elif not _is_ref(claims_sub) and not re.match(r"^(mailto:\S+@\S+|https://\S+)$",
-                                                          str(claims_sub)):
+            elif not _is_ref(claims_sub) and not VAPID_SUB.match(str(claims_sub)):
                 out.append(((*where, "vapid_claims", "sub"),
-                            "`sub` must be a mailto: or https: contact"))
+                            "`sub` must be mailto:you@example.com or a bare https://host"))
     return out
 
 
