@@ -59,6 +59,12 @@ DEFINITION: dict[str, Any] = {
 }
 
 
+def build(s: ResourceSpec) -> PostgresDatabase:
+    conn = build_connector(s)
+    assert isinstance(conn, PostgresDatabase)
+    return conn
+
+
 def make_spec(url: str, *, env: str = "dev", secrets: SecretSet | None = None,
               provider: str = "postgres", **extra: Any) -> ResourceSpec:
     return ResourceSpec(kind="database", name="users-db", env=env, product="shop",
@@ -75,8 +81,7 @@ def schema_url(postgres_server: PgServer) -> str:
 
 @pytest.fixture
 async def db(schema_url: str) -> AsyncIterator[PostgresDatabase]:
-    conn = build_connector(make_spec(schema_url, create_tables=True, pool={"min": 1, "max": 3}))
-    assert isinstance(conn, PostgresDatabase)
+    conn = build(make_spec(schema_url, create_tables=True, pool={"min": 1, "max": 3}))
     try:
         yield conn
     finally:
@@ -94,7 +99,7 @@ async def test_bad_password_names_resource_event_env_and_hides_the_password(
         secrets={"DB_PASSWORD": password}, collect=secrets)
     spec = ResourceSpec(kind="database", name="users-db", env="prd", product="shop",
                         config=config, definition=DEFINITION, secrets=secrets)
-    db = build_connector(spec)
+    db = build(spec)
     try:
         with pytest.raises(ConnectorError) as e:
             await db.insert("create-user", {"email": "a@x.io"})
@@ -112,7 +117,7 @@ async def test_bad_password_names_resource_event_env_and_hides_the_password(
 async def test_inline_password_is_redacted_too(postgres_server: PgServer) -> None:
     # No SecretSet from the engine and a password that appears in the server's answer.
     user = "u" + uuid.uuid4().hex[:6]
-    db = build_connector(make_spec(postgres_server.dsn_for(user=user, password=user + "pw"),
+    db = build(make_spec(postgres_server.dsn_for(user=user, password=user + "pw"),
                                    env="staging"))
     try:
         with pytest.raises(ConnectorError) as e:
@@ -125,7 +130,7 @@ async def test_inline_password_is_redacted_too(postgres_server: PgServer) -> Non
 
 async def test_unreachable_server_is_a_retryable_named_error() -> None:
     port = free_port()
-    db = build_connector(make_spec(f"postgresql://app:pw12345@127.0.0.1:{port}/app",
+    db = build(make_spec(f"postgresql://app:pw12345@127.0.0.1:{port}/app",
                                    env="prd", connect_timeout=2))
     try:
         with pytest.raises(ConnectorError) as e:
@@ -140,7 +145,7 @@ async def test_unreachable_server_is_a_retryable_named_error() -> None:
 
 
 async def test_unknown_database_is_named(postgres_server: PgServer) -> None:
-    db = build_connector(make_spec(postgres_server.dsn_for(dbname="nope"), provider="postgresql"))
+    db = build(make_spec(postgres_server.dsn_for(dbname="nope"), provider="postgresql"))
     try:
         with pytest.raises(ConnectorError, match='database "nope" does not exist'):
             await db.query("find-users")
@@ -149,7 +154,7 @@ async def test_unknown_database_is_named(postgres_server: PgServer) -> None:
 
 
 async def test_tables_are_not_created_unless_asked(schema_url: str) -> None:
-    db = build_connector(make_spec(schema_url))
+    db = build(make_spec(schema_url))
     try:
         with pytest.raises(ConnectorError, match=r'relation "users" does not exist.*42P01'):
             await db.insert("create-user", {"email": "a@x.io"})
@@ -158,7 +163,7 @@ async def test_tables_are_not_created_unless_asked(schema_url: str) -> None:
 
 
 async def test_concurrent_connectors_create_tables_once(schema_url: str) -> None:
-    dbs = [build_connector(make_spec(schema_url, create_tables=True)) for _ in range(4)]
+    dbs = [build(make_spec(schema_url, create_tables=True)) for _ in range(4)]
     try:
         rows = await asyncio.gather(*(d.insert("create-user", {"email": f"{i}@x.io"})
                                       for i, d in enumerate(dbs)))

@@ -1,4 +1,4 @@
-"""SQLite-specific behaviour: file locations, WAL, table creation, config and definition validation."""
+"""SQLite-specific behaviour: file locations, WAL, table creation, config/definition validation."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ DEFINITION: dict[str, Any] = {
 }
 
 
+def build(s: ResourceSpec) -> SQLiteDatabase:
+    conn = build_connector(s)
+    assert isinstance(conn, SQLiteDatabase)
+    return conn
+
+
 def spec(config: dict[str, Any], base_dir: Path, definition: dict[str, Any] | None = None,
          env: str = "dev") -> ResourceSpec:
     return ResourceSpec(kind="database", name="users-db", env=env, product="shop",
@@ -42,9 +48,7 @@ def spec(config: dict[str, Any], base_dir: Path, definition: dict[str, Any] | No
 
 
 async def test_relative_url_resolves_against_the_product_dir_and_uses_wal(tmp_path: Path) -> None:
-    db = build_connector(spec({"provider": "sqlite", "url": "sqlite:///.ductwork/users.db"},
-                              tmp_path))
-    assert isinstance(db, SQLiteDatabase)
+    db = build(spec({"provider": "sqlite", "url": "sqlite:///.ductwork/users.db"}, tmp_path))
     try:
         row = await db.insert("create-user", {"email": "a@x.io"})
     finally:
@@ -55,7 +59,7 @@ async def test_relative_url_resolves_against_the_product_dir_and_uses_wal(tmp_pa
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT id, email FROM users").fetchall() == [(row["id"], "a@x.io")]
     # a new connector (a restarted process) sees the same rows
-    again = build_connector(spec({"url": "sqlite:///.ductwork/users.db"}, tmp_path))
+    again = build(spec({"url": "sqlite:///.ductwork/users.db"}, tmp_path))
     try:
         assert [r["email"] for r in await again.query("find-users")] == ["a@x.io"]
     finally:
@@ -75,8 +79,7 @@ def test_url_forms(tmp_path: Path) -> None:
 
 
 async def test_memory_database_and_default_provider(tmp_path: Path) -> None:
-    db = build_connector(spec({"url": "sqlite://:memory:"}, tmp_path))  # provider omitted
-    assert isinstance(db, SQLiteDatabase)
+    db = build(spec({"url": "sqlite://:memory:"}, tmp_path))  # provider omitted
     try:
         await db.insert("create-user", {"email": "m@x.io"})
         assert len(await db.query("find-users")) == 1
@@ -86,7 +89,7 @@ async def test_memory_database_and_default_provider(tmp_path: Path) -> None:
 
 
 async def test_without_create_tables_a_missing_table_is_a_named_error(tmp_path: Path) -> None:
-    db = build_connector(spec({"url": "sqlite:///x.db", "create_tables": False}, tmp_path,
+    db = build(spec({"url": "sqlite:///x.db", "create_tables": False}, tmp_path,
                               env="staging"))
     try:
         with pytest.raises(ConnectorError, match="no such table: users") as e:
@@ -98,7 +101,7 @@ async def test_without_create_tables_a_missing_table_is_a_named_error(tmp_path: 
 
 async def test_an_unopenable_file_is_a_named_error(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
-    db = build_connector(spec({"path": "dir.db"}, tmp_path))
+    db = build(spec({"path": "dir.db"}, tmp_path))
     try:
         with pytest.raises(ConnectorError, match=r"cannot open SQLite database .*dir\.db") as e:
             await db.query("find-users")
@@ -108,18 +111,18 @@ async def test_an_unopenable_file_is_a_named_error(tmp_path: Path) -> None:
 
 
 def test_bad_config_or_definition_fails_when_the_connector_is_built(tmp_path: Path) -> None:
-    with pytest.raises(ConnectorError, match="unknown setting 'ulr'.*did you mean 'url'"):
+    with pytest.raises(ConnectorError, match=r"unknown setting 'ulr'.*did you mean 'url'"):
         build_connector(spec({"ulr": "sqlite:///x.db"}, tmp_path))
     with pytest.raises(ConnectorError, match="url: must be a sqlite URL"):
         build_connector(spec({"url": "mysql://x"}, tmp_path))
     broken = {"tables": DEFINITION["tables"], "events": {"e": {"op": "insert", "table": "usr"}}}
-    with pytest.raises(ConnectorError, match="invalid database definition: events.e.table: "
-                                             "unknown table 'usr'"):
+    with pytest.raises(ConnectorError, match=r"invalid database definition: events\.e\.table: "
+                                             r"unknown table 'usr'"):
         build_connector(spec({}, tmp_path, broken))
 
 
 def test_validate_accepts_the_readme_example() -> None:
-    definition = {
+    definition: dict[str, Any] = {
         "envs": {"dev": {"provider": "sqlite", "url": "sqlite:///.ductwork/users.db"}},
         "tables": {"users": {"columns": {
             "id": {"type": "integer", "primary_key": True, "auto": True},
