@@ -25,7 +25,7 @@ from ductwork.connectors.base import (
 from ductwork.connectors.messaging import register
 from ductwork.connectors.messaging.common import BrokerBase, safe_url
 from ductwork.errors import ConnectorError
-from tests.support.brokers import KafkaMock, Server, start_nats, start_redis
+from tests.support.brokers import KafkaMock, Server, make_tls, start_nats, start_redis
 from tests.support.ports import free_port
 
 register_provider("broker", "redis", "ductwork.connectors.messaging.redis_streams:create")
@@ -67,6 +67,29 @@ def nats_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     # No JetStream on this one: it also serves the "JetStream not enabled" case.
     server = start_nats(tmp_path_factory.mktemp("nats-auth"), jetstream=False, user="app",
                         password=PASSWORD)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def redis_tls_server(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: dict[str, str]
+) -> Iterator[Server]:
+    server = start_redis(tmp_path_factory.mktemp("redis-tls"), tls=tls_files)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_tls_server(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: dict[str, str]
+) -> Iterator[Server]:
+    server = start_nats(tmp_path_factory.mktemp("nats-tls"), tls=tls_files)
     yield server
     server.stop()
 
@@ -261,6 +284,27 @@ async def test_redis_key_of_another_type_is_named(connect: Any, redis_server: Se
         await connect({"url": url}).produce(topic, {})
 
 
+async def test_redis_over_tls_with_a_private_ca(
+    connect: Any, redis_tls_server: Server, tls_files: dict[str, str]
+) -> None:
+    url = redis_tls_server.extra["url"]
+    assert url.startswith("rediss://")
+    conn = connect({"url": url, "tls": {"ca_file": tls_files["ca_file"]}})
+    topic = topic_name()
+    receipt = await conn.produce(topic, {"secure": True})
+    from redis.asyncio import Redis
+
+    reader = Redis.from_url(url, ssl_ca_certs=tls_files["ca_file"], decode_responses=True)
+    try:
+        entries = await reader.xrange(topic)
+    finally:
+        await reader.aclose()
+    assert [(i, json.loads(f["data"])) for i, f in entries] == [(receipt["id"], {"secure": True})]
+    untrusted = connect({"url": url})  # system CAs do not know our private CA
+    with pytest.raises(ConnectorError, match=r"cannot reach redis at rediss://127\.0\.0\.1.*certif"):
+        await untrusted.produce(topic, {})
+
+
 # -- checks shared by every provider (run on Redis: no server is reached) ------------------------
 
 
@@ -446,6 +490,20 @@ async def test_nats_reconnects_after_the_client_was_closed(
     assert (await conn.produce("a", 2))["seq"] == 2
 
 
+async def test_nats_over_tls_with_a_private_ca(
+    connect: Any, nats_tls_server: Server, tls_files: dict[str, str]
+) -> None:
+    url = nats_tls_server.extra["url"]
+    stream = f"S{uuid.uuid4().hex[:8]}"
+    conn = connect({"provider": "nats", "servers": [url], "stream": stream, "create_stream": True,
+                    "tls": {"ca_file": tls_files["ca_file"]}}, {"secure": None})
+    assert await conn.produce("secure", {"ok": 1}) == {"stream": stream, "seq": 1,
+                                                       "topic": "secure"}
+    untrusted = connect({"provider": "nats", "servers": [url], "timeout": 3})
+    with pytest.raises(ConnectorError, match=r"cannot connect to nats at tls://127\.0\.0\.1.*certif"):
+        await untrusted.produce("secure", {})
+
+
 # -- Kafka (librdkafka mock cluster) -------------------------------------------------------------
 
 
@@ -537,7 +595,9 @@ def test_validators_accept_the_documented_configs() -> None:
          "auth": {"user": "app", "password": "${secrets.NATS_PASSWORD}"}},
         {"provider": "kafka", "bootstrap_servers": "k1:9092,k2:9092", "client_id": "shop",
          "security": {"protocol": "SASL_SSL", "mechanism": "SCRAM-SHA-512", "username": "app",
-                      "password": "${secrets.KAFKA_PASSWORD}"}},
+                      "password": "${secrets.KAFKA_PASSWORD}"}, "tls": {"ca_file": "ca.pem"}},
+        {"url": "rediss://cache:6380/0", "tls": {"ca_file": "ca.pem", "cert_file": "c.pem",
+                                                 "key_file": "c.key"}},
     ):
         definition = {"envs": {"prd": config}, "topics": topics}
         assert validate_resource("broker", definition, config) == [], config
@@ -555,7 +615,7 @@ def test_validators_point_at_the_mistake() -> None:
     assert problems({"urll": "redis://x"}) == [
         (("envs", "staging", "urll"),
          "unknown redis broker key 'urll' (did you mean 'url'?) "
-         "(known: maxlen, prefix, provider, timeout, url)"),
+         "(known: maxlen, prefix, provider, timeout, tls, url)"),
         (("envs", "staging", "url"), "'url' is required for provider redis"),
     ]
     assert problems({"url": "redis://:hunter22@x:1/0", "maxlen": -1}) == [
@@ -570,6 +630,12 @@ def test_validators_point_at_the_mistake() -> None:
          "unknown topic key 'kye' (did you mean 'key'?) (known: description, key, schema)"),
         (("topics", "user created", "schema"), "invalid JSON Schema: 'objekt' is not valid "
                                                "under any of the given schemas"),
+    ]
+    assert problems({"url": "redis://x:1", "tls": {"ca": "ca.pem", "key_file": "k.pem"}}) == [
+        (("envs", "staging", "tls", "ca"),
+         "unknown tls key 'ca' (known: ca_file, cert_file, key_file)"),
+        (("envs", "staging", "tls", "key_file"), "'key_file' goes with 'cert_file'"),
+        (("envs", "staging", "tls"), "'tls' files are used with a rediss:// url"),
     ]
     nats = problems({"provider": "nats", "servers": "http://n:1", "create_stream": True,
                      "subjects": ["a.>.b"], "auth": {"user": "u", "token": "tok-inline"}})
@@ -589,6 +655,12 @@ def test_validators_point_at_the_mistake() -> None:
         ("username", "'username' is required with SA"),
         ("password", "'password' is required with SA"),
     ]
+
+
+def test_kafka_tls_needs_an_ssl_protocol() -> None:
+    config = {"provider": "kafka", "bootstrap_servers": "k:9092", "tls": {"ca_file": "ca.pem"}}
+    assert validate_resource("broker", {"envs": {"prd": config}}, config) == [
+        (("envs", "prd", "tls"), "'tls' needs security.protocol SSL or SASL_SSL")]
 
 
 def test_every_connector_is_a_broker_base() -> None:

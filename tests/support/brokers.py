@@ -106,22 +106,67 @@ def _wait(server: Server, timeout: float = 30.0) -> None:
                 raise RuntimeError(f"{server.name} port {server.port} not ready") from None
 
 
-def start_redis(directory: Path, password: str | None = None) -> Server:
+def make_tls(directory: Path) -> dict[str, str]:
+    """A private CA and a server certificate for 127.0.0.1: {ca_file, cert_file, key_file}."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=5))
+             .not_valid_after(now + dt.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            b = b.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("ductwork test CA", ca_key, "ductwork test CA", ca_key, True)
+    leaf = cert("127.0.0.1", key, "ductwork test CA", ca_key, False)
+    files = {"ca_file": directory / "ca.pem", "cert_file": directory / "server.pem",
+             "key_file": directory / "server.key"}
+    files["ca_file"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files["cert_file"].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    files["key_file"].write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
+    return {k: str(v) for k, v in files.items()}
+
+
+def start_redis(
+    directory: Path, password: str | None = None, tls: dict[str, str] | None = None
+) -> Server:
     binary = redis_binary()
 
     def argv(port: int) -> list[str]:
-        args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory),
+        listen = (["--port", "0", "--tls-port", str(port), "--tls-cert-file", tls["cert_file"],
+                   "--tls-key-file", tls["key_file"], "--tls-ca-cert-file", tls["ca_file"],
+                   "--tls-auth-clients", "no"] if tls else ["--port", str(port)])
+        args = [binary, "--bind", "127.0.0.1", *listen, "--dir", str(directory),
                 "--save", "", "--appendonly", "no", "--daemonize", "no"]
         return args + (["--requirepass", password] if password else [])
 
     server = _start("redis", directory, argv)
-    server.extra["url"] = f"redis://127.0.0.1:{server.port}/0"
+    server.extra["url"] = f"{'rediss' if tls else 'redis'}://127.0.0.1:{server.port}/0"
     return server
 
 
 def start_nats(
     directory: Path, *, jetstream: bool = True, user: str | None = None,
-    password: str | None = None,
+    password: str | None = None, tls: dict[str, str] | None = None,
 ) -> Server:
     binary = nats_binary()
 
@@ -131,10 +176,12 @@ def start_nats(
             args += ["-js", "-sd", str(directory / "js")]
         if user:
             args += ["--user", user, "--pass", password or ""]
+        if tls:
+            args += ["--tls", "--tlscert", tls["cert_file"], "--tlskey", tls["key_file"]]
         return args
 
     server = _start("nats", directory, argv)
-    server.extra["url"] = f"nats://127.0.0.1:{server.port}"
+    server.extra["url"] = f"{'tls' if tls else 'nats'}://127.0.0.1:{server.port}"
     return server
 
 

@@ -6,7 +6,9 @@ import asyncio
 import datetime as dt
 import enum
 import json
+import os
 import re
+import ssl
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
@@ -17,7 +19,8 @@ from ductwork.connectors.base import BrokerConnector, Problem, ResourceSpec
 from ductwork.errors import ConnectorError
 
 DEFAULT_TIMEOUT = 10.0
-COMMON_KEYS = ("provider", "prefix", "timeout")
+COMMON_KEYS = ("provider", "prefix", "timeout", "tls")
+TLS_KEYS = ("ca_file", "cert_file", "key_file")
 TOPIC_KEYS = ("description", "key", "schema")
 OPTIONS = ("key", "headers", "timeout")
 
@@ -132,6 +135,12 @@ class BrokerBase(BrokerConnector):
         except (TypeError, ValueError):
             raise spec.error("'timeout' must be a number of seconds") from None
         self.topics = topics_of(spec.definition)
+        tls = cfg.get("tls") or {}
+        if not isinstance(tls, Mapping) or set(tls) - set(TLS_KEYS):
+            raise spec.error(f"'tls' must be a mapping with {', '.join(TLS_KEYS)}")
+        self.tls_files: dict[str, str] = {
+            k: os.path.join(spec.base_dir, str(v)) for k, v in tls.items() if v
+        }
         self._schemas: dict[str, Callable[[Any], Iterable[Any]]] = {}
 
     # -- provider hooks ------------------------------------------------------------------------
@@ -192,6 +201,17 @@ class BrokerBase(BrokerConnector):
     def where(self) -> str:
         """Where the broker is, without credentials (for error messages)."""
         return self.provider
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Verify the server against `tls.ca_file` (else the system CAs); present a client cert."""
+        files = self.tls_files
+        try:
+            ctx = ssl.create_default_context(cafile=files.get("ca_file"))
+            if files.get("cert_file"):
+                ctx.load_cert_chain(files["cert_file"], files.get("key_file"))
+        except (OSError, ssl.SSLError) as e:
+            raise self.spec.error(f"cannot load the tls files: {describe(e)}") from None
+        return ctx
 
     def _topic(self, topic: str) -> dict[str, Any]:
         if not isinstance(topic, str) or not topic:
@@ -320,6 +340,17 @@ def validate_common(
                 raise ValueError
         except (TypeError, ValueError):
             problems.append(((*at, "timeout"), "'timeout' must be a positive number of seconds"))
+    tls = config.get("tls")
+    if tls is not None:
+        if not isinstance(tls, Mapping):
+            problems.append(((*at, "tls"), f"'tls' is a mapping with {', '.join(TLS_KEYS)}"))
+        else:
+            for k in tls:
+                if k not in TLS_KEYS:
+                    problems.append(((*at, "tls", k), f"unknown tls key '{k}'"
+                                     f"{_close(str(k), TLS_KEYS)} (known: {', '.join(TLS_KEYS)})"))
+            if tls.get("key_file") and not tls.get("cert_file"):
+                problems.append(((*at, "tls", "key_file"), "'key_file' goes with 'cert_file'"))
     prefix = config.get("prefix")
     if prefix is not None and not isinstance(prefix, str):
         problems.append(((*at, "prefix"), "'prefix' must be a string"))

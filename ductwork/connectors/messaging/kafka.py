@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,8 +16,7 @@ from ductwork.connectors.messaging.common import (
 )
 
 KEYS = ("bootstrap_servers", "client_id", "idempotent", "security")
-SECURITY_KEYS = ("protocol", "mechanism", "username", "password", "ca_file", "cert_file",
-                 "key_file")
+SECURITY_KEYS = ("protocol", "mechanism", "username", "password")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -62,14 +60,7 @@ class KafkaConnector(BrokerBase):
             kw["sasl_plain_username"] = str(s.get("username") or "")
             kw["sasl_plain_password"] = str(s.get("password") or "")
         if self.protocol.endswith("SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            def path(k: str) -> str | None:
-                return os.path.join(self.spec.base_dir, str(s[k])) if s.get(k) else None
-
-            kw["ssl_context"] = create_ssl_context(
-                cafile=path("ca_file"), certfile=path("cert_file"), keyfile=path("key_file")
-            )
+            kw["ssl_context"] = self.ssl_context()
         return kw
 
     async def _start(self, topic: str) -> Any:
@@ -162,6 +153,9 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     if idem is not None and not isinstance(idem, bool) and not is_ref(idem):
         problems.append(((*at, "idempotent"), "'idempotent' is true or false"))
     sec = config.get("security")
+    protocol = str(sec.get("protocol") or "PLAINTEXT") if isinstance(sec, Mapping) else ""
+    if config.get("tls") and not is_ref(protocol) and not protocol.upper().endswith("SSL"):
+        problems.append(((*at, "tls"), "'tls' needs security.protocol SSL or SASL_SSL"))
     if sec is None:
         return problems
     if not isinstance(sec, Mapping):

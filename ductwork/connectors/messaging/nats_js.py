@@ -73,6 +73,8 @@ class NatsJetStreamConnector(BrokerBase):
             kw["password"] = str(self.auth.get("password") or "")
         if self.auth.get("token") is not None:
             kw["token"] = str(self.auth["token"])
+        if self.tls_files:
+            kw["tls"] = self.ssl_context()
         if self.auth.get("creds"):
             path = str(self.auth["creds"])
             kw["user_credentials"] = os.path.join(self.spec.base_dir, path)
@@ -191,18 +193,20 @@ class NatsJetStreamConnector(BrokerBase):
 
     async def _drop(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
-        await _quiet_close(nc)
+        await _quiet_close(nc, self.timeout)
 
     async def aclose(self) -> None:
         async with self._lock:
             await self._drop()
 
 
-async def _quiet_close(nc: Any) -> None:
+async def _quiet_close(nc: Any, bound: float = 0.5) -> None:
     if nc is None or nc.is_closed:
         return
     try:
-        await nc.close()
+        # After a failed TLS upgrade nats-py's close() waits forever for a stream that was
+        # handed to the SSL protocol (the socket itself is already closed), hence the bound.
+        await asyncio.wait_for(nc.close(), bound)
     except Exception as e:  # closing a half-open client must not mask the real error
         log.debug("nats close: %s", describe(e))
 

@@ -33,6 +33,8 @@ class RedisStreamsConnector(BrokerBase):
             schemes = ", ".join(s + "://" for s in SCHEMES)
             raise spec.error(f"'url' must start with one of {schemes}")
         self.url = url
+        if self.tls_files and not url.startswith("rediss://"):
+            raise spec.error("'tls' files are used with a rediss:// url")
         try:
             maxlen = self.config.get("maxlen")
             self.maxlen = None if maxlen is None else int(maxlen)
@@ -61,9 +63,14 @@ class RedisStreamsConnector(BrokerBase):
                 socket_timeout=self.timeout,
                 retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
                 client_name="ductwork",
+                **self._tls_kwargs(),
             )
             self._client = Redis.from_pool(pool)
         return self._client
+
+    def _tls_kwargs(self) -> dict[str, Any]:
+        names = {"ca_file": "ssl_ca_certs", "cert_file": "ssl_certfile", "key_file": "ssl_keyfile"}
+        return {names[k]: v for k, v in self.tls_files.items()}
 
     async def _send(
         self, name: str, payload: bytes, key: str | None, headers: dict[str, str], topic: str
@@ -129,6 +136,8 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     if isinstance(url, str) and url and not url.startswith("${"):
         if url.split("://", 1)[0] not in SCHEMES:
             problems.append(((*at, "url"), "'url' must be redis://, rediss:// or unix://"))
+        elif config.get("tls") and not url.startswith("rediss://"):
+            problems.append(((*at, "tls"), "'tls' files are used with a rediss:// url"))
         elif _inline_password(url):
             problems.append(((*at, "url"), "the password is written inline; use ${secrets.NAME}"))
     maxlen = config.get("maxlen")
