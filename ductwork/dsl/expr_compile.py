@@ -57,8 +57,9 @@ def unknown_name_message(name: str, known: set[str] | frozenset[str]) -> str:
     return msg + f" (names: {', '.join(sorted(known))})"
 
 
-def unknown_function_message(name: str) -> str:
-    msg = f"unknown function '{name}'"
+def unknown_function_message(written: str) -> str:
+    msg = f"unknown function '{written}'"
+    name = written.removeprefix("transform.")
     close = difflib.get_close_matches(name, sorted(FUNCTIONS), n=1, cutoff=0.6)
     if close:
         msg += f"; did you mean '{close[0]}'?"

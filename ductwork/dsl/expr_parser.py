@@ -276,11 +276,16 @@ def _describe_expected(expected: set[str], before: str) -> str:
     operators = expected - _NOT_OPERATORS
     if "ELSE" in expected and not expected & {"$END", "COMMA", "RPAR", "RSQB", "RBRACE"}:
         return "'else' or an operator" if operators else "'else'"
-    if operators:
+    if operators or expected & {"RPAR", "RSQB", "RBRACE"}:
+        # Which closer is right depends on the innermost open bracket, not on the set.
         opened = _innermost_open(before)
         if opened is None:
-            return "an operator or end of expression"
-        return f"an operator, ',' or {_CLOSERS[opened]}"
+            end = "end of expression"
+        elif "COMMA" in expected:
+            end = f"',' or {_CLOSERS[opened]}"
+        else:
+            end = _CLOSERS[opened]
+        return f"an operator{', ' if ' or ' in end else ' or '}{end}" if operators else end
     words = sorted(_WORDS.get(t) or f"'{_literal(t) or t}'" for t in expected)
     if not words:
         return "something else"
