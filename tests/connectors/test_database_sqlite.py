@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,110 @@ def test_validate_reports_every_problem_with_its_path() -> None:
     assert "did you mean 'users'" in messages["events.no-table.table"]
     assert ":nn is not declared" in messages["events.bad-sql.sql"]
     assert "unknown setting 'pool'" in messages["envs.dev.pool"]
+
+
+# -- end to end through the engine --------------------------------------------------------------
+
+PRODUCT_YAML = """
+product: shop
+name: Shop
+envs: [dev]
+databases:
+  users-db:
+    envs:
+      dev: {provider: sqlite, url: "sqlite:///.ductwork/users.db"}
+    tables:
+      users:
+        columns:
+          id: {type: integer, primary_key: true, auto: true}
+          email: {type: text, unique: true, nullable: false}
+          name: text
+          created_at: {type: timestamp, default: now}
+    events:
+      create-user: {op: insert, table: users}
+      find-user: {op: query, table: users}
+      delete-user: {op: delete, table: users}
+  audit-db:
+    envs:
+      dev: {url: "sqlite:///.ductwork/audit.db"}
+    tables:
+      logs:
+        columns:
+          id: {type: integer, primary_key: true, auto: true}
+          action: {type: text, nullable: false}
+          user_id: integer
+          timestamp: timestamp
+    events:
+      create-log: {op: insert, table: logs}
+"""
+
+
+def onboarding_app(product_dir: Path, store: Path) -> tuple[Any, list[SQLiteDatabase]]:
+    import yaml
+
+    from ductwork import Ductwork
+
+    dw = Ductwork(store=f"sqlite:///{store}")
+    # Connectors built from the product file's blocks exactly as the engine's registry does,
+    # then handed to the engine explicitly.
+    product = yaml.safe_load(PRODUCT_YAML)
+    conns = []
+    for name, block in product["databases"].items():
+        conn = build(ResourceSpec(kind="database", name=name, env="dev", product="shop",
+                                  config=block["envs"]["dev"], definition=block,
+                                  base_dir=str(product_dir)))
+        dw.connectors.register("database", name, conn)
+        conns.append(conn)
+
+    @dw.workflows.workflow(product="shop", tag="user-onboarding", name="User Onboarding")
+    async def onboarding(ctx: Any) -> dict[str, Any]:
+        user = await ctx.step(
+            "create-user",
+            lambda: ctx.database.insert(database="users-db", event="create-user",
+                                        data={"email": ctx.input.email, "name": ctx.input.name}),
+            rollback=lambda u: ctx.database.delete(database="users-db", event="delete-user",
+                                                   where={"id": u["id"]}),
+        )
+        await ctx.step("audit-log", lambda: ctx.database.insert(
+            database="audit-db", event="create-log",
+            data={"action": "user_created", "user_id": user["id"],
+                  "timestamp": datetime.now(UTC).isoformat()}))
+
+        def activate() -> None:
+            if ctx.input.email.endswith("@fail.test"):
+                raise RuntimeError("activation service is down")
+
+        await ctx.step("activate", activate)
+        return {"success": True, "userId": user["id"]}
+
+    return dw, conns
+
+
+async def test_onboarding_workflow_writes_rows_and_rolls_back_the_user(tmp_path: Path) -> None:
+    product = tmp_path / "specs" / "shop"
+    app, conns = onboarding_app(product, tmp_path / "runs.db")
+    async with app as dw:
+        ok = await dw.workflows.execute(product="shop", env="dev", tag="user-onboarding",
+                                        input={"email": "john@example.com", "name": "John"})
+        assert ok.status == "completed", ok.error
+        assert ok.completed_steps == ["create-user", "audit-log", "activate"]
+        user_id = ok.output["userId"]
+        bad = await dw.workflows.execute(product="shop", env="dev", tag="user-onboarding",
+                                         input={"email": "jane@fail.test", "name": "Jane"})
+        assert bad.status == "rolled_back", bad.error
+        assert bad.failed_step == "activate" and "activation service is down" in (bad.error or "")
+        dup = await dw.workflows.execute(product="shop", env="dev", tag="user-onboarding",
+                                         input={"email": "john@example.com", "name": "John 2"})
+        assert dup.status == "failed" and dup.failed_step == "create-user"
+        assert "database/users-db/create-user (env dev)" in (dup.error or "")
+        assert "UNIQUE constraint failed: users.email" in (dup.error or "")
+    for conn in conns:
+        await conn.aclose()
+    users_db = product / ".ductwork" / "users.db"
+    audit_db = product / ".ductwork" / "audit.db"
+    with sqlite3.connect(users_db) as conn:
+        assert conn.execute("SELECT id, email, name FROM users").fetchall() == [
+            (user_id, "john@example.com", "John")]  # Jane's row was deleted by the rollback
+    with sqlite3.connect(audit_db) as conn:
+        rows = conn.execute("SELECT action, user_id FROM logs ORDER BY id").fetchall()
+    assert rows == [("user_created", user_id), ("user_created", user_id + 1)]
