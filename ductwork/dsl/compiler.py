@@ -61,6 +61,8 @@ class WorkflowCompiler:
         line, col = self.doc.locate(path, key=key, offset=offset)
         if key and path and length == 1:
             length = len(str(path[-1]))
+        elif length == 1 and offset is None:
+            length = self.doc.width(path)
         self.diagnostics.append(Diagnostic(self.doc.path, line, col, message, hint,
                                            self.doc.source_line(line), length))
 
@@ -75,7 +77,14 @@ class WorkflowCompiler:
     # -- the workflow ------------------------------------------------------------------------
 
     def compile(self) -> p.WorkflowPlan | None:
-        self.diagnostics.extend(schema_check.check(self.doc, "workflow"))
+        plan = self._compile()
+        # Where the compiler has a sharper word for the same spot than the schema, keep it.
+        mine = {(d.line, d.col) for d in self.diagnostics}
+        schema_diags = schema_check.check(self.doc, "workflow")
+        self.diagnostics.extend(d for d in schema_diags if (d.line, d.col) not in mine)
+        return None if self.diagnostics else plan
+
+    def _compile(self) -> p.WorkflowPlan | None:
         data = self.doc.data
         if not isinstance(data, dict):
             return None
@@ -110,7 +119,7 @@ class WorkflowCompiler:
             output = self.exprs.tree(("output",), data["output"],
                                      Scope(visible=frozenset(visible)))
         options = self._options(data.get("options"))
-        if self.diagnostics or not isinstance(tag, str):
+        if not isinstance(tag, str):
             return None
         return p.WorkflowPlan(
             product=self.product.name, tag=tag, name=str(data.get("name") or tag),
@@ -214,9 +223,6 @@ class WorkflowCompiler:
         if tag is None and body in _NEEDS_TAG:
             self.fail(path, f"a {body} step needs a tag",
                       "its result is recorded under the tag: add 'tag: <name>'")
-        if tag is not None and body not in v.TAGGABLE:
-            self.fail((*path, "tag"), f"a {body} step has no result, so it takes no tag",
-                      "remove the tag")
         if body not in v.TASKS:
             for mod in v.MODIFIERS:
                 if mod in raw:
@@ -425,7 +431,7 @@ class WorkflowCompiler:
             want = _DB_OPS.get(call.method)
             if want and spec["op"] != want:
                 right = next((k for k, op in _DB_OPS.items() if op == spec["op"]), spec["op"])
-                self.fail(path, f"event '{event}' of database '{resource}' is a "
+                self.fail(path, f"event '{event}' of database '{resource}' does "
                           f"'{spec['op']}', not '{want}'", f"call it with database.{right}",
                           length=len(event))
 

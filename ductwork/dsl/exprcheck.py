@@ -13,6 +13,9 @@ from ductwork.dsl.plan import Dynamic, ValueTree
 from ductwork.dsl.vocabulary import CTX_FIELDS
 from ductwork.errors import ExpressionError
 
+# The roots a workflow file can use (`error` belongs to handlers the YAML form does not have).
+ROOTS = frozenset(expressions.ROOTS) - {"error"}
+
 # fail(path, offset_in_string, message, hint, length)
 Reporter = Callable[[DataPath, int | None, str, str | None, int], None]
 
@@ -81,7 +84,9 @@ class ExprChecker:
             value = expressions.compile_value(text)
         except ExpressionError as e:
             offset = (e.column - 1) if e.column else None
-            self.report(path, offset, f"bad expression: {e}", None, 1)
+            message, _, hint = str(e).partition("; did you mean ")
+            self.report(path, offset, f"bad expression: {message}",
+                        f"did you mean {hint}" if hint else None, 1)
             return None
         if value.is_constant:
             return None
@@ -109,11 +114,13 @@ class ExprChecker:
         def at(column: int) -> int:
             return offset + column - 1
 
-        for name, column in expr.functions():
-            if name not in expressions.FUNCTIONS:
-                self.report(path, at(column), f"unknown function '{name}'",
-                            did_you_mean(name, expressions.FUNCTIONS), len(name))
-        for ref in expr.references():
+        refs = expr.references()
+        # problems() also knows each function's arity; roots are checked below, with context.
+        for problem in expr.problems(roots=frozenset(r.root for r in refs)):
+            message, _, hint = str(problem).partition("; did you mean ")
+            self.report(path, at(problem.column or 1), message,
+                        f"did you mean {hint}" if hint else None, 1)
+        for ref in refs:
             self._reference(path, ref, at, scope)
 
     def _reference(self, path: DataPath, ref: Any, at: Callable[[int], int], scope: Scope) -> None:
@@ -135,12 +142,12 @@ class ExprChecker:
                             "it is the result of the step being rolled back; elsewhere read "
                             "steps.<tag>", 6)
             return
-        if root not in expressions.ROOTS:
-            names = set(expressions.ROOTS) - {"item", "index", "result"}
+        if root not in ROOTS:
+            names = set(ROOTS) - {"item", "index", "result"}
             names |= scope.loop_names | ({"result"} if scope.in_rollback else set())
-            self.report(path, at(ref.column), f"unknown name '{root}'",
-                        did_you_mean(root, names) or f"expressions start with {known(names)}",
-                        len(root))
+            hint = (f"did you mean 'ctx.{root}'?" if root in CTX_FIELDS
+                    else did_you_mean(root, names) or f"expressions start with {known(names)}")
+            self.report(path, at(ref.column), f"unknown name '{root}'", hint, len(root))
             return
         if root == "steps" and ref.path and isinstance(ref.path[0], str):
             self._step_ref(path, ref.path[0], seg(0), scope)

@@ -95,6 +95,14 @@ class Document:
             p = p[:-1]
         return self.values.get((), Span(0, 0))
 
+    def width(self, path: DataPath) -> int:
+        """How many characters the scalar at `path` spans on its line (1 if unknown)."""
+        span = self.values.get(tuple(path))
+        if span is None or span.style in ("|", ">"):
+            return 1
+        raw = self.text[span.start : span.end]
+        return max(1, len(raw.split("\n", 1)[0])) if raw and raw[0] not in "[{" else 1
+
     def locate(self, path: DataPath, *, key: bool = False,
                offset: int | None = None) -> tuple[int, int]:
         """Line and column of a node; with `offset`, of that character inside a string scalar."""

@@ -22,9 +22,10 @@ def compile_product(doc: Document, folder: str | None = None
 
     def fail(path: DataPath, message: str, hint: str | None = None, *, key: bool = False) -> None:
         line, col = doc.locate(path, key=key)
-        length = len(str(path[-1])) if key and path else 1
-        diagnostics.append(Diagnostic(doc.path, line, col, message, hint,
-                                      doc.source_line(line), length))
+        length = len(str(path[-1])) if key and path else doc.width(path)
+        d = Diagnostic(doc.path, line, col, message, hint, doc.source_line(line), length)
+        if d not in diagnostics:  # validators of several envs may report a shared block twice
+            diagnostics.append(d)
 
     data = doc.data
     if not isinstance(data, dict):
@@ -58,8 +59,14 @@ def compile_product(doc: Document, folder: str | None = None
                          did_you_mean(env, envs) or f"the product declares {known(envs)}",
                          key=True)
                 if isinstance(config, dict):
-                    for problem_path, message in _validate(kind, checked, config):
-                        fail((section, rname, *problem_path), message)
+                    for problem_path, problem in _validate(kind, checked, config):
+                        message, _, hint = problem.partition("; did you mean ")
+                        last = problem_path[-1] if problem_path else None
+                        # "unknown key 'x'" points at the key, other problems at the value
+                        on_key = isinstance(last, str) and "unknown" in message \
+                            and f"'{last}'" in message
+                        fail((section, rname, *problem_path), message,
+                             f"did you mean {hint}" if hint else None, key=on_key)
     base_dir = str(Path(doc.path).resolve().parent)
     spec = ProductSpec(
         name=name, title=str(data.get("name") or name),

@@ -60,7 +60,7 @@ def describe(path: DataPath, data: Any) -> str:
     node: Any = data
     label = "the file"
     for i, part in enumerate(path):
-        parent = node
+        parent: Any = node
         node = parent[part] if isinstance(parent, dict | list) and _has(parent, part) else None
         prev = path[i - 1] if i else None
         if isinstance(part, int) and prev in ("steps", "default") and isinstance(node, dict):
@@ -82,6 +82,8 @@ def describe(path: DataPath, data: Any) -> str:
             label = f"{label} config for env '{part}'"
         elif prev == "events" and isinstance(part, str):
             label = f"event '{part}'"
+        elif isinstance(part, str):
+            label = f"'{part}'"
     return label
 
 
@@ -105,9 +107,7 @@ def check(doc: Document, name: str) -> list[Diagnostic]:
 def _at(doc: Document, path: DataPath, message: str, hint: str | None = None, *,
         key: bool = False) -> Diagnostic:
     line, col = doc.locate(path, key=key)
-    length = 1
-    if key and path:
-        length = len(str(path[-1]))
+    length = len(str(path[-1])) if key and path else doc.width(path)
     return Diagnostic(doc.path, line, col, message, hint, doc.source_line(line), length)
 
 
@@ -126,13 +126,15 @@ def _translate(doc: Document, e: ValidationError) -> Iterable[Diagnostic]:
     path: DataPath = tuple(e.absolute_path)
     what = describe(path, doc.data)
     v = e.validator
+    value: Any = e.validator_value
+    schema: Any = e.schema
     if "propertyNames" in e.schema_path:
         key_path = (*path, str(e.instance))
-        words = _PATTERN_WORDS.get(str(e.validator_value), "is not allowed here")
+        words = _PATTERN_WORDS.get(str(value), "is not allowed here")
         yield _at(doc, key_path, f"'{e.instance}' {words}", key=True)
         return
     if v == "additionalProperties" and isinstance(e.instance, dict):
-        allowed = list((e.schema.get("properties") or {}).keys())
+        allowed = list((schema.get("properties") or {}).keys())
         for key in e.instance:
             if key in allowed:
                 continue
@@ -141,12 +143,12 @@ def _translate(doc: Document, e: ValidationError) -> Iterable[Diagnostic]:
             yield _at(doc, (*path, key), f"unknown key '{key}' in {what}", hint, key=True)
         return
     if v == "required":
-        missing = [k for k in e.validator_value if isinstance(e.instance, dict)
+        missing = [k for k in value if isinstance(e.instance, dict)
                    and k not in e.instance]
         for k in missing:
             yield _at(doc, path, f"{what} is missing required key '{k}'")
         return
-    if v == "oneOf" and all(set(s) == {"required"} for s in e.validator_value):
+    if v == "oneOf" and all(set(s) == {"required"} for s in value):
         yield from _bodies(doc, path, e, what)
         return
     if v in ("anyOf", "oneOf"):
@@ -161,22 +163,24 @@ def _translate(doc: Document, e: ValidationError) -> Iterable[Diagnostic]:
                             seen.add(d.short())
                             yield d
             return
-        title = _resolve(e.schema).get("title") if isinstance(e.schema, dict) else None
-        expected = title or " or ".join(_expected(s) for s in e.validator_value)
+        title = _resolve(schema).get("title") if isinstance(schema, dict) else None
+        expected = title or " or ".join(_expected(s) for s in value)
         yield _at(doc, path, f"{what} must be {expected}, not {short(e.instance)}")
         return
     if v == "type":
-        types = e.validator_value if isinstance(e.validator_value, list) else [e.validator_value]
-        expected = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+        types = value if isinstance(value, list) else [value]
+        expected = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in types)
         yield _at(doc, path, f"{what} must be {expected}, not {type_word(e.instance)}")
         return
+    if v == "enum" and path and path[-1] == "provider" and _registered(path, e.instance):
+        return  # a provider the application registered itself (register_provider)
     if v == "enum":
-        choices = [str(c) for c in e.validator_value]
+        choices = [str(c) for c in value]
         yield _at(doc, path, f"{what} must be one of {', '.join(choices)}; got {short(e.instance)}",
                   did_you_mean(e.instance, choices))
         return
     if v == "pattern":
-        words = _PATTERN_WORDS.get(str(e.validator_value), f"does not match {e.validator_value}")
+        words = _PATTERN_WORDS.get(str(value), f"does not match {value}")
         yield _at(doc, path, f"{short(e.instance)} {words}")
         return
     if v in ("minItems", "minProperties"):
@@ -191,9 +195,16 @@ def _translate(doc: Document, e: ValidationError) -> Iterable[Diagnostic]:
         return
     if v == "minimum":
         yield _at(doc, path,
-                  f"{what} must be at least {e.validator_value}, not {short(e.instance)}")
+                  f"{what} must be at least {value}, not {short(e.instance)}")
         return
     yield _at(doc, path, f"{what}: {e.message}")
+
+
+def _registered(path: DataPath, provider: Any) -> bool:
+    from ductwork.connectors.base import PROVIDERS
+
+    kind = vocabulary.SECTIONS.get(str(path[0]))
+    return kind is not None and (kind, provider) in PROVIDERS
 
 
 def _expected(schema: Any) -> str:
@@ -204,12 +215,14 @@ def _expected(schema: Any) -> str:
         return str(schema["title"])
     if "type" in schema:
         t = schema["type"]
-        return " or ".join(_TYPE_WORDS.get(x, x) for x in (t if isinstance(t, list) else [t]))
+        return " or ".join(_TYPE_WORDS.get(str(x), str(x))
+                           for x in (t if isinstance(t, list) else [t]))
     return "something else"
 
 
 def _bodies(doc: Document, path: DataPath, e: ValidationError, what: str) -> Iterable[Diagnostic]:
-    keys = [s["required"][0] for s in e.validator_value]
+    subschemas: Any = e.validator_value
+    keys = [s["required"][0] for s in subschemas]
     present = [k for k in keys if isinstance(e.instance, dict) and k in e.instance]
     rollback = bool(path) and path[-1] == "rollback"
     if not present:

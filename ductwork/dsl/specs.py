@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def check_product(product_dir: Path, report: Report) -> ProductSpec | None:
     return product
 
 
-def check_specs(path: str | Path) -> Report:
+def check_specs(path: str | os.PathLike[str]) -> Report:
     """Check every product under `path`; never raises for problems in the files."""
     root = Path(path)
     report = Report(Specs(root=str(root)))
@@ -116,7 +117,7 @@ def check_specs(path: str | Path) -> Report:
     return report
 
 
-def load_specs(path: str | Path) -> Specs:
+def load_specs(path: str | os.PathLike[str]) -> Specs:
     """Load a specs folder; raises CompileError carrying every diagnostic of every file."""
     report = check_specs(path)
     if report.diagnostics:

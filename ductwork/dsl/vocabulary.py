@@ -154,7 +154,7 @@ SECTIONS: dict[str, str] = {
 KIND_SECTION = {kind: section for section, kind in SECTIONS.items()}
 PROVIDERS: dict[str, tuple[str, ...]] = {
     "action": ("http",),
-    "database": ("sqlite", "postgresql", "mysql", "mongodb"),
+    "database": ("sqlite", "postgresql", "postgres"),
     "notification": ("outbox", "smtp", "twilio", "fcm", "webpush"),
     "storage": ("local", "s3"),
     "graph": ("ladybug", "falkordb"),
