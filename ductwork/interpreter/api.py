@@ -285,7 +285,10 @@ class Workflows:
         state = {k: codec.loads(v) for k, v in (await engine.store.get_state(workflow_id)).items()}
         return {
             "workflow_id": run.workflow_id, "workflow_tag": run.tag, "product": run.product,
-            "env": run.env, "status": run.status, "current_step": run.current_step,
+            "env": run.env, "status": run.status,
+            "current_step": run.current_step or (
+                max(steps, key=lambda st: st.seq).tag
+                if steps and run.status not in TERMINAL else None),
             "completed_steps": completed_tags(steps), "state": state,
             "started_at": _iso(run.started_at), "updated_at": _iso(run.updated_at),
             "finished_at": _iso(run.finished_at), "wake_at": _iso(run.wake_at),
@@ -329,17 +332,39 @@ class Workflows:
                 "delivered": True}
 
     async def history(self, workflow_id: str) -> list[dict[str, Any]]:
+        """Typed events with timestamps, oldest first."""
         engine = await self._dw._engine()
         if await engine.store.get_run(workflow_id) is None:
             raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
-        return [{"type": e["type"], "timestamp": _iso(e["ts"]), "step": e["step"],
-                 "data": codec.loads(e["data"])} for e in await engine.store.events(workflow_id)]
+        rows: list[tuple[float, int, dict[str, Any]]] = []
+        for e in await engine.store.events(workflow_id):
+            rows.append((e["ts"], 1, {"type": e["type"], "step": e["step"],
+                                      "data": codec.loads(e["data"]), "ts": e["ts"]}))
+        # Step lifecycle events are not stored twice: they are read off the step journal.
+        for st in await engine.store.load_steps(workflow_id):
+            if st.kind != "step":
+                continue
+            if st.started_at is not None:
+                rows.append((st.started_at, 0, {"type": "step_started", "step": st.tag,
+                                                "data": None, "ts": st.started_at}))
+            end = st.finished_at or st.started_at or 0.0
+            data: dict[str, Any] = {"attempts": st.attempts}
+            if st.error:
+                data["error"] = st.error
+            rows.append((end, 0, {"type": _STEP_EVENT.get(st.status, "step_" + st.status),
+                                  "step": st.tag, "data": data, "ts": end}))
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [{"type": r["type"], "timestamp": _iso(r["ts"]), "step": r["step"],
+                 "data": r["data"]} for _, _, r in rows]
 
     async def logs(self, workflow_id: str) -> list[dict[str, Any]]:
         engine = await self._dw._engine()
         return [{"level": lg["level"], "message": lg["message"], "timestamp": _iso(lg["ts"]),
                  "step": lg["step"], "data": codec.loads(lg["data"])}
                 for lg in await engine.store.logs(workflow_id)]
+
+
+_STEP_EVENT = {"completed": "step_completed", "failed": "step_failed", "skipped": "step_skipped"}
 
 
 def _iso(ts: float | None) -> str | None:

@@ -370,7 +370,6 @@ class WorkflowContext(Components):
                         step_input: Any) -> Any:
         self.current_step = tag
         started = time.time()
-        self._event("step_started", tag)
         attempts = 0
         token = current_ctx.set(self)
         try:
@@ -394,10 +393,10 @@ class WorkflowContext(Components):
                                                critical, rollback, step_input)
         finally:
             current_ctx.reset(token)
+        # step_started/step_completed events are derived from this row when history is read,
+        # so the common case is one single-statement commit.
         seq = self._next_seq()
-        self._event("step_completed", tag, None)
         await self._commit(Batch(
-            run={"current_step": tag},
             steps=[StepRow(self.workflow_id, key, tag, "step", "completed", seq, attempts,
                            self._input_json(step_input), encoded, None, started, time.time(),
                            critical, rollback is not None)]))
@@ -413,9 +412,7 @@ class WorkflowContext(Components):
         message = self._engine.dw.redact(_step_message(tag, err, attempts))
         seq = self._next_seq()
         status = "skipped" if allow else "failed"
-        self._event("step_skipped" if allow else "step_failed", tag, {"error": message})
         await self._commit(Batch(
-            run={"current_step": tag},
             steps=[StepRow(self.workflow_id, key, tag, "step", status, seq, attempts,
                            self._input_json(step_input), None, message, started, time.time(),
                            critical, rollback is not None)]))

@@ -26,7 +26,12 @@ from ductwork.store.schema import MIGRATIONS, SCHEMA_VERSION
 _RUN_COLS = ", ".join(RUN_FIELDS)
 _STEP_COLS = ", ".join(STEP_FIELDS)
 _ACTIVE = tuple(sorted(ACTIVE))
-_SUSPENDED = ("pending", "sleeping", "waiting")
+_STEP_UPSERT = (
+    f"INSERT INTO dw_steps ({_STEP_COLS}) SELECT {', '.join('?' * len(STEP_FIELDS))} "
+    "WHERE EXISTS (SELECT 1 FROM dw_runs WHERE workflow_id=? AND (? IS NULL OR owner=?)) "
+    "ON CONFLICT(workflow_id, step_key) DO UPDATE SET "
+    + ", ".join(f"{f}=excluded.{f}" for f in STEP_FIELDS[2:])
+    + " WHERE dw_steps.status NOT IN ('completed', 'skipped', 'failed')")
 
 
 class SQLiteStore(RunStore):
@@ -147,9 +152,15 @@ class SQLiteStore(RunStore):
 
     async def commit(self, workflow_id: str, batch: Batch) -> None:
         db = self.conn
+        if (len(batch.steps) == 1 and not batch.run and not batch.step_updates
+                and not batch.events and not batch.logs and not batch.state
+                and batch.consume_signal is None):
+            # The hot path (one step result): a single statement is its own transaction.
+            self._insert_step(workflow_id, batch.steps[0], batch.owner)
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
-            if batch.owner is not None or batch.run:
+            if batch.run:
                 fields = dict(batch.run)
                 fields["updated_at"] = now()
                 sets = ", ".join(f"{k}=?" for k in fields)
@@ -159,19 +170,13 @@ class SQLiteStore(RunStore):
                     sql += " AND owner=?"
                     params.append(batch.owner)
                 if db.execute(sql, params).rowcount != 1:
-                    raise LeaseLostError(
-                        f"run {workflow_id} is no longer owned by this process "
-                        "(its lease expired and another worker took it over)")
+                    raise self._lost(workflow_id)
+            elif batch.owner is not None and not batch.steps and db.execute(
+                    "SELECT 1 FROM dw_runs WHERE workflow_id=? AND owner=?",
+                    (workflow_id, batch.owner)).fetchone() is None:
+                raise self._lost(workflow_id)
             for s in batch.steps:
-                cur = db.execute(
-                    f"INSERT INTO dw_steps ({_STEP_COLS}) VALUES ({', '.join('?' * len(STEP_FIELDS))}) "
-                    "ON CONFLICT(workflow_id, step_key) DO UPDATE SET "
-                    + ", ".join(f"{f}=excluded.{f}" for f in STEP_FIELDS[2:])
-                    + " WHERE dw_steps.status NOT IN ('completed', 'skipped', 'failed')",
-                    [getattr(s, f) for f in STEP_FIELDS])
-                if cur.rowcount != 1:
-                    raise StepConflictError(
-                        f"step {s.step_key!r} of run {workflow_id} was already recorded")
+                self._insert_step(workflow_id, s, batch.owner)
             for key, upd in batch.step_updates:
                 sets = ", ".join(f"{k}=?" for k in upd)
                 db.execute(f"UPDATE dw_steps SET {sets} WHERE workflow_id=? AND step_key=?",
@@ -197,6 +202,24 @@ class SQLiteStore(RunStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _insert_step(self, workflow_id: str, s: StepRow, owner: str | None) -> None:
+        # The ownership fence rides on the insert: a worker whose lease was taken over cannot
+        # record anything, and the primary key makes a second record of one step impossible.
+        cur = self.conn.execute(_STEP_UPSERT, [*(getattr(s, f) for f in STEP_FIELDS),
+                                               workflow_id, owner, owner])
+        if cur.rowcount != 1:
+            row = self.conn.execute("SELECT owner FROM dw_runs WHERE workflow_id=?",
+                                    (workflow_id,)).fetchone()
+            if owner is not None and (row is None or row[0] != owner):
+                raise self._lost(workflow_id)
+            raise StepConflictError(
+                f"step {s.step_key!r} of run {workflow_id} was already recorded")
+
+    @staticmethod
+    def _lost(workflow_id: str) -> LeaseLostError:
+        return LeaseLostError(f"run {workflow_id} is no longer owned by this process (its "
+                              "lease expired and another worker took it over)")
 
     async def update_run(self, workflow_id: str, fields: dict[str, Any], *,
                          only_status: frozenset[str] | None = None,
