@@ -675,3 +675,82 @@ def test_safe_url_keeps_only_where_the_server_is() -> None:
     assert safe_url("nats://tok-1234@n1:4222") == "nats://n1:4222"
     assert safe_url("127.0.0.1:4222") == "127.0.0.1:4222"
     assert safe_url("unix:///run/redis.sock?password=pw-1234") == "unix:///run/redis.sock"
+
+
+# -- end to end through the engine ---------------------------------------------------------------
+
+
+def events_broker(port: int, secrets: dict[str, str]) -> Any:
+    """The `events` broker of product `shop`, on the password-protected Redis."""
+    url = "redis://:${secrets.REDIS_PASSWORD}@127.0.0.1:" + f"{port}/0"
+    spec = make_spec({"url": url, "prefix": "shop:"}, {"user-created": {"key": "user_id"}},
+                     secrets=secrets)
+    return build_connector(spec)
+
+
+def define_signup(dw: Any) -> None:
+    @dw.workflows.workflow(product="shop", tag="signup")
+    async def signup(ctx: Any) -> Any:
+        user_id = ctx.input["user_id"]
+        produced = await ctx.step("produce", lambda: ctx.messaging.produce(
+            event="events:user-created", message={"user_id": user_id, "source": "python"}))
+        sent = await ctx.step("send", lambda: ctx.publish.send(
+            broker="events", event="user-created",
+            input={"message": {"user_id": user_id, "source": "publish.send"},
+                   "headers": {"via": "publish.send"}}))
+        return {"produced": produced, "sent": sent}
+
+
+async def test_engine_python_steps_produce_to_redis(
+    redis_auth_server: Server, tmp_path: Any
+) -> None:
+    from redis.asyncio import Redis
+
+    from ductwork import Ductwork
+
+    secrets = {"REDIS_PASSWORD": PASSWORD}
+    conn = events_broker(redis_auth_server.port, secrets)
+    async with Ductwork(store=f"sqlite:///{tmp_path / 'runs.db'}", secrets=secrets) as dw:
+        dw.connectors.register("broker", "events", conn)
+        define_signup(dw)
+        result = await dw.workflows.execute(product="shop", env="dev", tag="signup",
+                                            input={"user_id": 7})
+        await conn.aclose()
+    assert result.status == "completed", result.error
+    receipts = [result.output["produced"], result.output["sent"]]
+    assert {r["topic"] for r in receipts} == {"shop:user-created"}
+
+    reader = Redis.from_url(f"redis://127.0.0.1:{redis_auth_server.port}/0", password=PASSWORD,
+                            decode_responses=True)
+    try:
+        entries = await reader.xrange("shop:user-created")
+        await reader.delete("shop:user-created")
+    finally:
+        await reader.aclose()
+    assert [i for i, _ in entries] == [r["id"] for r in receipts]
+    assert [json.loads(f["data"]) for _, f in entries] == [
+        {"user_id": 7, "source": "python"}, {"user_id": 7, "source": "publish.send"}]
+    assert [f["key"] for _, f in entries] == ["7", "7"]  # from topics.user-created.key
+    assert json.loads(entries[1][1]["headers"]) == {"via": "publish.send"}
+
+
+async def test_engine_bad_broker_password_fails_the_run_without_leaking_it(
+    redis_auth_server: Server, tmp_path: Any
+) -> None:
+    from ductwork import Ductwork
+
+    leaked = "broker-pw-never-stored"
+    secrets = {"REDIS_PASSWORD": leaked}
+    conn = events_broker(redis_auth_server.port, secrets)
+    async with Ductwork(store=f"sqlite:///{tmp_path / 'runs.db'}", secrets=secrets) as dw:
+        dw.connectors.register("broker", "events", conn)
+        define_signup(dw)
+        result = await dw.workflows.execute(product="shop", env="dev", tag="signup",
+                                            input={"user_id": 9})
+        await conn.aclose()
+    assert result.status == "failed" and result.failed_step == "produce"
+    error = result.error or ""
+    assert "broker/events/user-created (env dev)" in error
+    assert "rejected the credentials" in error and leaked not in error
+    for path in tmp_path.iterdir():  # the run store and its WAL/SHM files
+        assert leaked.encode() not in path.read_bytes(), path
