@@ -47,6 +47,7 @@ DEFINITION: dict[str, Any] = {
     "events": {
         "create-user": {"op": "insert", "table": "users"},
         "find-users": {"op": "query", "table": "users", "order_by": "id"},
+        "remove-user": {"op": "delete", "table": "users"},
         "add-member": {"op": "upsert", "table": "members", "key": ["org", "user_id"]},
         "by-ids": {"op": "sql", "params": ["ids"],
                    "sql": "select id::text as id_text, email from users "
@@ -237,3 +238,73 @@ def test_validate_postgres_config() -> None:
                           "envs.bad.create_tables"}
     assert "needs `url:" in paths["envs.bad"]
     assert "unknown pool setting 'size'" in paths["envs.bad.pool"]
+
+
+# -- end to end through the engine, with the password as a secret --------------------------------
+
+
+def engine_app(store: Path, url_template: str, password: str) -> tuple[Any, PostgresDatabase]:
+    from ductwork import Ductwork
+
+    dw = Ductwork(store=f"sqlite:///{store}", secrets={"DB_PASSWORD": password})
+    block = {**DEFINITION, "envs": {"prd": {"provider": "postgres", "url": url_template,
+                                            "create_tables": True}}}
+    # What the engine's registry does for a product file: resolve refs into dw.secrets.
+    config = resolve_refs(block["envs"]["prd"], secrets=dw.secret_values, collect=dw.secrets)
+    conn = build(ResourceSpec(kind="database", name="users-db", env="prd", product="shop",
+                              config=config, definition=block, secrets=dw.secrets))
+    dw.connectors.register("database", "users-db", conn)
+
+    @dw.workflows.workflow(product="shop", tag="signup")
+    async def signup(ctx: Any) -> dict[str, Any]:
+        user = await ctx.step(
+            "create-user",
+            lambda: ctx.database.insert(database="users-db", event="create-user",
+                                        data={"email": ctx.input.email}),
+            rollback=lambda u: ctx.database.delete(database="users-db", event="remove-user",
+                                                   where={"id": u["id"]}),
+        )
+
+        def check() -> None:
+            if ctx.input.email.startswith("bad"):
+                raise RuntimeError("address rejected")
+
+        await ctx.step("check", check)
+        return {"id": user["id"]}
+
+    return dw, conn
+
+
+async def test_engine_run_on_postgres_and_no_password_in_the_store(
+        postgres_server: PgServer, tmp_path: Path) -> None:
+    role = "app_" + uuid.uuid4().hex[:8]
+    password = "pw-" + uuid.uuid4().hex
+    postgres_server.psql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'; "
+                         f"CREATE SCHEMA {role} AUTHORIZATION {role}")
+    url = (f"postgresql://{role}:${{secrets.DB_PASSWORD}}@127.0.0.1:{postgres_server.port}"
+           f"/postgres?options=-csearch_path%3D{role}")
+    store = tmp_path / "runs.db"
+    dw, conn = engine_app(store, url, password)
+    async with dw:
+        ok = await dw.workflows.execute(product="shop", env="prd", tag="signup",
+                                        input={"email": "good@x.io"})
+        assert ok.status == "completed", ok.error
+        bad = await dw.workflows.execute(product="shop", env="prd", tag="signup",
+                                         input={"email": "bad@x.io"})
+        assert bad.status == "rolled_back", bad.error
+        rows = await conn.query("find-users")
+        assert [r["email"] for r in rows] == ["good@x.io"]  # the rollback deleted bad@x.io
+        await conn.aclose()
+    wrong = "wrong-" + uuid.uuid4().hex
+    dw, conn = engine_app(store, url, wrong)
+    async with dw:
+        failed = await dw.workflows.execute(product="shop", env="prd", tag="signup",
+                                            input={"email": "x@x.io"})
+        await conn.aclose()
+    assert failed.status == "failed" and failed.failed_step == "create-user"
+    error = failed.error or ""
+    assert "database/users-db/create-user (env prd)" in error
+    assert "password authentication failed" in error and wrong not in error
+    for path in tmp_path.iterdir():  # the run store and its WAL/SHM files
+        data = path.read_bytes()
+        assert password.encode() not in data and wrong.encode() not in data, path
