@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,9 @@ async def test_relative_url_resolves_against_the_product_dir_and_uses_wal(tmp_pa
         await db.aclose()
     file = tmp_path / ".ductwork" / "users.db"
     assert file.exists()
-    with sqlite3.connect(file) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT id, email FROM users").fetchall() == [(row["id"], "a@x.io")]
+    with closing(sqlite3.connect(file)) as sq:
+        assert sq.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert sq.execute("SELECT id, email FROM users").fetchall() == [(row["id"], "a@x.io")]
     # a new connector (a restarted process) sees the same rows
     again = build(spec({"url": "sqlite:///.ductwork/users.db"}, tmp_path))
     try:
@@ -298,9 +299,9 @@ async def test_onboarding_workflow_writes_rows_and_rolls_back_the_user(tmp_path:
         await conn.aclose()
     users_db = product / ".ductwork" / "users.db"
     audit_db = product / ".ductwork" / "audit.db"
-    with sqlite3.connect(users_db) as conn:
-        assert conn.execute("SELECT id, email, name FROM users").fetchall() == [
+    with closing(sqlite3.connect(users_db)) as sq:
+        assert sq.execute("SELECT id, email, name FROM users").fetchall() == [
             (user_id, "john@example.com", "John")]  # Jane's row was deleted by the rollback
-    with sqlite3.connect(audit_db) as conn:
-        rows = conn.execute("SELECT action, user_id FROM logs ORDER BY id").fetchall()
+    with closing(sqlite3.connect(audit_db)) as sq:
+        rows = sq.execute("SELECT action, user_id FROM logs ORDER BY id").fetchall()
     assert rows == [("user_created", user_id), ("user_created", user_id + 1)]
