@@ -1,0 +1,101 @@
+"""Engine benchmarks (issue 2): prints one JSON line per figure. Run: python bench/engine.py"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+from typing import Any
+
+from ductwork import Ductwork
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def define(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="bench", tag="three")
+    async def three(ctx: Any) -> Any:
+        a = await ctx.step("a", lambda: {"n": 1})
+        b = await ctx.step("b", lambda: {"n": a["n"] + 1})
+        return await ctx.step("c", lambda: {"n": b["n"] + 1})
+
+    @dw.workflows.workflow(product="bench", tag="thousand")
+    async def thousand(ctx: Any) -> Any:
+        for i in range(1000):
+            await ctx.step(f"s{i}", lambda i=i: {"i": i})
+
+    @dw.workflows.workflow(product="bench", tag="nap")
+    async def nap(ctx: Any) -> Any:
+        await ctx.step("before", lambda: {"ok": True})
+        await ctx.sleep("1h")
+
+
+async def run(sync: str, folder: str, suspended: int) -> None:
+    url = f"sqlite:///{os.path.join(folder, f'bench-{sync.lower()}.db')}"
+    dw = Ductwork(store=url, synchronous=sync, inline_wait="0ms")
+    define(dw)
+    common = {"synchronous": sync, "cpus": os.cpu_count(), "python": platform.python_version()}
+    async with dw:
+        ex = dw.workflows.execute
+        for _ in range(20):  # warm-up
+            await ex(product="bench", env="dev", tag="three")
+        t = time.perf_counter()
+        for _ in range(300):
+            await ex(product="bench", env="dev", tag="three")
+        dt = time.perf_counter() - t
+        emit(bench="a_sequential_3_step", workflows=300, seconds=round(dt, 4),
+             workflows_per_s=round(300 / dt, 1), us_per_step=round(dt / 900 * 1e6, 1), **common)
+
+        t = time.perf_counter()
+        r = await ex(product="bench", env="dev", tag="thousand")
+        dt = time.perf_counter() - t
+        assert r.status == "completed"
+        emit(bench="b_one_1000_step_workflow", ms=round(dt * 1000, 1), **common)
+
+        t = time.perf_counter()
+        results = await asyncio.gather(*[ex(product="bench", env="dev", tag="three")
+                                         for _ in range(200)])
+        dt = time.perf_counter() - t
+        assert all(x.status == "completed" for x in results)
+        emit(bench="c_200_concurrent", seconds=round(dt, 4), **common)
+
+        if suspended:
+            base = rss_mb()
+            t = time.perf_counter()
+            for _ in range(suspended):
+                r = await ex(product="bench", env="dev", tag="nap")
+            dt = time.perf_counter() - t
+            assert r.status == "running"
+            emit(bench="d_rss_with_suspended_runs", suspended_runs=suspended,
+                 rss_mb=round(rss_mb(), 1), rss_before_mb=round(base, 1),
+                 seconds_to_start=round(dt, 2), **common)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--suspended", type=int, default=10_000)
+    p.add_argument("--sync", default="NORMAL,FULL")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        for sync in args.sync.split(","):
+            asyncio.run(run(sync.strip().upper(), folder,
+                            args.suspended if sync.strip().upper() == "NORMAL" else 0))
+
+
+if __name__ == "__main__":
+    main()
