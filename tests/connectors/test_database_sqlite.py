@@ -305,3 +305,16 @@ async def test_onboarding_workflow_writes_rows_and_rolls_back_the_user(tmp_path:
     with closing(sqlite3.connect(audit_db)) as sq:
         rows = sq.execute("SELECT action, user_id FROM logs ORDER BY id").fetchall()
     assert rows == [("user_created", user_id), ("user_created", user_id + 1)]
+
+
+def test_definition_problems_are_reported_once_not_per_environment() -> None:
+    definition: dict[str, Any] = {
+        "envs": {"dev": {"url": "sqlite:///a.db"}, "staging": {"url": "sqlite:///b.db"},
+                 "prd": {"url": "sqlite:///c.db", "bogus": 1}},
+        "tables": DEFINITION["tables"],
+        "events": {"e": {"op": "insert", "table": "usr"}},
+    }
+    per_env = {env: [".".join(str(p) for p in path)
+                     for path, _ in validate_resource("database", definition, cfg)]
+               for env, cfg in definition["envs"].items()}
+    assert per_env == {"dev": ["events.e.table"], "staging": [], "prd": ["envs.prd.bogus"]}

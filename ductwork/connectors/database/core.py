@@ -76,7 +76,15 @@ def is_count(v: Any) -> str | None:
     return None if ok else "must be a non-negative number"
 
 
-def definition_problems(definition: Mapping[str, Any]) -> list[Problem]:
+def definition_problems(definition: Mapping[str, Any], config: Mapping[str, Any]
+                        ) -> list[Problem]:
+    """Problems of tables/events, reported with the first env's config only: validators run
+    once per environment, and the same typo should not be listed once per environment."""
+    envs = definition.get("envs")
+    if isinstance(envs, Mapping) and envs:
+        at = env_path(definition, config)
+        if len(at) == 2 and at[1] != str(next(iter(envs))):
+            return []
     return load_schema(definition)[1]
 
 

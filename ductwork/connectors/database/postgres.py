@@ -198,7 +198,7 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     problems = check_config(config, CHECKS, at)
     if not config.get("url") and not config.get("dsn"):
         problems.append((at, "a postgres database needs `url: postgresql://user:pass@host/db`"))
-    return problems + definition_problems(definition)
+    return problems + definition_problems(definition, config)
 
 
 def create(spec: ResourceSpec) -> PostgresDatabase:

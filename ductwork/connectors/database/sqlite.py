@@ -210,7 +210,7 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     problems = check_config(config, CHECKS, at)
     if "url" in config and "path" in config:
         problems.append(((*at, "path"), "give either url or path, not both"))
-    return problems + definition_problems(definition)
+    return problems + definition_problems(definition, config)
 
 
 def create(spec: ResourceSpec) -> SQLiteDatabase:
