@@ -135,8 +135,11 @@ def smtp_server(
     controller = _Controller(Mailbox(maildir), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     try:
-        yield SmtpServer("127.0.0.1", port, maildir, controller, logins)
+        server = SmtpServer("127.0.0.1", port, maildir, controller, logins)
+        yield server
     finally:
+        # Connections a test left open would otherwise die with the server loop, unclosed.
+        SmtpServer("127.0.0.1", port, maildir, controller).drop_connections()
         controller.stop()
 
 
