@@ -216,7 +216,7 @@ async def test_fcm_input_and_config_errors(fcm: FakeFcm, tmp_path: Path) -> None
         with pytest.raises(ConnectorError, match="provider 'fcm' sends push, not sms"):
             await conn.sms("verify-code", ["+14155550100"], {"code": 1})
         with pytest.raises(ConnectorError, match="push data must be a mapping"):
-            await conn.push("new-follower", ["t"], {"who": "A"}, data=["x"])  # type: ignore
+            await conn.push("new-follower", ["t"], {"who": "A"}, data=["x"])
     finally:
         await conn.aclose()
     assert fcm.sends == []
