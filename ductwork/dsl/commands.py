@@ -39,6 +39,20 @@ def register(subparsers: Any) -> None:
     s.add_argument("which", nargs="?", choices=schemas.SCHEMA_NAMES, default="workflow")
     s.set_defaults(func=cmd_schema)
 
+    r = subparsers.add_parser(
+        "run", help="run a workflow to its end and print the result as JSON",
+        description="Execute a YAML (or registered) workflow once; exit 0 when it completed.")
+    r.add_argument("product")
+    r.add_argument("tag")
+    r.add_argument("--env", default="dev", help="environment (default: dev)")
+    r.add_argument("--input", default="{}", metavar="JSON|@FILE",
+                   help="the input as JSON text, or @path/to/input.json")
+    r.add_argument("--specs", default=DEFAULT_SPECS, help=f"default: {DEFAULT_SPECS}")
+    r.add_argument("--store", default=None, help="run store URL (default: Ductwork's default)")
+    r.add_argument("--id", dest="workflow_id", default=None,
+                   help="workflow id (idempotency key: the same id never runs twice)")
+    r.set_defaults(func=cmd_run)
+
     g = subparsers.add_parser("graph", help="print a workflow as a Mermaid flowchart")
     g.add_argument("product")
     g.add_argument("tag")
@@ -188,3 +202,45 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     sys.stdout.write(mermaid(find_plan(args.specs, args.product, args.tag)))
     return 0
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def read_input(raw: str) -> Any:
+    """`--input`: JSON text, or `@file.json`."""
+    where = "--input"
+    text = raw
+    if raw.startswith("@"):
+        where = raw[1:]
+        try:
+            text = Path(where).read_text("utf-8")
+        except OSError as e:
+            raise ConfigurationError(f"--input: cannot read {where}: {e.strerror or e}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigurationError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column "
+                                 f"{e.colno})") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ductwork.core import Ductwork
+
+    if not Path(args.specs).exists():
+        raise ConfigurationError(f"specs folder not found: {args.specs} (use --specs DIR)")
+    data = read_input(args.input)
+    cwd = os.getcwd()
+    if cwd not in sys.path:  # python: targets are importable from where the command runs
+        sys.path.insert(0, cwd)
+
+    async def go() -> Any:
+        async with Ductwork(specs=args.specs, store=args.store) as dw:
+            return await dw.workflows.execute(product=args.product, env=args.env, tag=args.tag,
+                                              input=data, workflow_id=args.workflow_id)
+
+    result = asyncio.run(go())
+    print(json.dumps(result.to_dict(), indent=2, default=str))
+    return 0 if result.status == "completed" else 1

@@ -61,7 +61,8 @@ def describe(path: DataPath, data: Any) -> str:
     label = "the file"
     for i, part in enumerate(path):
         parent: Any = node
-        node = parent[part] if isinstance(parent, dict | list) and _has(parent, part) else None
+        key: Any = part
+        node = parent[key] if isinstance(parent, dict | list) and _has(parent, part) else None
         prev = path[i - 1] if i else None
         if isinstance(part, int) and prev in ("steps", "default") and isinstance(node, dict):
             tag = node.get("tag")

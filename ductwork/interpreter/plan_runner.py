@@ -1,0 +1,259 @@
+"""Runs a compiled YAML WorkflowPlan as an ordinary handler, through the same ctx.step machinery."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from collections import ChainMap
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from functools import cache
+from typing import Any
+
+from ductwork.dsl import plan as p
+from ductwork.dsl.vocabulary import CTX_FIELDS
+from ductwork.errors import ConfigurationError, DuctworkError
+
+
+class FailStep(DuctworkError):
+    """Raised by a `fail:` step; its message is the evaluated text."""
+
+
+def definitions(specs: p.Specs) -> list[dict[str, Any]]:
+    """Keyword arguments for dw.workflows.define(), one per compiled workflow."""
+    out: list[dict[str, Any]] = []
+    for product in specs.products.values():
+        for plan in product.workflows.values():
+            out.append({
+                "product": plan.product, "tag": plan.tag, "name": plan.name,
+                "description": plan.description or None, "handler": make_handler(plan),
+                "options": plan.options.to_dict(), "signals": dict(plan.signals) or None,
+                "envs": list(plan.envs) if plan.envs else None,
+                "input_schema": plan.input_schema, "source": plan.path,
+            })
+    return out
+
+
+def make_handler(plan: p.WorkflowPlan) -> Callable[[Any], Any]:
+    async def handler(ctx: Any) -> Any:
+        return await PlanRun(ctx, plan).run()
+
+    handler.__name__ = handler.__qualname__ = f"yaml:{plan.product}/{plan.tag}"
+    handler.plan = plan  # type: ignore[attr-defined]
+    return handler
+
+
+class _CtxView(Mapping[str, Any]):
+    """`ctx` as expressions see it: the metadata fields only, read live."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in CTX_FIELDS:
+            raise KeyError(key)
+        value = getattr(self._ctx, key, None)
+        to_dict = getattr(value, "to_dict", None)
+        return to_dict() if key in ("input", "original_input") and callable(to_dict) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(CTX_FIELDS)
+
+    def __len__(self) -> int:
+        return len(CTX_FIELDS)
+
+
+class _Secrets(Mapping[str, Any]):
+    """`env.NAME` / `secrets.NAME`: resolved through ctx.token (registered for redaction)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def __getitem__(self, key: str) -> Any:
+        return self._ctx.token(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+@cache
+def import_target(target: str) -> Callable[..., Any]:
+    """`pkg.mod:fn` -> the function; the working directory counts as importable, like -m."""
+    module, _, name = target.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        cwd = os.getcwd()
+        if cwd in sys.path or not (e.name and module.startswith(e.name)):
+            raise ConfigurationError(f"python step: cannot import '{module}' ({e})") from None
+        sys.path.append(cwd)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e2:
+            raise ConfigurationError(f"python step: cannot import '{module}' ({e2})") from None
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        raise ConfigurationError(f"python step: module '{module}' has no function '{name}'")
+    return fn  # type: ignore[no-any-return]
+
+
+class PlanRun:
+    """One execution of a plan inside one handler call (re-created on every replay)."""
+
+    def __init__(self, ctx: Any, plan: p.WorkflowPlan) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        self.base = {"ctx": _CtxView(ctx), "env": _Secrets(ctx), "secrets": _Secrets(ctx)}
+
+    def scope(self, steps: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.base, "steps": steps, "state": self.ctx.state, **names}
+
+    async def run(self) -> Any:
+        steps: dict[str, Any] = {}
+        await self.block(self.plan.steps, steps, {})
+        if self.plan.output is None:
+            return None
+        return self.plan.output.evaluate(self.scope(steps, {}))
+
+    async def block(self, steps: tuple[p.Step, ...], results: MutableMapping[str, Any],
+                    names: Mapping[str, Any]) -> None:
+        for step in steps:
+            await self.step(step, results, names)
+
+    async def step(self, step: p.Step, results: MutableMapping[str, Any],
+                   names: Mapping[str, Any]) -> None:
+        ctx = self.ctx
+        if step.when is not None and not step.when.evaluate(self.scope(results, names)):
+            return
+        value: Any = None
+        if isinstance(step, p.TaskStep):
+            value = await self.task(step, results, names)
+        elif isinstance(step, p.SleepStep):
+            await ctx.sleep(step.duration.evaluate(self.scope(results, names)))
+        elif isinstance(step, p.WaitStep):
+            which: Any = step.names[0] if len(step.names) == 1 else list(step.names)
+            value = await ctx.wait_for_signal(which, timeout=step.timeout)
+        elif isinstance(step, p.CheckpointStep):
+            meta = step.metadata.evaluate(self.scope(results, names)) if step.metadata else None
+            await ctx.checkpoint(step.name, meta)
+        elif isinstance(step, p.SetStep):
+            for key, tree in step.values:
+                await ctx.set_state(key, tree.evaluate(self.scope(results, names)))
+        elif isinstance(step, p.LogStep):
+            self.log(step.log, self.scope(results, names))
+        elif isinstance(step, p.ForeachStep):
+            value = await self.foreach(step, results, names)
+        elif isinstance(step, p.ParallelStep):
+            value = await self.parallel(step, results, names)
+        elif isinstance(step, p.SwitchStep):
+            value = await self.switch(step, results, names)
+        elif isinstance(step, p.ChildWorkflowStep):
+            value = await self.child(step, results, names)
+        if step.tag is not None:
+            results[step.tag] = value
+
+    # -- tasks ----------------------------------------------------------------------------------
+
+    async def task(self, step: p.TaskStep, results: MutableMapping[str, Any],
+                   names: Mapping[str, Any]) -> Any:
+        assert step.tag is not None  # the compiler requires a tag on every task
+
+        async def run() -> Any:
+            return await self.body(step.body, self.scope(results, names))
+
+        rollback = None
+        if step.rollback is not None:
+            body = step.rollback
+
+            async def rollback(result: Any) -> None:
+                await self.body(body, self.scope(results, {**names, "result": result}))
+
+        o = step.options
+        return await self.ctx.step(step.tag, run, rollback, allow_fail=o.allow_fail,
+                                   retries=o.retries, retry_delay=o.retry_delay,
+                                   timeout=o.timeout, critical=o.critical)
+
+    async def body(self, body: p.Body | p.FailBody, scope: dict[str, Any]) -> Any:
+        if isinstance(body, p.Call):
+            kwargs = body.args.evaluate(scope)
+            if body.key == "graph.create_relationship" and "from" in kwargs:
+                kwargs["from_"] = kwargs.pop("from")
+            method = getattr(getattr(self.ctx, body.component), body.method)
+            return await method(**kwargs)
+        if isinstance(body, p.PythonCall):
+            fn = import_target(body.target)
+            args = body.args.evaluate(scope)
+            if not isinstance(args, Mapping):
+                raise ConfigurationError(f"python step {body.target}: args must evaluate to "
+                                         f"a mapping, got {type(args).__name__}")
+            out = fn(self.ctx, **args)
+            return await out if inspect.isawaitable(out) else out
+        if isinstance(body, p.LogCall):
+            self.log(body, scope)
+            return None
+        raise FailStep(str(body.message.evaluate(scope)))
+
+    def log(self, log: p.LogCall, scope: dict[str, Any]) -> None:
+        data = log.data.evaluate(scope) if log.data is not None else None
+        getattr(self.ctx.log, log.level)(str(log.message.evaluate(scope)), data)
+
+    # -- control flow ---------------------------------------------------------------------------
+
+    async def foreach(self, step: p.ForeachStep, results: MutableMapping[str, Any],
+                      names: Mapping[str, Any]) -> list[dict[str, Any]]:
+        items = step.items.evaluate(self.scope(results, names))
+        if not isinstance(items, list | tuple):
+            raise ConfigurationError(
+                f"foreach{f' {step.tag!r}' if step.tag else ''} ({step.loc}): items must be a "
+                f"list, got {type(items).__name__}")
+
+        async def one(item: Any, index: int) -> dict[str, Any]:
+            mine: dict[str, Any] = {}
+            inner = {**names, "item": item, "index": index}
+            if step.alias:
+                inner[step.alias] = item
+            await self.block(step.steps, ChainMap(mine, results), inner)
+            return mine
+
+        out: list[dict[str, Any]] = await self.ctx.foreach(list(items), one,
+                                                           concurrency=step.concurrency)
+        return out
+
+    async def parallel(self, step: p.ParallelStep, results: MutableMapping[str, Any],
+                       names: Mapping[str, Any]) -> dict[str, Any]:
+        before = set(results)
+
+        def branch(steps: tuple[p.Step, ...]) -> Callable[[], Any]:
+            return lambda: self.block(steps, results, names)
+
+        await self.ctx.parallel([branch(b) for b in step.branches])
+        return {k: v for k, v in results.items() if k not in before}
+
+    async def switch(self, step: p.SwitchStep, results: MutableMapping[str, Any],
+                     names: Mapping[str, Any]) -> dict[str, Any]:
+        before = set(results)
+        chosen = step.default
+        for case in step.cases:
+            if case.when.evaluate(self.scope(results, names)):
+                chosen = case.steps
+                break
+        if chosen:
+            await self.block(chosen, results, names)
+        return {k: v for k, v in results.items() if k not in before}
+
+    async def child(self, step: p.ChildWorkflowStep, results: MutableMapping[str, Any],
+                    names: Mapping[str, Any]) -> Any:
+        scope = self.scope(results, names)
+        child_id = (str(step.child_id.evaluate(scope)) if step.child_id is not None
+                    else f"{self.ctx.workflow_id}:{step.tag}")
+        options: dict[str, Any] = {"parent_close_policy": step.parent_close_policy}
+        if step.timeout is not None:
+            options["timeout"] = step.timeout
+        if step.retries is not None:
+            options["retries"] = step.retries
+        return await self.ctx.workflow(child_id, step.workflow, step.input.evaluate(scope),
+                                       **options)
