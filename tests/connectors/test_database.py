@@ -498,3 +498,42 @@ async def test_deeply_nested_filters_are_refused(db: SQLDatabase) -> None:
         where = {"$not": where}
     with pytest.raises(ConnectorError, match="nested deeper"):
         await db.query("find-users", where)
+
+
+# -- the SQL text itself (no database) ---------------------------------------------------------
+
+
+def test_named_params_skip_literals_comments_casts_and_dollar_quotes() -> None:
+    from ductwork.connectors.database.postgres import PostgresDialect
+    from ductwork.connectors.database.sql import bind_named, named_params
+    from ductwork.connectors.database.sqlite import SQLiteDialect
+
+    sql = ("select :a, ':b', \"c:d\", x::text, arr[1:2], E'it\\'s :e', -- :f\n"
+           "/* :g */ $$ :h $$, $t$ :i $t$, '50%' || :a || :j")
+    assert named_params(sql) == ["a", "j"]
+    pg = bind_named(PostgresDialect(), sql, ["a", "j"], {"a": 1, "j": "x"})
+    assert pg.params == [1, 1, "x"]
+    assert pg.sql.startswith("select %s, ':b', \"c:d\", x::text, arr[1:2], E'it\\'s :e'")
+    assert "'50%%' || %s || %s" in pg.sql  # a literal % is doubled for psycopg
+    lite = bind_named(SQLiteDialect(), "select * from t where a = :a and b like '%' || :a",
+                      ["a"], {"a": "v"})
+    assert lite.sql == "select * from t where a = ? and b like '%' || ?"
+    assert lite.params == ["v", "v"]
+
+
+def test_built_statements_bind_every_value_and_quote_every_identifier() -> None:
+    from ductwork.connectors.database.model import load_schema
+    from ductwork.connectors.database.sql import Builder
+    from ductwork.connectors.database.sqlite import SQLiteDialect
+
+    schema, problems = load_schema(DEFINITION)
+    assert problems == []
+    b = Builder(SQLiteDialect(), schema.tables["users"])
+    stmt = b.select({"email": "' OR 1=1 --", "$or": [{"age": {"$in": [1, 2]}},
+                                                     {"name": {"$ilike": "a%"}}]},
+                    [("created_at", True)], 10, None, ["id", "email"])
+    assert stmt.sql == (
+        'SELECT "id", "email" FROM "users" WHERE ("email" = ? AND '
+        '(("age" IN (?, ?)) OR (lower("name") LIKE lower(?) ESCAPE \'\\\'))) '
+        'ORDER BY "created_at" DESC NULLS FIRST LIMIT ?')
+    assert stmt.params == ["' OR 1=1 --", 1, 2, "a%", 10]

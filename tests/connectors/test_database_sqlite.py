@@ -66,6 +66,10 @@ async def test_relative_url_resolves_against_the_product_dir_and_uses_wal(tmp_pa
         assert [r["email"] for r in await again.query("find-users")] == ["a@x.io"]
     finally:
         await again.aclose()
+    # and a closed connector opens the file again when it is used after aclose()
+    assert [r["email"] for r in await db.query("find-users")] == ["a@x.io"]
+    await db.aclose()
+    await db.aclose()
 
 
 def test_url_forms(tmp_path: Path) -> None:

@@ -270,7 +270,7 @@ _TOKEN = re.compile(
       | (?P<ident>"(?:""|[^"])*")
       | (?P<line>--[^\n]*)
       | (?P<block>/\*.*?\*/)
-      | (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*)?\$.*?\$(?P=tag)\$)
+      | (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*|)\$.*?\$(?P=tag)\$)
       | (?P<cast>::)
       | (?P<param>(?<![A-Za-z0-9_]):(?P<name>[A-Za-z_][A-Za-z0-9_]*))
       | (?P<pct>%)

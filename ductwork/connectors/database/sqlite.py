@@ -116,12 +116,14 @@ class SQLiteDatabase(SQLDatabase):
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
-        # One worker thread owns the connection: calls are serialized without a lock and the
-        # connection never crosses threads.
-        self._thread = ThreadPoolExecutor(max_workers=1,
-                                          thread_name_prefix=f"ductwork-sqlite-{spec.name}")
+        self._thread: ThreadPoolExecutor | None = None
 
     async def _call(self, fn: Any, *args: Any) -> Any:
+        if self._thread is None:
+            # One worker thread owns the connection: calls are serialized without a lock and
+            # the connection never crosses threads.
+            self._thread = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"ductwork-sqlite-{self.rspec.name}")
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     async def _connect(self, event: str | None) -> None:
@@ -185,7 +187,10 @@ class SQLiteDatabase(SQLDatabase):
     async def aclose(self) -> None:
         if self._conn is not None:
             await self._call(self._close)
-        self._thread.shutdown(wait=True)
+        thread, self._thread = self._thread, None
+        self._ready = False  # a later call opens the file again
+        if thread is not None:
+            thread.shutdown(wait=True)
 
     def _close(self) -> None:
         if self._conn is not None:
