@@ -4,7 +4,7 @@
     ├── ConfigurationError            bad arguments to the public API (define, execute, ...)
     │   ├── WorkflowNotFoundError     "Workflow not found: <product>/<tag>"
     │   └── DuplicateWorkflowError    the same product/tag defined twice
-    ├── InputFieldNotFoundError       "Input field not found: <name>" (also a KeyError/AttributeError)
+    ├── InputFieldNotFoundError       "Input field not found: <name>" (a KeyError too)
     ├── SerializationError            a value the JSON codec cannot store (names the step)
     ├── NonDeterminismError           a replay asked for other steps than were recorded
     ├── StepError                     a step failed after its retries (wraps the cause)
@@ -13,7 +13,7 @@
     ├── SignalTimeoutError            wait_for_signal(timeout=) expired (catchable)
     ├── RollbackTriggered             ctx.trigger_rollback() under rollback_strategy "none"
     ├── ConnectorError                a component call failed (names resource, event, env)
-    │   └── ConnectorNotConfiguredError   no connector for that resource
+    │   └── ConnectorNotConfiguredError  no connector for that resource
     ├── CompileError                  a YAML spec is wrong (carries every located diagnostic)
     ├── ExpressionError               a ${...} expression failed to parse or evaluate
     └── StoreError                    the run store is unusable (bad URL, newer schema, ...)

@@ -38,7 +38,7 @@ class ResourceSpec:
     config: dict[str, Any]
     definition: dict[str, Any] = field(default_factory=dict)
     base_dir: str = "."
-    secrets: "SecretSet | None" = None
+    secrets: SecretSet | None = None
 
     @property
     def events(self) -> dict[str, Any]:
@@ -50,8 +50,8 @@ class ResourceSpec:
 
     def error(self, message: str, *, event: str | None = None, **kw: Any) -> ConnectorError:
         return ConnectorError(
-            self.redact(message), kind=self.kind, resource=self.name, event=event, env=self.env, **kw
-        )
+            self.redact(message), kind=self.kind, resource=self.name, event=event, env=self.env,
+            **kw)
 
     def event(self, event: str) -> dict[str, Any]:
         """The declared event, or an error listing the ones that exist."""
@@ -73,7 +73,7 @@ class Connector:
     def __init__(self, spec: ResourceSpec | None = None) -> None:
         self.spec = spec
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release pools/clients. Called once when the Ductwork instance closes."""
 
 
@@ -297,7 +297,8 @@ def resolve_refs(
 # unresolved) and returns problems as (path inside the resource block, message) pairs, so
 # `ductwork validate` can point at the line. Optional per provider.
 Problem = tuple[tuple[str | int, ...], str]
-VALIDATORS: dict[tuple[str, str], str | Callable[[dict[str, Any], dict[str, Any]], list[Problem]]] = {}
+Validator = Callable[[dict[str, Any], dict[str, Any]], list[Problem]]
+VALIDATORS: dict[tuple[str, str], str | Validator] = {}
 
 
 def register_validator(

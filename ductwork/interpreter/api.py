@@ -76,7 +76,8 @@ class Workflows:
             hint = difflib.get_close_matches(str(strategy), ROLLBACK_STRATEGIES, 1)
             raise ConfigurationError(
                 f"define({product}/{tag}): rollback_strategy {strategy!r} is not one of "
-                f"{', '.join(ROLLBACK_STRATEGIES)}" + (f"; did you mean '{hint[0]}'?" if hint else ""))
+                f"{', '.join(ROLLBACK_STRATEGIES)}"
+                + (f"; did you mean '{hint[0]}'?" if hint else ""))
         if opts.get("timeout") is not None:
             opts["timeout"] = to_ms(opts["timeout"], f"define({product}/{tag}) timeout")
         sig: dict[str, Any]

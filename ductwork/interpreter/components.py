@@ -200,28 +200,28 @@ class Components:
 
     @property
     def action(self) -> ActionComponent:
-        return self._component(ActionComponent)  # type: ignore[no-any-return]
+        return self._component(ActionComponent)
 
     @property
     def database(self) -> DatabaseComponent:
-        return self._component(DatabaseComponent)  # type: ignore[no-any-return]
+        return self._component(DatabaseComponent)
 
     @property
     def notification(self) -> NotificationComponent:
-        return self._component(NotificationComponent)  # type: ignore[no-any-return]
+        return self._component(NotificationComponent)
 
     @property
     def storage(self) -> StorageComponent:
-        return self._component(StorageComponent)  # type: ignore[no-any-return]
+        return self._component(StorageComponent)
 
     @property
     def graph(self) -> GraphComponent:
-        return self._component(GraphComponent)  # type: ignore[no-any-return]
+        return self._component(GraphComponent)
 
     @property
     def messaging(self) -> MessagingComponent:
-        return self._component(MessagingComponent)  # type: ignore[no-any-return]
+        return self._component(MessagingComponent)
 
     @property
     def publish(self) -> PublishComponent:
-        return self._component(PublishComponent)  # type: ignore[no-any-return]
+        return self._component(PublishComponent)

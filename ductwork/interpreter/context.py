@@ -328,7 +328,8 @@ class WorkflowContext(Components):
                     f"known: {sorted(_STEP_OPTIONS)}")
         allow = bool(_opt(options, "allow_fail", allow_fail, False))
         n_retries = int(_opt(options, "retries", retries, 0))
-        delay_ms = to_ms(_opt(options, "retry_delay", retry_delay, 1000), f"step '{tag}' retry_delay")
+        delay_ms = to_ms(_opt(options, "retry_delay", retry_delay, 1000),
+                         f"step '{tag}' retry_delay")
         t_opt = _opt(options, "timeout", timeout, None)
         timeout_ms = None if t_opt is None else to_ms(t_opt, f"step '{tag}' timeout")
         is_critical = bool(_opt(options, "critical", critical, False))

@@ -28,7 +28,8 @@ def to_ms(value: object, what: str = "duration") -> float:
             )
         ms = float(m.group(1)) * _UNITS[m.group(2) or "ms"]
     else:
-        raise ConfigurationError(f"{what}: expected a duration like '5s', got {type(value).__name__}")
+        raise ConfigurationError(
+            f"{what}: expected a duration like '5s', got {type(value).__name__}")
     if ms < 0:
         raise ConfigurationError(f"{what}: a duration cannot be negative ({value!r})")
     return ms

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import socket
@@ -55,7 +56,8 @@ class Engine:
         task = asyncio.get_running_loop().create_task(self.drive(run, fresh=fresh),
                                                       name=f"ductwork:{run.workflow_id}")
         self.tasks[run.workflow_id] = task
-        task.add_done_callback(lambda t, wid=run.workflow_id: self._forget(wid, t))
+        wid = run.workflow_id
+        task.add_done_callback(lambda t: self._forget(wid, t))
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         return task
@@ -67,10 +69,10 @@ class Engine:
     async def _beat(self) -> None:
         while self.tasks and not self._closing:
             await asyncio.sleep(self.lease_s / 3)
-            try:
+            # A failed renewal is harmless here: the next commit's ownership fence reports a
+            # real loss of the lease.
+            with contextlib.suppress(DuctworkError):
                 await self.store.renew_leases(self.owner, self.lease_s)
-            except DuctworkError:
-                pass  # the next commit's ownership fence reports a real loss
 
     def dead_owners(self, owners: list[str]) -> frozenset[str]:
         """Owners on this host whose process is gone (or whose engine in this process closed)."""
@@ -216,10 +218,8 @@ class Engine:
     async def _suspend(self, ctx: WorkflowContext, run: RunRow, s: SuspendRun) -> ExecutionResult:
         ctx._event("workflow_suspended", None, {"status": s.status, "wake_at": s.wake_at})
         fields = {"status": s.status, "wake_at": s.wake_at, "owner": None, "lease_until": None}
-        try:
+        with contextlib.suppress(LeaseLostError):
             await ctx._commit(Batch(run=fields))
-        except LeaseLostError:
-            pass
         return await self.result_from_store(run.workflow_id)
 
     async def _finish_failed(self, ctx: WorkflowContext, run: RunRow, wf: WorkflowDef,
@@ -260,10 +260,8 @@ class Engine:
                                failed_step, _ms(run.started_at, t), rb)
 
     async def _release(self, run: RunRow) -> None:
-        try:
+        with contextlib.suppress(DuctworkError):
             await self.store.release(run.workflow_id, self.owner)
-        except DuctworkError:
-            pass
 
     async def _notify_parent(self, run: RunRow) -> None:
         if run.parent_id:
@@ -357,7 +355,7 @@ def _run_message(err: BaseException) -> str:
 
 
 def _ms(start: float | None, end: float) -> int:
-    return 0 if start is None else max(0, int(round((end - start) * 1000)))
+    return 0 if start is None else max(0, round((end - start) * 1000))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -59,7 +59,7 @@ def elapsed_ms(run: RunRow) -> int:
     if run.started_at is None:
         return 0
     end = run.finished_at if run.finished_at is not None else time.time()
-    return max(0, int(round((end - run.started_at) * 1000)))
+    return max(0, round((end - run.started_at) * 1000))
 
 
 Handler = Callable[[Any], Awaitable[Any]]

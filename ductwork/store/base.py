@@ -58,7 +58,7 @@ class RunRow:
     name: str | None = None
 
 
-RUN_FIELDS = tuple(RunRow.__slots__)  # type: ignore[attr-defined]
+RUN_FIELDS: tuple[str, ...] = tuple(RunRow.__slots__)
 
 
 @dataclass(slots=True)
@@ -66,7 +66,7 @@ class StepRow:
     workflow_id: str
     step_key: str                     # tag, or tag#n for the n-th occurrence (n >= 2)
     tag: str
-    kind: str = "step"                # step | sleep | signal | checkpoint | state | child | rollback
+    kind: str = "step"                # step|sleep|signal|checkpoint|state|child|rollback
     status: str = "completed"         # running | waiting | completed | skipped | failed
     seq: int = 0                      # completion order within the run
     attempts: int = 0
@@ -82,7 +82,7 @@ class StepRow:
     meta: str | None = None           # JSON: wake_at, signal names, child id ...
 
 
-STEP_FIELDS = tuple(StepRow.__slots__)  # type: ignore[attr-defined]
+STEP_FIELDS: tuple[str, ...] = tuple(StepRow.__slots__)
 
 
 @dataclass(slots=True)
@@ -94,7 +94,8 @@ class Batch:
     steps: list[StepRow] = field(default_factory=list)
     step_updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[float, str, str | None, str | None]] = field(default_factory=list)
-    logs: list[tuple[float, str, str, str | None, str | None]] = field(default_factory=list)
+    logs: list[tuple[float, str, str, str | None, str | None]] = field(
+        default_factory=list)
     state: dict[str, str] = field(default_factory=dict)   # key -> JSON
     consume_signal: tuple[int, str] | None = None        # (signal id, step_key)
 
@@ -210,7 +211,7 @@ def open_store(url: str | RunStore | None, *, synchronous: str = "NORMAL") -> Ru
         return SQLiteStore(url, synchronous=synchronous)
     if url.startswith(("postgresql:", "postgres:")):
         try:
-            from ductwork.store.postgres import PostgresStore  # type: ignore[import-not-found]
+            from ductwork.store.postgres import PostgresStore
         except ImportError as e:
             raise StoreError(
                 f"the PostgreSQL store needs psycopg: pip install 'ductwork[postgres]' ({e})"

@@ -9,7 +9,8 @@ SCHEMA_VERSION = 1
 
 def _v1(dialect: str) -> list[str]:
     real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
-    serial = "BIGSERIAL PRIMARY KEY" if dialect == "postgres" else "INTEGER PRIMARY KEY AUTOINCREMENT"
+    serial = ("BIGSERIAL PRIMARY KEY" if dialect == "postgres"
+              else "INTEGER PRIMARY KEY AUTOINCREMENT")
     boolean = "BOOLEAN" if dialect == "postgres" else "INTEGER"
     return [
         f"""CREATE TABLE IF NOT EXISTS dw_runs (

@@ -352,7 +352,8 @@ class SQLiteStore(RunStore):
                         status: str | list[str] | None = None, since: float | None = None,
                         parent_id: str | None = None, limit: int = 100,
                         cursor: str | None = None) -> tuple[list[RunRow], str | None]:
-        where, params = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        params: list[Any] = []
         for col, val in (("product", product), ("tag", tag), ("parent_id", parent_id)):
             if val is not None:
                 where.append(f"{col}=?")

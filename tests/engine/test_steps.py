@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
+import itertools
 import time
 import uuid
 from typing import Any
@@ -32,7 +33,7 @@ async def test_retries_wait_retry_delay_and_record_attempts(dw: Ductwork) -> Non
     r = await dw.workflows.execute(product="p", env="dev", tag="t")
     assert r.status == "completed" and r.output == "ok"
     assert len(seen) == 3
-    assert all(b - a >= 0.019 for a, b in zip(seen, seen[1:], strict=False))
+    assert all(b - a >= 0.019 for a, b in itertools.pairwise(seen))
     (step,) = await dw.store.load_steps(r.workflow_id)
     assert step.attempts == 3
     kinds = [e["type"] for e in await dw.workflows.history(r.workflow_id)]
@@ -91,7 +92,8 @@ async def test_codec_round_trips_rich_types(dw: Ductwork) -> None:
     @dw.workflows.workflow(product="p", tag="t")
     async def wf(ctx: Any) -> Any:
         await ctx.step("rich", lambda: value)
-        return await ctx.step("model", lambda: Money(amount=decimal.Decimal("1.50"), currency="EUR"))
+        return await ctx.step("model",
+                              lambda: Money(amount=decimal.Decimal("1.50"), currency="EUR"))
 
     r = await dw.workflows.execute(product="p", env="dev", tag="t")
     assert r.output == {"amount": "1.50", "currency": "EUR"}

@@ -25,7 +25,7 @@ def run(wid: str, **kw: object) -> RunRow:
 
 
 async def test_create_is_idempotent_on_workflow_id(store: RunStore) -> None:
-    first, created = await store.create_run(run("w1", input='{"a":1}'), [(1.0, "x", None, None)])
+    _, created = await store.create_run(run("w1", input='{"a":1}'), [(1.0, "x", None, None)])
     again, created2 = await store.create_run(run("w1", input='{"a":2}'), [])
     assert created and not created2
     assert again.input == '{"a":1}'
