@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import mailbox
 from email.message import Message
 from pathlib import Path
@@ -92,6 +94,45 @@ async def test_smtp_delivers_multipart_text_and_html_to_a_real_server(plain: Smt
     assert body["text/html"].strip() == (
         '<p>Hi <b>Jane &lt;J&gt;</b>, '
         '<a href="https://acme.test/start?a=1&amp;b=2">start here</a></p>')
+
+
+async def test_non_ascii_names_subjects_and_bodies_survive_the_trip(plain: SmtpServer) -> None:
+    conn = notification_connector(smtp_config(plain, **{"from": "Zoë Ops <ops@acme.test>"}),
+                                  EVENTS)
+    try:
+        await conn.email("welcome-email", ["Jürgen Groß <jg@example.com>"],
+                         template={"name": "Jürgen 🎉", "link": "https://acme.test/ü"})
+    finally:
+        await conn.aclose()
+    [raw] = plain.messages()
+    msg = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
+    assert msg["Subject"] == "Welcome, Jürgen 🎉"
+    assert str(msg["From"]) == "Zoë Ops <ops@acme.test>"
+    assert str(msg["To"]) == "Jürgen Groß <jg@example.com>"
+    assert "Hi Jürgen 🎉," in parts(msg)["text/plain"]
+
+
+async def test_refused_recipients_are_reported_and_all_refused_is_an_error(
+    tmp_path: Path,
+) -> None:
+    with smtp_server(tmp_path / "box", refuse=("ghost@example.com", "nobody@example.com")
+                     ) as server:
+        conn = notification_connector(smtp_config(server), EVENTS)
+        try:
+            result = await conn.email("text-only", ["jane@example.com", "ghost@example.com"],
+                                      template={"n": 1})
+            with pytest.raises(ConnectorError, match=r"refused every recipient \("
+                                                     r"ghost@example.com: 550"):
+                await conn.email("text-only", ["ghost@example.com", "nobody@example.com"],
+                                 template={"n": 2})
+            # the connection is still usable after a refused transaction
+            await conn.email("text-only", ["jane@example.com"], template={"n": 3})
+        finally:
+            await conn.aclose()
+        assert result["accepted"] == ["jane@example.com"]
+        assert result["rejected"] == {"ghost@example.com": "550 5.1.1 no such user here"}
+        assert [m["X-RcptTo"] for m in server.messages()] == ["jane@example.com"] * 2
+        assert server.connections == 1
 
 
 async def test_template_vars_render_the_subject_when_subject_vars_are_omitted(

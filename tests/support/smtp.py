@@ -79,6 +79,21 @@ class SmtpServer:
         asyncio.run_coroutine_threadsafe(close_all(), self.controller.loop).result(10)
 
 
+class _Mailbox(Mailbox):
+    """The Maildir handler, refusing RCPT TO for the addresses in `refuse`."""
+
+    def __init__(self, maildir: Path, refuse: frozenset[str]) -> None:
+        super().__init__(maildir)
+        self.refuse = refuse
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
 class _Controller(Controller):
     """Remembers each connection's SMTP protocol so a test can drop connections."""
 
@@ -100,7 +115,7 @@ class _Controller(Controller):
 @contextmanager
 def smtp_server(
     maildir: Path, *, cert: tuple[Path, Path] | None = None, implicit_tls: bool = False,
-    users: dict[str, str] | None = None,
+    users: dict[str, str] | None = None, refuse: tuple[str, ...] = (),
 ) -> Iterator[SmtpServer]:
     """aiosmtpd with a Maildir handler. `cert` enables STARTTLS (or implicit TLS), `users` AUTH.
 
@@ -132,7 +147,7 @@ def smtp_server(
         kwargs["tls_context"] = context
     mailbox.Maildir(maildir, create=True)  # the handler expects cur/new/tmp to exist
     port = free_port()
-    controller = _Controller(Mailbox(maildir), hostname="127.0.0.1", port=port, **kwargs)
+    controller = _Controller(_Mailbox(maildir, frozenset(refuse)), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     try:
         server = SmtpServer("127.0.0.1", port, maildir, controller, logins)

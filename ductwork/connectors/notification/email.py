@@ -172,7 +172,9 @@ class SmtpNotifier(_Mailer):
                 errors, _reply = await smtp.send_message(
                     msg, sender=self.sender[1], recipients=addrs)
             except Exception as e:
-                if not isinstance(e, aiosmtplib.SMTPResponseException):
+                # After a refusal aiosmtplib has sent RSET: the connection stays good.
+                if not isinstance(e, (aiosmtplib.SMTPResponseException,
+                                      aiosmtplib.SMTPRecipientsRefused)):
                     smtp.close()
                 raise self._error(e, event) from None
         return {
