@@ -147,7 +147,8 @@ def smtp_server(
         kwargs["tls_context"] = context
     mailbox.Maildir(maildir, create=True)  # the handler expects cur/new/tmp to exist
     port = free_port()
-    controller = _Controller(_Mailbox(maildir, frozenset(refuse)), hostname="127.0.0.1", port=port, **kwargs)
+    controller = _Controller(_Mailbox(maildir, frozenset(refuse)), hostname="127.0.0.1",
+                             port=port, **kwargs)
     controller.start()
     try:
         server = SmtpServer("127.0.0.1", port, maildir, controller, logins)
