@@ -754,3 +754,87 @@ async def test_engine_bad_broker_password_fails_the_run_without_leaking_it(
     assert "rejected the credentials" in error and leaked not in error
     for path in tmp_path.iterdir():  # the run store and its WAL/SHM files
         assert leaked.encode() not in path.read_bytes(), path
+
+
+def write_product(root: Any, port: int) -> Any:
+    """specs/shop: the `events` broker declared in product.yaml, and a YAML workflow using it."""
+    product = root / "specs" / "shop"
+    (product / "workflows").mkdir(parents=True)
+    url = "redis://:${secrets.REDIS_PASSWORD}@127.0.0.1:" + str(port) + "/0"
+    (product / "product.yaml").write_text(
+        "product: shop\n"
+        "envs: [dev]\n"
+        "brokers:\n"
+        "  events:\n"
+        "    envs:\n"
+        f"      dev: {{url: \"{url}\", prefix: \"yaml:\"}}\n"
+        "    topics:\n"
+        "      user-created: {key: user_id}\n"
+    )
+    (product / "workflows" / "announce.yaml").write_text(
+        "workflow: announce\n"
+        "input: {type: object, required: [user_id]}\n"
+        "steps:\n"
+        "  - tag: announce\n"
+        "    publish.send:\n"
+        "      broker: events\n"
+        "      event: user-created\n"
+        "      input: {message: {user_id: \"${ctx.input.user_id}\", source: yaml}}\n"
+        "  - tag: announce-again\n"
+        "    publish.send:\n"
+        "      broker: events\n"
+        "      event: user-created\n"
+        "      input: {message: {user_id: \"${ctx.input.user_id}\"}, headers: {via: yaml},\n"
+        "              key: \"u-${ctx.input.user_id}\"}\n"
+        "output:\n"
+        "  first: \"${steps.announce}\"\n"
+        "  second: \"${steps.announce-again}\"\n"
+    )
+    return root / "specs"
+
+
+async def test_engine_yaml_workflow_and_product_file_produce_to_redis(
+    redis_auth_server: Server, tmp_path: Any
+) -> None:
+    from redis.asyncio import Redis
+
+    from ductwork import Ductwork
+
+    specs = write_product(tmp_path, redis_auth_server.port)
+    async with Ductwork(specs=specs, store=f"sqlite:///{tmp_path / 'runs.db'}",
+                        secrets={"REDIS_PASSWORD": PASSWORD}) as dw:
+        result = await dw.workflows.execute(product="shop", env="dev", tag="announce",
+                                            input={"user_id": 8})
+    assert result.status == "completed", result.error
+    receipts = [result.output["first"], result.output["second"]]
+    reader = Redis.from_url(f"redis://127.0.0.1:{redis_auth_server.port}/0", password=PASSWORD,
+                            decode_responses=True)
+    try:
+        entries = await reader.xrange("yaml:user-created")
+        await reader.delete("yaml:user-created")
+    finally:
+        await reader.aclose()
+    assert [i for i, _ in entries] == [r["id"] for r in receipts]
+    assert [json.loads(f["data"]) for _, f in entries] == [{"user_id": 8, "source": "yaml"},
+                                                           {"user_id": 8}]
+    assert [f["key"] for _, f in entries] == ["8", "u-8"]  # topic key field, then key=
+    assert json.loads(entries[1][1]["headers"]) == {"via": "yaml"}
+
+
+async def test_engine_yaml_run_with_a_wrong_password_keeps_it_out_of_the_store(
+    redis_auth_server: Server, tmp_path: Any
+) -> None:
+    from ductwork import Ductwork
+
+    leaked = "yaml-broker-pw-never-stored"
+    specs = write_product(tmp_path, redis_auth_server.port)
+    async with Ductwork(specs=specs, store=f"sqlite:///{tmp_path / 'runs.db'}",
+                        secrets={"REDIS_PASSWORD": leaked}) as dw:
+        result = await dw.workflows.execute(product="shop", env="dev", tag="announce",
+                                            input={"user_id": 9})
+    assert result.status == "failed" and result.failed_step == "announce"
+    assert "broker/events/user-created (env dev)" in (result.error or "")
+    assert "rejected the credentials" in (result.error or "")
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert leaked.encode() not in path.read_bytes(), path

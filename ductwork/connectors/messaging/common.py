@@ -153,10 +153,6 @@ class BrokerBase(BrokerConnector):
         """Extra advice appended to a timeout error (e.g. a topic that is never created)."""
         return ""
 
-    def _explain(self, exc: BaseException) -> str:
-        """A provider's wording for a client-library exception (the cause part of the error)."""
-        return describe(exc)
-
     # -- the operation -------------------------------------------------------------------------
     async def produce(self, topic: str, message: Any, **options: Any) -> dict[str, Any]:
         unknown = sorted(set(options) - set(OPTIONS))
@@ -194,7 +190,7 @@ class BrokerBase(BrokerConnector):
             ) from None
         except Exception as e:
             raise self.spec.error(
-                f"{self.provider} produce to '{name}' failed: {self._explain(e)}", event=topic,
+                f"{self.provider} produce to '{name}' failed: {describe(e)}", event=topic,
                 retryable=True,
             ) from e
 
