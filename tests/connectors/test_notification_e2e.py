@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mailbox
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from ductwork.connectors.memory import MemoryDatabase
 from tests.support.ports import free_port
 from tests.support.smtp import notification_connector, self_signed_cert, smtp_server
 
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "smtp-Pa55-for-e2e"
 
 EVENTS: dict[str, Any] = {
@@ -106,3 +109,24 @@ async def test_a_down_mail_server_does_not_fail_onboarding_and_the_error_names_i
     assert "notification/transactional/welcome-email (env dev)" in error
     assert "cannot talk to SMTP server 127.0.0.1" in error
     assert PASSWORD.encode() not in store.read_bytes()
+
+
+async def test_the_example_product_writes_the_welcome_email_to_the_dev_outbox(
+    tmp_path: Path,
+) -> None:
+    """What the README's run command does: the YAML onboarding, dev env, no mail server."""
+    shutil.copytree(ROOT / "specs", tmp_path / "specs",
+                    ignore=shutil.ignore_patterns(".ductwork", "__pycache__"))
+    async with Ductwork(specs=tmp_path / "specs", store=f"sqlite:///{tmp_path / 'runs.db'}",
+                        environ={}) as dw:
+        result = await dw.workflows.execute(
+            product="my-product", env="dev", tag="user-onboarding",
+            input={"email": "ann@example.com", "name": "Ann"})
+    assert result.status == "completed", result.error
+    assert "send-welcome" in result.completed_steps
+    box = mailbox.Maildir(tmp_path / "specs" / "my-product" / ".ductwork" / "outbox",
+                          create=False)
+    [msg] = list(box)
+    assert msg["Subject"] == "Welcome, Ann!"
+    assert msg["To"] == "ann@example.com"
+    assert msg["X-Ductwork-Event"] == "welcome-email"
