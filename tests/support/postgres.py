@@ -163,11 +163,24 @@ def start_postgres(tmpdir: str | os.PathLike[str] | None = None) -> PgServer:
         raise
 
 
+_shared: list[PgServer] = []  # one cluster for every module that imports the fixture
+_users = [0]
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PgServer]:
-    """Session-scoped private cluster; import this fixture into a test module to use it."""
-    server = start_postgres()
+    """Session-scoped private cluster; import this fixture into a test module to use it.
+
+    Each importing module gets its own fixture, so they share one server by reference count:
+    it starts with the first user and stops after the last one.
+    """
+    if not _shared or _shared[0]._stopped:
+        _shared[:] = [start_postgres()]
+    server = _shared[0]
+    _users[0] += 1
     try:
         yield server
     finally:
-        server.stop()
+        _users[0] -= 1
+        if _users[0] == 0:
+            server.stop()
