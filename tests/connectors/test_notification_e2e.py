@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,81 @@ async def test_the_example_product_writes_the_welcome_email_to_the_dev_outbox(
     assert msg["Subject"] == "Welcome, Ann!"
     assert msg["To"] == "ann@example.com"
     assert msg["X-Ductwork-Event"] == "welcome-email"
+
+
+PRODUCT = """\
+product: mail-shop
+envs: [dev]
+databases:
+  users-db:
+    envs: {dev: {provider: sqlite, url: "sqlite:///.ductwork/users.db"}}
+    tables:
+      users:
+        columns:
+          id: {type: integer, primary_key: true, auto: true}
+          email: {type: text, nullable: false}
+          name: text
+    events:
+      create-user: {op: insert, table: users}
+notifications:
+  transactional:
+    envs:
+      dev:
+        provider: smtp
+        host: 127.0.0.1
+        port: "${env.SMTP_PORT}"
+        tls: starttls
+        ca_file: cert.pem
+        username: mailer
+        password: "${secrets.SMTP_PASSWORD}"
+        from: "Mail Shop <hello@mail-shop.test>"
+    events:
+      welcome-email:
+        subject: "Welcome, {{ name }}!"
+        text: "Hi {{ name }}, your account is ready."
+"""
+WORKFLOW = """\
+workflow: user-onboarding
+input: {type: object, required: [email, name]}
+steps:
+  - tag: create-user
+    database.insert:
+      database: users-db
+      event: create-user
+      data: {email: "${ctx.input.email}", name: "${ctx.input.name}"}
+  - tag: send-welcome
+    allow_fail: true
+    notification.email:
+      notification: transactional
+      event: welcome-email
+      recipients: ["${ctx.input.email}"]
+      template: {name: "${ctx.input.name}"}
+output: {userId: "${steps.create-user.id}", mail: "${steps.send-welcome}"}
+"""
+
+
+async def test_a_yaml_workflow_mails_through_the_product_files_smtp_config(
+    tmp_path: Path,
+) -> None:
+    """Config from the product file: ${env.*}/${secrets.*} resolved, relative ca_file."""
+    product = tmp_path / "specs" / "mail-shop"
+    (product / "workflows").mkdir(parents=True)
+    (product / "product.yaml").write_text(PRODUCT)
+    (product / "workflows" / "user-onboarding.yaml").write_text(textwrap.dedent(WORKFLOW))
+    cert = self_signed_cert(product)
+    store = tmp_path / "runs.db"
+    with smtp_server(tmp_path / "received", cert=cert, users={"mailer": PASSWORD}) as server:
+        async with Ductwork(specs=tmp_path / "specs", store=f"sqlite:///{store}",
+                            secrets={"SMTP_PASSWORD": PASSWORD},
+                            environ={"SMTP_PORT": str(server.port)}) as dw:
+            result = await dw.workflows.execute(
+                product="mail-shop", env="dev", tag="user-onboarding",
+                input={"email": "kim@example.com", "name": "Kim"})
+        assert result.status == "completed", result.error
+        [msg] = server.messages()
+    assert result.completed_steps == ["create-user", "send-welcome"]
+    assert result.output["mail"]["accepted"] == ["kim@example.com"]
+    assert result.output["mail"]["message_id"] == msg["Message-ID"]
+    assert msg["Subject"] == "Welcome, Kim!"
+    assert PASSWORD.encode() not in store.read_bytes()
+
