@@ -169,7 +169,13 @@ def load_text(text: str, path: str = "<string>") -> Document:
         index = mark.index if mark is not None else None
         if index is not None:
             index = min(index, len(text))
-        raise CompileError([_diag(path, doc, index, f"YAML syntax error: {problem}")]) from None
+        hint = None
+        if "block end" in problem or "mapping values are not allowed" in problem:
+            hint = "check the indentation of this line and the one before"
+        elif "found character '\\t'" in problem:
+            hint = "YAML indents with spaces, not tabs"
+        raise CompileError([_diag(path, doc, index, f"YAML syntax error: {problem}", hint)]
+                           ) from None
     except yaml.YAMLError as e:  # reader errors: control characters, bad encoding
         index = getattr(e, "position", None)
         reason = getattr(e, "reason", None) or str(e).splitlines()[0]
@@ -213,20 +219,27 @@ class _Builder:
         self.diagnostics: list[Diagnostic] = []
         self.count = 0
         self.expanded: dict[int, Any] = {}
+        self.sizes: dict[int, int] = {}
+        self.reported_size = False
 
     def fail(self, node: Node, message: str, hint: str | None = None) -> None:
         index = node.start_mark.index
         self.diagnostics.append(_diag(self.doc.path, self.doc, index, message, hint))
 
     def build(self, node: Node, path: DataPath) -> Any:
+        if id(node) in self.expanded:
+            # An alias: reuse the value; the positions stay those of the anchored node. Its
+            # size still counts, as every later phase walks the expanded tree.
+            self.count += self.sizes[id(node)]
+            if self.count > MAX_NODES:
+                self.too_large(node)
+                return None
+            return self.expanded[id(node)]
         self.count += 1
         if self.count > MAX_NODES:
-            if self.count == MAX_NODES + 1:
-                self.fail(node, f"document too large (more than {MAX_NODES} nodes after aliases)")
+            self.too_large(node)
             return None
-        if id(node) in self.expanded:
-            # An alias: reuse the value; the positions stay those of the anchored node.
-            return self.expanded[id(node)]
+        before = self.count
         span = Span(node.start_mark.index, node.end_mark.index,
                     getattr(node, "style", None) if isinstance(node, ScalarNode) else None)
         self.doc.values[path] = span
@@ -242,7 +255,13 @@ class _Builder:
         else:  # pragma: no cover - yaml only produces the three node kinds
             value = None
         self.expanded[id(node)] = value
+        self.sizes[id(node)] = self.count - before + 1
         return value
+
+    def too_large(self, node: Node) -> None:
+        if not self.reported_size:
+            self.reported_size = True
+            self.fail(node, f"document too large (more than {MAX_NODES} nodes after aliases)")
 
     def mapping(self, node: MappingNode, path: DataPath) -> dict[str, Any]:
         if node.tag != _TAG + "map":

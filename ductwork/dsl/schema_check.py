@@ -96,13 +96,24 @@ def _has(parent: Any, part: Any) -> bool:
 
 def check(doc: Document, name: str) -> list[Diagnostic]:
     """Every schema problem of `doc` against the shipped schema `name`, located."""
+    errors = list(validator(name).iter_errors(doc.data))
+    # A misspelt body is an unknown key *and* a step without a body: say it once.
+    unknown_in = {tuple(e.absolute_path) for e in errors if e.validator == "additionalProperties"}
     out: list[Diagnostic] = []
-    for error in validator(name).iter_errors(doc.data):
-        out.extend(_translate(doc, error))
-    # jsonschema reports a step with an unknown key twice (unknown key + no body): keep one.
-    unknown_at = {d.line for d in out if d.message.startswith("unknown key")}
-    return [d for d in out
-            if not (d.message.startswith("step has no body") and d.line in unknown_at)]
+    for error in errors:
+        if error.validator == "oneOf" and tuple(error.absolute_path) in unknown_in \
+                and _is_body_choice(error.validator_value):
+            continue
+        for d in _translate(doc, error):
+            if d not in out:
+                out.append(d)
+    out.sort(key=lambda d: (d.line, d.col))
+    return out
+
+
+def _is_body_choice(subschemas: Any) -> bool:
+    return isinstance(subschemas, list) and all(
+        isinstance(s, dict) and set(s) == {"required"} for s in subschemas)
 
 
 def _at(doc: Document, path: DataPath, message: str, hint: str | None = None, *,
@@ -141,6 +152,9 @@ def _translate(doc: Document, e: ValidationError) -> Iterable[Diagnostic]:
                 continue
             hint = (vocabulary.ALIASES.get(key) if "tag" in allowed else None) \
                 or did_you_mean(key, allowed)
+            if path and path[-1] == "rollback" and key in vocabulary.BODIES:
+                hint = "a rollback is one call: action.run, database.*, notification.*, ..., " \
+                       "python or log"
             yield _at(doc, (*path, key), f"unknown key '{key}' in {what}", hint, key=True)
         return
     if v == "required":
@@ -149,7 +163,7 @@ def _translate(doc: Document, e: ValidationError) -> Iterable[Diagnostic]:
         for k in missing:
             yield _at(doc, path, f"{what} is missing required key '{k}'")
         return
-    if v == "oneOf" and all(set(s) == {"required"} for s in value):
+    if v == "oneOf" and _is_body_choice(value):
         yield from _bodies(doc, path, e, what)
         return
     if v in ("anyOf", "oneOf"):
@@ -233,7 +247,7 @@ def _bodies(doc: Document, path: DataPath, e: ValidationError, what: str) -> Ite
         else:
             hint = "add one body such as action.run, database.insert, sleep, foreach or " \
                    "python (`ductwork schema workflow` lists them all)"
-        yield _at(doc, path, f"step has no body: {what} does nothing", hint)
+        yield _at(doc, path, f"no body in {what}", hint)
         return
     for extra in present[1:]:
         yield _at(doc, (*path, extra), f"{what} has two bodies, '{present[0]}' and '{extra}'",

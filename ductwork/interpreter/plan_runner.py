@@ -98,7 +98,7 @@ def import_target(target: str) -> Callable[..., Any]:
     fn = getattr(mod, name, None)
     if not callable(fn):
         raise ConfigurationError(f"python step: module '{module}' has no function '{name}'")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 class PlanRun:

@@ -1,0 +1,158 @@
+"""Phase 2: the shipped JSON Schemas and how their errors read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from ductwork.cli import main
+from ductwork.connectors.base import PROVIDERS, register_provider
+from ductwork.dsl import schemas
+from ductwork.dsl.loader import load_text
+from ductwork.dsl.schema_check import check
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def problems(text: str, which: str = "workflow") -> list[str]:
+    return [d.short() for d in check(load_text(text, "f.yaml"), which)]
+
+
+def hints(text: str, which: str = "workflow") -> list[str | None]:
+    return [d.hint for d in check(load_text(text, "f.yaml"), which)]
+
+
+@pytest.mark.parametrize("name", schemas.SCHEMA_NAMES)
+def test_shipped_schema_is_current_and_valid(name: str) -> None:
+    shipped = (ROOT / "ductwork" / "dsl" / "schema" / f"{name}.json").read_text("utf-8")
+    assert shipped == schemas.dump(name), "regenerate: python -m ductwork.dsl.schemas"
+    Draft202012Validator.check_schema(json.loads(shipped))
+
+
+def test_example_specs_match_the_schemas() -> None:
+    from ductwork.dsl.loader import load_file
+
+    folder = ROOT / "specs" / "my-product"
+    assert check(load_file(folder / "product.yaml"), "product") == []
+    for f in sorted((folder / "workflows").glob("*.yaml")):
+        assert check(load_file(f), "workflow") == [], f.name
+
+
+def test_schema_command_prints_each_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "product"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"].startswith("ductwork product file")
+    assert main(["schema"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == schemas.schema("workflow")
+    assert "database.insert" in out["$defs"]["step"]["properties"]
+
+
+WF = "workflow: w\nsteps:\n"
+
+
+def test_unknown_key_points_at_the_key_with_a_suggestion() -> None:
+    text = WF + "  - tag: a\n    python: m:f\n    alow_fail: true\n"
+    assert problems(text) == ["5:5: unknown key 'alow_fail' in step 'a'"]
+    assert hints(text) == ["did you mean 'allow_fail'?"]
+
+
+def test_other_engines_spellings_get_the_way_to_say_it_here() -> None:
+    text = WF + "  - tag: a\n    python: m:f\n    retry: {max_attempts: 3, backoff: 2s}\n"
+    assert problems(text) == ["5:5: unknown key 'retry' in step 'a'"]
+    assert hints(text) == [
+        "write 'retries: <n>' and 'retry_delay: <duration>' (there is no 'retry' block)"]
+
+
+def test_missing_required_keys() -> None:
+    assert problems("steps:\n  - sleep: 1s\n") == ["1:1: the file is missing required key 'workflow'"]
+    text = WF + "  - tag: a\n    database.insert: {database: db}\n"
+    assert problems(text) == [
+        "4:22: 'database.insert' is missing required key 'event'",
+        "4:22: 'database.insert' is missing required key 'data'",
+    ]
+
+
+def test_type_errors_say_what_was_expected() -> None:
+    assert problems("workflow: w\nsteps: {a: 1}\n") == ["2:8: 'steps' must be a list, not a mapping"]
+    text = WF + "  - tag: a\n    python: m:f\n    retries: many\n"
+    assert problems(text) == ["5:14: 'retries' must be an integer, not a string"]
+
+
+def test_durations() -> None:
+    text = WF + "  - sleep: 5 seconds\n"
+    (message,) = problems(text)
+    assert message.startswith("3:12: 'sleep' must be a duration such as \"250ms\"")
+    assert message.endswith("not '5 seconds'")
+    for ok in ("250ms", "5s", "1.5m", "1h", "1d", "100", 100, "${ctx.input.delay}"):
+        assert problems(WF + f"  - sleep: {json.dumps(ok)}\n") == [], ok
+
+
+def test_enum_with_suggestion() -> None:
+    text = WF + "  - log: {message: hi, level: warning}\n"
+    assert problems(text) == ["3:31: 'level' must be one of debug, info, warn, error; got 'warning'"]
+    assert hints(text) == ["did you mean 'warn'?"]
+
+
+def test_patterns_explain_themselves() -> None:
+    assert problems(WF + "  - tag: a\n    python: mod.fn\n") == [
+        "4:13: 'mod.fn' is not a python target: write 'package.module:function'"]
+    assert problems(WF + "  - tag: 'bad tag'\n    python: m:f\n") == [
+        "3:10: 'bad tag' is not a valid name: use letters, digits, '-' and '_', starting with a "
+        "letter"]
+
+
+def test_a_step_needs_exactly_one_body() -> None:
+    assert problems(WF + "  - tag: a\n") == ["3:5: no body in step 'a'"]
+    assert hints(WF + "  - tag: a\n")[0].startswith("add one body such as action.run")
+    assert problems(WF + "  - tag: a\n    sleep: 1s\n    log: {message: x}\n") == [
+        "5:5: step 'a' has two bodies, 'sleep' and 'log'"]
+
+
+def test_a_misspelt_body_is_reported_once() -> None:
+    text = WF + "  - tag: a\n    databse.insert: {database: d, event: e, data: {}}\n"
+    assert problems(text) == ["4:5: unknown key 'databse.insert' in step 'a'"]
+    assert hints(text) == ["did you mean 'database.insert'?"]
+
+
+def test_rollback_is_one_call() -> None:
+    text = WF + "  - tag: a\n    python: m:f\n    rollback: {sleep: 1s}\n"
+    assert problems(text) == ["5:16: unknown key 'sleep' in rollback of step 'a'"]
+    assert hints(text) == [
+        "a rollback is one call: action.run, database.*, notification.*, ..., python or log"]
+    assert problems(WF + "  - tag: a\n    python: m:f\n    rollback: {}\n") == [
+        "5:15: no body in rollback of step 'a'"]
+
+
+def test_duplicates_in_lists() -> None:
+    assert problems("workflow: w\nenvs: [dev, dev]\nsteps: [{sleep: 1}]\n") == [
+        "2:13: 'dev' is listed twice in 'envs'"]
+
+
+def test_product_file_shape() -> None:
+    text = ("product: p\nenvs: [dev]\ndatabases:\n  users:\n    envs: {dev: {provider: sqlit}}\n"
+            "    tabels: {}\n")
+    assert problems(text, "product") == [
+        "5:28: 'provider' must be one of sqlite, postgresql, postgres; got 'sqlit'",
+        "6:5: unknown key 'tabels' in database 'users'",
+    ]
+    assert hints(text, "product") == ["did you mean 'sqlite'?", "did you mean 'tables'?"]
+
+
+def test_resource_names_are_checked() -> None:
+    text = "product: p\nenvs: [dev]\napps:\n  'my app': {envs: {}}\n"
+    assert problems(text, "product") == [
+        "4:3: 'my app' is not a valid name: use letters, digits, '-' and '_', starting with a "
+        "letter"]
+
+
+def test_a_registered_custom_provider_is_accepted() -> None:
+    text = "product: p\nenvs: [dev]\nbrokers:\n  bus:\n    envs: {dev: {provider: rabbit}}\n"
+    assert len(problems(text, "product")) == 1
+    register_provider("broker", "rabbit", "tests.nowhere:create")
+    try:
+        assert problems(text, "product") == []
+    finally:
+        PROVIDERS.pop(("broker", "rabbit"))
