@@ -134,7 +134,13 @@ class WorkflowCompiler:
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as e:
-            self.fail(("input", *e.absolute_path), f"input is not a valid JSON Schema: {e.message}")
+            where = ("input", *e.absolute_path)
+            if e.absolute_path and e.absolute_path[-1] == "type":
+                types = ("string", "number", "integer", "boolean", "object", "array", "null")
+                self.fail(where, f"'{e.instance}' is not a JSON Schema type",
+                          did_you_mean(e.instance, types) or f"types: {', '.join(types)}")
+            else:
+                self.fail(where, f"input is not a valid JSON Schema: {e.message}")
 
     def _options(self, raw: Any) -> p.WorkflowOptions:
         if not isinstance(raw, dict):
@@ -356,7 +362,7 @@ class WorkflowCompiler:
             if param.name not in args:
                 continue
             ppath = (*path, param.name)
-            if param.type == v.NAME and isinstance(val, str) and "${" in val:
+            if param.type in v.STATIC and isinstance(val, str) and "${" in val:
                 self.fail(ppath, f"'{param.name}' must be a name written out, not an expression",
                           "resources and events are checked before the run starts")
                 ok = False
@@ -377,9 +383,8 @@ class WorkflowCompiler:
             if not isinstance(event, str):
                 return None
             broker, sep, topic = event.partition(":")
-            if not sep or not broker or not topic:
-                self.fail((*path, "event"), f"event '{event}' must be '<broker>:<topic>'")
-                return None
+            if not sep or not broker or not topic or "${" in event:
+                return None  # the schema (or the static check above) reported it
             if self._known_resource((*path, "event"), kind, broker):
                 self._topic((*path, "event"), broker, topic, offset=len(broker) + 1)
                 return broker
@@ -411,7 +416,8 @@ class WorkflowCompiler:
             hint = f"'{name}' is declared under {v.KIND_SECTION[other[0]]}:, not {section}:"
         else:
             hint = did_you_mean(name, declared) or f"{section} declared: {known(declared)}"
-        self.fail(path, f"unknown {kind} '{name}'", hint, offset=offset, length=len(name))
+        self.fail(path, f"unknown {v.NOUN[kind]} '{name}'", hint, offset=offset,
+                  length=len(name))
         return False
 
     def _event(self, path: DataPath, call: v.Call, resource: str, event: str) -> None:
@@ -422,7 +428,7 @@ class WorkflowCompiler:
             return
         if event not in events:
             word = "action" if block == "actions" else "event"
-            self.fail(path, f"unknown {word} '{event}' for {call.kind} '{resource}'",
+            self.fail(path, f"unknown {word} '{event}' for {v.NOUN[call.kind]} '{resource}'",
                       did_you_mean(event, events) or f"declared: {known(events)}",
                       length=len(event))
             return

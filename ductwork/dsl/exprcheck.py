@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,9 @@ from ductwork.dsl.loader import DataPath
 from ductwork.dsl.plan import Dynamic, ValueTree
 from ductwork.dsl.vocabulary import CTX_FIELDS
 from ductwork.errors import ExpressionError
+
+# The diagnostic is placed at the column already, so the expression's own "at column N" goes.
+_COLUMN_NOTE = re.compile(r"\s*\((?:the '\$\{' is )?at column \d+\)| at column \d+")
 
 # The roots a workflow file can use (`error` belongs to handlers the YAML form does not have).
 ROOTS = frozenset(expressions.ROOTS) - {"error"}
@@ -84,7 +88,7 @@ class ExprChecker:
             value = expressions.compile_value(text)
         except ExpressionError as e:
             offset = (e.column - 1) if e.column else None
-            message, _, hint = str(e).partition("; did you mean ")
+            message, _, hint = _COLUMN_NOTE.sub("", str(e)).partition("; did you mean ")
             self.report(path, offset, f"bad expression: {message}",
                         f"did you mean {hint}" if hint else None, 1)
             return None
@@ -172,6 +176,9 @@ class ExprChecker:
                 return
             if name not in props:
                 hint = did_you_mean(name, props) or f"declared: {known(props)}"
+                head, dash, _ = name.partition("-")
+                if dash and head in props:
+                    hint = f"'{name}' is one field name; to subtract, put spaces around '-'"
                 self.report(path, offsets[i], f"{trail} has no field '{name}' in the input "
                             "schema", hint, len(name))
                 return

@@ -24,6 +24,7 @@ _PATTERN_WORDS = {
                               "a number of milliseconds",
     schemas.PYTHON_TARGET_PATTERN: "is not a python target: write 'package.module:function'",
     schemas.EXPRESSION_PATTERN: "is not a ${...} expression",
+    schemas.TOPIC_PATTERN: "must be '<broker>:<topic>'",
 }
 
 

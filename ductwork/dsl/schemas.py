@@ -13,6 +13,7 @@ from ductwork.dsl import vocabulary as v
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 NAME_PATTERN = "^[A-Za-z][A-Za-z0-9_-]*$"
 DURATION_PATTERN = "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d|w)?$"
+TOPIC_PATTERN = "^[^:]+:[^:]+$"
 EXPRESSION_PATTERN = "^\\s*\\$\\{[\\s\\S]*\\}\\s*$"
 _IDENT = "[A-Za-z_][A-Za-z0-9_]*"
 PYTHON_TARGET_PATTERN = f"^{_IDENT}(\\.{_IDENT})*:{_IDENT}$"
@@ -34,6 +35,8 @@ def _param_schema(p: v.Param) -> dict[str, Any]:
     schema: dict[str, Any]
     if p.type == v.NAME:
         schema = _ref("name")
+    elif p.type == v.TOPIC:
+        schema = {"type": "string", "pattern": TOPIC_PATTERN}
     elif p.type == v.TEXT:
         schema = {"type": "string"}
     elif p.type == v.LIST:

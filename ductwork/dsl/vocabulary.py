@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 # Argument types. Names are static (checked against the product file); the others may be
 # written literally or as one `${...}` expression that produces the value at run time.
-ANY, NAME, TEXT, LIST, MAP, INT, DURATION, BOOL = (
-    "any", "name", "text", "list", "map", "int", "duration", "bool",
+ANY, NAME, TEXT, LIST, MAP, INT, DURATION, BOOL, TOPIC = (
+    "any", "name", "text", "list", "map", "int", "duration", "bool", "topic",
 )
+STATIC = (NAME, TOPIC)  # written out, never an expression
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ CALLS: dict[str, Call] = {c.key: c for c in (
     _call("graph.query", "graph", "graph", "action", Param("params", MAP)),
     _call("graph.execute", "graph", "graph", "action", Param("input", MAP)),
     Call("messaging.produce", "broker", None, "event",
-         (Param("event", NAME, True, '"<broker>:<topic>"'), Param("message", ANY, True))),
+         (Param("event", TOPIC, True, '"<broker>:<topic>"'), Param("message", ANY, True))),
     _call("publish.send", "broker", "broker", "event",
           Param("input", MAP, True, "{message}"),
           description="The older spelling of messaging.produce; `event` is the topic."),
@@ -137,6 +138,10 @@ ALIASES: dict[str, str] = {
 ROLLBACK_STRATEGIES = ("reverse_all", "critical_only", "to_checkpoint", "none")
 PARENT_CLOSE_POLICIES = ("terminate", "abandon", "request_cancel")
 LOG_LEVELS = ("debug", "info", "warn", "error")
+
+# How messages name a resource of each kind.
+NOUN = {"action": "app", "database": "database", "notification": "notification",
+        "storage": "storage", "graph": "graph", "broker": "broker"}
 
 # ctx metadata readable from expressions as ctx.<name>.
 CTX_FIELDS = (

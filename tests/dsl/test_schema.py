@@ -67,7 +67,8 @@ def test_other_engines_spellings_get_the_way_to_say_it_here() -> None:
 
 
 def test_missing_required_keys() -> None:
-    assert problems("steps:\n  - sleep: 1s\n") == ["1:1: the file is missing required key 'workflow'"]
+    assert problems("steps:\n  - sleep: 1s\n") == [
+        "1:1: the file is missing required key 'workflow'"]
     text = WF + "  - tag: a\n    database.insert: {database: db}\n"
     assert problems(text) == [
         "4:22: 'database.insert' is missing required key 'event'",
@@ -76,7 +77,8 @@ def test_missing_required_keys() -> None:
 
 
 def test_type_errors_say_what_was_expected() -> None:
-    assert problems("workflow: w\nsteps: {a: 1}\n") == ["2:8: 'steps' must be a list, not a mapping"]
+    assert problems("workflow: w\nsteps: {a: 1}\n") == [
+        "2:8: 'steps' must be a list, not a mapping"]
     text = WF + "  - tag: a\n    python: m:f\n    retries: many\n"
     assert problems(text) == ["5:14: 'retries' must be an integer, not a string"]
 
@@ -92,7 +94,8 @@ def test_durations() -> None:
 
 def test_enum_with_suggestion() -> None:
     text = WF + "  - log: {message: hi, level: warning}\n"
-    assert problems(text) == ["3:31: 'level' must be one of debug, info, warn, error; got 'warning'"]
+    assert problems(text) == [
+        "3:31: 'level' must be one of debug, info, warn, error; got 'warning'"]
     assert hints(text) == ["did you mean 'warn'?"]
 
 

@@ -1,0 +1,70 @@
+"""The broken-spec catalogue: each file in broken/ pins every diagnostic it must produce.
+
+A file starts with one `# expect: LINE:COL: message` line per diagnostic (the header counts
+in the line numbers). `product-*.yaml` files are product files; the others are workflows
+compiled against broken/product.yaml (product "shop").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ductwork.dsl.compiler import compile_workflow, tag_of
+from ductwork.dsl.diagnostics import Diagnostic
+from ductwork.dsl.loader import load_file
+from ductwork.dsl.plan import ProductSpec
+from ductwork.dsl.product import compile_product
+from ductwork.errors import CompileError
+
+HERE = Path(__file__).parent / "broken"
+CASES = sorted(f for f in HERE.glob("*.yaml") if f.name != "product.yaml")
+
+
+@pytest.fixture(scope="module")
+def shop() -> ProductSpec:
+    product, diagnostics = compile_product(load_file(HERE / "product.yaml"))
+    assert diagnostics == []
+    assert product is not None
+    return product
+
+
+def compile_case(path: Path, shop: ProductSpec) -> list[Diagnostic]:
+    try:
+        doc = load_file(path)
+    except CompileError as e:
+        return e.diagnostics
+    if path.stem.startswith("product-"):
+        _, diagnostics = compile_product(doc)
+        return diagnostics
+    known = {tag_of(f) for f in CASES} | {"child-flow"}
+    plan, diagnostics = compile_workflow(doc, shop, workflows=known, expected_tag=path.stem)
+    assert plan is None
+    return diagnostics
+
+
+def expected(path: Path) -> list[str]:
+    lines = path.read_text("utf-8").splitlines()
+    return [line.removeprefix("# expect: ") for line in lines if line.startswith("# expect: ")]
+
+
+def test_the_catalogue_is_large_enough() -> None:
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("path", CASES, ids=[c.stem for c in CASES])
+def test_broken_spec(path: Path, shop: ProductSpec) -> None:
+    want = expected(path)
+    assert want, f"{path.name} has no '# expect:' header"
+    diagnostics = compile_case(path, shop)
+    got = [d.short() for d in sorted(diagnostics, key=lambda d: (d.line, d.col))]
+    assert got == want
+    for d in diagnostics:
+        assert d.path == str(path)
+        rendered = d.render().splitlines()
+        assert rendered[0] == f"{path}:{d.short()}"
+        # the offending source line and a caret under the column
+        assert rendered[1].endswith(d.source or "")
+        caret = rendered[2]
+        assert caret.index("^") - caret.index("|") - 2 == d.col - 1
