@@ -14,6 +14,7 @@ _ESCAPES = {
     "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0",
     "\\": "\\", "'": "'", '"': '"', "/": "/", "$": "$",
 }
+_HEX = frozenset("0123456789abcdefABCDEF")
 _MAX_INT_DIGITS = 4000  # below Python's int/str conversion limit
 
 
@@ -54,10 +55,17 @@ def unescape(raw: str, pos: int) -> str:
         nxt = body[i + 1] if i + 1 < n else ""
         if nxt == "u":
             digits = body[i + 2 : i + 6]
-            if len(digits) != 4 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            if len(digits) != 4 or any(c not in _HEX for c in digits):
                 raise ParseFailure("bad \\u escape: write \\u and four hex digits", pos + 1 + i)
-            out.append(chr(int(digits, 16)))
+            code = int(digits, 16)
             i += 6
+            low = body[i + 2 : i + 6] if body.startswith("\\u", i) else ""
+            if 0xD800 <= code < 0xDC00 and len(low) == 4 and all(c in _HEX for c in low):
+                code2 = int(low, 16)
+                if 0xDC00 <= code2 < 0xE000:  # a JSON-style surrogate pair: one character
+                    code = 0x10000 + ((code - 0xD800) << 10) + (code2 - 0xDC00)
+                    i += 6
+            out.append(chr(code))
         elif nxt in _ESCAPES:
             out.append(_ESCAPES[nxt])
             i += 2

@@ -273,6 +273,8 @@ def _json_default(v: Any) -> Any:
     if isinstance(v, _dt.datetime | _dt.date | _dt.time):
         return v.isoformat()
     if isinstance(v, Decimal):
+        if not v.is_finite():
+            raise ValueError("Infinity and NaN are not JSON")
         return int(v) if v == v.to_integral_value() else float(v)
     if isinstance(v, _uuid.UUID):
         return str(v)
@@ -293,7 +295,7 @@ def to_json(v: Any, pos: int, indent: int | None = None) -> str:
             default=_json_default,
             allow_nan=False,
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:
         raise Fail(f"cannot write as JSON: {exc}", pos) from None
     except RecursionError:
         raise Fail("cannot write as JSON: nested too deeply", pos) from None
