@@ -92,20 +92,20 @@ class DatabaseComponent(_Component):
 class NotificationComponent(_Component):
     kind = "notification"
 
-    async def email(self, notification: str, event: str, recipients: list[str],
+    async def email(self, notification: str, event: str, recipients: str | list[str],
                     subject: Mapping[str, Any] | None = None,
                     template: Mapping[str, Any] | None = None) -> Any:
-        return await self._call(notification, event, "email", event, list(recipients),
+        return await self._call(notification, event, "email", event, recipients,
                                 subject, template)
 
-    async def sms(self, notification: str, event: str, phones: list[str],
+    async def sms(self, notification: str, event: str, phones: str | list[str],
                   message: Mapping[str, Any] | None = None) -> Any:
-        return await self._call(notification, event, "sms", event, list(phones), message)
+        return await self._call(notification, event, "sms", event, phones, message)
 
-    async def push(self, notification: str, event: str, tokens: list[Any],
+    async def push(self, notification: str, event: str, tokens: Any,
                    title: Mapping[str, Any] | None = None, body: Mapping[str, Any] | None = None,
                    data: Mapping[str, Any] | None = None) -> Any:
-        return await self._call(notification, event, "push", event, list(tokens), title, body,
+        return await self._call(notification, event, "push", event, tokens, title, body,
                                 data)
 
     async def send(self, notification: str, event: str, input: Mapping[str, Any]) -> Any:

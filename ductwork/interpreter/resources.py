@@ -98,6 +98,11 @@ class ConnectorRegistry:
                                  f"(env {env})")
 
     async def aclose(self) -> None:
-        built, self._built = list(self._built.values()), {}
-        for conn in built:
-            await conn.aclose()
+        """Close every connector: built ones and registered ones (the instance owns them)."""
+        conns = [*self._built.values(), *self._explicit.values()]
+        self._built, self._explicit = {}, {}
+        seen: set[int] = set()
+        for conn in conns:
+            if id(conn) not in seen:
+                seen.add(id(conn))
+                await conn.aclose()
