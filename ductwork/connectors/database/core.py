@@ -16,6 +16,7 @@ from ductwork.connectors.database.model import (
     Table,
     default_value,
     load_schema,
+    parse_order_by,
     unknown,
 )
 from ductwork.connectors.database.sql import Builder, Dialect, Statement, bind_named
@@ -24,8 +25,6 @@ from ductwork.errors import ConnectorError
 # Which ctx.database method runs each op (for "wrong method" errors).
 METHOD = {"insert": "insert", "query": "query", "update": "update", "delete": "delete",
           "upsert": "upsert", "sql": "execute"}
-# Reserved keys of query(params): they never collide with a column (columns cannot start with $).
-QUERY_KEYS = ("$limit", "$offset", "$order_by")
 
 
 @dataclass
@@ -272,8 +271,6 @@ class SQLDatabase(DatabaseConnector):
             limit = _count("$limit", where.pop("$limit", ev.limit))
             offset = _count("$offset", where.pop("$offset", ev.offset))
             order_raw = where.pop("$order_by", None)
-            from ductwork.connectors.database.model import parse_order_by
-
             order = parse_order_by(order_raw) if order_raw is not None else ev.order_by
             return self._builder(table).select(self._merge(ev.where, where), order, limit,
                                                offset, ev.select)

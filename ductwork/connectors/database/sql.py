@@ -65,7 +65,6 @@ class Statement:
     sql: str
     params: list[Any] = field(default_factory=list)
     columns: Mapping[str, Column] | None = None
-    rows: bool = False  # whether the statement returns rows to fetch
 
 
 class Builder:
@@ -90,12 +89,11 @@ class Builder:
         ret, types = self._returning(returning)
         t = self.q(self.table.name)
         if not cols:
-            return Statement(f"INSERT INTO {t} DEFAULT VALUES RETURNING {ret}", params, types,
-                             True)
+            return Statement(f"INSERT INTO {t} DEFAULT VALUES RETURNING {ret}", params, types)
         values = ", ".join(self._value(c, data[c.name], params) for c in cols)
         names = ", ".join(self.q(c.name) for c in cols)
         return Statement(f"INSERT INTO {t} ({names}) VALUES ({values}) RETURNING {ret}",
-                         params, types, True)
+                         params, types)
 
     def upsert(self, data: Mapping[str, Any], key: Sequence[str], update: Sequence[str] | None,
                returning: Sequence[str] | None) -> Statement:
@@ -132,7 +130,7 @@ class Builder:
         if offset is not None:
             sql += f" OFFSET {self.d.placeholder}"
             params.append(offset)
-        return Statement(sql, params, types, True)
+        return Statement(sql, params, types)
 
     def update(self, where: Mapping[str, Any], data: Mapping[str, Any],
                returning: Sequence[str] | None) -> Statement:
@@ -144,7 +142,7 @@ class Builder:
         cond = self.where(where, params)
         if cond:
             sql += f" WHERE {cond}"
-        return Statement(sql + f" RETURNING {ret}", params, types, True)
+        return Statement(sql + f" RETURNING {ret}", params, types)
 
     def delete(self, where: Mapping[str, Any]) -> Statement:
         params: list[Any] = []
@@ -316,4 +314,4 @@ def bind_named(dialect: Dialect, sql: str, declared: Sequence[str],
     missing = [n for n in dict.fromkeys(names) if n not in values]
     if missing:
         raise InputError("missing parameter(s): " + ", ".join(missing))
-    return Statement(text, [values[n] for n in names], None, True)
+    return Statement(text, [values[n] for n in names])
