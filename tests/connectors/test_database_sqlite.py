@@ -322,3 +322,76 @@ def test_definition_problems_are_reported_once_not_per_environment() -> None:
                      for path, _ in validate_resource("database", definition, cfg)]
                for env, cfg in definition["envs"].items()}
     assert per_env == {"dev": ["events.e.table"], "staging": [], "prd": ["envs.prd.bogus"]}
+
+
+ONBOARDING_YAML = """
+workflow: user-onboarding
+name: User Onboarding
+input:
+  type: object
+  required: [email, name, action]
+  properties:
+    email: {type: string}
+    name: {type: string}
+    action: {type: [string, "null"]}
+steps:
+  - tag: create-user
+    database.insert:
+      database: users-db
+      event: create-user
+      data: {email: "${ctx.input.email}", name: "${ctx.input.name}"}
+    rollback:
+      database.delete: {database: users-db, event: delete-user, where: {id: "${result.id}"}}
+  - tag: audit-log
+    database.insert:
+      database: audit-db
+      event: create-log
+      data: {action: "${ctx.input.action}", user_id: "${steps.create-user.id}"}
+output:
+  success: true
+  userId: "${steps.create-user.id}"
+"""
+
+
+async def test_yaml_onboarding_from_a_product_folder(tmp_path: Path) -> None:
+    from ductwork import Ductwork
+
+    product = tmp_path / "specs" / "shop"
+    (product / "workflows").mkdir(parents=True)
+    (product / "product.yaml").write_text(PRODUCT_YAML)
+    (product / "workflows" / "user-onboarding.yaml").write_text(ONBOARDING_YAML)
+    async with Ductwork(specs=tmp_path / "specs",
+                        store=f"sqlite:///{tmp_path / 'runs.db'}") as dw:
+        ok = await dw.workflows.execute(
+            product="shop", env="dev", tag="user-onboarding",
+            input={"email": "ann@example.com", "name": "Ann", "action": "user_created"})
+        assert ok.status == "completed", ok.error
+        assert ok.output == {"success": True, "userId": 1}
+        bad = await dw.workflows.execute(  # the audit row violates NOT NULL: roll back the user
+            product="shop", env="dev", tag="user-onboarding",
+            input={"email": "bob@example.com", "name": "Bob", "action": None})
+        assert bad.status == "rolled_back", bad.error
+        assert bad.failed_step == "audit-log"
+        assert "database/audit-db/create-log (env dev)" in (bad.error or "")
+        assert "NOT NULL constraint failed: logs.action" in (bad.error or "")
+    with closing(sqlite3.connect(product / ".ductwork" / "users.db")) as sq:
+        assert sq.execute("SELECT id, email FROM users").fetchall() == [(1, "ann@example.com")]
+    with closing(sqlite3.connect(product / ".ductwork" / "audit.db")) as sq:
+        assert sq.execute("SELECT action, user_id FROM logs").fetchall() == [("user_created", 1)]
+
+
+def test_product_file_mistakes_are_located_by_the_compiler(tmp_path: Path) -> None:
+    from ductwork import Ductwork
+    from ductwork.errors import CompileError
+
+    product = tmp_path / "specs" / "shop"
+    product.mkdir(parents=True)
+    bad = PRODUCT_YAML.replace("find-user: {op: query, table: users}",
+                               "find-user: {op: query, table: users, order_by: -emial}")
+    (product / "product.yaml").write_text(bad)
+    with pytest.raises(CompileError) as e:
+        Ductwork(specs=tmp_path / "specs", store="sqlite://:memory:")
+    text = str(e.value)
+    line = bad.splitlines().index(next(x for x in bad.splitlines() if "emial" in x)) + 1
+    assert f"product.yaml:{line}:" in text
+    assert "unknown column of table 'users': 'emial'" in text and "'email'" in text
