@@ -57,6 +57,11 @@ def unknown_name_message(name: str, known: set[str] | frozenset[str]) -> str:
     return msg + f" (names: {', '.join(sorted(known))})"
 
 
+def _unknown_root(name: str, scope: Scope) -> str:
+    known = {k for k in scope if isinstance(k, str)} | ROOTS - set(ROOT_HELP)
+    return unknown_name_message(name, known)
+
+
 def unknown_function_message(written: str) -> str:
     msg = f"unknown function '{written}'"
     name = written.removeprefix("transform.")
@@ -126,8 +131,7 @@ def _compile_general(node: ast.Node) -> tuple[Fn, str | None, str | None]:
             try:
                 return scope[name]
             except KeyError:
-                known = {k for k in scope if isinstance(k, str)} | ROOTS - set(ROOT_HELP)
-                raise Fail(unknown_name_message(name, known), pos, missing=True) from None
+                raise Fail(lambda: _unknown_root(name, scope), pos, missing=True) from None
 
         return get_root, name, name
     if isinstance(node, ast.Field | ast.Index):

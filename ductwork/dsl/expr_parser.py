@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 from lark import Lark, Token, Transformer
@@ -204,8 +205,32 @@ def parser() -> Lark:
     )
 
 
+# Most expressions are plain paths (`ctx.input.email`, `steps.create-user.id`); they skip the
+# LALR parser. Anything else, including keywords and `__` names, takes the full route.
+_PLAIN_PATH = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*)*)\s*\Z"
+)
+_KEYWORDS = frozenset({"true", "false", "null", "not", "and", "or", "if", "else", "in"})
+
+
+def _plain_path(text: str) -> ast.Node | None:
+    m = _PLAIN_PATH.match(text)
+    if m is None or "__" in text or m.group(1) in _KEYWORDS:
+        return None
+    pos = m.start(1)
+    node: ast.Node = ast.Name(pos, m.group(1))
+    pos = m.end(1)
+    for seg in m.group(2).split(".")[1:]:
+        node = ast.Field(pos + 1, node, seg)
+        pos += len(seg) + 1
+    return node
+
+
 def parse_ast(text: str) -> ast.Node:
     """Parse expression text into our AST; raises ParseFailure (never a Lark error)."""
+    plain = _plain_path(text)
+    if plain is not None:
+        return plain
     if not text.strip():
         raise ParseFailure("empty expression: write something between '${' and '}'", 0)
     try:

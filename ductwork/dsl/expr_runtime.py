@@ -7,7 +7,7 @@ import difflib
 import json
 import re
 import uuid as _uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -24,12 +24,25 @@ class Fail(Exception):
     """An evaluation failure inside the closures; Expr.evaluate turns it into ExpressionError.
 
     `missing` marks "this path does not exist" (absent key/index/root, or a null on the
-    way), which default()/coalesce()/exists() treat as "no value".
+    way), which default()/coalesce()/exists() treat as "no value". The message may be a
+    callable, built only when someone reads it: default() discards most missing-path
+    failures, and their did-you-mean search is the expensive part.
     """
 
-    def __init__(self, message: str, pos: int, *, missing: bool = False) -> None:
-        super().__init__(message)
-        self.message, self.pos, self.missing = message, pos, missing
+    def __init__(
+        self, message: str | Callable[[], str], pos: int, *, missing: bool = False
+    ) -> None:
+        super().__init__()
+        self._message, self.pos, self.missing = message, pos, missing
+
+    @property
+    def message(self) -> str:
+        if not isinstance(self._message, str):
+            self._message = self._message()
+        return self._message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def type_name(v: Any) -> str:
@@ -97,6 +110,14 @@ def _first_keys(mapping: Mapping[Any, Any], n: int) -> list[Any]:
     return out
 
 
+def _no_key(obj: Mapping[Any, Any], key: str | int, desc: str | None, root: str | None) -> str:
+    if isinstance(key, str):
+        return f"{describe(desc, obj)} has no field '{key}'" + _fields_hint(
+            describe(desc, obj), root, obj, key
+        )
+    return f"{describe(desc, obj)} has no key {key}"
+
+
 def get_item(obj: Any, key: Any, desc: str | None, root: str | None, pos: int) -> Any:
     """`obj.key` / `obj[key]`, only on maps, lists and strings: never a Python attribute."""
     if isinstance(obj, Mapping):
@@ -105,13 +126,7 @@ def get_item(obj: Any, key: Any, desc: str | None, root: str | None, pos: int) -
         try:
             return obj[key]
         except KeyError:
-            if isinstance(key, str):
-                what = f"has no field '{key}'" + _fields_hint(
-                    describe(desc, obj), root, obj, key
-                )
-            else:
-                what = f"has no key {key}"
-            raise Fail(f"{describe(desc, obj)} {what}", pos, missing=True) from None
+            raise Fail(lambda: _no_key(obj, key, desc, root), pos, missing=True) from None
     if isinstance(obj, list | tuple | str):
         if isinstance(key, int) and not isinstance(key, bool):
             try:

@@ -831,3 +831,18 @@ def test_value_and_expr_types() -> None:
     assert isinstance(parse("x"), Expr)
     assert repr(parse("a.b")) == "Expr('a.b')"
     assert parse("a.b") is parse("a.b")  # parsed once, shared (Exprs are immutable)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ctx", "ctx.input.email", " steps.create-user.id ", "a.b-c-d.e_f", "x.in.if", "\tenv.K\n"],
+)
+def test_plain_paths_take_a_shortcut_with_the_same_tree(text: str) -> None:
+    shortcut = expr_parser._plain_path(text)
+    assert shortcut is not None
+    assert shortcut == expr_parser.parser().parse(text)
+
+
+@pytest.mark.parametrize("text", ["true", "not", "a.__b", "a.b-", "a.b -c", "a[0]", "a.0"])
+def test_plain_path_shortcut_declines_everything_else(text: str) -> None:
+    assert expr_parser._plain_path(text) is None
