@@ -12,6 +12,7 @@ def _v1(dialect: str) -> list[str]:
     serial = ("BIGSERIAL PRIMARY KEY" if dialect == "postgres"
               else "INTEGER PRIMARY KEY AUTOINCREMENT")
     boolean = "BOOLEAN" if dialect == "postgres" else "INTEGER"
+    false = "FALSE" if dialect == "postgres" else "0"  # PostgreSQL has no implicit int->bool
     return [
         f"""CREATE TABLE IF NOT EXISTS dw_runs (
             workflow_id TEXT PRIMARY KEY, product TEXT NOT NULL, tag TEXT NOT NULL,
@@ -30,9 +31,9 @@ def _v1(dialect: str) -> list[str]:
             workflow_id TEXT NOT NULL, step_key TEXT NOT NULL, tag TEXT NOT NULL,
             kind TEXT NOT NULL, status TEXT NOT NULL, seq INTEGER NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0, input TEXT, result TEXT, error TEXT,
-            started_at {real}, finished_at {real}, critical {boolean} NOT NULL DEFAULT 0,
-            has_rollback {boolean} NOT NULL DEFAULT 0, rollback_status TEXT, rollback_error TEXT,
-            meta TEXT, PRIMARY KEY (workflow_id, step_key))""",
+            started_at {real}, finished_at {real}, critical {boolean} NOT NULL DEFAULT {false},
+            has_rollback {boolean} NOT NULL DEFAULT {false}, rollback_status TEXT,
+            rollback_error TEXT, meta TEXT, PRIMARY KEY (workflow_id, step_key))""",
         f"""CREATE TABLE IF NOT EXISTS dw_events (
             id {serial}, workflow_id TEXT NOT NULL, ts {real} NOT NULL, type TEXT NOT NULL,
             step TEXT, data TEXT)""",
