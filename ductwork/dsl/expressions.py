@@ -272,16 +272,30 @@ class _Template:
         return "".join(p if isinstance(p, str) else p.evaluate_text(scope) for p in self.parts)
 
 
+class _WholeExpr:
+    """The closure of a string that is exactly one `${...}` (marks Value.is_expression)."""
+
+    __slots__ = ("expr",)
+
+    def __init__(self, expr: Expr) -> None:
+        self.expr = expr
+
+    def __call__(self, scope: Mapping[str, Any]) -> Any:
+        return self.expr.evaluate(scope)
+
+
 class Value:
     """A YAML value (scalars, lists, maps) whose strings may embed `${...}` expressions."""
 
-    __slots__ = ("_fn", "_sites", "is_constant", "source")
+    __slots__ = ("_fn", "_sites", "is_constant", "is_expression", "source")
 
     def __init__(self, source: Any, fn: Fn, sites: list[Site]) -> None:
         self.source = source
         self._fn = fn
         self._sites = sites
         self.is_constant = not sites
+        # The value is a string that is exactly one `${...}`, so it keeps the expression's type.
+        self.is_expression = isinstance(source, str) and isinstance(fn, _WholeExpr)
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
         """A fresh value each time (lists and maps are rebuilt, never shared)."""
@@ -329,7 +343,7 @@ def _compile_string(s: str, path: tuple[Any, ...], sites: list[Site]) -> Fn:
     if len(parts) == 1:
         only = parts[0]
         if isinstance(only, Expr):
-            return only.evaluate  # the whole string is one expression: keep its type
+            return _WholeExpr(only)  # the whole string is one expression: keep its type
         return lambda scope: only
     return _Template(tuple(parts))
 

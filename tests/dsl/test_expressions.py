@@ -730,6 +730,13 @@ def test_whole_expression_keeps_its_type() -> None:
     assert compile_value("${ {a: ctx.input.count} }").evaluate(scope()) == {"a": 3}
 
 
+def test_is_expression_marks_a_string_that_is_one_expression() -> None:
+    assert compile_value("${ctx.input.count}").is_expression
+    assert compile_value("${ {a: 1} }").is_expression
+    for raw in ("x ${a}", "${a}${b}", "${a} ", "$${a}", "plain", 3, ["${a}"], {"k": "${a}"}):
+        assert not compile_value(raw).is_expression, raw
+
+
 def test_text_around_makes_a_string() -> None:
     v = compile_value("Hello ${ctx.input.name}, you have ${ctx.input.count} items")
     assert v.evaluate(scope()) == "Hello Ada, you have 3 items"
