@@ -163,6 +163,17 @@ def test_hyphen_right_after_a_path_segment_is_part_of_the_name() -> None:
     assert ev("ctx.input.first-name") == "Ada"
 
 
+def test_hyphen_between_two_paths_needs_spaces() -> None:
+    sc = {"item": {"a": 5, "b": 2}}
+    assert ev("item.a - item.b", sc) == 3
+    e = err("item.a-item.b", sc)  # reads field 'a-item', then '.b'
+    assert str(e) == (
+        "item has no field 'a-item'; to subtract, put spaces around '-': 'item.a - item' "
+        "(fields: a, b)"
+    )
+    assert parse("item.a-item.b").references()[0].path == ("a-item", "b")
+
+
 def test_hyphen_after_a_root_name_is_subtraction() -> None:
     sc = {"index": 5, "item": 2}
     assert ev("index-1", sc) == 4
