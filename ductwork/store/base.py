@@ -114,6 +114,34 @@ class SignalRow:
     consumed_by: str | None = None
 
 
+@dataclass(slots=True)
+class ScheduleRow:
+    """A recurring dispatch: the scheduler turns each occurrence into one pending run."""
+
+    job_id: str
+    product: str
+    tag: str
+    env: str
+    input: str | None = None          # JSON text (codec)
+    options: str | None = None        # JSON: retries, timeout, queue, priority
+    cron: str | None = None           # cron expression (croniter), or
+    every_ms: float | None = None     # a fixed interval
+    timezone: str | None = None       # IANA name the cron expression is read in
+    start_at: float | None = None
+    end_at: float | None = None       # no occurrence after this
+    max_runs: int | None = None       # `limit`: stop after this many occurrences
+    catchup: str = "all"              # all | latest: what to do with occurrences missed
+    status: str = "active"            # active | paused | completed | cancelled
+    fired: int = 0                    # occurrences turned into runs so far (the CAS counter)
+    next_run_at: float | None = None
+    last_run_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+SCHEDULE_FIELDS: tuple[str, ...] = tuple(ScheduleRow.__slots__)
+
+
 class RunStore(abc.ABC):
     """Abstract durable store. SQLite and PostgreSQL implement it; tests run against both."""
 
@@ -197,6 +225,49 @@ class RunStore(abc.ABC):
                          ) -> bool:
         """Management update without ownership (cancel, wake ...); returns False if the status
         guard did not match."""
+
+    # schedules (migration 2)
+    @abc.abstractmethod
+    async def create_schedule(self, row: ScheduleRow) -> tuple[ScheduleRow, bool]:
+        """Insert unless job_id exists; return (stored row, created)."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, job_id: str) -> ScheduleRow | None: ...
+
+    @abc.abstractmethod
+    async def list_schedules(self, *, status: str | list[str] | None = None,
+                             limit: int = 100) -> list[ScheduleRow]:
+        """Schedules, oldest first."""
+
+    @abc.abstractmethod
+    async def update_schedule(self, job_id: str, fields: dict[str, Any], *,
+                              only_status: frozenset[str] | None = None) -> bool:
+        """Set fields (updated_at too); False if the row is missing or the status guard failed."""
+
+    @abc.abstractmethod
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        """Active schedules whose next_run_at <= now, earliest first."""
+
+    @abc.abstractmethod
+    async def fire_schedule(self, job_id: str, expect_fired: int, fields: dict[str, Any],
+                            run: RunRow | None,
+                            events: list[tuple[float, str, str | None, str | None]]) -> bool:
+        """One transaction: UPDATE the schedule with `fields` WHERE job_id matches, status is
+        'active' AND fired = expect_fired (compare-and-set); only if that matched, insert `run`
+        (ON CONFLICT (workflow_id) DO NOTHING) with its events. True if the CAS matched.
+        This is what makes each occurrence fire exactly once across workers and restarts."""
+
+    # worker support
+    @abc.abstractmethod
+    async def next_due_at(self) -> float | None:
+        """The earliest time anything becomes due: MIN(wake_at) of unowned pending/sleeping/
+        waiting runs (a NULL wake_at counts as 0, i.e. due now) and MIN(next_run_at) of active
+        schedules; None when nothing is waiting."""
+
+    @abc.abstractmethod
+    async def cancel_requests(self, owner: str) -> list[tuple[str, str]]:
+        """(workflow_id, reason) of active runs held by `owner` whose options JSON carries
+        "cancel_requested": true (a cancel asked for from another process)."""
 
 
 def open_store(url: str | RunStore | None, *, synchronous: str = "NORMAL") -> RunStore:

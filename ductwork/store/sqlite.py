@@ -11,11 +11,13 @@ from ductwork.errors import StoreError
 from ductwork.store.base import (
     ACTIVE,
     RUN_FIELDS,
+    SCHEDULE_FIELDS,
     STEP_FIELDS,
     Batch,
     LeaseLostError,
     RunRow,
     RunStore,
+    ScheduleRow,
     SignalRow,
     StepConflictError,
     StepRow,
@@ -25,6 +27,7 @@ from ductwork.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 _RUN_COLS = ", ".join(RUN_FIELDS)
 _STEP_COLS = ", ".join(STEP_FIELDS)
+_SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
 _ACTIVE = tuple(sorted(ACTIVE))
 _STEP_UPSERT = (
     f"INSERT INTO dw_steps ({_STEP_COLS}) SELECT {', '.join('?' * len(STEP_FIELDS))} "
@@ -397,6 +400,104 @@ class SQLiteStore(RunStore):
         rows = self.conn.execute("SELECT key, value FROM dw_state WHERE workflow_id=?",
                                  (workflow_id,)).fetchall()
         return {k: v for k, v in rows}
+
+    # -- schedules ------------------------------------------------------------------------------
+    async def create_schedule(self, row: ScheduleRow) -> tuple[ScheduleRow, bool]:
+        values = [getattr(row, f) for f in SCHEDULE_FIELDS]
+        cur = self.conn.execute(
+            f"INSERT INTO dw_schedules ({_SCHED_COLS}) VALUES ({', '.join('?' * len(values))}) "
+            "ON CONFLICT(job_id) DO NOTHING", values)
+        if cur.rowcount == 1:
+            return row, True
+        existing = await self.get_schedule(row.job_id)
+        assert existing is not None
+        return existing, False
+
+    async def get_schedule(self, job_id: str) -> ScheduleRow | None:
+        row = self.conn.execute(f"SELECT {_SCHED_COLS} FROM dw_schedules WHERE job_id=?",
+                                (job_id,)).fetchone()
+        return ScheduleRow(*row) if row else None
+
+    async def list_schedules(self, *, status: str | list[str] | None = None,
+                             limit: int = 100) -> list[ScheduleRow]:
+        sql = f"SELECT {_SCHED_COLS} FROM dw_schedules"
+        params: list[Any] = []
+        if status is not None:
+            sts = [status] if isinstance(status, str) else list(status)
+            sql += f" WHERE status IN ({', '.join('?' * len(sts))})"
+            params += sts
+        sql += " ORDER BY created_at, job_id LIMIT ?"
+        return [ScheduleRow(*r) for r in self.conn.execute(sql, [*params, limit]).fetchall()]
+
+    async def update_schedule(self, job_id: str, fields: dict[str, Any], *,
+                              only_status: frozenset[str] | None = None) -> bool:
+        fields = {**fields, "updated_at": now()}
+        sql = f"UPDATE dw_schedules SET {', '.join(f'{k}=?' for k in fields)} WHERE job_id=?"
+        params: list[Any] = [*fields.values(), job_id]
+        if only_status is not None:
+            sql += f" AND status IN ({', '.join('?' * len(only_status))})"
+            params += sorted(only_status)
+        return self.conn.execute(sql, params).rowcount == 1
+
+    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
+        rows = self.conn.execute(
+            f"SELECT {_SCHED_COLS} FROM dw_schedules WHERE status='active' AND "
+            "next_run_at <= ? ORDER BY next_run_at, job_id LIMIT ?", (now, limit)).fetchall()
+        return [ScheduleRow(*r) for r in rows]
+
+    async def fire_schedule(self, job_id: str, expect_fired: int, fields: dict[str, Any],
+                            run: RunRow | None,
+                            events: list[tuple[float, str, str | None, str | None]]) -> bool:
+        db = self.conn
+        fields = {**fields, "updated_at": now()}
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.execute(
+                f"UPDATE dw_schedules SET {', '.join(f'{k}=?' for k in fields)} "
+                "WHERE job_id=? AND fired=? AND status='active'",
+                [*fields.values(), job_id, expect_fired])
+            ok = cur.rowcount == 1
+            if ok and run is not None:
+                values = [getattr(run, f) for f in RUN_FIELDS]
+                ins = db.execute(
+                    f"INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({', '.join('?' * len(values))}) "
+                    "ON CONFLICT(workflow_id) DO NOTHING", values)
+                if ins.rowcount == 1 and events:
+                    self._events(run.workflow_id, events)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return ok
+
+    # -- worker support ------------------------------------------------------------------------
+    async def next_due_at(self) -> float | None:
+        db = self.conn
+        runs = db.execute(
+            "SELECT MIN(COALESCE(wake_at, 0)) FROM dw_runs WHERE owner IS NULL AND "
+            "status IN ('pending', 'sleeping', 'waiting') AND "
+            "(wake_at IS NOT NULL OR status='pending')").fetchone()[0]
+        scheds = db.execute("SELECT MIN(next_run_at) FROM dw_schedules WHERE "
+                            "status='active'").fetchone()[0]
+        found = [float(v) for v in (runs, scheds) if v is not None]
+        return min(found) if found else None
+
+    async def cancel_requests(self, owner: str) -> list[tuple[str, str]]:
+        import json
+
+        rows = self.conn.execute(
+            f"SELECT workflow_id, options FROM dw_runs WHERE owner=? AND status IN "
+            f"({', '.join('?' * len(_ACTIVE))}) AND options LIKE '%cancel_requested%'",
+            (owner, *_ACTIVE)).fetchall()
+        out: list[tuple[str, str]] = []
+        for wid, opts in rows:
+            try:
+                data = json.loads(opts)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("cancel_requested"):
+                out.append((wid, str(data.get("cancel_reason") or "cancelled")))
+        return out
 
 
 def _step(r: tuple[Any, ...]) -> StepRow:
