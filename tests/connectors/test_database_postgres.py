@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -308,3 +311,18 @@ async def test_engine_run_on_postgres_and_no_password_in_the_store(
     for path in tmp_path.iterdir():  # the run store and its WAL/SHM files
         data = path.read_bytes()
         assert password.encode() not in data and wrong.encode() not in data, path
+
+
+def test_clusters_of_killed_test_runs_are_reaped() -> None:
+    # A child process starts a cluster and dies without stopping it (like a `timeout` kill).
+    code = ("import os; from tests.support.postgres import start_postgres; "
+            "s = start_postgres(); print(s.root, s.port, flush=True); os._exit(0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[2])
+    root_s, port_s = out.stdout.split()
+    root = Path(root_s)
+    assert (root / "data" / "postmaster.pid").exists()
+    assert root in pg_support.reap_orphans()
+    assert not root.exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(port_s)), 1).close()

@@ -116,6 +116,38 @@ def _server_can_use(parent: Path) -> bool:
                            check=False).returncode == 0
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans(parent: Path | None = None) -> list[Path]:
+    """Stop clusters this module started in test runs that were killed before their finalizer
+    (e.g. by `timeout`): each private directory records the PID of the process that owns it."""
+    reaped = []
+    bin_dir = None
+    for root in Path(parent or tempfile.gettempdir()).glob("ductwork-pg-*"):
+        owner = root / "owner"
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue  # not ours, or still being created
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        if (root / "data" / "postmaster.pid").exists():
+            bin_dir = bin_dir or find_bin_dir()
+            _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m",
+                             "immediate", "-w", "stop"], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+        reaped.append(root)
+    return reaped
+
+
 def start_postgres(tmpdir: str | os.PathLike[str] | None = None) -> PgServer:
     """initdb + start a private cluster on 127.0.0.1:<free port below 32768>; stop() removes it.
 
@@ -126,7 +158,9 @@ def start_postgres(tmpdir: str | os.PathLike[str] | None = None) -> PgServer:
     parent = Path(tmpdir) if tmpdir is not None else Path(tempfile.gettempdir())
     if not _server_can_use(parent):
         parent = Path(tempfile.gettempdir())
+    reap_orphans()
     root = Path(tempfile.mkdtemp(prefix="ductwork-pg-", dir=parent))
+    (root / "owner").write_text(str(os.getpid()))
     if _as_root():
         shutil.chown(root, SERVER_USER, SERVER_USER)
     password = secrets.token_hex(12)
