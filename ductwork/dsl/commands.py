@@ -82,14 +82,11 @@ def validate_paths(paths: list[str], *, do_import: bool = False) -> Report:
     for raw in paths:
         folder, only = _scope(Path(raw))
         report = check_specs(folder)
-        if only is not None:
-            keep = {str(only), os.path.normpath(str(only))}
-            keep |= {str(Path(d.path)) for d in report.diagnostics
-                     if Path(d.path).name == PRODUCT_FILE}
+        if only is not None:  # report on that file (and the product file it depends on)
+            wanted = {only.resolve(), (folder / PRODUCT_FILE).resolve()}
             report.diagnostics = [d for d in report.diagnostics
-                                  if d.path in keep or os.path.normpath(d.path) in keep]
-            report.files = [f for f in report.files
-                            if os.path.normpath(f) in keep or Path(f).name == PRODUCT_FILE]
+                                  if Path(d.path).resolve() in wanted]
+            report.files = [f for f in report.files if Path(f).resolve() in wanted]
         if do_import:
             report.diagnostics.extend(import_targets(report))
         if merged is None:

@@ -547,7 +547,7 @@ def compile_workflow(doc: Document, product: p.ProductSpec, *,
     """Compile one loaded workflow file; returns the plan (None on errors) and diagnostics."""
     c = WorkflowCompiler(doc, product, frozenset(workflows), expected_tag)
     plan = c.compile()
-    return plan, c.diagnostics
+    return plan, sorted(c.diagnostics, key=lambda d: (d.line, d.col))
 
 
 def compile(doc: Document, product: p.ProductSpec, **kw: Any) -> p.WorkflowPlan:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,10 @@ def did_you_mean(name: object, candidates: Iterable[str]) -> str | None:
         lowered = {c.lower(): c for c in pool}
         if name.lower() in lowered:
             match = [lowered[name.lower()]]
+    if not match:  # 'chrage' -> 'charge-payment': a close word of a kebab/snake-case name
+        words = {w: c for c in pool for w in re.split(r"[-_.]", c) if len(w) > 2}
+        near = difflib.get_close_matches(name, list(words), n=1, cutoff=0.75)
+        match = [words[near[0]]] if near else []
     return f"did you mean '{match[0]}'?" if match else None
 
 
