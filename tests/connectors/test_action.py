@@ -516,24 +516,41 @@ async def test_default_is_no_retry(server: HTTPServer, make: Make) -> None:
     assert len(seen) == 1
 
 
-@pytest.mark.parametrize("timeout", [0.1, "100ms", timedelta(milliseconds=100)])
-async def test_timeout_is_an_error_and_not_retried(
-    server: HTTPServer, make: Make, timeout: Any
-) -> None:
-    # a bare number is seconds here: the engine converts ctx.action.run(timeout=) to seconds
+@pytest.fixture
+def slow_charges(server: HTTPServer) -> Iterator[list[int]]:
+    """/v1/charges answers only when the test is over; returns the list of calls received.
+
+    The handler is released at teardown and its answer awaited, so a late log entry never
+    lands in the next test's `server.log`.
+    """
+    release = threading.Event()
     calls: list[int] = []
 
     def slow(request: Request) -> Response:
         calls.append(1)
-        time.sleep(0.5)
+        release.wait(10)
         return _json(200, {})
 
     server.expect_request("/v1/charges").respond_with_handler(slow)
+    yield calls
+    release.set()
+    deadline = time.monotonic() + 10
+    while len(server.log) < len(calls) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("timeout", [0.1, "100ms", timedelta(milliseconds=100)])
+async def test_timeout_is_an_error_and_not_retried(
+    slow_charges: list[int], make: Make, timeout: Any
+) -> None:
+    # a bare number is seconds here: the engine converts ctx.action.run(timeout=) to seconds
+    conn = make()
     with pytest.raises(ConnectorError) as err:
-        await make().run("list-charges", timeout=timeout, retries=2)
+        await conn.run("list-charges", timeout=timeout, retries=2)
     assert "GET /v1/charges timed out after 0.1s (ReadTimeout)" in str(err.value)
     assert "(env dev)" in str(err.value) and err.value.retryable
-    assert len(calls) == 1
+    assert conn.delays == []  # type: ignore[attr-defined]  # no backoff: not retried
+    assert len(slow_charges) <= 1
 
 
 async def test_bad_call_timeout(make: Make) -> None:
@@ -541,12 +558,7 @@ async def test_bad_call_timeout(make: Make) -> None:
         await make().run("list-charges", timeout="soon")
 
 
-async def test_timeout_from_config(server: HTTPServer, make: Make) -> None:
-    def slow(request: Request) -> Response:
-        time.sleep(0.4)
-        return _json(200, {})
-
-    server.expect_request("/v1/charges").respond_with_handler(slow)
+async def test_timeout_from_config(slow_charges: list[int], make: Make) -> None:
     with pytest.raises(ConnectorError, match=r"timed out after 0\.05s"):
         await make(timeout="50ms").run("list-charges")
 
