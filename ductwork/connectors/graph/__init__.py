@@ -1,0 +1,1 @@
+"""Graph connectors: embedded ladybug (default) and FalkorDB; shared Cypher helpers in cypher.py."""
