@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -88,40 +89,64 @@ class EventDef:
         return "body" if self.method in BODY_METHODS else "query"
 
 
+class EventError(ValueError):
+    """A wrong event definition; `key` is the offending key inside the event, if one is."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _did_you_mean(word: str, known: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), 1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def _names(raw: Any, what: str) -> tuple[str, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-        raise ValueError(f"'{what}' must be a list of field names")
+        raise EventError(f"'{what}' must be a list of field names", what)
     return tuple(raw)
 
 
 def parse_event(name: str, raw: Any) -> EventDef:
     """Build an EventDef; ValueError says what is wrong (the caller adds where)."""
     if not isinstance(raw, dict):
-        raise ValueError("an event must be a mapping like {method: POST, path: /v1/things}")
+        raise EventError("an event must be a mapping like {method: POST, path: /v1/things}")
     unknown = sorted(set(raw) - set(EVENT_KEYS))
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(EVENT_KEYS)})")
+        raise EventError(f"unknown key '{unknown[0]}' (known: {', '.join(EVENT_KEYS)})"
+                         + _did_you_mean(unknown[0], EVENT_KEYS), unknown[0])
     method = str(raw.get("method", "GET")).upper()
     if method not in METHODS:
-        raise ValueError(f"method '{raw.get('method')}' is not one of {', '.join(METHODS)}")
+        raise EventError(f"method '{raw.get('method')}' is not one of {', '.join(METHODS)}",
+                         "method")
     path = raw.get("path")
     if not isinstance(path, str) or not path.startswith("/"):
-        raise ValueError("'path' is required and must start with '/' (it is joined to base_url)")
+        raise EventError("'path' is required and must start with '/' (it is joined to base_url)",
+                         "path" if "path" in raw else None)
     params = placeholders(path)
     bad = [p for p in params if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", p)]
     if bad:
-        raise ValueError(f"path placeholder {{{bad[0]}}} is not a valid name")
+        raise EventError(f"path placeholder {{{bad[0]}}} is not a valid name", "path")
     declared = _names(raw.get("params"), "params")
     extra = [p for p in declared if p not in params]
     if extra:
-        raise ValueError(f"params lists '{extra[0]}' but the path has no {{{extra[0]}}}")
+        raise EventError(f"params lists '{extra[0]}' but the path has no {{{extra[0]}}}",
+                         "params")
     body_type = str(raw.get("body_type", "json"))
     if body_type not in BODY_TYPES:
-        raise ValueError(f"body_type '{body_type}' is not one of {', '.join(BODY_TYPES)}")
-    timeout = seconds(raw["timeout"]) if raw.get("timeout") is not None else None
-    retries = _retries(raw.get("retries"))
+        raise EventError(f"body_type '{body_type}' is not one of {', '.join(BODY_TYPES)}",
+                         "body_type")
+    try:
+        timeout = seconds(raw["timeout"]) if raw.get("timeout") is not None else None
+    except ValueError as e:
+        raise EventError(str(e), "timeout") from None
+    try:
+        retries = _retries(raw.get("retries"))
+    except ValueError as e:
+        raise EventError(str(e), "retries") from None
     headers = _names(raw.get("headers"), "headers")
     return EventDef(
         name=name, method=method, path=path, params=tuple(params),
@@ -193,7 +218,8 @@ def _auth_problems(auth: Any) -> list[Problem]:
         return [((), "auth must be a mapping like {type: bearer, token: \"${env.TOKEN}\"}")]
     kind = auth.get("type")
     if kind not in AUTH_KEYS:
-        return [(("type",), f"auth type {kind!r} is not one of {', '.join(AUTH_KEYS)}")]
+        return [(("type",), f"auth type {kind!r} is not one of {', '.join(AUTH_KEYS)}"
+                 + _did_you_mean(str(kind), list(AUTH_KEYS)))]
     required, optional = AUTH_KEYS[kind]
     problems: list[Problem] = []
     for key in required:
@@ -201,8 +227,9 @@ def _auth_problems(auth: Any) -> list[Problem]:
             problems.append(((key,), f"auth type {kind} needs '{key}'"))
     unknown = sorted(set(auth) - {"type", *required, *optional})
     for key in unknown:
-        known = ", ".join(("type", *required, *optional))
-        problems.append(((key,), f"unknown auth key '{key}' for type {kind} (known: {known})"))
+        known = ("type", *required, *optional)
+        problems.append(((key,), f"unknown auth key '{key}' for type {kind} (known: "
+                         f"{', '.join(known)})" + _did_you_mean(key, known)))
     if kind == "api_key" and auth.get("in", "header") not in ("header", "query"):
         problems.append((("in",), "api_key 'in' must be header or query"))
     if kind == "oauth2_client_credentials":
@@ -228,7 +255,8 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     if not isinstance(config, dict):
         return [(where, "an environment's config must be a mapping")]
     for key in sorted(set(config) - set(ENV_KEYS)):
-        problems.append(((*where, key), f"unknown key '{key}' (known: {', '.join(ENV_KEYS)})"))
+        problems.append(((*where, key), f"unknown key '{key}' (known: {', '.join(ENV_KEYS)})"
+                         + _did_you_mean(key, ENV_KEYS)))
     base_url = config.get("base_url")
     if not isinstance(base_url, str) or not base_url:
         problems.append(((*where, "base_url"), "base_url is required (e.g. https://api.x.com)"))
@@ -271,6 +299,7 @@ def event_problems(definition: dict[str, Any]) -> list[Problem]:
     for name, raw in events.items():
         try:
             parse_event(str(name), raw)
-        except ValueError as e:
-            problems.append((("events", name), str(e)))
+        except EventError as e:
+            where = ("events", name, e.key) if e.key else ("events", name)
+            problems.append((where, str(e)))
     return problems

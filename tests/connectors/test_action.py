@@ -652,12 +652,13 @@ def test_validate_reports_located_problems() -> None:
     assert "unknown auth key 'tokn'" in dev[("envs", "dev", "auth", "tokn")]
     assert "30 milliseconds" in dev[("envs", "dev", "timeout")]
     assert "retries" in dev[("envs", "dev", "retries")]
-    assert "method 'FETCH'" in dev[("events", "a")]
+    assert "method 'FETCH'" in dev[("events", "a", "method")]
     assert "'path' is required" in dev[("events", "b")]
-    assert "params lists 'idd'" in dev[("events", "c")]
-    assert "body_type 'xml'" in dev[("events", "d")]
-    assert "unknown key(s) bodyy" in dev[("events", "e")]
-    assert "list of field names" in dev[("events", "f")]
+    assert "params lists 'idd'" in dev[("events", "c", "params")]
+    assert "body_type 'xml'" in dev[("events", "d", "body_type")]
+    assert dev[("events", "e", "bodyy")].endswith("did you mean 'body'?")
+    assert "list of field names" in dev[("events", "f", "body")]
+    assert dev[("envs", "dev", "auth", "tokn")].endswith("did you mean 'token'?")
     prd = dict(validate_resource("action", block, block["envs"]["prd"]))
     assert "kerberos" in prd[("envs", "prd", "auth", "type")]
     assert "not a duration" in prd[("envs", "prd", "backoff")]
