@@ -28,7 +28,13 @@ class _Loader(yaml.SafeLoader):
     no sexagesimal numbers, no `<<` merge keys. `on: push` stays the string key "on"."""
 
 
+# LibYAML composes several times faster; its marks count characters like the Python one.
+_CBase: Any = getattr(yaml, "CSafeLoader", None)
+_Fast: Any = type("_FastLoader", (_CBase,), {}) if _CBase is not None else _Loader
+
 _Loader.yaml_implicit_resolvers = {}
+if _Fast is not _Loader:
+    _Fast.yaml_implicit_resolvers = {}
 for _tag, _regexp, _first in (
     ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
@@ -40,7 +46,8 @@ for _tag, _regexp, _first in (
         list("-+0123456789."),
     ),
 ):
-    _Loader.add_implicit_resolver(_TAG + _tag, re.compile(_regexp), _first)
+    for _cls in {_Loader, _Fast}:
+        _cls.add_implicit_resolver(_TAG + _tag, re.compile(_regexp), _first)
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,7 @@ def load_text(text: str, path: str = "<string>") -> Document:
     """Parse one YAML document into a Document; any problem raises CompileError."""
     doc = Document(path, text)
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=_Fast)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = e.problem or e.context or "invalid YAML"
@@ -170,7 +177,8 @@ def load_text(text: str, path: str = "<string>") -> Document:
         if index is not None:
             index = min(index, len(text))
         hint = None
-        if "block end" in problem or "mapping values are not allowed" in problem:
+        if any(s in problem for s in ("block end", "mapping values are not allowed",
+                                      "did not find expected")):
             hint = "check the indentation of this line and the one before"
         elif "found character '\\t'" in problem:
             hint = "YAML indents with spaces, not tabs"
@@ -240,8 +248,8 @@ class _Builder:
             self.too_large(node)
             return None
         before = self.count
-        span = Span(node.start_mark.index, node.end_mark.index,
-                    getattr(node, "style", None) if isinstance(node, ScalarNode) else None)
+        style = (node.style or None) if isinstance(node, ScalarNode) else None
+        span = Span(node.start_mark.index, node.end_mark.index, style)
         self.doc.values[path] = span
         value: Any
         if isinstance(node, ScalarNode):
@@ -273,7 +281,7 @@ class _Builder:
                 self.fail(key_node, "mapping keys must be plain strings, not lists or mappings")
                 continue
             key = str(key_node.value)
-            if key == "<<" and key_node.style is None:
+            if key == "<<" and not key_node.style:
                 self.fail(key_node, "YAML merge keys ('<<') are not supported",
                           hint="write the keys out, or use an anchor for a whole value")
                 continue

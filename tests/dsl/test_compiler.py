@@ -296,7 +296,7 @@ def test_one_product_folder_and_missing_folders(tmp_path: Path) -> None:
     write(tmp_path, {"shop/product.yaml": "product: shop\nenvs: [dev]\n",
                      "shop/workflows/a.yaml": "workflow: a\nsteps: [{sleep: 1}]\n"})
     assert list(load_specs(tmp_path / "shop").products) == ["shop"]
-    with pytest.raises(CompileError, match="no product.yaml found"):
+    with pytest.raises(CompileError, match=r"no product\.yaml found"):
         load_specs(tmp_path / "shop" / "workflows")
     with pytest.raises(CompileError, match="no such file or directory"):
         load_specs(tmp_path / "nowhere")
@@ -305,7 +305,7 @@ def test_one_product_folder_and_missing_folders(tmp_path: Path) -> None:
 def test_ductwork_refuses_invalid_specs(tmp_path: Path) -> None:
     write(tmp_path, {"shop/product.yaml": "product: shop\nenvs: [dev]\n",
                      "shop/workflows/a.yaml": "workflow: a\nsteps: [{sleep: 1, tag: [x]}]\n"})
-    with pytest.raises(CompileError, match="a.yaml:2:25: 'tag' must be a string, not a list"):
+    with pytest.raises(CompileError, match=r"a\.yaml:2:25: 'tag' must be a string, not a list"):
         Ductwork(specs=tmp_path, store="sqlite://:memory:")
 
 

@@ -51,10 +51,11 @@ def test_duplicate_keys_are_rejected_with_both_lines() -> None:
 
 def test_syntax_error_is_located() -> None:
     assert errors("steps:\n  - tag: a\n   sleep: 5s\n") == [
-        "3:4: YAML syntax error: expected <block end>, but found '<block mapping start>'"]
-    assert errors("a: b: c\n") == ["1:5: YAML syntax error: mapping values are not allowed here"]
+        "3:4: YAML syntax error: did not find expected '-' indicator"]
+    assert errors("a: b: c\n") == [
+        "1:5: YAML syntax error: mapping values are not allowed in this context"]
     assert errors("a: [1, 2\n") == [
-        "2:1: YAML syntax error: expected ',' or ']', but got '<stream end>'"]
+        "2:1: YAML syntax error: did not find expected ',' or ']'"]
 
 
 def test_only_one_document() -> None:
@@ -91,7 +92,7 @@ def test_empty_document_is_none() -> None:
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:
     (message,) = errors("[" * 5000 + "]" * 5000)
-    assert "nested too deeply" in message
+    assert message == "1:1001: YAML syntax error: exceeded maximum nesting depth"
 
 
 @pytest.mark.parametrize(("yaml_value", "offset", "expected"), [

@@ -159,3 +159,13 @@ def test_a_registered_custom_provider_is_accepted() -> None:
         assert problems(text, "product") == []
     finally:
         PROVIDERS.pop(("broker", "rabbit"))
+
+
+def test_the_shipped_schema_itself_enforces_one_body() -> None:
+    """check() applies the one-body rule in code (faster); editors get it from the schema."""
+    shipped = Draft202012Validator(schemas.schema("workflow"))
+    for bad in ({"tag": "a"}, {"tag": "a", "sleep": "1s", "log": {"message": "x"}},
+                {"tag": "a", "python": "m:f", "rollback": {}}):
+        assert not shipped.is_valid({"workflow": "w", "steps": [bad]})
+        assert problems(json.dumps({"workflow": "w", "steps": [bad]}))
+    assert shipped.is_valid({"workflow": "w", "steps": [{"tag": "a", "sleep": "1s"}]})
