@@ -10,8 +10,10 @@ Addressing steps in expressions: `steps.<tag>` (tags are kebab-case: `steps.crea
 and `steps["create-user"].id` are the same). Tags are unique in the whole workflow.
 Inside a foreach body, `steps.<inner>` is this iteration's result; after the foreach,
 `steps.<foreach-tag>` is a list with one `{tag: result}` map per item. Steps inside
-parallel branches and switch cases are read as `steps.<tag>` after the parallel/switch
-(null when a switch case or an `if:` did not run them).
+parallel branches and switch cases are read as `steps.<tag>` after the parallel/switch;
+a step that did not run (its case was not taken, its `if:` was false) is absent, so read it
+with `default(steps.<tag>.x, fallback)` or test it with `exists(steps.<tag>)`. A tagged
+parallel/switch is itself `{tag: result}` of the steps it ran.
 """
 
 from __future__ import annotations

@@ -433,6 +433,11 @@ class WorkflowCompiler:
                       length=len(event))
             return
         spec = events[event]
+        fields = v.CHANNEL_FIELDS.get(call.method) if call.kind == "notification" else None
+        if fields and isinstance(spec, dict) and not any(f in spec for f in fields):
+            self.fail(path, f"event '{event}' of notification '{resource}' has no "
+                      f"{call.method} template", f"give it {' / '.join(fields)}, or use "
+                      "another event", length=len(event))
         if call.kind == "database" and isinstance(spec, dict) and isinstance(spec.get("op"), str):
             want = _DB_OPS.get(call.method)
             if want and spec["op"] != want:

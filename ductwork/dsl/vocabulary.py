@@ -139,6 +139,10 @@ ROLLBACK_STRATEGIES = ("reverse_all", "critical_only", "to_checkpoint", "none")
 PARENT_CLOSE_POLICIES = ("terminate", "abandon", "request_cancel")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 
+# Notification event fields that make a template for each channel (as the connector reads them).
+CHANNEL_FIELDS = {"email": ("subject", "text", "html"), "sms": ("message",),
+                  "push": ("title", "body")}
+
 # How messages name a resource of each kind.
 NOUN = {"action": "app", "database": "database", "notification": "notification",
         "storage": "storage", "graph": "graph", "broker": "broker"}
@@ -170,7 +174,7 @@ KIND_EXTRAS: dict[str, tuple[str, ...]] = {
     "database": ("tables",),
     "notification": (),  # templates live in the events (subject/text/html, message, ...)
     "storage": (),
-    "graph": ("actions",),
+    "graph": ("actions", "schema"),  # named Cypher actions; node/relationship types
     "broker": ("topics",),
 }
 
