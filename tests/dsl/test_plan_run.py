@@ -441,3 +441,38 @@ def test_run_command_prints_the_result(tmp_path: Path, monkeypatch: pytest.Monke
     assert main(["run", "my-product", "user-onboarding", "--input", "{bad", "--store",
                  store]) == 1
     assert "not valid JSON" in capsys.readouterr().err
+
+
+APPROVAL = """
+workflow: approval
+signals: {approved: {type: object}}
+steps:
+  - tag: create-user
+    database.insert: {database: users-db, event: create-user, data: {email: a@b.c}}
+  - tag: approval
+    wait_for_signal: {name: approved, timeout: 1h}
+  - tag: audit-log
+    database.insert:
+      database: audit-db
+      event: create-log
+      data: {action: "approved by ${steps.approval.by}", user_id: "${steps.create-user.id}"}
+output: {by: "${steps.approval.by}", user: "${steps.create-user.id}"}
+"""
+
+
+async def test_a_suspended_yaml_run_resumes_by_replay(specs: Path, store_url: str) -> None:
+    (specs / "shop" / "workflows" / "approval.yaml").write_text(APPROVAL)
+    async with Ductwork(specs=specs, store=store_url, inline_wait="50ms") as dw:
+        doubles = Doubles(dw)
+        first = await dw.workflows.execute(product="shop", env="dev", tag="approval",
+                                           timeout="200ms")
+        assert first.status == "running"
+        await dw.workflows.signal(first.workflow_id, "approved", {"by": "ann"})
+        done = await dw.workflows.result(first.workflow_id, timeout="10s")
+    assert done.status == "completed", done.error
+    assert done.output == {"by": "ann", "user": 1}
+    assert done.completed_steps == ["create-user", "audit-log"]
+    # the replay returned the recorded insert: the user was created once
+    assert [c[0] for c in doubles.users.calls] == ["insert"]
+    assert doubles.audit.calls == [
+        ("insert", "create-log", {"action": "approved by ann", "user_id": 1})]
