@@ -16,6 +16,7 @@ from ductwork.connectors.storage import (
     BaseStorage,
     StorageProblem,
     env_path,
+    first_env,
     is_ref,
     normalize_prefix,
     validate_events,
@@ -67,7 +68,7 @@ def validate_s3(definition: dict[str, Any], config: dict[str, Any]) -> list[Prob
             normalize_prefix(config["prefix"])
         except ValueError as e:
             problems.append(((*env, "prefix"), str(e)))
-    return problems + validate_events(definition)
+    return problems + (validate_events(definition) if first_env(definition, config) else [])
 
 
 class S3Storage(BaseStorage):

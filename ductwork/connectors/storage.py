@@ -147,6 +147,15 @@ def env_path(definition: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[
     return ("envs",)
 
 
+def first_env(definition: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    """Whether `config` is the first env: validators run once per env, and a problem of the
+    shared blocks (events, schema, actions) should be reported once, not once per env."""
+    envs = definition.get("envs")
+    at = env_path(definition, config)
+    return not (isinstance(envs, Mapping) and envs and len(at) == 2
+                and at[1] != str(next(iter(envs))))
+
+
 def is_ref(value: Any) -> bool:
     return isinstance(value, str) and "${" in value
 
@@ -207,7 +216,7 @@ def validate_local(definition: dict[str, Any], config: dict[str, Any]) -> list[P
                                        is_ref(base_url))
     ):
         problems.append(((*env, "base_url"), "base_url is an http(s) URL that serves the root"))
-    return problems + validate_events(definition)
+    return problems + (validate_events(definition) if first_env(definition, config) else [])
 
 
 # -- the shared connector -------------------------------------------------------------------------

@@ -419,9 +419,126 @@ def test_validators_point_at_the_problem() -> None:
     assert ("actions", "c", "cypher") in dev and ("actions", "d", "mode") in dev
     prd = dict(validate_resource("graph", definition, definition["envs"]["prd"]))
     assert ("envs", "prd", "port") in prd and "never inline" in prd[("envs", "prd", "password")]
+    assert not [p for p in prd if p[0] in ("schema", "actions")]  # reported once, for dev
     good = {"envs": {"dev": {"provider": "ladybug", "path": ".ductwork/graph"},
                      "prd": {"provider": "falkordb", "host": "db", "port": 6379,
                              "password": "${env.FALKOR_PASSWORD}", "graph": "social"}},
             "schema": SCHEMA, "actions": ACTIONS}
     assert validate_resource("graph", good, good["envs"]["dev"]) == []
     assert validate_resource("graph", good, good["envs"]["prd"]) == []
+
+
+# -- end to end through dw.workflows.execute -------------------------------------------------------
+
+PRODUCT = """
+product: shop
+envs: [dev]
+graphs:
+  social:
+    envs:
+      dev:
+        provider: falkordb
+        host: 127.0.0.1
+        port: "${env.FALKOR_PORT}"
+        password: "${env.FALKOR_PASSWORD}"
+        graph: "${env.FALKOR_GRAPH}"
+    actions:
+      followers-of:
+        cypher: "MATCH (f)-[:FOLLOWS]->(u {id: $id}) RETURN f.name AS name ORDER BY name"
+        params: [id]
+"""
+
+FOLLOW_YAML = """
+workflow: follow
+steps:
+  - tag: create-user
+    graph.create_node: {graph: social, labels: [User], properties: {name: "${ctx.input.name}"}}
+    rollback:
+      graph.delete_node: {graph: social, id: "${result.id}"}
+  - tag: follow
+    graph.create_relationship:
+      graph: social
+      from: "${steps.create-user.id}"
+      to: "${ctx.input.follows}"
+      type: FOLLOWS
+      properties: {since: 2024}
+    rollback:
+      graph.delete_relationship: {graph: social, id: "${result.id}"}
+  - tag: followers
+    graph.query: {graph: social, action: followers-of, params: {id: "${ctx.input.follows}"}}
+output: {user: "${steps.create-user.id}", followers: "${steps.followers}"}
+"""
+
+
+async def test_yaml_follow_rolls_back_the_new_node(falkordb_server: FalkorServer,
+                                                   tmp_path: Path) -> None:
+    from ductwork import Ductwork
+
+    folder = tmp_path / "specs" / "shop"
+    (folder / "workflows").mkdir(parents=True)
+    (folder / "product.yaml").write_text(PRODUCT)
+    (folder / "workflows" / "follow.yaml").write_text(FOLLOW_YAML)
+    graph_name = f"g{uuid.uuid4().hex[:10]}"
+    environ = {"FALKOR_PORT": str(falkordb_server.port),
+               "FALKOR_PASSWORD": falkordb_server.password, "FALKOR_GRAPH": graph_name}
+    store = tmp_path / "runs.db"
+    async with Ductwork(specs=tmp_path / "specs", store=f"sqlite:///{store}",
+                        environ=environ) as dw:
+        conn = dw.connectors.get("graph", "social", "shop", "dev")
+        assert isinstance(conn, GraphConnector)
+        await conn.create_node(["User"], {"id": "star", "name": "Star"})
+        ok = await dw.workflows.execute(product="shop", env="dev", tag="follow",
+                                        input={"name": "Ann", "follows": "star"})
+        assert ok.status == "completed", ok.error
+        assert ok.output["followers"] == [{"name": "Ann"}]
+
+        bad = await dw.workflows.execute(product="shop", env="dev", tag="follow",
+                                         input={"name": "Bob", "follows": "nobody"})
+        assert bad.status == "rolled_back", bad.error
+        assert bad.failed_step == "follow"
+        assert "node 'nobody' not found" in (bad.error or "")
+        assert "graph/social/create_relationship (env dev)" in (bad.error or "")
+        names = await conn.execute("followers-of", {"id": "star"})
+        assert names == [{"name": "Ann"}]
+    check = make(falkor_config(falkordb_server, graph=graph_name)[0], base_dir=tmp_path,
+                 environ={"FALKOR_PASSWORD": falkordb_server.password}, schema=None,
+                 actions={"names": {"cypher": "MATCH (n) RETURN n.name AS n ORDER BY n"}})
+    assert await check.query("names") == [{"n": "Ann"}, {"n": "Star"}]  # Bob was rolled back
+    await check.aclose()
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert falkordb_server.password.encode() not in path.read_bytes(), path
+
+
+async def test_python_handler_on_embedded_ladybug(tmp_path: Path) -> None:
+    from ductwork import Ductwork
+
+    conn = make({"provider": "ladybug", "path": "graph"}, base_dir=tmp_path)
+    async with Ductwork(store="sqlite://:memory:") as dw:
+        dw.connectors.register("graph", "social", conn)
+
+        @dw.workflows.workflow(product="shop", tag="signup")
+        async def signup(ctx: Any) -> Any:
+            async def create() -> Any:
+                return await ctx.graph.create_node(graph="social", labels=["User"],
+                                                   properties={"name": ctx.input["name"]})
+
+            async def undo(node: Any) -> Any:
+                return await ctx.graph.delete_node(graph="social", id=node["id"])
+
+            user = await ctx.step("create-user", create, rollback=undo)
+            await ctx.step("follow", lambda: ctx.graph.create_relationship(
+                graph="social", from_=user["id"], to=ctx.input["follows"], type="FOLLOWS"))
+            return await ctx.step("friends", lambda: ctx.graph.query(
+                graph="social", action="friends-of", params={"id": user["id"]}))
+
+        await conn.create_node(["User"], {"id": "star", "name": "Star"})
+        ok = await dw.workflows.execute(product="shop", env="dev", tag="signup",
+                                        input={"name": "Ann", "follows": "star"})
+        assert ok.status == "completed", ok.error
+        assert ok.output == [{"id": "star", "name": "Star"}]
+        bad = await dw.workflows.execute(product="shop", env="dev", tag="signup",
+                                         input={"name": "Bob", "follows": "ghost"})
+        assert bad.status == "rolled_back" and bad.failed_step == "follow"
+        assert await count_users(conn) == 2  # Star and Ann; Bob was deleted by the rollback
+        assert await conn.query("by-name", {"name": "Bob"}) == []

@@ -453,9 +453,139 @@ def test_validators_point_at_the_problem() -> None:
     assert "bucket is required" in prd[("envs", "prd", "bucket")]
     assert "never inline" in prd[("envs", "prd", "secret_access_key")]
     assert ("envs", "prd", "addressing_style") in prd
+    assert not [p for p in prd if p[0] == "events"]  # shared blocks: reported once (first env)
     good = {"envs": {"dev": {"provider": "local"},
                      "prd": {"provider": "s3", "bucket": "b", "access_key_id": "${env.K}",
                              "secret_access_key": "${env.S}"}},
             "events": EVENTS}
     assert validate_resource("storage", good, good["envs"]["dev"]) == []
     assert validate_resource("storage", good, good["envs"]["prd"]) == []
+
+
+# -- end to end through dw.workflows.execute -------------------------------------------------------
+
+PRODUCT = """
+product: shop
+envs: [dev, prd]
+storage:
+  uploads:
+    description: user files
+    envs:
+      dev: {provider: local, root: .ductwork/files}
+      prd:
+        provider: s3
+        bucket: "${env.S3_BUCKET}"
+        region: us-east-1
+        endpoint_url: "${env.S3_ENDPOINT}"
+        access_key_id: "${env.AWS_ACCESS_KEY_ID}"
+        secret_access_key: "${env.AWS_SECRET_ACCESS_KEY}"
+        prefix: shop/
+    events:
+      avatar: {prefix: avatars/, max_size: 1MB, content_types: ["image/*"]}
+"""
+
+AVATAR_YAML = """
+workflow: set-avatar
+steps:
+  - tag: upload-avatar
+    storage.upload:
+      storage: uploads
+      event: avatar
+      input: {buffer: "${ctx.input.image}", encoding: base64, file_name: "${ctx.input.name}"}
+    rollback:
+      storage.delete: {storage: uploads, event: avatar, input: {file_key: "${result.file_key}"}}
+  - tag: upload-thumbnail
+    storage.upload:
+      storage: uploads
+      event: avatar
+      input: {buffer: "${ctx.input.thumb}", file_name: "${ctx.input.thumb_name}"}
+output: {key: "${steps.upload-avatar.file_key}", size: "${steps.upload-avatar.size}"}
+"""
+
+
+@pytest.mark.parametrize("env", ["dev", "prd"])
+async def test_yaml_upload_rolls_back_when_a_later_step_fails(
+    moto_server: MotoServer, tmp_path: Path, env: str
+) -> None:
+    from ductwork import Ductwork
+
+    folder = tmp_path / "specs" / "shop"
+    (folder / "workflows").mkdir(parents=True)
+    (folder / "product.yaml").write_text(PRODUCT)
+    (folder / "workflows" / "set-avatar.yaml").write_text(AVATAR_YAML)
+    bucket = moto_server.create_bucket(f"b-{uuid.uuid4().hex[:12]}")
+    environ = {"S3_BUCKET": bucket, "S3_ENDPOINT": moto_server.endpoint_url,
+               "AWS_ACCESS_KEY_ID": moto_server.access_key_id,
+               "AWS_SECRET_ACCESS_KEY": moto_server.secret_access_key}
+    image = base64.b64encode(b"\x89PNG\r\n\x1a\n-avatar").decode()
+
+    def stored() -> list[str]:
+        if env == "dev":
+            root = folder / ".ductwork" / "files"
+            return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        objs = moto_server.admin.list_objects_v2(Bucket=bucket).get("Contents", [])
+        return sorted(o["Key"].removeprefix("shop/") for o in objs)
+
+    store = tmp_path / "runs.db"
+    async with Ductwork(specs=tmp_path / "specs", store=f"sqlite:///{store}",
+                        environ=environ) as dw:
+        ok = await dw.workflows.execute(
+            product="shop", env=env, tag="set-avatar",
+            input={"image": image, "name": "me.png", "thumb": "tiny", "thumb_name": "t.gif"})
+        assert ok.status == "completed", ok.error
+        assert ok.output["size"] == 15 and ok.output["key"].endswith("-me.png")
+        assert len(stored()) == 2 and ok.output["key"] in stored()
+
+        bad = await dw.workflows.execute(  # the thumbnail is text/plain: refused, roll back
+            product="shop", env=env, tag="set-avatar",
+            input={"image": image, "name": "you.png", "thumb": "tiny", "thumb_name": "t.txt"})
+        assert bad.status == "rolled_back", bad.error
+        assert bad.failed_step == "upload-thumbnail"
+        assert f"storage/uploads/avatar (env {env})" in (bad.error or "")
+        assert "'text/plain' is not accepted" in (bad.error or "")
+        assert not any(k.endswith("-you.png") for k in stored())  # the rollback deleted it
+        assert len(stored()) == 2
+    for path in tmp_path.iterdir():  # the run store and its WAL/SHM files
+        if path.is_file():
+            assert moto_server.secret_access_key.encode() not in path.read_bytes(), path
+
+
+async def test_python_handler_upload_with_rollback(tmp_path: Path) -> None:
+    from ductwork import Ductwork
+
+    folder = tmp_path / "specs" / "shop"
+    folder.mkdir(parents=True)
+    (folder / "product.yaml").write_text(PRODUCT)
+    async with Ductwork(specs=tmp_path / "specs", store="sqlite://:memory:", environ={}) as dw:
+        @dw.workflows.workflow(product="shop", tag="avatar-py")
+        async def handler(ctx: Any) -> Any:
+            async def upload() -> Any:
+                return await ctx.storage.upload(
+                    storage="uploads", event="avatar",
+                    input={"buffer": b"\x89PNG-bytes", "file_name": ctx.input["name"]})
+
+            async def remove(result: Any) -> Any:
+                return await ctx.storage.delete(storage="uploads", event="avatar",
+                                                input={"file_key": result["file_key"]})
+
+            async def explode() -> None:
+                raise RuntimeError("profile service down")
+
+            up = await ctx.step("upload", upload, rollback=remove)
+            got = await ctx.step("check", lambda: ctx.storage.download(
+                storage="uploads", event="avatar", input={"file_key": up["file_key"]}))
+            if ctx.input["fail"]:
+                await ctx.step("update-profile", explode)
+            return {"key": up["file_key"], "size": got["size"]}
+
+        ok = await dw.workflows.execute(product="shop", env="dev", tag="avatar-py",
+                                        input={"name": "a.png", "fail": False})
+        assert ok.status == "completed", ok.error
+        path = folder / ".ductwork" / "files" / ok.output["key"]
+        assert path.read_bytes() == b"\x89PNG-bytes" and ok.output["size"] == 10
+
+        bad = await dw.workflows.execute(product="shop", env="dev", tag="avatar-py",
+                                         input={"name": "b.png", "fail": True})
+        assert bad.status == "rolled_back" and bad.failed_step == "update-profile"
+        files = [p.name for p in (folder / ".ductwork" / "files" / "avatars").iterdir()]
+        assert files == [path.name]  # b.png was uploaded, then deleted by the rollback

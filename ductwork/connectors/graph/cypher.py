@@ -194,6 +194,16 @@ def env_path(definition: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[
     return ("envs",)
 
 
+def shared_problems(definition: Mapping[str, Any], config: Mapping[str, Any]) -> list[Problem]:
+    """Problems of `schema` and `actions`, reported with the first env's config only:
+    validators run once per env, and one typo should not be listed once per env."""
+    envs = definition.get("envs")
+    at = env_path(definition, config)
+    if isinstance(envs, Mapping) and envs and len(at) == 2 and at[1] != str(next(iter(envs))):
+        return []
+    return schema_problems(definition) + action_problems(definition)
+
+
 def config_problems(definition: Mapping[str, Any], config: Mapping[str, Any],
                     known: set[str], provider: str) -> list[Problem]:
     env = env_path(definition, config)

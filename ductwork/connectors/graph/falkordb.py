@@ -20,13 +20,12 @@ from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.graph.cypher import (
     IDENT,
     BaseGraph,
-    action_problems,
     config_problems,
     env_path,
     node_result,
     quote_ident,
     rel_result,
-    schema_problems,
+    shared_problems,
 )
 
 CONFIG_KEYS = {"provider", "host", "port", "username", "password", "graph", "timeout"}
@@ -47,7 +46,7 @@ def validate_falkordb(definition: dict[str, Any], config: dict[str, Any]) -> lis
     graph = config.get("graph")
     if graph is not None and (not isinstance(graph, str) or not graph):
         problems.append(((*env, "graph"), "graph is the FalkorDB graph (key) name"))
-    return problems + schema_problems(definition) + action_problems(definition)
+    return problems + shared_problems(definition, config)
 
 
 def _value(v: Any) -> Any:

@@ -25,13 +25,12 @@ except ImportError:  # pragma: no cover - the archived upstream has the same API
 from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.graph.cypher import (
     BaseGraph,
-    action_problems,
     config_problems,
     env_path,
     node_result,
     quote_ident,
     rel_result,
-    schema_problems,
+    shared_problems,
 )
 
 DEFAULT_PATH = ".ductwork/graph"
@@ -70,7 +69,7 @@ def validate_ladybug(definition: dict[str, Any], config: dict[str, Any]) -> list
     if not isinstance(path, str) or not path:
         problems.append(((*env_path(definition, config), "path"),
                          "path is the database file (relative to the product file)"))
-    return problems + schema_problems(definition) + action_problems(definition)
+    return problems + shared_problems(definition, config)
 
 
 def _value(v: Any) -> Any:
@@ -211,7 +210,7 @@ class LadybugGraph(BaseGraph):
                                                                   strict=True)})
                 finally:
                     result.close()
-            except RuntimeError as e:
+            except (RuntimeError, ValueError, TypeError) as e:
                 if not write:
                     self._conn.execute("ROLLBACK")
                 raise self._err(op, f"ladybug refused the statement: {e}") from None
