@@ -248,8 +248,6 @@ class WorkflowCompiler:
         if body in v.TASKS:
             node = self._task(path, raw, body, tag, when, loc, scope)
         elif body == "sleep":
-            if isinstance(value, str) and "${" not in value and duration_ms(value) is None:
-                pass  # the schema reported it
             node = p.SleepStep(tag, when, loc, self.exprs.tree(bpath, value, scope))
         elif body == "wait_for_signal" and isinstance(value, dict):
             node = self._wait(bpath, value, tag, when, loc)

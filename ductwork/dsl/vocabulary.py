@@ -110,8 +110,6 @@ BODIES: tuple[str, ...] = (*CALLS, *CONTROL)
 
 # Bodies that run through ctx.step (so they need a tag and accept the step modifiers).
 TASKS = frozenset((*CALLS, "python", "fail"))
-# Bodies whose result can be read as steps.<tag> and which therefore may carry a tag.
-TAGGABLE = frozenset((*TASKS, "wait_for_signal", "workflow", "foreach", "parallel", "switch"))
 
 # Bodies allowed as a `rollback:`: calls, python and log (no control flow while compensating).
 ROLLBACK_BODIES: tuple[str, ...] = (*CALLS, "python", "log")
