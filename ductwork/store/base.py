@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,10 +144,44 @@ class ScheduleRow:
 SCHEDULE_FIELDS: tuple[str, ...] = tuple(ScheduleRow.__slots__)
 
 
+@dataclass(frozen=True, slots=True)
+class QueueLimit:
+    """Limits of one named queue, enforced by claim_due() for every worker sharing the store."""
+
+    concurrency: int | None = None         # runs of the queue held by all workers at once
+    worker_concurrency: int | None = None  # ... held by one worker (claim owner)
+    rate: tuple[int, float] | None = None  # at most rate[0] claims per rate[1] seconds
+
+    @property
+    def limited(self) -> bool:
+        return (self.concurrency, self.worker_concurrency, self.rate) != (None, None, None)
+
+    def room(self, n: int, *, owned: int, mine: int, recent: int) -> int:
+        """How many of `n` wanted runs may be claimed now."""
+        if self.concurrency is not None:
+            n = min(n, self.concurrency - owned)
+        if self.worker_concurrency is not None:
+            n = min(n, self.worker_concurrency - mine)
+        if self.rate is not None:
+            n = min(n, self.rate[0] - recent)
+        return max(0, n)
+
+
 class RunStore(abc.ABC):
     """Abstract durable store. SQLite and PostgreSQL implement it; tests run against both."""
 
     url: str = ""
+    # queue name -> limits that claim_due() enforces (set by the worker's queue configuration)
+    queue_limits: Mapping[str, QueueLimit] = {}  # replaced by set_queue_limits, never mutated
+
+    def set_queue_limits(self, limits: Mapping[str, QueueLimit]) -> None:
+        self.queue_limits = dict(limits)
+
+    async def wait_for_work(self, timeout: float, queues: Iterable[str] | None = None) -> bool:
+        """Sleep up to `timeout` seconds, or less when another process announces that a run
+        became due (PostgreSQL: LISTEN/NOTIFY). True when woken early. This default sleeps."""
+        await asyncio.sleep(max(0.0, timeout))
+        return False
 
     async def open(self) -> None:  # noqa: B027
         """Create/migrate the schema on first use."""
@@ -259,10 +295,10 @@ class RunStore(abc.ABC):
 
     # worker support
     @abc.abstractmethod
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, queues: list[str] | None = None) -> float | None:
         """The earliest time anything becomes due: MIN(wake_at) of unowned pending/sleeping/
-        waiting runs (a NULL wake_at counts as 0, i.e. due now) and MIN(next_run_at) of active
-        schedules; None when nothing is waiting."""
+        waiting runs (in `queues` if given; a pending run's NULL wake_at counts as 0, i.e. due
+        now) and MIN(next_run_at) of active schedules; None when nothing is waiting."""
 
     @abc.abstractmethod
     async def cancel_requests(self, owner: str) -> list[tuple[str, str]]:
