@@ -14,7 +14,7 @@ class Diagnostic:
     """One problem at one place in one file. `line`/`col` are 1-based."""
 
     path: str
-    line: int
+    line: int  # 0 (with col 0) when the problem is the whole file or folder
     col: int
     message: str
     hint: str | None = None
@@ -23,7 +23,7 @@ class Diagnostic:
 
     @property
     def location(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}"
+        return f"{self.path}:{self.line}:{self.col}" if self.line else self.path
 
     def short(self) -> str:
         """`line:col: message`, the form the broken-spec catalogue pins."""

@@ -209,12 +209,12 @@ def load_file(path: str | Path) -> Document:
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
-        raise CompileError([Diagnostic(p, 1, 1, f"cannot read file: {e.strerror or e}")]) from None
+        raise CompileError([Diagnostic(p, 0, 0, f"cannot read file: {e.strerror or e}")]) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise CompileError(
-            [Diagnostic(p, 1, 1, f"file is not UTF-8 text (bad byte at offset {e.start})")]
+            [Diagnostic(p, 0, 0, f"file is not UTF-8 text (bad byte at offset {e.start})")]
         ) from None
     return load_text(text, p)
 

@@ -79,7 +79,7 @@ def check_product(product_dir: Path, report: Report) -> ProductSpec | None:
             continue
         tag = tag_of(f)
         if tag in product.workflows or (f.suffix == ".yml" and (f.with_suffix(".yaml")).exists()):
-            report.diagnostics.append(Diagnostic(_display(f), 1, 1,
+            report.diagnostics.append(Diagnostic(_display(f), 0, 0,
                                                  f"workflow '{tag}' is defined twice "
                                                  "(.yaml and .yml)"))
             continue
@@ -95,12 +95,12 @@ def check_specs(path: str | os.PathLike[str]) -> Report:
     root = Path(path)
     report = Report(Specs(root=str(root)))
     if not root.exists():
-        report.diagnostics.append(Diagnostic(str(path), 1, 1, "no such file or directory"))
+        report.diagnostics.append(Diagnostic(str(path), 0, 0, "no such file or directory"))
         return report
     dirs = product_dirs(root)
     if not dirs:
         report.diagnostics.append(Diagnostic(
-            str(path), 1, 1, f"no {PRODUCT_FILE} found",
+            str(path), 0, 0, f"no {PRODUCT_FILE} found",
             f"a specs folder holds <product>/{PRODUCT_FILE} and <product>/{WORKFLOW_DIR}/*.yaml"))
     for d in dirs:
         product = check_product(d, report)
@@ -108,7 +108,7 @@ def check_specs(path: str | os.PathLike[str]) -> Report:
             continue
         if product.name in report.specs.products:
             other = report.specs.products[product.name].path
-            report.diagnostics.append(Diagnostic(product.path, 1, 1,
+            report.diagnostics.append(Diagnostic(product.path, 0, 0,
                                                  f"product '{product.name}' is also defined "
                                                  f"in {other}"))
             continue
