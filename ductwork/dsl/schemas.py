@@ -126,8 +126,8 @@ def build_workflow_schema() -> dict[str, Any]:
         "workflow": _object({
             "tag": _ref("name"),
             "input": {},
-            "id": {"type": "string", "description": "child workflow id (default: derived "
-                                                    "from the parent's id and the step tag)"},
+            "id": {"type": "string", "description": "the child's id within this run (default: "
+                                                    "the step tag); its run is <parent>:<id>"},
             "timeout": _ref("duration"),
             "retries": {"type": "integer", "minimum": 0},
             "parent_close_policy": {"enum": list(v.PARENT_CLOSE_POLICIES)},

@@ -248,8 +248,9 @@ class PlanRun:
     async def child(self, step: p.ChildWorkflowStep, results: MutableMapping[str, Any],
                     names: Mapping[str, Any]) -> Any:
         scope = self.scope(results, names)
+        # The engine names the child run "<parent id>:<child_id>".
         child_id = (str(step.child_id.evaluate(scope)) if step.child_id is not None
-                    else f"{self.ctx.workflow_id}:{step.tag}")
+                    else str(step.tag))
         options: dict[str, Any] = {"parent_close_policy": step.parent_close_policy}
         if step.timeout is not None:
             options["timeout"] = step.timeout
