@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _v1(dialect: str) -> list[str]:
@@ -52,6 +52,21 @@ def _v1(dialect: str) -> list[str]:
     ]
 
 
+def _v2(dialect: str) -> list[str]:
+    """Recurring dispatch: one row per schedule; fired is the compare-and-set counter."""
+    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
+    return [
+        f"""CREATE TABLE IF NOT EXISTS dw_schedules (
+            job_id TEXT PRIMARY KEY, product TEXT NOT NULL, tag TEXT NOT NULL,
+            env TEXT NOT NULL, input TEXT, options TEXT, cron TEXT, every_ms {real},
+            timezone TEXT, start_at {real}, end_at {real}, max_runs INTEGER,
+            catchup TEXT NOT NULL DEFAULT 'all', status TEXT NOT NULL,
+            fired INTEGER NOT NULL DEFAULT 0, next_run_at {real}, last_run_id TEXT,
+            created_at {real} NOT NULL, updated_at {real} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS dw_schedules_due ON dw_schedules (status, next_run_at)",
+    ]
+
+
 # version -> statements for a dialect ("sqlite" | "postgres"). Never edit a released entry:
 # add a new version that alters what came before.
-MIGRATIONS: dict[int, Callable[[str], list[str]]] = {1: _v1}
+MIGRATIONS: dict[int, Callable[[str], list[str]]] = {1: _v1, 2: _v2}

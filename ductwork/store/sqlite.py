@@ -471,12 +471,14 @@ class SQLiteStore(RunStore):
         return ok
 
     # -- worker support ------------------------------------------------------------------------
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, queues: list[str] | None = None) -> float | None:
         db = self.conn
+        qfilter = f" AND queue IN ({', '.join('?' * len(queues))})" if queues else ""
         runs = db.execute(
             "SELECT MIN(COALESCE(wake_at, 0)) FROM dw_runs WHERE owner IS NULL AND "
             "status IN ('pending', 'sleeping', 'waiting') AND "
-            "(wake_at IS NOT NULL OR status='pending')").fetchone()[0]
+            f"(wake_at IS NOT NULL OR status='pending'){qfilter}", tuple(queues or ())
+        ).fetchone()[0]
         scheds = db.execute("SELECT MIN(next_run_at) FROM dw_schedules WHERE "
                             "status='active'").fetchone()[0]
         found = [float(v) for v in (runs, scheds) if v is not None]
