@@ -1,16 +1,460 @@
-"""Child workflows: ctx.workflow(child_id, tag, input, ...)."""
+"""Child workflows (ctx.workflow), cancellation, and what a parent's end does to its children."""
 
 from __future__ import annotations
 
+import asyncio
+import difflib
+import json
+import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
-from ductwork.errors import ConfigurationError
+from ductwork.errors import (
+    ConfigurationError,
+    DuctworkError,
+    NonDeterminismError,
+    StepError,
+)
+from ductwork.interpreter import codec
+from ductwork.interpreter.context import SuspendRun
+from ductwork.interpreter.durations import to_ms
+from ductwork.store.base import ACTIVE, TERMINAL, Batch, RunRow, StepRow
 
 if TYPE_CHECKING:
     from ductwork.interpreter.context import WorkflowContext
     from ductwork.interpreter.engine import Engine
+    from ductwork.interpreter.result import ExecutionResult, WorkflowDef
+
+POLICIES = ("terminate", "abandon", "request_cancel")
+# Contexts that started (or replayed) a child in this process: only their end needs the
+# parent-close query.
+_PARENTS: weakref.WeakSet[WorkflowContext] = weakref.WeakSet()
 
 
-async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: str, input: Any,
-                    **options: Any) -> Any:
-    raise ConfigurationError("ctx.workflow (child workflows) is not available yet")
+class ChildWorkflowError(StepError):
+    """A child workflow ended without completing (failed, rolled back, cancelled, timed out).
+    Catchable in the parent; `workflow_id` is the child run, `child_error` its error."""
+
+    def __init__(self, message: str, *, step: str, workflow_id: str, child_status: str,
+                 child_error: str | None, attempts: int = 1) -> None:
+        super().__init__(message, step=step, attempts=attempts)
+        self.workflow_id = workflow_id
+        self.child_status = child_status
+        self.child_error = child_error
+
+
+class ChildWait(SuspendRun):
+    """The parent gives up its process while a child runs. The engine re-checks the child once
+    the suspension is committed, so a child that ended in between still wakes the parent."""
+
+    def __init__(self, wake_at: float | None, child_run_id: str) -> None:
+        super().__init__("waiting", wake_at, f"waiting for child workflow {child_run_id}")
+        self.child_run_id = child_run_id
+
+
+# -- ctx.workflow -------------------------------------------------------------------------------
+async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: str,
+                    input: Any = None, *, timeout: Any = None, retries: int = 0,
+                    parent_close_policy: str = "terminate", idempotency_key: str | None = None,
+                    product: str | None = None, env: str | None = None) -> Any:
+    """Start (or find) the child run, wait for it, return its output or raise
+    ChildWorkflowError. Journaled in the parent under "@child:<child_id>"."""
+    where = f"ctx.workflow({child_id!r})"
+    if not isinstance(child_id, str) or not child_id:
+        raise ConfigurationError(f"ctx.workflow: child_id must be a non-empty string, "
+                                 f"got {child_id!r}")
+    if not isinstance(tag, str) or not tag:
+        raise ConfigurationError(f"{where}: the workflow tag must be a non-empty string")
+    if parent_close_policy not in POLICIES:
+        hint = difflib.get_close_matches(str(parent_close_policy), POLICIES, 1)
+        raise ConfigurationError(
+            f"{where}: parent_close_policy {parent_close_policy!r} is not one of "
+            f"{', '.join(POLICIES)}" + (f"; did you mean '{hint[0]}'?" if hint else ""))
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigurationError(f"{where}: retries must be a whole number >= 0")
+    timeout_ms = None if timeout is None else to_ms(timeout, f"{where} timeout")
+    product = product or ctx.product
+    env = env or ctx.env
+    workflows = engine.dw.workflows
+    wf = workflows.get(product, tag)
+    workflows._check_env(wf, env)
+    data = {} if input is None else input
+    workflows._validate_input(wf, data)
+    enc = ctx._encode(data, f"{where} input")
+    _PARENTS.add(ctx)
+
+    key = ctx._next_key(f"@child:{child_id}")
+    rec = ctx._take(key, "child")
+    meta: dict[str, Any] = json.loads(rec.meta or "{}") if rec is not None else {}
+    if rec is not None and (meta.get("product"), meta.get("tag")) != (product, tag):
+        raise NonDeterminismError(
+            f"run {ctx.workflow_id}: replay asked for child '{child_id}' of workflow "
+            f"{product}/{tag}, but the recorded history started {meta.get('product')}/"
+            f"{meta.get('tag')} there; deploy the previous code to finish in-flight runs, or "
+            "restart the run")
+    if rec is not None and rec.status == "completed":
+        return codec.loads(rec.result)
+    if rec is not None and rec.status == "failed":
+        raise _child_error(child_id, meta, rec.error)
+    ctx._inflight += 1
+    try:
+        starter = _Starter(engine, ctx, wf, env, enc, parent_close_policy, timeout_ms,
+                           idempotency_key is not None)
+        if rec is None:
+            await ctx._check_new("child", key)
+            base = (f"{product}:{tag}:{idempotency_key}" if idempotency_key
+                    else f"{ctx.workflow_id}:{child_id}")
+            meta = {"child_id": child_id, "product": product, "tag": tag, "env": env,
+                    "base": base, "run_id": base, "attempt": 1, "retries": retries,
+                    "policy": parent_close_policy, "started": time.time()}
+            meta["deadline"] = await starter.start(base)
+            ctx._event("child_workflow_started", child_id, {"workflow_id": base, "tag": tag})
+            await ctx._commit(Batch(steps=[StepRow(
+                ctx.workflow_id, key, child_id, "child", "waiting", 0, 1, enc, None, None,
+                meta["started"], None, meta=json.dumps(meta))]))
+        return await _wait(engine, ctx, key, meta, starter)
+    finally:
+        ctx._inflight -= 1
+
+
+class _Starter:
+    """Creates one attempt of a child run (idempotently) and starts it here when possible."""
+
+    def __init__(self, engine: Engine, ctx: WorkflowContext, wf: WorkflowDef, env: str,
+                 enc: str, policy: str, timeout_ms: float | None, shared: bool) -> None:
+        self.engine, self.ctx, self.wf, self.env, self.enc = engine, ctx, wf, env, enc
+        self.policy, self.timeout_ms, self.shared = policy, timeout_ms, shared
+        limits = [float(v) for v in (timeout_ms, wf.options.get("timeout")) if v is not None]
+        self.limit_ms: float | None = min(limits) if limits else None
+
+    async def start(self, run_id: str) -> float | None:
+        """Create the run unless it exists; return its deadline (epoch seconds) or None."""
+        engine, ctx, wf = self.engine, self.ctx, self.wf
+        t = time.time()
+        opts: dict[str, Any] = dict(wf.options)
+        opts["parent_close_policy"] = self.policy
+        if self.limit_ms is not None:
+            opts["timeout"] = self.limit_ms
+        deadline = None if self.limit_ms is None else t + self.limit_ms / 1000
+        here = not engine.draining
+        parent_extra = codec.loads(ctx._run.context) or {}
+        parent_extra.pop("flags", None)
+        run = RunRow(
+            workflow_id=run_id, product=wf.product, tag=wf.tag, env=self.env,
+            status="running" if here else "pending", input=self.enc, options=codec.dumps(opts),
+            context=codec.dumps(parent_extra) if parent_extra else None,
+            parent_id=ctx.workflow_id, created_at=t, updated_at=t,
+            started_at=t if here else None, wake_at=None if here else t, deadline_at=deadline,
+            owner=engine.owner if here else None,
+            lease_until=t + engine.lease_s if here else None, attempt=1 if here else 0,
+            name=wf.name, queue=str(wf.options.get("queue", "default")),
+            priority=int(wf.options.get("priority", 0)))
+        stored, created = await engine.store.create_run(run, [
+            (t, "workflow_started", None, engine.dumps_safe({"parent_id": ctx.workflow_id}))])
+        if created:
+            if here:
+                engine.spawn(stored, fresh=True)
+            return deadline
+        if (stored.product, stored.tag) != (wf.product, wf.tag) or (
+                stored.parent_id != ctx.workflow_id and not self.shared):
+            raise ConfigurationError(
+                f"ctx.workflow: workflow id {run_id!r} already belongs to another run "
+                f"({stored.product}/{stored.tag}, parent {stored.parent_id}); give the child "
+                "another child_id")
+        return stored.deadline_at
+
+
+async def _wait(engine: Engine, ctx: WorkflowContext, key: str, meta: dict[str, Any],
+                starter: _Starter) -> Any:
+    store = engine.store
+    began = time.monotonic()
+    delay = 0.005
+    while True:
+        deadline = meta.get("deadline") if not meta.get("timed_out") else None
+        if not ctx._unconsumed:
+            ctx._interrupt("waiting", deadline)
+        child = await store.get_run(meta["run_id"])
+        if child is None:  # the parent crashed between journaling the child and creating it
+            await starter.start(meta["run_id"])
+            continue
+        if child.status in TERMINAL:
+            if child.status == "completed":
+                return await _record_done(ctx, key, meta, child, starter.enc)
+            retryable = child.status != "cancelled" or meta.get("timed_out")
+            if retryable and meta["attempt"] <= meta["retries"]:
+                await _next_attempt(ctx, key, meta, child, starter)
+                began = time.monotonic()
+                continue
+            await _record_failed(ctx, key, meta, child, starter.enc)  # raises
+        now = time.time()
+        if deadline is not None and now >= deadline:
+            meta["timed_out"] = True
+            await ctx._commit(Batch(step_updates=[(key, {"meta": json.dumps(meta)})]))
+            await cancel_run(engine, child.workflow_id,
+                             f"timed out after {(starter.limit_ms or 0) / 1000:g}s", wait=False)
+            continue
+        if child.workflow_id not in engine.tasks:
+            await _adopt(engine, child)
+        budget = engine.inline_wait_s - (time.monotonic() - began)
+        if budget <= 0 and ctx._inflight <= 1:
+            raise ChildWait(deadline, child.workflow_id)
+        pause = delay if budget <= 0 else min(delay, budget)
+        if deadline is not None:
+            pause = min(pause, max(deadline - now, 0.001))
+        await engine.wait_for_wakeup(ctx.workflow_id, pause)
+        delay = min(delay * 2, 0.25)
+
+
+async def _adopt(engine: Engine, child: RunRow) -> None:
+    """Drive a due, unowned child (or one whose owner died) in this process."""
+    if (child.product, child.tag) not in {(w.product, w.tag)
+                                          for w in engine.dw.workflows.definitions()}:
+        return
+    if not engine.dw.workflows._due(child, engine):
+        return
+    dead = engine.dead_owners([child.owner] if child.owner else [])
+    claimed = await engine.store.claim(child.workflow_id, engine.owner, engine.lease_s,
+                                       steal_from=dead)
+    if claimed is not None:
+        engine.spawn(claimed)
+
+
+async def _next_attempt(ctx: WorkflowContext, key: str, meta: dict[str, Any], child: RunRow,
+                        starter: _Starter) -> None:
+    meta["attempt"] += 1
+    meta.pop("timed_out", None)
+    meta["run_id"] = f"{meta['base']}#{meta['attempt']}"
+    ctx._event("child_workflow_retried", meta["child_id"],
+               {"failed": child.workflow_id, "status": child.status, "error": child.error,
+                "workflow_id": meta["run_id"]})
+    # Journal the new attempt first: a crash before the run exists re-creates it on replay.
+    await ctx._commit(Batch(step_updates=[(key, {"meta": json.dumps(meta),
+                                                  "attempts": meta["attempt"]})]))
+    meta["deadline"] = await starter.start(meta["run_id"])
+    await ctx._commit(Batch(step_updates=[(key, {"meta": json.dumps(meta)})]))
+
+
+async def _record_done(ctx: WorkflowContext, key: str, meta: dict[str, Any],
+                       child: RunRow, enc: str) -> Any:
+    ctx._event("child_workflow_completed", meta["child_id"], {"workflow_id": child.workflow_id})
+    await ctx._commit(Batch(steps=[StepRow(
+        ctx.workflow_id, key, meta["child_id"], "child", "completed", ctx._next_seq(),
+        meta["attempt"], enc, child.output, None, meta.get("started"),
+        time.time(), meta=json.dumps(meta))]))
+    return codec.loads(child.output)
+
+
+async def _record_failed(ctx: WorkflowContext, key: str, meta: dict[str, Any],
+                         child: RunRow, enc: str) -> None:
+    meta["child_status"] = "timed_out" if meta.get("timed_out") else child.status
+    meta["child_error"] = child.error
+    err = _child_error(meta["child_id"], meta, None)
+    ctx._event("child_workflow_failed", meta["child_id"],
+               {"workflow_id": child.workflow_id, "status": child.status, "error": child.error})
+    await ctx._commit(Batch(steps=[StepRow(
+        ctx.workflow_id, key, meta["child_id"], "child", "failed", ctx._next_seq(),
+        meta["attempt"], enc, None, str(err), meta.get("started"),
+        time.time(), meta=json.dumps(meta))]))
+    raise err
+
+
+def _child_error(child_id: str, meta: dict[str, Any], recorded: str | None
+                 ) -> ChildWorkflowError:
+    status = str(meta.get("child_status") or "failed")
+    attempts = int(meta.get("attempt") or 1)
+    if recorded is None:
+        what = "timed out" if status == "timed_out" else (
+            "was " + status.replace("_", " ") if status in ("cancelled", "rolled_back")
+            else status)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        recorded = (f"Child workflow '{child_id}' ({meta.get('product')}/{meta.get('tag')}, "
+                    f"run {meta.get('run_id')}) {what}{tries}"
+                    + (f": {meta['child_error']}" if meta.get("child_error") else ""))
+    return ChildWorkflowError(recorded, step=child_id, workflow_id=str(meta.get("run_id")),
+                              child_status=status, child_error=meta.get("child_error"),
+                              attempts=attempts)
+
+
+# -- cancellation ---------------------------------------------------------------------------------
+async def cancel_run(engine: Engine, workflow_id: str, reason: str, *,
+                     wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
+    """Cancel a run and compensate its completed steps (status "cancelled").
+
+    In this process: the run stops at its next durable operation (a wait is interrupted).
+    Suspended, pending, or orphaned (dead owner): claimed and driven here, so the replay
+    re-registers its rollbacks before CancelRun compensates them. Owned by another live
+    process: the request is stored in the run's options and that owner's heartbeat picks it
+    up; we return at once (status "cancelling") unless `timeout` says how long to wait."""
+    store = engine.store
+    run = await store.get_run(workflow_id)
+    if run is None:
+        raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+    if run.status in TERMINAL:
+        return await _summary(engine, workflow_id, reason)
+    opts = codec.loads(run.options) or {}
+    if not opts.get("cancel_requested"):
+        opts.update(cancel_requested=True, cancel_reason=reason)
+        t = time.time()
+        fields: dict[str, Any] = {"options": codec.dumps(opts)}
+        if run.owner is None:
+            fields["wake_at"] = t
+        ok = await store.update_run(workflow_id, fields, only_status=ACTIVE, events=[
+            (t, "cancel_requested", None, engine.dumps_safe({"reason": reason}))])
+        if not ok:  # it ended in the meantime
+            return await _summary(engine, workflow_id, reason)
+    reason = str(opts.get("cancel_reason") or reason)
+    task = engine.tasks.get(workflow_id)
+    ctx = engine.contexts.get(workflow_id)
+    for _ in range(20):  # a task spawned a moment ago registers its ctx on its first step
+        if ctx is not None or task is None or task.done():
+            break
+        await asyncio.sleep(0)
+        ctx = engine.contexts.get(workflow_id)
+    if ctx is not None:
+        ctx.cancel_reason = ctx.cancel_reason or reason
+        engine.wake(workflow_id)
+    elif task is None:
+        task = await _drive_cancel(engine, run, reason)
+    if task is not None and wait:
+        await _wait_task(task, timeout)
+    elif task is None and timeout is not None:
+        await _wait_terminal(engine, workflow_id, timeout)
+    return await _summary(engine, workflow_id, reason)
+
+
+async def _drive_cancel(engine: Engine, run: RunRow, reason: str
+                        ) -> asyncio.Task[ExecutionResult] | None:
+    """Claim a run nobody live is driving and cancel it here; None if we cannot."""
+    if run.owner is not None and not engine.dw.workflows._due(run, engine):
+        return None  # a live process owns it: its heartbeat will see the request
+    known = {(w.product, w.tag) for w in engine.dw.workflows.definitions()}
+    steps = await engine.store.load_steps(run.workflow_id)
+    if steps and (run.product, run.tag) not in known:
+        return None  # a worker that has the definition will compensate it
+    dead = engine.dead_owners([run.owner] if run.owner else [])
+    claimed = await engine.store.claim(run.workflow_id, engine.owner, engine.lease_s,
+                                       steal_from=dead)
+    if claimed is None:
+        return None
+    if not steps:
+        # Nothing ran, so nothing to compensate or replay: end it without running any code.
+        t = time.time()
+        msg = engine.dw.redact(f"Workflow cancelled: {reason}")
+        await engine.store.commit(run.workflow_id, Batch(
+            owner=engine.owner,
+            run={"status": "cancelled", "error": msg, "finished_at": t, "owner": None,
+                 "lease_until": None, "wake_at": None, "current_step": None},
+            events=[(t, "workflow_cancelled", None, engine.dumps_safe({"error": msg}))]))
+        await engine._notify_parent(claimed)
+        return None
+    return engine.spawn(claimed)
+
+
+async def _wait_task(task: asyncio.Task[ExecutionResult], timeout: float | None) -> None:
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    except TimeoutError:
+        pass
+    except Exception:  # the run's own failure is reported through its status
+        pass
+
+
+async def _wait_terminal(engine: Engine, workflow_id: str, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    delay = 0.01
+    while time.monotonic() < end:
+        run = await engine.store.get_run(workflow_id)
+        if run is None or run.status in TERMINAL:
+            return
+        await asyncio.sleep(min(delay, max(end - time.monotonic(), 0)))
+        delay = min(delay * 2, 0.25)
+
+
+async def _summary(engine: Engine, workflow_id: str, reason: str) -> dict[str, Any]:
+    run = await engine.store.get_run(workflow_id)
+    assert run is not None
+    rb = codec.loads(run.rollback_result) or {}
+    status = run.status if run.status in TERMINAL else "cancelling"
+    return {"workflow_id": workflow_id, "cancelled": status in ("cancelled", "cancelling"),
+            "status": status, "reason": reason,
+            "rolled_back_steps": list(rb.get("rolled_back_steps") or [])
+            if status == "cancelled" else [],
+            "failed_rollbacks": list(rb.get("failed_steps") or [])
+            if status == "cancelled" else []}
+
+
+async def terminate_run(engine: Engine, workflow_id: str, reason: str) -> bool:
+    """End a run at once without compensation (parent_close_policy "terminate"). Its owner, if
+    any, loses the run at its next commit; its own children get their policies applied."""
+    t = time.time()
+    ok = await engine.store.update_run(
+        workflow_id,
+        {"status": "cancelled", "error": f"Workflow terminated: {reason}", "finished_at": t,
+         "owner": None, "lease_until": None, "wake_at": None, "current_step": None},
+        only_status=ACTIVE,
+        events=[(t, "workflow_terminated", None, engine.dumps_safe({"reason": reason}))])
+    if ok:
+        await close_children(engine, workflow_id, f"parent workflow {workflow_id} was terminated")
+    return ok
+
+
+async def poll_cancel_requests(engine: Engine) -> None:
+    """Heartbeat hook: apply cancels asked for by other processes to runs we drive."""
+    for wid, reason in await engine.store.cancel_requests(engine.owner):
+        ctx = engine.contexts.get(wid)
+        if ctx is not None and ctx.cancel_reason is None:
+            ctx.cancel_reason = reason
+            engine.wake(wid)
+
+
+# -- engine hooks -------------------------------------------------------------------------------
+async def close_children(engine: Engine, parent_id: str, reason: str) -> None:
+    """Apply each active child's parent_close_policy."""
+    kids, _ = await engine.store.list_runs(parent_id=parent_id, status=sorted(ACTIVE),
+                                           limit=10_000)
+    for kid in kids:
+        policy = (codec.loads(kid.options) or {}).get("parent_close_policy", "terminate")
+        try:
+            if policy == "terminate":
+                await terminate_run(engine, kid.workflow_id, reason)
+            elif policy == "request_cancel":
+                await cancel_run(engine, kid.workflow_id, reason, wait=False)
+        except DuctworkError:
+            continue  # one child's trouble must not keep the others running
+
+
+async def on_run_end(engine: Engine, run: RunRow) -> None:
+    """Called by the engine after a run's terminal status is committed."""
+    ctx = engine.contexts.get(run.workflow_id)
+    if ctx is None or ctx in _PARENTS or any(s.kind == "child"
+                                             for s in ctx._history.values()):
+        await close_children(engine, run.workflow_id,
+                             f"parent workflow {run.workflow_id} ended")
+    from ductwork.interpreter.schedules import retry_failed_run
+
+    await retry_failed_run(engine, run)
+    nudge(engine)
+
+
+async def after_suspend(engine: Engine, run: RunRow, s: SuspendRun) -> None:
+    """Called after a suspension is committed: a child that ended, or a cancel that arrived,
+    between the decision to suspend and its commit must not be lost."""
+    wake = False
+    if isinstance(s, ChildWait):
+        child = await engine.store.get_run(s.child_run_id)
+        wake = child is None or child.status in TERMINAL
+    if not wake:
+        cur = await engine.store.get_run(run.workflow_id)
+        wake = cur is not None and cur.owner is None and bool(
+            (codec.loads(cur.options) or {}).get("cancel_requested"))
+    if wake:
+        await engine.store.update_run(run.workflow_id, {"wake_at": time.time()},
+                                      only_status=frozenset({s.status}))
+        nudge(engine)
+
+
+def nudge(engine: Engine) -> None:
+    """Tell a worker in this process that something may have become due."""
+    worker = getattr(engine.dw.workflows, "_worker", None)
+    if worker is not None:
+        worker.nudge()
