@@ -245,6 +245,9 @@ class WorkflowContext(Components):
         unless sibling branches (gather/parallel) are about to replay them."""
         if self.cancel_reason is not None:
             raise CancelRun(self.cancel_reason)
+        if self._engine.draining:
+            # A worker shutting down: give the run back at this durable point, due at once.
+            raise SuspendRun("pending", time.time(), "the worker is shutting down")
         if not self._unconsumed:
             return
         await asyncio.sleep(0)  # let sibling tasks of a fan-out reach their recorded steps
@@ -446,14 +449,26 @@ class WorkflowContext(Components):
             self._inflight -= 1
 
     async def _wait_until(self, wake_at: float, status: str, reason: str) -> None:
-        remaining = wake_at - time.time()
-        if remaining <= 0:
-            return
-        if remaining <= self._engine.inline_wait_s or self._inflight > 1:
-            # Fan-out siblings are still running: wait here rather than suspend the run.
-            await asyncio.sleep(remaining)
-            return
-        raise SuspendRun(status, wake_at, reason)
+        while True:
+            remaining = wake_at - time.time()
+            if remaining <= 0:
+                return
+            if not self._unconsumed:
+                self._interrupt(status, wake_at)
+            if remaining <= self._engine.inline_wait_s or self._inflight > 1:
+                # Fan-out siblings are still running: wait here rather than suspend the run
+                # (a cancel or a worker shutdown wakes the wait early).
+                await self._engine.wait_for_wakeup(self.workflow_id, remaining)
+                continue
+            raise SuspendRun(status, wake_at, reason)
+
+    def _interrupt(self, status: str, wake_at: float | None) -> None:
+        """Every wait loop calls this: a cancel stops the run here, a worker shutting down
+        suspends it with the wait's own status and due time."""
+        if self.cancel_reason is not None:
+            raise CancelRun(self.cancel_reason)
+        if self._engine.draining:
+            raise SuspendRun(status, wake_at, "the worker is shutting down")
 
     async def checkpoint(self, name: str, metadata: Any = None) -> None:
         if not isinstance(name, str) or not name:
@@ -531,6 +546,8 @@ class WorkflowContext(Components):
         store = self._engine.store
         started_wait = time.monotonic()
         while True:
+            if not self._unconsumed:
+                self._interrupt("waiting", deadline)
             sig = await store.find_signal(self.workflow_id, names)
             if sig is not None:
                 payload = codec.loads(sig.payload)

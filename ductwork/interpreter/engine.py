@@ -20,7 +20,7 @@ from ductwork.errors import (
     WorkflowNotFoundError,
     WorkflowTimeoutError,
 )
-from ductwork.interpreter import codec
+from ductwork.interpreter import children, codec
 from ductwork.interpreter.context import CancelRun, SuspendRun, WorkflowContext, current_ctx
 from ductwork.interpreter.result import ExecutionResult, WorkflowDef, completed_tags
 from ductwork.store.base import Batch, LeaseLostError, RunRow, RunStore
@@ -47,6 +47,8 @@ class Engine:
         self._wakeups: dict[str, asyncio.Event] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
+        # Set by a worker shutting down: runs give themselves back at their next durable point.
+        self.draining = False
 
     # -- tasks and leases ----------------------------------------------------------------------
     def spawn(self, run: RunRow, *, fresh: bool = False) -> asyncio.Task[ExecutionResult]:
@@ -73,6 +75,8 @@ class Engine:
             # real loss of the lease.
             with contextlib.suppress(DuctworkError):
                 await self.store.renew_leases(self.owner, self.lease_s)
+            with contextlib.suppress(DuctworkError):
+                await children.poll_cancel_requests(self)  # cancels asked by other processes
 
     def dead_owners(self, owners: list[str]) -> frozenset[str]:
         """Owners on this host whose process is gone (or whose engine in this process closed)."""
@@ -187,7 +191,8 @@ class Engine:
             raise
         except TimeoutError as e:
             if scope is not None and scope.expired():
-                limit = float(wf.options.get("timeout") or 0)
+                limit = float((codec.loads(run.options) or {}).get("timeout")
+                              or wf.options.get("timeout") or 0)
                 err: BaseException = WorkflowTimeoutError(
                     f"Workflow timed out after {limit / 1000:g}s"
                     + (f" (while running step '{ctx.current_step}')" if ctx.current_step else ""))
@@ -218,8 +223,12 @@ class Engine:
     async def _suspend(self, ctx: WorkflowContext, run: RunRow, s: SuspendRun) -> ExecutionResult:
         ctx._event("workflow_suspended", None, {"status": s.status, "wake_at": s.wake_at})
         fields = {"status": s.status, "wake_at": s.wake_at, "owner": None, "lease_until": None}
-        with contextlib.suppress(LeaseLostError):
+        try:
             await ctx._commit(Batch(run=fields))
+        except LeaseLostError:
+            pass
+        else:
+            await children.after_suspend(self, run, s)
         return await self.result_from_store(run.workflow_id)
 
     async def _finish_failed(self, ctx: WorkflowContext, run: RunRow, wf: WorkflowDef,
@@ -268,6 +277,7 @@ class Engine:
             await self.store.update_run(run.parent_id, {"wake_at": time.time()},
                                         only_status=frozenset({"waiting"}))
             self.wake(run.parent_id)
+        await children.on_run_end(self, run)  # parent-close policies, dispatch retries
 
     # -- compensation ---------------------------------------------------------------------------
     async def rollback(self, ctx: WorkflowContext, strategy: str, reason: str) -> dict[str, Any]:
