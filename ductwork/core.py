@@ -93,6 +93,11 @@ class Ductwork:
     async def recover(self) -> Any:
         return await self.workflows.recover()
 
+    async def run_worker(self, **options: Any) -> None:
+        """Claim and drive due runs and schedules until SIGTERM/SIGINT or
+        dw.workflows.stop_worker(); options: concurrency, queues, poll, grace."""
+        await self.workflows.run_worker(**options)
+
     async def aclose(self) -> None:
         if self._engine_obj is not None:
             await self._engine_obj.close()

@@ -34,6 +34,7 @@ class Workflows:
     def __init__(self, dw: Ductwork) -> None:
         self._dw = dw
         self._defs: dict[tuple[str, str], WorkflowDef] = {}
+        self._worker: Any = None  # the Worker running in this process, if any
 
     # -- definitions ------------------------------------------------------------------------------
     def define(
@@ -329,6 +330,8 @@ class Workflows:
             raise ConfigurationError(f"signal {signal!r}: payload cannot be stored: {e}") from None
         sid = await engine.store.send_signal(workflow_id, signal, enc)
         engine.wake(workflow_id)
+        if self._worker is not None:
+            self._worker.nudge()
         return {"workflow_id": workflow_id, "signal": signal, "signal_id": sid,
                 "delivered": True}
 
@@ -363,6 +366,79 @@ class Workflows:
         return [{"level": lg["level"], "message": lg["message"], "timestamp": _iso(lg["ts"]),
                  "step": lg["step"], "data": codec.loads(lg["data"])}
                 for lg in await engine.store.logs(workflow_id)]
+
+    # -- dispatch, schedules, cancel, worker (logic in schedules.py, children.py, worker.py) ------
+    async def dispatch(self, product: str, env: str, workflow: str, input: Any = None,
+                       schedule: Mapping[str, Any] | None = None,
+                       options: Mapping[str, Any] | None = None,
+                       workflow_id: str | None = None) -> dict[str, Any]:
+        """Queue a run for a worker, or store a recurring schedule; returns {job_id, status:
+        scheduled|queued, scheduled_at, recurring, next_run_at}."""
+        from ductwork.interpreter import schedules
+
+        return await schedules.dispatch(self._dw, product, env, workflow, input, schedule,
+                                        options, workflow_id)
+
+    async def pause_schedule(self, job_id: str) -> dict[str, Any]:
+        from ductwork.interpreter import schedules
+
+        return await schedules.pause(await self._dw._engine(), job_id)
+
+    async def resume_schedule(self, job_id: str) -> dict[str, Any]:
+        from ductwork.interpreter import schedules
+
+        return await schedules.resume(await self._dw._engine(), job_id)
+
+    async def cancel_schedule(self, job_id: str) -> dict[str, Any]:
+        from ductwork.interpreter import schedules
+
+        return await schedules.cancel(await self._dw._engine(), job_id)
+
+    async def get_schedule(self, job_id: str) -> dict[str, Any]:
+        from ductwork.interpreter import schedules
+
+        return await schedules.get(await self._dw._engine(), job_id)
+
+    async def list_schedules(self, status: str | list[str] | None = None,
+                             limit: int = 100) -> list[dict[str, Any]]:
+        from ductwork.interpreter import schedules
+
+        engine = await self._dw._engine()
+        return [schedules.describe(r)
+                for r in await engine.store.list_schedules(status=status, limit=limit)]
+
+    async def cancel(self, workflow_id: str, reason: str = "cancelled", *,
+                     timeout: Any = None) -> dict[str, Any]:
+        """Cancel a run and compensate its completed steps -> {cancelled, rolled_back_steps,
+        status, ...}. A run another live process owns is cancelled by that process at its
+        next durable point: status "cancelling" unless `timeout` waits for the end."""
+        from ductwork.interpreter.children import cancel_run
+
+        if not isinstance(reason, str) or not reason:
+            raise ConfigurationError("cancel(): reason must be a non-empty string")
+        return await cancel_run(await self._dw._engine(), workflow_id, reason,
+                                timeout=None if timeout is None else to_ms(
+                                    timeout, "cancel() timeout") / 1000)
+
+    def worker(self, *, concurrency: int = 10, queues: list[str] | None = None,
+               poll: Any = "1s", grace: Any = "30s", schedules: bool = True,
+               handle_signals: bool = False) -> Any:
+        """A Worker object (not started): `await w.run()`, `w.stop()`."""
+        from ductwork.interpreter.worker import Worker
+
+        return Worker(self._dw, concurrency=concurrency, queues=queues, poll=poll, grace=grace,
+                      schedules=schedules, handle_signals=handle_signals)
+
+    async def run_worker(self, *, concurrency: int = 10, queues: list[str] | None = None,
+                         poll: Any = "1s", grace: Any = "30s", schedules: bool = True,
+                         handle_signals: bool = True) -> None:
+        """Run a worker until stop_worker(), SIGTERM or SIGINT."""
+        await self.worker(concurrency=concurrency, queues=queues, poll=poll, grace=grace,
+                          schedules=schedules, handle_signals=handle_signals).run()
+
+    def stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
 
 
 _STEP_EVENT = {"completed": "step_completed", "failed": "step_failed", "skipped": "step_skipped"}
