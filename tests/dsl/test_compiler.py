@@ -263,6 +263,23 @@ def test_arbitrary_step_trees_only_produce_diagnostics(shop: p.ProductSpec, step
     assert plan is not None or diagnostics
 
 
+_SOUP = st.lists(st.sampled_from([*"ab:-[]{}$\"' \n.\\",
+    "steps", "tag: ", "sleep: ", "${", "}", "python: ", "- ", "workflow: w\n", "if: ",
+    "foreach: ", "items: ", "rollback: ", "database.insert: ", "  "]), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_SOUP)
+def test_arbitrary_text_only_produces_diagnostics(shop: p.ProductSpec, text: str) -> None:
+    try:
+        doc = load_text(text, "w.yaml")
+    except CompileError as e:
+        assert e.diagnostics
+        return
+    plan, diagnostics = compile_workflow(doc, shop)
+    assert plan is not None or diagnostics
+
+
 # -- folders --------------------------------------------------------------------------------
 
 

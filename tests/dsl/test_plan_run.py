@@ -476,3 +476,32 @@ async def test_a_suspended_yaml_run_resumes_by_replay(specs: Path, store_url: st
     assert [c[0] for c in doubles.users.calls] == ["insert"]
     assert doubles.audit.calls == [
         ("insert", "create-log", {"action": "approved by ann", "user_id": 1})]
+
+
+PARENT = """
+workflow: parent
+input: {type: object, properties: {email: {type: string}}}
+steps:
+  - tag: signup
+    workflow: {tag: onboarding, input: {email: "${ctx.input.email}", name: Child}}
+  - tag: note
+    database.insert:
+      database: audit-db
+      event: create-log
+      data: {action: child_done, user_id: "${steps.signup.userId}"}
+output: {child: "${steps.signup}"}
+"""
+
+
+async def test_child_workflow_step(specs: Path, store_url: str) -> None:
+    (specs / "shop" / "workflows" / "parent.yaml").write_text(PARENT)
+    async with Ductwork(specs=specs, store=store_url) as dw:
+        doubles = Doubles(dw)
+        result = await dw.workflows.execute(product="shop", env="dev", tag="parent",
+                                            input={"email": "kid@example.com"})
+        child = await dw.workflows.status(f"{result.workflow_id}:signup")
+    assert result.status == "completed", result.error
+    assert result.output == {"child": {"success": True, "userId": 1}}
+    assert child["status"] == "completed"
+    assert doubles.audit.calls[-1] == ("insert", "create-log",
+                                       {"action": "child_done", "user_id": 1})
