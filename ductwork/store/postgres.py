@@ -713,12 +713,14 @@ class PostgresStore(RunStore):
         return bool(rows[0][0])
 
     # -- worker support ------------------------------------------------------------------------
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, queues: list[str] | None = None) -> float | None:
+        qfilter = " AND queue = ANY(%s::text[])" if queues else ""
         rows = await self._fetch(
             "SELECT LEAST((SELECT MIN(COALESCE(wake_at, 0)) FROM dw_runs WHERE owner IS NULL "
             "AND status IN ('pending', 'sleeping', 'waiting') AND "
-            "(wake_at IS NOT NULL OR status='pending')), "
-            "(SELECT MIN(next_run_at) FROM dw_schedules WHERE status='active'))")
+            f"(wake_at IS NOT NULL OR status='pending'){qfilter}), "
+            "(SELECT MIN(next_run_at) FROM dw_schedules WHERE status='active'))",
+            [list(queues)] if queues else [])
         v = rows[0][0]
         return None if v is None else float(v)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _v1(dialect: str) -> list[str]:
@@ -67,6 +67,34 @@ def _v2(dialect: str) -> list[str]:
     ]
 
 
+def _v3(dialect: str) -> list[str]:
+    """Scale-out: claim and listing indexes, the queue rate-limit log, PostgreSQL's dw_fail."""
+    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
+    active = "status IN ('pending', 'running', 'sleeping', 'waiting')"
+    stmts = [
+        # claim_due walks active runs in claim order and stops at its LIMIT
+        f"CREATE INDEX IF NOT EXISTS dw_runs_claim ON dw_runs "
+        f"(priority DESC, (COALESCE(wake_at, created_at))) WHERE {active}",
+        # per-queue concurrency counts runs held by workers
+        "CREATE INDEX IF NOT EXISTS dw_runs_queue_owned ON dw_runs (queue, owner) "
+        "WHERE owner IS NOT NULL",
+        # list(status=...) and list(product=, tag=) newest first
+        "CREATE INDEX IF NOT EXISTS dw_runs_status_list ON dw_runs "
+        "(status, created_at, workflow_id)",
+        "CREATE INDEX IF NOT EXISTS dw_runs_product_list ON dw_runs "
+        "(product, tag, created_at, workflow_id)",
+        # rate limits: one row per claim from a rate-limited queue, pruned past the period
+        f"CREATE TABLE IF NOT EXISTS dw_queue_claims (queue TEXT NOT NULL, ts {real} NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS dw_queue_claims_queue ON dw_queue_claims (queue, ts)",
+    ]
+    if dialect == "postgres":
+        # Fences inside a pipelined transaction raise through this to abort it before COMMIT.
+        stmts.append(
+            "CREATE OR REPLACE FUNCTION dw_fail(code TEXT) RETURNS INTEGER LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION 'dw_fail:%', code; END $$")
+    return stmts
+
+
 # version -> statements for a dialect ("sqlite" | "postgres"). Never edit a released entry:
 # add a new version that alters what came before.
-MIGRATIONS: dict[int, Callable[[str], list[str]]] = {1: _v1, 2: _v2}
+MIGRATIONS: dict[int, Callable[[str], list[str]]] = {1: _v1, 2: _v2, 3: _v3}

@@ -1,0 +1,324 @@
+"""PostgreSQL-only store properties: migrations under concurrency, forced step-commit races,
+SKIP LOCKED claims, queue limits across workers, LISTEN/NOTIFY wake-ups, connection failures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from ductwork.errors import StoreError
+from ductwork.store.base import (
+    Batch,
+    LeaseLostError,
+    QueueLimit,
+    RunRow,
+    StepConflictError,
+    StepRow,
+)
+from ductwork.store.postgres import PostgresStore, safe_url
+from ductwork.store.schema import SCHEMA_VERSION
+from tests.support.postgres import PgServer
+
+
+def run(wid: str, **kw: object) -> RunRow:
+    t = time.time()
+    fields: dict[str, object] = {"status": "running", "created_at": t, "updated_at": t,
+                                 "started_at": t, "owner": "me", "lease_until": t + 30}
+    fields.update(kw)
+    return RunRow(wid, "p", "t", "dev", **fields)  # type: ignore[arg-type]
+
+
+def pending(wid: str, **kw: object) -> RunRow:
+    t = time.time()
+    fields: dict[str, object] = {"status": "pending", "created_at": t, "updated_at": t,
+                                 "wake_at": t - 1}
+    fields.update(kw)
+    return RunRow(wid, "p", "t", "dev", **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def stores(pg_url: str) -> AsyncIterator[list[PostgresStore]]:
+    """Two stores on one database: two workers on two machines."""
+    a, b = PostgresStore(pg_url), PostgresStore(pg_url)
+    await a.open()
+    await b.open()
+    try:
+        yield [a, b]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def _sql(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute(sql, params)
+        return await cur.fetchall() if cur.description else []
+
+
+# -- migrations -------------------------------------------------------------------------------
+async def test_workers_starting_together_migrate_once(pg_url: str) -> None:
+    stores = [PostgresStore(pg_url, min_size=0) for _ in range(6)]
+    await asyncio.gather(*(s.open() for s in stores))
+    try:
+        assert {await s.schema_version() for s in stores} == {SCHEMA_VERSION}
+        rows = await _sql(pg_url, "SELECT value FROM dw_meta WHERE key='schema_version'")
+        assert rows == [(str(SCHEMA_VERSION),)]
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
+
+
+async def test_upgrade_is_explicit_when_auto_migration_is_off(pg_url: str) -> None:
+    store = PostgresStore(pg_url, migrate=False)
+    with pytest.raises(StoreError, match="ductwork db upgrade"):
+        await store.open()
+    assert await store.upgrade() == (0, SCHEMA_VERSION)
+    assert await store.upgrade() == (SCHEMA_VERSION, SCHEMA_VERSION)
+    await store.open()
+    await store.close()
+
+
+async def test_a_newer_schema_is_refused(pg_url: str) -> None:
+    await _sql(pg_url, "CREATE TABLE dw_meta (key TEXT PRIMARY KEY, value TEXT)")
+    await _sql(pg_url, "INSERT INTO dw_meta VALUES ('schema_version', '999')")
+    with pytest.raises(StoreError, match="newer than this ductwork"):
+        await PostgresStore(pg_url).open()
+
+
+async def test_connection_errors_never_show_the_password(postgres_server: PgServer) -> None:
+    url = postgres_server.dsn_for(password="s3cr3t-wrong")
+    with pytest.raises(StoreError) as err:
+        await PostgresStore(url).open()
+    assert "s3cr3t-wrong" not in str(err.value)
+    assert "password authentication failed" in str(err.value)
+    assert safe_url("postgresql://u:pw@h:1/db") == "postgresql://u:***@h:1/db"
+
+
+def test_pool_size_comes_from_the_url() -> None:
+    s = PostgresStore("postgresql://u@h/db?pool_max_size=25&pool_min_size=2&sslmode=disable")
+    assert (s.min_size, s.max_size) == (2, 25)
+    assert s.conninfo == "postgresql://u@h/db?sslmode=disable"
+    with pytest.raises(StoreError, match="pool_min_size"):
+        PostgresStore("postgresql://u@h/db?pool_max_size=many")
+
+
+# -- a step result is committed at most once ----------------------------------------------------
+async def test_stale_owner_and_new_owner_race_on_one_step(stores: list[PostgresStore]) -> None:
+    old, new = stores
+    await old.create_run(run("w1", owner="old", lease_until=time.time() - 1), [])
+    assert await new.claim("w1", "new", 30) is not None  # the lease expired: taken over
+    outcomes = await asyncio.gather(
+        old.commit("w1", Batch(owner="old", steps=[StepRow("w1", "charge", "charge",
+                                                           result='"old"', seq=1)])),
+        new.commit("w1", Batch(owner="new", steps=[StepRow("w1", "charge", "charge",
+                                                           result='"new"', seq=1)])),
+        return_exceptions=True)
+    assert isinstance(outcomes[0], LeaseLostError) and outcomes[1] is None
+    (step,) = await new.load_steps("w1")
+    assert step.result == '"new"'
+
+
+@pytest.mark.parametrize("batched", [False, True])
+async def test_two_commits_of_one_step_blocked_on_the_same_key_one_wins(
+        stores: list[PostgresStore], pg_url: str, batched: bool) -> None:
+    """Force the race: a third transaction holds the primary-key slot while two writers (split
+    brain: both believe they own the run) commit the same step; release it and exactly one
+    record wins, the other writer is told."""
+    a, b = stores
+    await a.create_run(run("w1"), [])
+    blocker = await psycopg.AsyncConnection.connect(pg_url)
+    try:
+        await blocker.execute("INSERT INTO dw_steps (workflow_id, step_key, tag, kind, status, "
+                              "seq) VALUES ('w1', 'charge', 'charge', 'step', 'completed', 9)")
+
+        def batch(result: str) -> Batch:
+            extra = {"run": {"current_step": "charge"}} if batched else {}
+            return Batch(owner="me", steps=[StepRow("w1", "charge", "charge", result=result,
+                                                    seq=1)], **extra)  # type: ignore[arg-type]
+
+        race = asyncio.gather(a.commit("w1", batch('"a"')), b.commit("w1", batch('"b"')),
+                              return_exceptions=True)
+        # Both writers are now waiting on the blocker's uncommitted key.
+        for _ in range(200):
+            rows = await _sql(pg_url, "SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if rows[0][0] >= 2:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the two commits never blocked on the held key")
+        await blocker.rollback()
+        outcomes = await race
+    finally:
+        await blocker.close()
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], StepConflictError), outcomes
+    (step,) = await a.load_steps("w1")
+    winner = '"a"' if outcomes[0] is None else '"b"'
+    assert step.result == winner
+
+
+async def test_many_owners_racing_record_each_step_once(stores: list[PostgresStore]) -> None:
+    a, b = stores
+    await a.create_run(run("w1", owner=None), [])  # no fence: only the primary key decides
+    steps = [f"s{i}" for i in range(30)]
+
+    async def write(store: PostgresStore, who: str) -> list[str]:
+        won = []
+        for k in steps:
+            try:
+                await store.commit("w1", Batch(steps=[StepRow("w1", k, k, result=f'"{who}"')]))
+                won.append(k)
+            except StepConflictError:
+                pass
+        return won
+
+    wins = await asyncio.gather(*(write(s, f"{s_i}") for s_i, s in enumerate([a, b, a, b])))
+    assert sorted(k for w in wins for k in w) == sorted(steps)
+    assert len(await a.load_steps("w1")) == len(steps)
+
+
+async def test_a_retried_commit_that_already_landed_is_not_a_conflict(
+        stores: list[PostgresStore]) -> None:
+    a, _ = stores
+    await a.create_run(run("w1"), [])
+    row = StepRow("w1", "charge", "charge", result='{"id": 1}', seq=1)
+    await a.commit("w1", Batch(owner="me", steps=[row]))
+    # The connection broke after COMMIT, before the reply: the retry sees its own row.
+    async with a.pool.connection() as conn:
+        await a._insert_step(conn, "w1", row, "me", attempt=1)
+        with pytest.raises(StepConflictError):
+            await a._insert_step(conn, "w1", StepRow("w1", "charge", "charge", result='"x"',
+                                                     seq=1), "me", attempt=1)
+
+
+# -- claims ---------------------------------------------------------------------------------------
+async def test_concurrent_claimers_never_claim_a_run_twice(stores: list[PostgresStore]) -> None:
+    a, b = stores
+    for i in range(120):
+        await a.create_run(pending(f"w{i:03}"), [])
+
+    async def worker(store: PostgresStore, owner: str) -> list[str]:
+        got: list[str] = []
+        while True:
+            rows = await store.claim_due(owner, 30, 7)
+            if not rows:
+                return got
+            got += [r.workflow_id for r in rows]
+
+    claimed = await asyncio.gather(*(worker(s, f"o{i}") for i, s in
+                                     enumerate([a, b, a, b, a, b])))
+    flat = [w for c in claimed for w in c]
+    assert len(flat) == 120 and len(set(flat)) == 120
+    assert sum(1 for c in claimed if c) >= 2  # the work was actually shared
+
+
+async def test_claims_follow_priority_then_due_time(stores: list[PostgresStore]) -> None:
+    a, _ = stores
+    t = time.time()
+    await a.create_run(pending("late", wake_at=t - 1), [])
+    await a.create_run(pending("early", wake_at=t - 9), [])
+    await a.create_run(pending("urgent", wake_at=t - 1, priority=10), [])
+    got = await a.claim_due("me", 30, 2)
+    assert [r.workflow_id for r in got] == ["urgent", "early"]
+
+
+async def test_queue_concurrency_is_global_across_workers(stores: list[PostgresStore]) -> None:
+    a, b = stores
+    for i in range(20):
+        await a.create_run(pending(f"m{i:02}", queue="mail"), [])
+    for i in range(5):
+        await a.create_run(pending(f"d{i}"), [])
+    for s in stores:
+        s.set_queue_limits({"mail": QueueLimit(concurrency=3)})
+    got = await asyncio.gather(*(s.claim_due(f"w{i}", 30, 10) for i, s in
+                                 enumerate([a, b, a, b, a, b, a, b])))
+    mail = [r for rows in got for r in rows if r.queue == "mail"]
+    other = [r for rows in got for r in rows if r.queue == "default"]
+    assert len(mail) == 3 and len(other) == 5
+    # A finished run frees its slot; a suspended one (owner released) does too.
+    done = mail[0]
+    await a.commit(done.workflow_id, Batch(owner=done.owner, run={
+        "status": "completed", "owner": None, "lease_until": None}))
+    assert len(await b.claim_due("w9", 30, 10)) == 1
+    assert await b.claim_due("w9", 30, 10) == []
+
+
+async def test_per_worker_queue_concurrency(stores: list[PostgresStore]) -> None:
+    a, b = stores
+    for i in range(10):
+        await a.create_run(pending(f"m{i}", queue="mail"), [])
+    for s in stores:
+        s.set_queue_limits({"mail": QueueLimit(concurrency=5, worker_concurrency=2)})
+    assert len(await a.claim_due("w1", 30, 10)) == 2
+    assert len(await a.claim_due("w1", 30, 10)) == 0
+    assert len(await b.claim_due("w2", 30, 10)) == 2
+    assert len(await b.claim_due("w3", 30, 10)) == 1  # the global limit (5) is reached
+
+
+async def test_queue_rate_limit_counts_claims_in_the_period(stores: list[PostgresStore]) -> None:
+    a, b = stores
+    for i in range(10):
+        await a.create_run(pending(f"r{i}", queue="api"), [])
+    for s in stores:
+        s.set_queue_limits({"api": QueueLimit(rate=(4, 60.0))})
+    got = await asyncio.gather(*(s.claim_due(f"w{i}", 30, 3) for i, s in
+                                 enumerate([a, b, a, b])))
+    assert sum(len(g) for g in got) == 4
+    # Finishing them does not give the rate back: it counts starts per period.
+    for rows in got:
+        for r in rows:
+            await a.commit(r.workflow_id, Batch(owner=r.owner, run={
+                "status": "completed", "owner": None}))
+    assert await b.claim_due("w9", 30, 10) == []
+    # Once the period has passed (aged here by hand), claims go on.
+    await _sql(a.conninfo, "UPDATE dw_queue_claims SET ts = ts - 61")
+    assert len(await b.claim_due("w9", 30, 10)) == 4
+
+
+async def test_queue_filter_and_limits_combine(stores: list[PostgresStore]) -> None:
+    a, _ = stores
+    await a.create_run(pending("m", queue="mail"), [])
+    await a.create_run(pending("s", queue="sms"), [])
+    await a.create_run(pending("d"), [])
+    a.set_queue_limits({"mail": QueueLimit(concurrency=1)})
+    got = await a.claim_due("w", 30, 10, queues=["mail", "sms"])
+    assert sorted(r.workflow_id for r in got) == ["m", "s"]
+
+
+# -- waking idle workers ----------------------------------------------------------------------
+async def test_dispatch_signal_and_release_wake_an_idle_worker(
+        stores: list[PostgresStore]) -> None:
+    worker, client = stores
+    assert await worker.claim_due("w", 30, 10) == []  # starts listening
+
+    async def woken_by(action: object) -> bool:
+        waiter = asyncio.create_task(worker.wait_for_work(30))
+        await asyncio.sleep(0.05)
+        await action  # type: ignore[misc]
+        return await waiter
+
+    assert await woken_by(client.create_run(pending("p1"), []))
+    await client.create_run(run("w2", status="waiting", owner=None, wake_at=None), [])
+    assert await woken_by(client.send_signal("w2", "go", None))
+    await client.create_run(run("w3", owner="x"), [])
+    assert await woken_by(client.release("w3", "x"))
+
+
+async def test_notifications_for_other_queues_do_not_wake(stores: list[PostgresStore]) -> None:
+    worker, client = stores
+    await worker.claim_due("w", 30, 10, queues=["mail"])
+    waiter = asyncio.create_task(worker.wait_for_work(0.5, queues=["mail"]))
+    await asyncio.sleep(0.05)
+    await client.create_run(pending("p1", queue="sms"), [])
+    assert await waiter is False
+
+
+async def test_a_notification_sent_while_busy_is_not_lost(stores: list[PostgresStore]) -> None:
+    worker, client = stores
+    assert await worker.claim_due("w", 30, 10) == []
+    await client.create_run(pending("p1"), [])  # arrives before the worker waits
+    assert await worker.wait_for_work(30) is True
+
