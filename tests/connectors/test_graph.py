@@ -113,6 +113,17 @@ async def test_create_node_and_read_it_back(graph: GraphConnector) -> None:
     assert await count_users(graph) == 2
 
 
+async def test_concurrent_calls(graph: GraphConnector) -> None:
+    import asyncio
+
+    nodes = await asyncio.gather(*(graph.create_node(["User"], {"name": f"u{i}"})
+                                   for i in range(20)))
+    assert len({n["id"] for n in nodes}) == 20
+    rows = await asyncio.gather(*(graph.query("user", {"id": n["id"]}) for n in nodes))
+    assert [r[0]["u"] for r in rows] == nodes
+    assert await count_users(graph) == 20
+
+
 async def test_ids_are_unique_across_labels(graph: GraphConnector) -> None:
     await graph.create_node(["User"], {"id": "x1", "name": "A"})
     for labels in (["User"], ["Post"]):
@@ -275,6 +286,16 @@ async def test_ladybug_persists_and_reuses_one_database_per_process(tmp_path: Pa
     assert await count_users(three) == 1  # reopened from disk
     await three.aclose()
     assert (tmp_path / "g" / "graph").is_file()
+
+
+async def test_ladybug_in_memory_databases_are_private(tmp_path: Path) -> None:
+    one = make({"path": ":memory:"}, base_dir=tmp_path)
+    two = make({"path": ":memory:"}, base_dir=tmp_path)
+    await one.create_node(["User"], {"id": "a", "name": "A"})
+    assert await count_users(one) == 1 and await count_users(two) == 0
+    await one.aclose()
+    await two.aclose()
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_ladybug_locked_by_another_process(tmp_path: Path) -> None:

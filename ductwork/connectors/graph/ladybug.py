@@ -36,30 +36,30 @@ from ductwork.connectors.graph.cypher import (
 DEFAULT_PATH = ".ductwork/graph"
 CONFIG_KEYS = {"provider", "path"}
 
-# path -> [Database, number of connectors using it]
+# key (the absolute path; a private key for :memory:) -> [Database, connectors using it]
 _DATABASES: dict[str, list[Any]] = {}
 _DATABASES_LOCK = threading.Lock()
 
 
-def _acquire(path: str) -> Any:
+def _acquire(key: str, path: str) -> Any:
     with _DATABASES_LOCK:
-        entry = _DATABASES.get(path)
+        entry = _DATABASES.get(key)
         if entry is None:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            entry = _DATABASES[path] = [lb.Database(path), 0]
+            entry = _DATABASES[key] = [lb.Database(path), 0]
         entry[1] += 1
         return entry[0]
 
 
-def _release(path: str) -> None:
+def _release(key: str) -> None:
     with _DATABASES_LOCK:
-        entry = _DATABASES.get(path)
+        entry = _DATABASES.get(key)
         if entry is None:
             return
         entry[1] -= 1
         if entry[1] <= 0:
-            del _DATABASES[path]
+            del _DATABASES[key]
             entry[0].close()
 
 
@@ -105,9 +105,11 @@ class LadybugGraph(BaseGraph):
         raw = str(spec.config.get("path") or DEFAULT_PATH)
         if raw == ":memory:":
             self.path = raw
+            self._key = f":memory:{id(self)}"  # in-memory databases are never shared
         else:
             p = Path(raw).expanduser()
             self.path = os.path.abspath(p if p.is_absolute() else Path(spec.base_dir) / p)
+            self._key = self.path
         self._conn: Any = None
         self._db_held = False
         self._lock = threading.Lock()
@@ -126,7 +128,7 @@ class LadybugGraph(BaseGraph):
     # -- connection and schema (called with self._lock held, in a worker thread) --------------
     def _open(self, op: str) -> None:
         try:
-            db = _acquire(self.path)
+            db = _acquire(self._key, self.path)
         except RuntimeError as e:
             text = str(e)
             if "lock" in text.lower():
@@ -189,7 +191,7 @@ class LadybugGraph(BaseGraph):
             self._conn = None
         if self._db_held:
             self._db_held = False
-            _release(self.path)
+            _release(self._key)
 
     # -- running statements -------------------------------------------------------------------
     def _run_sync(self, op: str, cypher: str, params: Mapping[str, Any],
