@@ -156,6 +156,7 @@ class WorkflowContext(Components):
         self.session: Any = extra.get("session")
         self.auth: Any = extra.get("auth")
         fl = dict(flags or extra.get("flags") or {})
+        self._presets: dict[str, Any] = dict(extra.get("presets") or {})
         self.is_replay = bool(fl.get("is_replay"))
         self.is_restart = bool(fl.get("is_restart"))
         self.is_restored = bool(fl.get("is_restored"))
@@ -345,10 +346,22 @@ class WorkflowContext(Components):
         try:
             if rec is None:
                 await self._check_new("step", key)
+            fn = self._intercept(tag, key, fn)
             return await self._run_step(key, tag, fn, rollback, allow, n_retries, delay_ms,
                                         timeout_ms, is_critical, _input)
         finally:
             self._inflight -= 1
+
+    def _intercept(self, tag: str, key: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """A step about to run may be answered instead: a preset output of a resumed run
+        (run context "presets", by key or tag), or the engine's step_hook (test mocks)."""
+        for name in (key, tag):
+            if name in self._presets:
+                value = self._presets[name]
+                return lambda: value
+        hook = self._engine.step_hook
+        replacement = hook(self, tag, key, fn) if hook is not None else None
+        return fn if replacement is None else replacement
 
     def _replayed(self, rec: StepRow, tag: str, rollback: Callable[..., Any] | None,
                   critical: bool) -> Any:
@@ -391,7 +404,7 @@ class WorkflowContext(Components):
                 if attempts <= n_retries:
                     self._event("step_retried", tag, {"attempt": attempts,
                                                       "error": self._engine.dw.redact(str(err))})
-                    await asyncio.sleep(delay_ms / 1000)
+                    await self._engine.clock.sleep(delay_ms / 1000)
                     continue
                 return await self._step_failed(key, tag, err, attempts, started, allow,
                                                critical, rollback, step_input)
@@ -436,7 +449,7 @@ class WorkflowContext(Components):
         try:
             if rec is None:
                 await self._check_new("sleep", key)
-                wake_at = time.time() + ms / 1000
+                wake_at = self._engine.clock.now() + ms / 1000
                 self._event("sleep_started", None, {"duration_ms": ms, "wake_at": wake_at})
                 await self._commit(Batch(steps=[StepRow(
                     self.workflow_id, key, "sleep", "sleep", "completed", self._next_seq(), 1,
@@ -450,7 +463,7 @@ class WorkflowContext(Components):
 
     async def _wait_until(self, wake_at: float, status: str, reason: str) -> None:
         while True:
-            remaining = wake_at - time.time()
+            remaining = wake_at - self._engine.clock.now()
             if remaining <= 0:
                 return
             if not self._unconsumed:
@@ -530,7 +543,7 @@ class WorkflowContext(Components):
         try:
             if rec is None:
                 await self._check_new("signal", key)
-                deadline = None if timeout is None else time.time() + to_ms(
+                deadline = None if timeout is None else self._engine.clock.now() + to_ms(
                     timeout, "wait_for_signal timeout") / 1000
                 self._event("signal_wait_started", None, {"signals": names, "deadline": deadline})
                 await self._commit(Batch(steps=[StepRow(
@@ -561,7 +574,7 @@ class WorkflowContext(Components):
                                    sig.created_at, time.time())],
                     consume_signal=(sig.id, key)))
                 return payload
-            now = time.time()
+            now = self._engine.clock.now()
             if deadline is not None and now >= deadline:
                 msg = f"no signal {' or '.join(repr(n) for n in names)} arrived before the timeout"
                 await self._commit(Batch(steps=[StepRow(

@@ -9,6 +9,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import (
@@ -21,6 +22,7 @@ from ductwork.errors import (
     WorkflowTimeoutError,
 )
 from ductwork.interpreter import children, codec
+from ductwork.interpreter.clock import Clock, SystemClock
 from ductwork.interpreter.context import CancelRun, SuspendRun, WorkflowContext, current_ctx
 from ductwork.interpreter.result import ExecutionResult, WorkflowDef, completed_tags
 from ductwork.store.base import Batch, LeaseLostError, RunRow, RunStore
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from ductwork.core import Ductwork
 
 HOST = socket.gethostname()
+StepHook = Callable[[WorkflowContext, str, str, Callable[[], Any]], Callable[[], Any] | None]
 # Owner ids of engines alive in this process: an owner with our pid that is not here is dead.
 _LIVE_OWNERS: set[str] = set()
 
@@ -49,6 +52,10 @@ class Engine:
         self._closing = False
         # Set by a worker shutting down: runs give themselves back at their next durable point.
         self.draining = False
+        # Seams for ductwork.testing: the clock durable timers read, and a hook that may answer
+        # a step instead of its function (fn(ctx, tag, key, fn) -> replacement fn or None).
+        self.clock: Clock = SystemClock()
+        self.step_hook: StepHook | None = None
 
     # -- tasks and leases ----------------------------------------------------------------------
     def spawn(self, run: RunRow, *, fresh: bool = False) -> asyncio.Task[ExecutionResult]:
@@ -102,9 +109,7 @@ class Engine:
     async def wait_for_wakeup(self, workflow_id: str, timeout: float) -> None:
         ev = self._wakeups.setdefault(workflow_id, asyncio.Event())
         try:
-            await asyncio.wait_for(ev.wait(), timeout)
-        except TimeoutError:
-            pass
+            await self.clock.wait(ev, timeout)
         finally:
             ev.clear()
 
