@@ -370,6 +370,8 @@ async def test_falkordb_schemaless(falkordb_server: FalkorServer, tmp_path: Path
         assert updated["properties"]["ids"] == [1, 2]
         with pytest.raises(ConnectorError, match="not a finite number"):
             await conn.update_node(other["id"], {"x": float("nan")})
+        with pytest.raises(ConnectorError, match="NUL character"):
+            await conn.execute("echo", {"v": 'a\x00" RETURN 1 //'})
         with pytest.raises(ConnectorError, match="map key"):
             await conn.execute("echo", {"v": {"a`b": 1}})
         assert await conn.execute("echo", {"v": {"a": [1, None, "x"]}}) == [

@@ -92,6 +92,9 @@ class FalkorGraph(BaseGraph):
         self._indexed = False
 
     def bind(self, op: str, value: Any, path: str = "value") -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            # The server reads the query as a C string: a NUL would cut the statement short.
+            raise self._err(op, f"{path}: text with a NUL character cannot be stored in FalkorDB")
         if value is None or isinstance(value, bool | int | str):
             return value
         if isinstance(value, float):
