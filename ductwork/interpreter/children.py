@@ -197,7 +197,12 @@ async def _wait(engine: Engine, ctx: WorkflowContext, key: str, meta: dict[str, 
             await _adopt(engine, child)
         budget = engine.inline_wait_s - (time.monotonic() - began)
         if budget <= 0 and ctx._inflight <= 1:
-            raise ChildWait(deadline, child.workflow_id)
+            wake = deadline
+            if child.owner is None and child.wake_at is not None:
+                # Wake with the child: whoever resumes the parent (even a result() call) then
+                # drives the child here too.
+                wake = child.wake_at if wake is None else min(wake, child.wake_at)
+            raise ChildWait(wake, child.workflow_id)
         pause = delay if budget <= 0 else min(delay, budget)
         if deadline is not None:
             pause = min(pause, max(deadline - now, 0.001))
