@@ -14,7 +14,7 @@ from ductwork.errors import (
     DuplicateWorkflowError,
     WorkflowNotFoundError,
 )
-from ductwork.interpreter import codec
+from ductwork.interpreter import codec, management
 from ductwork.interpreter.durations import to_ms
 from ductwork.interpreter.result import ExecutionResult, Handler, WorkflowDef, completed_tags
 from ductwork.store.base import TERMINAL, RunRow
@@ -439,6 +439,49 @@ class Workflows:
     def stop_worker(self) -> None:
         if self._worker is not None:
             self._worker.stop()
+
+    # -- queries and management (logic in management.py) -----------------------------------------
+    async def query(self, workflow_id: str, query: str) -> Any:
+        """Answer a declared query from the run's latest persisted state."""
+        return await management.query(self._dw, workflow_id, query)
+
+    async def step_detail(self, workflow_id: str, step_tag: str) -> dict[str, Any]:
+        return await management.step_detail(self._dw, workflow_id, step_tag)
+
+    async def replay(self, workflow_id: str, reason: str | None = None, **kw: Any
+                     ) -> dict[str, Any]:
+        return await management.replay(self._dw, workflow_id, reason, **kw)
+
+    async def restart(self, workflow_id: str, input: Any = None,
+                      merge_input: Mapping[str, Any] | None = None, reason: str | None = None,
+                      **kw: Any) -> dict[str, Any]:
+        return await management.restart(self._dw, workflow_id, input, merge_input, reason, **kw)
+
+    async def resume(self, workflow_id: str, from_checkpoint: str | None = None,
+                     from_step: str | None = None, skip_steps: Any = None, **kw: Any
+                     ) -> dict[str, Any]:
+        return await management.resume(self._dw, workflow_id, from_checkpoint, from_step,
+                                       skip_steps, **kw)
+
+    async def replay_from_step(self, workflow_id: str, from_step: str,
+                               step_outputs: Mapping[str, Any] | None = None, **kw: Any
+                               ) -> dict[str, Any]:
+        return await management.replay_from_step(self._dw, workflow_id, from_step, step_outputs,
+                                                 **kw)
+
+    async def related_executions(self, workflow_id: str) -> dict[str, Any]:
+        return await management.related_executions(self._dw, workflow_id)
+
+    async def compare(self, workflow_ids: Any) -> dict[str, Any]:
+        return await management.compare(self._dw, workflow_ids)
+
+    # Keep `list` the last method: below it, mypy would read `list[...]` annotations as it.
+    async def list(self, product: str | None = None, tag: str | None = None,
+                   status: Any = None, since: Any = None, limit: int = 50,
+                   cursor: str | None = None) -> dict[str, Any]:
+        """{runs: [...], next_cursor}: newest first; pass next_cursor back for the next page."""
+        return await management.list_runs(self._dw, product=product, tag=tag, status=status,
+                                          since=since, limit=limit, cursor=cursor)
 
 
 _STEP_EVENT = {"completed": "step_completed", "failed": "step_failed", "skipped": "step_skipped"}
