@@ -7,17 +7,33 @@ import inspect
 import os
 import sys
 from collections import ChainMap
+from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from functools import cache
 from typing import Any
 
 from ductwork.dsl import plan as p
 from ductwork.dsl.vocabulary import CTX_FIELDS
-from ductwork.errors import ConfigurationError, DuctworkError
+from ductwork.errors import ConfigurationError, DuctworkError, ExpressionError
 
 
 class FailStep(DuctworkError):
     """Raised by a `fail:` step; its message is the evaluated text."""
+
+
+class LocatedExpressionError(ExpressionError):
+    """An expression that failed at run time, with the YAML place it was written."""
+
+
+@contextmanager
+def located(where: p.Location | str) -> Iterator[None]:
+    try:
+        yield
+    except LocatedExpressionError:
+        raise
+    except ExpressionError as e:
+        raise LocatedExpressionError(f"{e} (in {where})", expression=e.expression,
+                                     column=e.column) from None
 
 
 def definitions(specs: p.Specs) -> list[dict[str, Any]]:
@@ -117,7 +133,8 @@ class PlanRun:
         await self.block(self.plan.steps, steps, {})
         if self.plan.output is None:
             return None
-        return self.plan.output.evaluate(self.scope(steps, {}))
+        with located(f"the output of {self.plan.path}"):
+            return self.plan.output.evaluate(self.scope(steps, {}))
 
     async def block(self, steps: tuple[p.Step, ...], results: MutableMapping[str, Any],
                     names: Mapping[str, Any]) -> None:
@@ -126,6 +143,11 @@ class PlanRun:
 
     async def step(self, step: p.Step, results: MutableMapping[str, Any],
                    names: Mapping[str, Any]) -> None:
+        with located(step.loc):
+            await self._step(step, results, names)
+
+    async def _step(self, step: p.Step, results: MutableMapping[str, Any],
+                    names: Mapping[str, Any]) -> None:
         ctx = self.ctx
         if step.when is not None and not step.when.evaluate(self.scope(results, names)):
             return
@@ -163,14 +185,16 @@ class PlanRun:
         assert step.tag is not None  # the compiler requires a tag on every task
 
         async def run() -> Any:
-            return await self.body(step.body, self.scope(results, names))
+            with located(step.loc):
+                return await self.body(step.body, self.scope(results, names))
 
         rollback = None
         if step.rollback is not None:
             body = step.rollback
 
             async def rollback(result: Any) -> None:
-                await self.body(body, self.scope(results, {**names, "result": result}))
+                with located(body.loc):
+                    await self.body(body, self.scope(results, {**names, "result": result}))
 
         o = step.options
         return await self.ctx.step(step.tag, run, rollback, allow_fail=o.allow_fail,

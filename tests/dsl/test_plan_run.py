@@ -403,6 +403,21 @@ async def test_expression_error_at_run_time_fails_the_step(specs: Path, store_ur
     assert "qty" in (result.error or "")
 
 
+async def test_run_time_expression_errors_name_the_yaml_place(specs: Path,
+                                                              store_url: str) -> None:
+    async with Ductwork(specs=specs, store=store_url) as dw:
+        Doubles(dw)
+        result = await dw.workflows.execute(
+            product="shop", env="dev", tag="fulfil",
+            input={"order_id": "o-5", "method": "express", "items": [{"qty": 1}]})
+    assert result.status == "failed"  # nothing with a rollback had completed
+    assert result.failed_step == "reserve"
+    path = specs / "shop" / "workflows" / "fulfil.yaml"
+    assert result.error == (
+        "Step 'reserve' failed: line has no field 'sku' (fields: qty) "
+        f"(in {path}:21:11)")
+
+
 async def test_the_example_specs_run_end_to_end(tmp_path: Path, store_url: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """specs/ as shipped: real SQLite databases and the outbox, in a scratch copy."""
