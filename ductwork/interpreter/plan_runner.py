@@ -7,8 +7,8 @@ import inspect
 import os
 import sys
 from collections import ChainMap
-from contextlib import contextmanager
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
