@@ -108,7 +108,7 @@ async def test_create_node_and_read_it_back(graph: GraphConnector) -> None:
                                  "tags": ["math", "é"]}
     rows = await graph.query("user", {"id": ada["id"]})
     assert rows == [{"u": ada}]
-    bob = await graph.create_node("User", {"id": "bob", "name": "Bob"})
+    bob = await graph.create_node("User", {"id": "bob", "name": "Bob"})  # type: ignore[arg-type]
     assert bob == {"id": "bob", "labels": ["User"], "properties": {"id": "bob", "name": "Bob"}}
     assert await count_users(graph) == 2
 
@@ -361,7 +361,7 @@ async def test_falkordb_schemaless(falkordb_server: FalkorServer, tmp_path: Path
     try:
         node = await conn.create_node(["Person", "Admin"], {"nick": "root", "level": 3})
         assert node["labels"] == ["Person", "Admin"]
-        other = await conn.create_node("Thing", {})
+        other = await conn.create_node("Thing", {})  # type: ignore[arg-type]
         rel = await conn.create_relationship(node["id"], other["id"], "OWNS", {"pct": 0.5})
         assert rel["properties"]["pct"] == 0.5
         when = dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC)
