@@ -62,8 +62,10 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-def _body_keys(definition: str) -> list[str]:
-    return [s["required"][0] for s in schemas.schema("workflow")["$defs"][definition]["oneOf"]]
+@cache
+def _body_keys(definition: str) -> tuple[str, ...]:
+    return tuple(s["required"][0]
+                 for s in schemas.schema("workflow")["$defs"][definition]["oneOf"])
 
 
 def _step_paths(data: Any) -> Iterable[tuple[DataPath, dict[str, Any], str]]:
