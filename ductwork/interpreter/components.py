@@ -135,9 +135,11 @@ class StorageComponent(_Component):
 class GraphComponent(_Component):
     kind = "graph"
 
-    async def create_node(self, graph: str, labels: list[str],
+    async def create_node(self, graph: str, labels: str | list[str],
                           properties: Mapping[str, Any] | None = None) -> Any:
-        return await self._call(graph, None, "create_node", list(labels), properties or {})
+        return await self._call(graph, None, "create_node",
+                                [labels] if isinstance(labels, str) else list(labels),
+                                properties or {})
 
     async def update_node(self, graph: str, id: Any, properties: Mapping[str, Any]) -> Any:
         return await self._call(graph, None, "update_node", id, properties)
