@@ -198,7 +198,7 @@ async def _wait(engine: Engine, ctx: WorkflowContext, key: str, meta: dict[str, 
         budget = engine.inline_wait_s - (time.monotonic() - began)
         if budget <= 0 and ctx._inflight <= 1:
             wake = deadline
-            if child.owner is None and child.wake_at is not None:
+            if child.owner is None and child.wake_at is not None and child.wake_at > now:
                 # Wake with the child: whoever resumes the parent (even a result() call) then
                 # drives the child here too.
                 wake = child.wake_at if wake is None else min(wake, child.wake_at)
@@ -251,7 +251,10 @@ async def _record_done(ctx: WorkflowContext, key: str, meta: dict[str, Any],
 
 async def _record_failed(ctx: WorkflowContext, key: str, meta: dict[str, Any],
                          child: RunRow, enc: str) -> None:
-    meta["child_status"] = "timed_out" if meta.get("timed_out") else child.status
+    deadline = meta.get("deadline")
+    timed_out = meta.get("timed_out") or (
+        deadline is not None and child.finished_at is not None and child.finished_at >= deadline)
+    meta["child_status"] = "timed_out" if timed_out else child.status
     meta["child_error"] = child.error
     err = _child_error(meta["child_id"], meta, None)
     ctx._event("child_workflow_failed", meta["child_id"],
