@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 current_ctx: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
     "ductwork_ctx", default=None)
+# Step identity inside ctx.foreach / ctx.parallel: "<item or branch>/" prefixes, so that the
+# n-th occurrence of a tag means the same item on every replay however the branches interleave.
+key_scope: contextvars.ContextVar[str] = contextvars.ContextVar("ductwork_key_scope",
+                                                                default="")
 _pylog = logging.getLogger("ductwork.workflow")
 _DONE = frozenset({"completed", "skipped", "failed"})
 
@@ -178,6 +182,8 @@ class WorkflowContext(Components):
         self._occurrence: dict[str, int] = {}
         self._seq = max((s.seq for s in history), default=0)
         self._inflight = 0
+        self._main_task: asyncio.Task[Any] | None = None
+        self._step_tasks: set[asyncio.Task[Any]] = set()
         self._state: dict[str, Any] = {}
         self._steps: dict[str, Any] = {}
         self._completed: list[str] = []
@@ -224,6 +230,9 @@ class WorkflowContext(Components):
 
     # -- journal helpers -------------------------------------------------------------------------
     def _next_key(self, base: str) -> str:
+        scope = key_scope.get()
+        if scope:
+            base = scope + base
         n = self._occurrence.get(base, 0) + 1
         self._occurrence[base] = n
         return base if n == 1 else f"{base}#{n}"
@@ -251,7 +260,11 @@ class WorkflowContext(Components):
             raise SuspendRun("pending", time.time(), "the worker is shutting down")
         if not self._unconsumed:
             return
-        await asyncio.sleep(0)  # let sibling tasks of a fan-out reach their recorded steps
+        if asyncio.current_task() is not self._main_task:
+            # Inside a fan-out branch: a sibling may still be on its way to the recorded
+            # operations (its own non-durable awaits included), so judge at the end of the run.
+            return
+        await asyncio.sleep(0)  # let tasks the handler started reach their recorded steps
         if self._unconsumed and self._inflight <= 1:
             pending = sorted(self._unconsumed, key=lambda k: self._history[k].seq)
             raise NonDeterminismError(
@@ -347,8 +360,15 @@ class WorkflowContext(Components):
             if rec is None:
                 await self._check_new("step", key)
             fn = self._intercept(tag, key, fn)
-            return await self._run_step(key, tag, fn, rollback, allow, n_retries, delay_ms,
-                                        timeout_ms, is_critical, _input)
+            task = asyncio.current_task()
+            if task is not None:
+                self._step_tasks.add(task)
+            try:
+                return await self._run_step(key, tag, fn, rollback, allow, n_retries, delay_ms,
+                                            timeout_ms, is_critical, _input)
+            finally:
+                if task is not None:
+                    self._step_tasks.discard(task)
         finally:
             self._inflight -= 1
 
@@ -460,6 +480,20 @@ class WorkflowContext(Components):
             await self._wait_until(wake_at, "sleeping", f"sleep until {wake_at}")
         finally:
             self._inflight -= 1
+
+    async def settle(self, grace_s: float) -> None:
+        """Before compensating, let steps still running in fan-out branches (a bare
+        asyncio.gather does not cancel them) finish, so their results are compensated too;
+        after the grace period they are cancelled."""
+        me = asyncio.current_task()
+        pending = {t for t in self._step_tasks if t is not me and not t.done()}
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=grace_s)
+        for t in late:
+            t.cancel()
+        if late:
+            await asyncio.wait(late)
 
     async def _wait_until(self, wake_at: float, status: str, reason: str) -> None:
         while True:
@@ -610,21 +644,30 @@ class WorkflowContext(Components):
     # -- fan-out --------------------------------------------------------------------------------
     async def parallel(self, branches: Iterable[Callable[[], Awaitable[Any]] | Awaitable[Any]]
                        ) -> list[Any]:
-        """Run branches concurrently; results in branch order. A failure cancels the others."""
-        coros = [b() if callable(b) else b for b in branches]
-        return await _gather_all(coros)
+        """Run branches concurrently; results in branch order. A failure cancels the others.
+        Steps inside branch j are identified as "b<j>/<tag>"."""
+        outer = key_scope.get()
+
+        async def branch(j: int, b: Callable[[], Awaitable[Any]] | Awaitable[Any]) -> Any:
+            key_scope.set(f"{outer}b{j}/")
+            return await (b() if callable(b) else b)
+
+        return await _gather_all([branch(j, b) for j, b in enumerate(branches)])
 
     async def foreach(self, items: Iterable[Any], fn: Callable[..., Awaitable[Any]], *,
                       concurrency: int = 10) -> list[Any]:
-        """fn(item) or fn(item, index) for each item, at most `concurrency` at a time."""
+        """fn(item) or fn(item, index) for each item, at most `concurrency` at a time.
+        Steps inside item i are identified as "<i>/<tag>"."""
         items = list(items)
-        if concurrency < 1:
-            raise ConfigurationError("ctx.foreach: concurrency must be >= 1")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError("ctx.foreach: concurrency must be an integer >= 1")
         takes_index = _arity(fn) >= 2
         sem = asyncio.Semaphore(concurrency)
+        outer = key_scope.get()
 
         async def one(i: int, item: Any) -> Any:
             async with sem:
+                key_scope.set(f"{outer}{i}/")
                 return await (fn(item, i) if takes_index else fn(item))
 
         return await _gather_all([one(i, it) for i, it in enumerate(items)])

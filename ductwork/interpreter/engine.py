@@ -23,7 +23,13 @@ from ductwork.errors import (
 )
 from ductwork.interpreter import children, codec
 from ductwork.interpreter.clock import Clock, SystemClock
-from ductwork.interpreter.context import CancelRun, SuspendRun, WorkflowContext, current_ctx
+from ductwork.interpreter.context import (
+    CancelRun,
+    SuspendRun,
+    WorkflowContext,
+    current_ctx,
+    key_scope,
+)
 from ductwork.interpreter.result import ExecutionResult, WorkflowDef, completed_tags
 from ductwork.store.base import Batch, LeaseLostError, RunRow, RunStore
 
@@ -169,6 +175,8 @@ class Engine:
             except LeaseLostError:
                 return await self.result_from_store(run.workflow_id)
         token = current_ctx.set(ctx)
+        key_scope.set("")
+        ctx._main_task = asyncio.current_task()
         scope: asyncio.Timeout | None = None
         try:
             if run.deadline_at is not None:
@@ -242,6 +250,7 @@ class Engine:
         if isinstance(err, SerializationError) and failed_step is None:
             failed_step = ctx.current_step
         message = self.dw.redact(_run_message(err))
+        await ctx.settle(self.inline_wait_s)
         strategy = str(wf.options.get("rollback_strategy", "reverse_all"))
         rb: dict[str, Any] | None = ctx.manual_rollback
         if not isinstance(err, NonDeterminismError) and (strategy != "none" or cancelled):
