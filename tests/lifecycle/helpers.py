@@ -43,3 +43,41 @@ async def run_worker(dw: Ductwork, **options: Any) -> AsyncIterator[Any]:
     finally:
         worker.stop()
         await task
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def start_worker_process(store: str, log: str, *args: str, hang: str = "",
+                         lease: str = "30s") -> Any:
+    """`ductwork worker --app tests.lifecycle.worker_app:dw` in a new process."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DW_TEST_STORE": store, "DW_TEST_LOG": log, "DW_TEST_HANG": hang,
+           "DW_TEST_LEASE": lease, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ductwork.cli", "worker", "--app",
+         "tests.lifecycle.worker_app:dw", "--poll", "50ms", *args],
+        cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def log_lines(log: str) -> list[str]:
+    import os
+
+    if not os.path.exists(log):
+        return []
+    with open(log) as f:
+        return f.read().splitlines()
+
+
+async def wait_for_line(log: str, line: str, proc: Any = None, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while line not in log_lines(log):
+        if proc is not None and proc.poll() is not None:
+            _out, err = proc.communicate()
+            raise AssertionError(f"the worker exited early ({proc.returncode}): {err.decode()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never logged {line!r}; log: {log_lines(log)}")
+        await asyncio.sleep(0.01)
