@@ -273,23 +273,42 @@ class SQLiteStore(RunStore):
         t = now()
         dead = tuple(steal_from)
         db = self.conn
+        limited = {q: lim for q, lim in self.queue_limits.items()
+                   if lim.limited and (not queues or q in queues)}
+        rest = [q for q in queues or () if q not in limited]
         qfilter = ""
         qparams: tuple[Any, ...] = ()
-        if queues:
-            qfilter = f" AND queue IN ({', '.join('?' * len(queues))})"
-            qparams = tuple(queues)
+        if rest:
+            qfilter += f" AND queue IN ({', '.join('?' * len(rest))})"
+            qparams += tuple(rest)
+        if limited:
+            qfilter += f" AND queue NOT IN ({', '.join('?' * len(limited))})"
+            qparams += tuple(limited)
         db.execute("BEGIN IMMEDIATE")
         try:
-            rows = db.execute(
-                f"SELECT workflow_id FROM dw_runs WHERE ("
-                f"(status IN ('pending','sleeping','waiting') AND owner IS NULL AND "
-                f" COALESCE(wake_at, 0) <= ?) "
-                f"OR (status IN ({', '.join('?' * len(_ACTIVE))}) AND owner IS NOT NULL AND "
-                f" (lease_until < ? OR owner IN ({', '.join('?' * len(dead)) or 'NULL'})) "
-                f" AND COALESCE(wake_at, 0) <= ?)){qfilter} "
-                f"ORDER BY priority DESC, COALESCE(wake_at, created_at) LIMIT ?",
-                (t, *_ACTIVE, t, *dead, t, *qparams, limit)).fetchall()
-            ids = [r[0] for r in rows]
+            ids: list[str] = []
+            # Limited queues are counted inside this write transaction: claims are serialized.
+            for q, lim in limited.items():
+                if len(ids) >= limit:
+                    break
+                owned, mine = db.execute(
+                    f"SELECT count(*), count(CASE WHEN owner=? THEN 1 END) FROM dw_runs "
+                    f"WHERE queue=? AND owner IS NOT NULL AND lease_until >= ? AND status IN "
+                    f"({', '.join('?' * len(_ACTIVE))})", (owner, q, t, *_ACTIVE)).fetchone()
+                recent = 0
+                if lim.rate:
+                    db.execute("DELETE FROM dw_queue_claims WHERE queue=? AND ts < ?",
+                               (q, t - lim.rate[1]))
+                    recent = db.execute("SELECT count(*) FROM dw_queue_claims WHERE queue=?",
+                                        (q,)).fetchone()[0]
+                room = lim.room(limit - len(ids), owned=owned, mine=mine, recent=recent)
+                got = self._due_ids(t, dead, " AND queue=?", (q,), room) if room else []
+                if lim.rate and got:
+                    db.executemany("INSERT INTO dw_queue_claims (queue, ts) VALUES (?, ?)",
+                                   [(q, t)] * len(got))
+                ids += got
+            if len(ids) < limit and (not queues or rest):
+                ids += self._due_ids(t, dead, qfilter, qparams, limit - len(ids))
             if ids:
                 db.executemany(
                     "UPDATE dw_runs SET owner=?, lease_until=?, attempt=attempt+1, updated_at=? "
@@ -303,7 +322,22 @@ class SQLiteStore(RunStore):
             r = await self.get_run(i)
             if r is not None:
                 out.append(r)
+        out.sort(key=lambda r: (-r.priority, r.wake_at if r.wake_at is not None
+                                else r.created_at))
         return out
+
+    def _due_ids(self, t: float, dead: tuple[str, ...], qfilter: str,
+                 qparams: tuple[Any, ...], n: int) -> list[str]:
+        rows = self.conn.execute(
+            f"SELECT workflow_id FROM dw_runs WHERE ("
+            f"(status IN ('pending','sleeping','waiting') AND owner IS NULL AND "
+            f" COALESCE(wake_at, 0) <= ?) "
+            f"OR (status IN ({', '.join('?' * len(_ACTIVE))}) AND owner IS NOT NULL AND "
+            f" (lease_until < ? OR owner IN ({', '.join('?' * len(dead)) or 'NULL'})) "
+            f" AND COALESCE(wake_at, 0) <= ?)){qfilter} "
+            f"ORDER BY priority DESC, COALESCE(wake_at, created_at) LIMIT ?",
+            (t, *_ACTIVE, t, *dead, t, *qparams, n)).fetchall()
+        return [r[0] for r in rows]
 
     async def renew_leases(self, owner: str, lease_s: float) -> int:
         t = now()
