@@ -445,6 +445,7 @@ class PostgresStore(RunStore):
         # Listen before the first claim: a run dispatched after this claim found nothing wakes
         # wait_for_work() instead of waiting for its timeout.
         await self._ensure_listener()
+        queues = queues or None
         dead = sorted(steal_from)
         limited = {q: lim for q, lim in self.queue_limits.items()
                    if lim.limited and (queues is None or q in queues)}
@@ -561,9 +562,11 @@ class PostgresStore(RunStore):
             return False
         try:
             while (left := deadline - time.monotonic()) > 0:
-                async for n in conn.notifies(timeout=left, stop_after=1):
-                    if wanted is None or not n.payload or n.payload in wanted:
-                        return True
+                # aclosing: leaving the loop early must release the connection's lock now.
+                async with contextlib.aclosing(conn.notifies(timeout=left, stop_after=1)) as gen:
+                    async for n in gen:
+                        if wanted is None or not n.payload or n.payload in wanted:
+                            return True
         except psycopg.Error:
             with contextlib.suppress(psycopg.Error):
                 await conn.close()

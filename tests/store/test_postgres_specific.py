@@ -14,7 +14,6 @@ from ductwork.errors import StoreError
 from ductwork.store.base import (
     Batch,
     LeaseLostError,
-    QueueLimit,
     RunRow,
     StepConflictError,
     StepRow,
@@ -192,100 +191,6 @@ async def test_a_retried_commit_that_already_landed_is_not_a_conflict(
         with pytest.raises(StepConflictError):
             await a._insert_step(conn, "w1", StepRow("w1", "charge", "charge", result='"x"',
                                                      seq=1), "me", attempt=1)
-
-
-# -- claims ---------------------------------------------------------------------------------------
-async def test_concurrent_claimers_never_claim_a_run_twice(stores: list[PostgresStore]) -> None:
-    a, b = stores
-    for i in range(120):
-        await a.create_run(pending(f"w{i:03}"), [])
-
-    async def worker(store: PostgresStore, owner: str) -> list[str]:
-        got: list[str] = []
-        while True:
-            rows = await store.claim_due(owner, 30, 7)
-            if not rows:
-                return got
-            got += [r.workflow_id for r in rows]
-
-    claimed = await asyncio.gather(*(worker(s, f"o{i}") for i, s in
-                                     enumerate([a, b, a, b, a, b])))
-    flat = [w for c in claimed for w in c]
-    assert len(flat) == 120 and len(set(flat)) == 120
-    assert sum(1 for c in claimed if c) >= 2  # the work was actually shared
-
-
-async def test_claims_follow_priority_then_due_time(stores: list[PostgresStore]) -> None:
-    a, _ = stores
-    t = time.time()
-    await a.create_run(pending("late", wake_at=t - 1), [])
-    await a.create_run(pending("early", wake_at=t - 9), [])
-    await a.create_run(pending("urgent", wake_at=t - 1, priority=10), [])
-    got = await a.claim_due("me", 30, 2)
-    assert [r.workflow_id for r in got] == ["urgent", "early"]
-
-
-async def test_queue_concurrency_is_global_across_workers(stores: list[PostgresStore]) -> None:
-    a, b = stores
-    for i in range(20):
-        await a.create_run(pending(f"m{i:02}", queue="mail"), [])
-    for i in range(5):
-        await a.create_run(pending(f"d{i}"), [])
-    for s in stores:
-        s.set_queue_limits({"mail": QueueLimit(concurrency=3)})
-    got = await asyncio.gather(*(s.claim_due(f"w{i}", 30, 10) for i, s in
-                                 enumerate([a, b, a, b, a, b, a, b])))
-    mail = [r for rows in got for r in rows if r.queue == "mail"]
-    other = [r for rows in got for r in rows if r.queue == "default"]
-    assert len(mail) == 3 and len(other) == 5
-    # A finished run frees its slot; a suspended one (owner released) does too.
-    done = mail[0]
-    await a.commit(done.workflow_id, Batch(owner=done.owner, run={
-        "status": "completed", "owner": None, "lease_until": None}))
-    assert len(await b.claim_due("w9", 30, 10)) == 1
-    assert await b.claim_due("w9", 30, 10) == []
-
-
-async def test_per_worker_queue_concurrency(stores: list[PostgresStore]) -> None:
-    a, b = stores
-    for i in range(10):
-        await a.create_run(pending(f"m{i}", queue="mail"), [])
-    for s in stores:
-        s.set_queue_limits({"mail": QueueLimit(concurrency=5, worker_concurrency=2)})
-    assert len(await a.claim_due("w1", 30, 10)) == 2
-    assert len(await a.claim_due("w1", 30, 10)) == 0
-    assert len(await b.claim_due("w2", 30, 10)) == 2
-    assert len(await b.claim_due("w3", 30, 10)) == 1  # the global limit (5) is reached
-
-
-async def test_queue_rate_limit_counts_claims_in_the_period(stores: list[PostgresStore]) -> None:
-    a, b = stores
-    for i in range(10):
-        await a.create_run(pending(f"r{i}", queue="api"), [])
-    for s in stores:
-        s.set_queue_limits({"api": QueueLimit(rate=(4, 60.0))})
-    got = await asyncio.gather(*(s.claim_due(f"w{i}", 30, 3) for i, s in
-                                 enumerate([a, b, a, b])))
-    assert sum(len(g) for g in got) == 4
-    # Finishing them does not give the rate back: it counts starts per period.
-    for rows in got:
-        for r in rows:
-            await a.commit(r.workflow_id, Batch(owner=r.owner, run={
-                "status": "completed", "owner": None}))
-    assert await b.claim_due("w9", 30, 10) == []
-    # Once the period has passed (aged here by hand), claims go on.
-    await _sql(a.conninfo, "UPDATE dw_queue_claims SET ts = ts - 61")
-    assert len(await b.claim_due("w9", 30, 10)) == 4
-
-
-async def test_queue_filter_and_limits_combine(stores: list[PostgresStore]) -> None:
-    a, _ = stores
-    await a.create_run(pending("m", queue="mail"), [])
-    await a.create_run(pending("s", queue="sms"), [])
-    await a.create_run(pending("d"), [])
-    a.set_queue_limits({"mail": QueueLimit(concurrency=1)})
-    got = await a.claim_due("w", 30, 10, queues=["mail", "sms"])
-    assert sorted(r.workflow_id for r in got) == ["m", "s"]
 
 
 # -- waking idle workers ----------------------------------------------------------------------
