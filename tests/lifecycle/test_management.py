@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -374,3 +379,54 @@ async def test_compare_shows_input_step_and_outcome_differences(dw: Ductwork) ->
     assert [r["workflow_id"] for r in same["runs"]] == [ok["workflow_id"], twin["workflow_id"]]
     with pytest.raises(ConfigurationError, match="two or more different"):
         await dw.workflows.compare(["run-1"])
+
+
+# -- crash and recover --------------------------------------------------------------------------
+APP = Path(__file__).with_name("resume_app.py")
+
+
+def _child(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, str(APP), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def _kill_when(log: Path, line: str, proc: subprocess.Popen[bytes], count: int = 1) -> None:
+    """SIGKILL the child once `line` is in the log `count` times."""
+    deadline = time.monotonic() + 30
+    while not (log.exists() and log.read_text().splitlines().count(line) >= count):
+        if proc.poll() is not None:
+            raise AssertionError(f"child exited early: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"child never logged {line!r}")
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+def _finish(args: list[str]) -> dict[str, Any]:
+    proc = _child(args)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+def test_resume_after_the_original_process_died_survives_its_own_crash(tmp_path: Path) -> None:
+    db, log = tmp_path / "runs.db", tmp_path / "effects.log"
+    # 1. The original run's process dies inside `load`; 2. another process recovers it and
+    # `load` fails for good, so `transform` (after the checkpoint) is rolled back.
+    _kill_when(log, "start load", _child([str(db), str(log), "execute:hang-load"]))
+    failed = _finish([str(db), str(log), "recover:fail-load"])
+    assert failed["status"] == "rolled_back" and failed["failed_step"] == "load"
+    # 3. Resume from the checkpoint; that process dies inside `transform`.
+    _kill_when(log, "start transform", _child([str(db), str(log), "resume:hang-transform"]),
+               count=2)
+    # 4. A fresh process recovers the resumed run and finishes it.
+    done = _finish([str(db), str(log), "recover"])
+    assert done["workflow_id"] == "resumed" and done["status"] == "completed"
+    assert done["output"] == {"loaded": 7, "restored": True, "from": "orig"}
+    lines = log.read_text().splitlines()
+    assert lines.count("done extract") == 1  # before the checkpoint: never run again
+    assert lines.count("undo extract") == 0 and lines.count("undo transform") == 1
+    assert lines.count("start transform") == 3  # original, killed resume, recovered resume
+    assert lines.count("done load") == 1
