@@ -167,7 +167,7 @@ class Workflows:
             queue=str(wf.options.get("queue", "default")),
             priority=int(wf.options.get("priority", 0)))
         stored, created = await engine.store.create_run(
-            run, [(t, "workflow_started", None, None)])
+            run, [])  # history derives workflow_started from the run row
         if created:
             task = engine.spawn(stored, fresh=True)
         else:
@@ -338,12 +338,22 @@ class Workflows:
     async def history(self, workflow_id: str) -> list[dict[str, Any]]:
         """Typed events with timestamps, oldest first."""
         engine = await self._dw._engine()
-        if await engine.store.get_run(workflow_id) is None:
+        run = await engine.store.get_run(workflow_id)
+        if run is None:
             raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
         rows: list[tuple[float, int, dict[str, Any]]] = []
         for e in await engine.store.events(workflow_id):
             rows.append((e["ts"], 1, {"type": e["type"], "step": e["step"],
                                       "data": codec.loads(e["data"]), "ts": e["ts"]}))
+        # The common start and end are read off the run row rather than stored twice.
+        types = {r[2]["type"] for r in rows}
+        if "workflow_started" not in types and run.started_at is not None:
+            rows.append((run.started_at, -1, {"type": "workflow_started", "step": None,
+                                              "data": None, "ts": run.started_at}))
+        if run.status == "completed" and "workflow_completed" not in types:
+            end = run.finished_at or run.updated_at
+            rows.append((end, 2, {"type": "workflow_completed", "step": None, "data": None,
+                                  "ts": end}))
         # Step lifecycle events are not stored twice: they are read off the step journal.
         for st in await engine.store.load_steps(workflow_id):
             if st.kind != "step":

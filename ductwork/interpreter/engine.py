@@ -221,7 +221,8 @@ class Engine:
         t = time.time()
         manual = ctx.manual_rollback
         status = "rolled_back" if manual and manual.get("rolled_back_steps") else "completed"
-        ctx._event("workflow_completed" if status == "completed" else "workflow_rolled_back")
+        if status != "completed":  # history derives workflow_completed from the run row
+            ctx._event("workflow_rolled_back")
         fields = {"status": status, "output": out, "finished_at": t, "owner": None,
                   "lease_until": None, "current_step": None, "wake_at": None,
                   "rollback_result": None if manual is None else codec.dumps(manual)}

@@ -29,6 +29,8 @@ _RUN_COLS = ", ".join(RUN_FIELDS)
 _STEP_COLS = ", ".join(STEP_FIELDS)
 _SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
 _ACTIVE = tuple(sorted(ACTIVE))
+_RUN_INSERT = (f"INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({', '.join('?' * len(RUN_FIELDS))}) "
+               "ON CONFLICT(workflow_id) DO NOTHING")
 _STEP_UPSERT = (
     f"INSERT INTO dw_steps ({_STEP_COLS}) SELECT {', '.join('?' * len(STEP_FIELDS))} "
     "WHERE EXISTS (SELECT 1 FROM dw_runs WHERE workflow_id=? AND (? IS NULL OR owner=?)) "
@@ -118,11 +120,16 @@ class SQLiteStore(RunStore):
                          ) -> tuple[RunRow, bool]:
         db = self.conn
         values = [getattr(run, f) for f in RUN_FIELDS]
+        if not events:  # one statement is its own transaction
+            cur = db.execute(_RUN_INSERT, values)
+            if cur.rowcount == 1:
+                return run, True
+            existing = await self.get_run(run.workflow_id)
+            assert existing is not None
+            return existing, False
         db.execute("BEGIN IMMEDIATE")
         try:
-            cur = db.execute(
-                f"INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({', '.join('?' * len(values))}) "
-                "ON CONFLICT(workflow_id) DO NOTHING", values)
+            cur = db.execute(_RUN_INSERT, values)
             created = cur.rowcount == 1
             if created and events:
                 self._events(run.workflow_id, events)
@@ -161,19 +168,14 @@ class SQLiteStore(RunStore):
             # The hot path (one step result): a single statement is its own transaction.
             self._insert_step(workflow_id, batch.steps[0], batch.owner)
             return
+        if (batch.run and not batch.steps and not batch.step_updates and not batch.events
+                and not batch.logs and not batch.state and batch.consume_signal is None):
+            self._update_run(workflow_id, batch.run, batch.owner)  # e.g. a run's final status
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             if batch.run:
-                fields = dict(batch.run)
-                fields["updated_at"] = now()
-                sets = ", ".join(f"{k}=?" for k in fields)
-                params: list[Any] = [*fields.values(), workflow_id]
-                sql = f"UPDATE dw_runs SET {sets} WHERE workflow_id=?"
-                if batch.owner is not None:
-                    sql += " AND owner=?"
-                    params.append(batch.owner)
-                if db.execute(sql, params).rowcount != 1:
-                    raise self._lost(workflow_id)
+                self._update_run(workflow_id, batch.run, batch.owner)
             elif batch.owner is not None and not batch.steps and db.execute(
                     "SELECT 1 FROM dw_runs WHERE workflow_id=? AND owner=?",
                     (workflow_id, batch.owner)).fetchone() is None:
@@ -205,6 +207,16 @@ class SQLiteStore(RunStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _update_run(self, workflow_id: str, run: dict[str, Any], owner: str | None) -> None:
+        fields = {**run, "updated_at": now()}
+        sql = f"UPDATE dw_runs SET {', '.join(f'{k}=?' for k in fields)} WHERE workflow_id=?"
+        params: list[Any] = [*fields.values(), workflow_id]
+        if owner is not None:
+            sql += " AND owner=?"
+            params.append(owner)
+        if self.conn.execute(sql, params).rowcount != 1:
+            raise self._lost(workflow_id)
 
     def _insert_step(self, workflow_id: str, s: StepRow, owner: str | None) -> None:
         # The ownership fence rides on the insert: a worker whose lease was taken over cannot
