@@ -196,7 +196,8 @@ def next_after(row: ScheduleRow, after: float) -> float | None:
         step = row.every_ms / 1000
         if after < anchor:
             return anchor
-        n = int((after - anchor) // step) + 1
+        # The epsilon keeps float error from turning "after occurrence k" into k again.
+        n = int((after - anchor) / step + 1e-6) + 1
         return anchor + n * step
     if row.cron is None:
         return None
