@@ -1,0 +1,385 @@
+"""`ductwork test`: run the YAML test cases in <product>/tests/*.yaml against its workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known, sort_key
+from ductwork.dsl.loader import DataPath, Document, load_file
+from ductwork.dsl.specs import product_dirs
+from ductwork.errors import CompileError, DuctworkError
+
+TEST_DIR = "tests"
+FILE_KEYS = ("workflow", "env", "description", "cases")
+CASE_KEYS = ("name", "workflow", "env", "input", "mocks", "signals", "expect", "workflow_id")
+MOCK_KEYS = ("result", "error", "sequence")
+EXPECT_KEYS = ("status", "output", "output_contains", "completed_steps", "failed_step", "error",
+               "rolled_back", "steps")
+STEP_KEYS = ("status", "output", "attempts", "error")
+STATUSES = ("completed", "failed", "rolled_back", "cancelled", "running")
+
+EXAMPLE = """\
+workflow: user-onboarding
+cases:
+  - name: a new user is welcomed
+    input: {email: ann@example.com, name: Ann}
+    mocks:
+      create-user: {result: {id: 7}}
+      send-welcome: {error: smtp down}
+    expect:
+      status: completed
+      completed_steps: [create-user, audit-log]"""
+
+
+@dataclass
+class Case:
+    path: str
+    index: int
+    name: str
+    workflow: str
+    env: str
+    input: Any
+    mocks: dict[str, dict[str, Any]]
+    signals: list[tuple[str, Any]]
+    expect: dict[str, Any]
+    workflow_id: str | None = None
+
+    @property
+    def title(self) -> str:
+        return f"{self.workflow}: {self.name}"
+
+
+@dataclass
+class Outcome:
+    case: Case
+    problems: list[str] = field(default_factory=list)
+    status: str | None = None
+    error: str | None = None
+    workflow_id: str | None = None
+    ms: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.case.path, "workflow": self.case.workflow, "name": self.case.name,
+                "passed": self.passed, "problems": self.problems, "status": self.status,
+                "error": self.error, "workflow_id": self.workflow_id}
+
+
+@dataclass
+class Suite:
+    product: str
+    product_dir: Path
+    cases: list[Case] = field(default_factory=list)
+
+
+# -- discovery and parsing --------------------------------------------------------------------
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def discover(paths: Iterable[str]) -> tuple[list[tuple[Path, list[Path]]], list[Diagnostic]]:
+    """(product folder, its test files) for every path; a missing path is a diagnostic."""
+    found: dict[Path, list[Path]] = {}
+    problems: list[Diagnostic] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            problems.append(Diagnostic(raw, 0, 0, "no such file or folder"))
+            continue
+        if path.is_file():
+            product_dir = path.parent.parent
+            if path.parent.name != TEST_DIR or not (product_dir / "product.yaml").is_file():
+                problems.append(Diagnostic(raw, 0, 0, f"a test file lives in <product>/"
+                                           f"{TEST_DIR}/ next to product.yaml"))
+                continue
+            found.setdefault(product_dir.resolve(), []).append(path)
+            continue
+        for d in product_dirs(path):
+            tdir = d / TEST_DIR
+            files = sorted(f for f in tdir.iterdir() if f.suffix in (".yaml", ".yml")) \
+                if tdir.is_dir() else []
+            found.setdefault(d.resolve(), []).extend(files)
+    return [(d, sorted(set(fs))) for d, fs in found.items()], problems
+
+
+class _FileCheck:
+    """Collects every problem of one test file, each located like a compiler error."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.problems: list[Diagnostic] = []
+
+    def fail(self, path: DataPath, message: str, hint: str | None = None, *,
+             key: bool = False) -> None:
+        line, col = self.doc.locate(path, key=key)
+        self.problems.append(Diagnostic(self.doc.path, line, col, message, hint,
+                                        self.doc.source_line(line)))
+
+    def keys(self, value: Mapping[str, Any], allowed: tuple[str, ...], path: DataPath,
+             what: str) -> None:
+        for k in value:
+            if k not in allowed:
+                self.fail((*path, k), f"unknown key '{k}' in {what}",
+                          did_you_mean(k, allowed) or f"known: {', '.join(allowed)}", key=True)
+
+
+def parse_file(path: Path, plans: Mapping[str, Any]) -> tuple[list[Case], list[Diagnostic]]:
+    try:
+        doc = load_file(_display(path))
+    except CompileError as e:
+        return [], list(e.diagnostics)
+    chk = _FileCheck(doc)
+    data = doc.data
+    if not isinstance(data, Mapping) or not isinstance(data.get("cases"), list):
+        chk.fail((), "a test file is a mapping with a `cases:` list", "for example:\n" + EXAMPLE)
+        return [], chk.problems
+    chk.keys(data, FILE_KEYS, (), "the test file")
+    cases: list[Case] = []
+    for i, raw in enumerate(data["cases"]):
+        where: DataPath = ("cases", i)
+        if not isinstance(raw, Mapping):
+            chk.fail(where, "each case is a mapping (name, input, mocks, expect)")
+            continue
+        chk.keys(raw, CASE_KEYS, where, "a case")
+        wf = raw.get("workflow", data.get("workflow"))
+        name = str(raw.get("name") or f"case {i + 1}")
+        if not isinstance(wf, str) or wf not in plans:
+            at = (*where, "workflow") if "workflow" in raw else ("workflow",)
+            chk.fail(at if isinstance(wf, str) else where,
+                     f"unknown workflow {wf!r}" if isinstance(wf, str) else
+                     "name the workflow (in the case or at the top of the file)",
+                     did_you_mean(wf, plans) or f"known: {known(plans)}")
+            continue
+        tags = {s.tag for s in plans[wf].walk() if getattr(s, "tag", None)}
+        mocks = _mocks(chk, raw.get("mocks") or {}, (*where, "mocks"), tags)
+        signals = _signals(chk, raw.get("signals") or {}, (*where, "signals"))
+        expect = raw.get("expect") or {}
+        if not isinstance(expect, Mapping):
+            chk.fail((*where, "expect"), "expect is a mapping, e.g. {status: completed}")
+            expect = {}
+        _check_expect(chk, expect, (*where, "expect"), tags)
+        cases.append(Case(doc.path, i, name, wf, str(raw.get("env", data.get("env", "dev"))),
+                          raw.get("input", {}), mocks, signals, dict(expect),
+                          raw.get("workflow_id")))
+    return cases, chk.problems
+
+
+def _mocks(chk: _FileCheck, raw: Any, path: DataPath, tags: set[str]
+           ) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, Mapping):
+        chk.fail(path, "mocks map step tags to {result: ...} or {error: ...}")
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for tag, spec in raw.items():
+        if tag not in tags:
+            chk.fail((*path, tag), f"the workflow has no step '{tag}'",
+                     did_you_mean(tag, tags) or f"steps: {known(tags)}", key=True)
+            continue
+        if not isinstance(spec, Mapping) or len(spec) != 1 or next(iter(spec)) not in MOCK_KEYS:
+            chk.fail((*path, tag), "a mock is one of {result: VALUE}, {error: MESSAGE}, "
+                     "{sequence: [{error: ...}, {result: ...}]} (one entry per attempt)")
+            continue
+        seq = spec.get("sequence")
+        if "sequence" in spec and not (isinstance(seq, list) and seq and all(
+                isinstance(x, Mapping) and len(x) == 1 and next(iter(x)) in ("result", "error")
+                for x in seq)):
+            chk.fail((*path, tag, "sequence"), "a sequence lists {result: ...} or "
+                     "{error: ...} entries, one per attempt")
+            continue
+        out[tag] = dict(spec)
+    return out
+
+
+def _signals(chk: _FileCheck, raw: Any, path: DataPath) -> list[tuple[str, Any]]:
+    if isinstance(raw, Mapping):
+        return [(str(k), v) for k, v in raw.items()]
+    if isinstance(raw, list) and all(isinstance(x, Mapping) and "name" in x for x in raw):
+        return [(str(x["name"]), x.get("payload")) for x in raw]
+    chk.fail(path, "signals map a signal name to its payload (or list {name, payload} "
+             "entries to send one signal several times)")
+    return []
+
+
+def _check_expect(chk: _FileCheck, expect: Mapping[str, Any], path: DataPath,
+                  tags: set[str]) -> None:
+    chk.keys(expect, EXPECT_KEYS, path, "expect")
+    status = expect.get("status")
+    if status is not None and status not in STATUSES:
+        chk.fail((*path, "status"), f"unknown status {status!r}",
+                 did_you_mean(status, STATUSES) or f"one of {', '.join(STATUSES)}")
+    for key in ("completed_steps", "rolled_back"):
+        value = expect.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            chk.fail((*path, key), f"{key} is a list of step tags")
+            continue
+        for j, t in enumerate(value):
+            if t not in tags:
+                chk.fail((*path, key, j), f"the workflow has no step {t!r}",
+                         did_you_mean(t, tags) or f"steps: {known(tags)}")
+    steps = expect.get("steps")
+    if steps is not None:
+        if not isinstance(steps, Mapping):
+            chk.fail((*path, "steps"), "steps map a step tag to {status, output, attempts, "
+                     "error}")
+            return
+        for t, spec in steps.items():
+            if t.partition("#")[0] not in tags:
+                chk.fail((*path, "steps", t), f"the workflow has no step '{t}'",
+                         did_you_mean(t, tags) or f"steps: {known(tags)}", key=True)
+            elif not isinstance(spec, Mapping):
+                chk.fail((*path, "steps", t), "expected {status, output, attempts, error}")
+            else:
+                chk.keys(spec, STEP_KEYS, (*path, "steps", t), f"the expectation of '{t}'")
+
+
+# -- running ----------------------------------------------------------------------------------
+def _contains(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, Mapping):
+        return isinstance(actual, Mapping) and all(
+            k in actual and _contains(actual[k], v) for k, v in expected.items())
+    if isinstance(expected, list):
+        return (isinstance(actual, list) and len(actual) == len(expected)
+                and all(_contains(a, e) for a, e in zip(actual, expected, strict=True)))
+    return bool(actual == expected)
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+async def run_case(case: Case, suite: Suite) -> Outcome:
+    from ductwork.testing import WorkflowTestEnv
+
+    out = Outcome(case)
+    started = time.monotonic()
+    try:
+        # environ={}: a case never reads the developer's environment (hermetic runs).
+        async with WorkflowTestEnv(specs=suite.product_dir, env=case.env,
+                                   product=suite.product, environ={}) as env:
+            for tag, spec in case.mocks.items():
+                if "sequence" in spec:
+                    env.mock_step(tag, side_effect=[
+                        RuntimeError(str(x["error"])) if "error" in x else x["result"]
+                        for x in spec["sequence"]])
+                elif "error" in spec:
+                    env.mock_step(tag, error=str(spec["error"]))
+                else:
+                    env.mock_step(tag, result=spec["result"])
+            for name, payload in case.signals:
+                env.queue_signal(name, payload)
+            res = await env.execute(suite.product, case.workflow, case.input,
+                                    workflow_id=case.workflow_id)
+            out.status, out.error, out.workflow_id = res.status, res.error, res.workflow_id
+            out.problems = _compare(case.expect, res, env)
+    except DuctworkError as e:
+        out.problems.append(f"the case could not run: {e}")
+    out.ms = round((time.monotonic() - started) * 1000)
+    return out
+
+
+def _compare(expect: Mapping[str, Any], res: Any, env: Any) -> list[str]:
+    problems: list[str] = []
+    want = expect.get("status", "completed")
+    if res.status != want:
+        problems.append(f"status: expected {want!r}, got {res.status!r}"
+                        + (f" ({res.error})" if res.error else ""))
+    if "output" in expect and res.output != expect["output"]:
+        problems.append(f"output: expected {_show(expect['output'])}, got {_show(res.output)}")
+    if "output_contains" in expect and not _contains(res.output, expect["output_contains"]):
+        problems.append(f"output: {_show(res.output)} does not contain "
+                        f"{_show(expect['output_contains'])}")
+    if "completed_steps" in expect and res.completed_steps != expect["completed_steps"]:
+        problems.append(f"completed_steps: expected {expect['completed_steps']}, got "
+                        f"{res.completed_steps}")
+    if "failed_step" in expect and res.failed_step != expect["failed_step"]:
+        problems.append(f"failed_step: expected {expect['failed_step']!r}, got "
+                        f"{res.failed_step!r}")
+    if "error" in expect:
+        e = expect["error"]
+        if (e is None and res.error is not None) or (e is not None and str(e) not in (
+                res.error or "")):
+            problems.append(f"error: expected {'no error' if e is None else repr(e)}, got "
+                            f"{res.error!r}")
+    if "rolled_back" in expect:
+        rb = list((res.rollback_result or {}).get("rolled_back_steps") or [])
+        if rb != expect["rolled_back"]:
+            problems.append(f"rolled_back: expected {expect['rolled_back']}, got {rb}")
+    for tag, spec in (expect.get("steps") or {}).items():
+        kw = {k: spec[k] for k in STEP_KEYS if k in spec}
+        try:
+            env.assert_step(res, tag, **kw)
+        except AssertionError as e:
+            problems.append(str(e).splitlines()[0])
+    return problems
+
+
+async def run_all(paths: Iterable[str], keyword: str | None = None
+                  ) -> tuple[list[Outcome], list[Diagnostic]]:
+    from ductwork.dsl.specs import load_specs
+
+    found, problems = discover(paths)
+    suites: list[Suite] = []
+    for product_dir, files in found:
+        if not files:
+            continue
+        try:
+            specs = load_specs(product_dir)
+        except CompileError as e:
+            problems.extend(e.diagnostics)
+            continue
+        for name, product in specs.products.items():
+            suite = Suite(name, product_dir)
+            for f in files:
+                cases, diags = parse_file(f, product.workflows)
+                problems.extend(diags)
+                suite.cases += [c for c in cases if not keyword or keyword in c.title]
+            suites.append(suite)
+    outcomes = [await run_case(c, s) for s in suites for c in s.cases]
+    return outcomes, sorted(problems, key=sort_key)
+
+
+def main(paths: list[str], *, keyword: str | None = None, as_json: bool = False,
+         stream: IO[str]) -> int:
+    outcomes, problems = asyncio.run(run_all(paths, keyword))
+    passed = sum(o.passed for o in outcomes)
+    failed = len(outcomes) - passed
+    ok = not problems and not failed and bool(outcomes)
+    if as_json:
+        stream.write(json.dumps({
+            "ok": ok, "passed": passed, "failed": failed,
+            "cases": [o.to_dict() for o in outcomes],
+            "diagnostics": [d.to_dict() for d in problems]}, indent=2, default=str) + "\n")
+        return 0 if ok else 1
+    for d in problems:
+        stream.write(d.render() + "\n\n")
+    current = None
+    for o in outcomes:
+        if o.case.path != current:
+            current = o.case.path
+            stream.write(f"{current}\n")
+        stream.write(f"  {'PASS' if o.passed else 'FAIL'}  {o.case.title}  ({o.ms} ms)\n")
+        for p in o.problems:
+            stream.write(f"        {p}\n")
+    if not outcomes and not problems:
+        stream.write(f"no test cases found: put them in <product>/{TEST_DIR}/*.yaml\n")
+        return 1
+    summary = f"{passed} passed, {failed} failed"
+    if problems:
+        n = len(problems)
+        summary += f", {n} error{'s' if n != 1 else ''} in test files"
+    stream.write(summary + "\n")
+    return 0 if ok else 1
