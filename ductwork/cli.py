@@ -13,6 +13,7 @@ from ductwork.errors import DuctworkError
 COMMAND_MODULES = (
     "ductwork.dsl.commands",          # validate, schema, run, graph, test
     "ductwork.interpreter.commands",  # worker, runs ...
+    "ductwork.interpreter.runs_cli",  # runs list|show|history|cancel|signal|replay|resume, test
     "ductwork.store.commands",        # db upgrade
     "ductwork.connectors.commands",   # import-openapi
 )
