@@ -59,16 +59,16 @@ class Worker:
         self.in_flight: dict[str, asyncio.Task[ExecutionResult]] = {}
         self.claimed = 0
         self.fired: list[str] = []
-        self._wake: asyncio.Event | None = None
+        self._wake = asyncio.Event()
         self._stopping = False
         self._forced = False
-        self._started: asyncio.Event | None = None
+        self._started = asyncio.Event()
+        self._failures = 0
 
     # -- control --------------------------------------------------------------------------------
     def nudge(self) -> None:
         """Something may be due now (a dispatch, a signal, a child that ended)."""
-        if self._wake is not None:
-            self._wake.set()
+        self._wake.set()
 
     def stop(self) -> None:
         """Stop claiming and shut down gracefully; a second call skips the grace period."""
@@ -83,8 +83,6 @@ class Worker:
 
     async def started(self) -> None:
         """Wait until the worker has made its first pass (for tests and embedding)."""
-        while self._started is None:
-            await asyncio.sleep(0.001)
         await self._started.wait()
 
     # -- the loop -------------------------------------------------------------------------------
@@ -94,8 +92,6 @@ class Worker:
         if getattr(dw.workflows, "_worker", None) is not None:
             raise ConfigurationError("a worker is already running on this Ductwork instance; "
                                      "one worker per instance (raise its concurrency instead)")
-        self._wake = asyncio.Event()
-        self._started = asyncio.Event()
         dw.workflows._worker = self
         installed = self._install_signals()
         log.info("worker %s started (concurrency %d, queues %s)", engine.owner,
@@ -104,7 +100,7 @@ class Worker:
             with contextlib.suppress(DuctworkError):
                 await schedules.sweep_retries(engine, time.time() - 86_400)
             while not self._stopping:
-                claimed = await self._pass(engine)
+                claimed = await self._safe_pass(engine)
                 self._started.set()
                 if self._stopping:
                     break
@@ -117,6 +113,27 @@ class Worker:
                 dw.workflows._worker = None
                 self._remove_signals(installed)
                 log.info("worker %s stopped", engine.owner)
+
+    async def _safe_pass(self, engine: Engine) -> int:
+        """A store that is briefly unreachable or locked must not kill the worker: log, back
+        off (up to 30 s), try again."""
+        try:
+            claimed = await self._pass(engine)
+        except Exception as e:
+            self._failures += 1
+            pause = min(self.poll_s * 2 ** min(self._failures, 6), 30.0)
+            log.error("worker pass failed (%s: %s); retrying in %.2gs", type(e).__name__,
+                      self.dw.redact(str(e)), pause)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested(), pause)
+            return 0
+        self._failures = 0
+        return claimed
+
+    async def _stop_requested(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
 
     async def _pass(self, engine: Engine) -> int:
         if self.run_schedules:
@@ -158,7 +175,6 @@ class Worker:
         self.nudge()
 
     async def _sleep(self, engine: Engine, claimed: int) -> None:
-        assert self._wake is not None
         timeout = self.poll_s
         if len(self.in_flight) < self.concurrency:
             try:

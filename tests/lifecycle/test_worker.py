@@ -295,3 +295,27 @@ def test_load_app_finds_the_instance(tmp_path: Path, monkeypatch: pytest.MonkeyP
     for text, kwargs in errors.items():
         with pytest.raises(ConfigurationError, match=text):
             load_app(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_failing_store_call_does_not_kill_the_worker(
+        dw: Ductwork, monkeypatch: pytest.MonkeyPatch) -> None:
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        return await ctx.step("s", lambda: 1)
+
+    real = dw.store.claim_due
+    calls: list[int] = []
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            import sqlite3
+
+            raise sqlite3.OperationalError("database is locked")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(dw.store, "claim_due", flaky)
+    await dw.workflows.dispatch("p", "dev", "t", {}, workflow_id="x")
+    async with run_worker(dw, poll="20ms"):
+        await eventually(None, lambda: _is(dw, "x", "completed"))
+    assert len(calls) >= 2
