@@ -12,6 +12,7 @@ from ductwork.errors import ConfigurationError
 from ductwork.interpreter.api import Workflows
 from ductwork.interpreter.durations import to_ms
 from ductwork.interpreter.engine import Engine
+from ductwork.interpreter.queues import Queues
 from ductwork.interpreter.resources import ConnectorRegistry
 from ductwork.store.base import RunStore, open_store
 
@@ -38,6 +39,7 @@ class Ductwork:
             self.secrets.add(str(v))
         self.workflows = Workflows(self)
         self.connectors = ConnectorRegistry(self)
+        self.queues = Queues(self)  # named queues' concurrency and rate limits
         self._inline_wait_s = to_ms(inline_wait, "inline_wait") / 1000
         self._lease_s = to_ms(lease, "lease") / 1000
         self._engine_obj: Engine | None = None
