@@ -195,6 +195,9 @@ class WorkflowContext(Components):
         self.manual_rollback: dict[str, Any] | None = None
         self._rolled: dict[str, str] = {}
         self.cancel_reason: str | None = None
+        # Set when the run was taken away (terminated): stop at the next durable point without
+        # compensating; the suspension's commit then finds the run no longer ours.
+        self.release_reason: str | None = None
 
     # -- read-only views ----------------------------------------------------------------------
     @property
@@ -255,9 +258,10 @@ class WorkflowContext(Components):
         unless sibling branches (gather/parallel) are about to replay them."""
         if self.cancel_reason is not None:
             raise CancelRun(self.cancel_reason)
-        if self._engine.draining:
+        if self._engine.draining or self.release_reason is not None:
             # A worker shutting down: give the run back at this durable point, due at once.
-            raise SuspendRun("pending", time.time(), "the worker is shutting down")
+            raise SuspendRun("pending", time.time(),
+                             self.release_reason or "the worker is shutting down")
         if not self._unconsumed:
             return
         if asyncio.current_task() is not self._main_task:
@@ -514,8 +518,8 @@ class WorkflowContext(Components):
         suspends it with the wait's own status and due time."""
         if self.cancel_reason is not None:
             raise CancelRun(self.cancel_reason)
-        if self._engine.draining:
-            raise SuspendRun(status, wake_at, "the worker is shutting down")
+        if self._engine.draining or self.release_reason is not None:
+            raise SuspendRun(status, wake_at, self.release_reason or "the worker is shutting down")
 
     async def checkpoint(self, name: str, metadata: Any = None) -> None:
         if not isinstance(name, str) or not name:
