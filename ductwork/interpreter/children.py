@@ -402,6 +402,10 @@ async def terminate_run(engine: Engine, workflow_id: str, reason: str) -> bool:
         only_status=ACTIVE,
         events=[(t, "workflow_terminated", None, engine.dumps_safe({"reason": reason}))])
     if ok:
+        ctx = engine.contexts.get(workflow_id)
+        if ctx is not None:  # driven here: stop it at its next durable point, no rollback
+            ctx.release_reason = f"terminated: {reason}"
+            engine.wake(workflow_id)
         await close_children(engine, workflow_id, f"parent workflow {workflow_id} was terminated")
     return ok
 

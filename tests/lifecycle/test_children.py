@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -392,3 +393,41 @@ async def test_changing_the_child_workflow_under_a_run_is_nondeterminism(
     async with v2:
         res = [r for r in await v2.workflows.recover() if r.workflow_id == "w"]
     assert res[0].status == "failed" and "recorded history started p/a" in (res[0].error or "")
+
+
+async def test_terminate_reaches_grandchildren_and_stops_local_waits(store_url: str) -> None:
+    dw = Ductwork(store=store_url, inline_wait="30s")
+    undone: list[str] = []
+
+    @dw.workflows.workflow(product="p", tag="leaf")
+    async def leaf(ctx: Any) -> Any:
+        await ctx.step("hold", lambda: "h", rollback=lambda r: undone.append(r))
+        return await ctx.wait_for_signal("go")
+
+    @dw.workflows.workflow(product="p", tag="mid")
+    async def mid(ctx: Any) -> Any:
+        return await ctx.workflow("leaf", "leaf", {})
+
+    @dw.workflows.workflow(product="p", tag="top")
+    async def top(ctx: Any) -> Any:
+        return await ctx.workflow("mid", "mid", {})
+
+    async with dw:
+        task = asyncio.ensure_future(
+            dw.workflows.execute(product="p", env="dev", tag="top", workflow_id="t"))
+        await eventually(None, lambda: _has_steps(dw, "t:mid:leaf"))
+        out = await dw.workflows.cancel("t", "shutting the shop")
+        assert out["status"] == "cancelled"
+        assert (await task).status == "cancelled"
+        for wid in ("t:mid", "t:mid:leaf"):
+            st = await dw.workflows.status(wid)
+            assert st["status"] == "cancelled" and "terminated" in st["error"]
+        # The leaf was waiting inline in this process: it stopped without compensating.
+        leaf_result = await dw.workflows.result("t:mid:leaf", timeout="5s")
+        assert leaf_result.status == "cancelled" and undone == []
+        engine = await dw._engine()
+        await eventually(None, lambda: not engine.tasks)  # nothing keeps running here
+
+
+async def _has_steps(dw: Ductwork, wid: str) -> bool:
+    return bool(await dw.store.get_run(wid)) and bool(await dw.store.load_steps(wid))
