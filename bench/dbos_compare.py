@@ -1,4 +1,4 @@
-"""DBOS Transact workloads matching bench/engine.py (a, b, c) on SQLite, as JSON lines; see README."""
+"""DBOS Transact on SQLite, workloads (a)-(c) of bench/engine.py, as JSON lines; see README."""
 
 # Runs in its own venv, never the project's: python3 -m venv /tmp/venvs/dbos &&
 # /tmp/venvs/dbos/bin/pip install 'dbos==3.4.0'; /tmp/venvs/dbos/bin/python bench/dbos_compare.py
