@@ -319,3 +319,57 @@ async def test_a_failing_store_call_does_not_kill_the_worker(
     async with run_worker(dw, poll="20ms"):
         await eventually(None, lambda: _is(dw, "x", "completed"))
     assert len(calls) >= 2
+
+
+async def test_the_worker_command_runs_yaml_workflows_and_schedules(tmp_path: Path) -> None:
+    import subprocess
+
+    from .helpers import ROOT
+
+    specs = tmp_path / "specs" / "shop"
+    (specs / "workflows").mkdir(parents=True)
+    (specs / "product.yaml").write_text("product: shop\nname: Shop\nenvs: [dev]\n")
+    (specs / "workflows" / "nightly.yaml").write_text(textwrap.dedent("""
+        workflow: nightly
+        name: Nightly
+        steps:
+          - set: {n: "${ctx.input.n + 1}"}
+        output: {n: "${state.n}"}
+    """))
+    store = f"sqlite:///{tmp_path / 'runs.db'}"
+    dw = Ductwork(specs=tmp_path / "specs", store=store)
+    async with dw:
+        await dw.workflows.dispatch("shop", "dev", "nightly", {"n": 1}, workflow_id="once")
+        await dw.workflows.dispatch("shop", "dev", "nightly", {"n": 10}, workflow_id="sch",
+                                    schedule={"every": "50ms", "limit": 3})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ductwork.cli", "worker", "--store", store, "--poll", "50ms",
+             "--concurrency", "2"], cwd=str(tmp_path), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            await eventually(None, lambda: _finished(dw, 4))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err.decode()
+        assert (await dw.workflows.result("once")).output == {"n": 2}
+        assert (await dw.workflows.get_schedule("sch"))["runs"] == 3
+        rows, _ = await dw.store.list_runs(tag="nightly")
+        outputs = sorted([(await dw.workflows.result(r.workflow_id)).output["n"]
+                          for r in rows])
+    assert outputs == [2, 11, 11, 11]
+
+
+async def _finished(dw: Ductwork, n: int) -> bool:
+    rows, _ = await dw.store.list_runs(tag="nightly", status="completed")
+    return len(rows) == n
+
+
+def test_the_worker_command_reports_a_bad_app() -> None:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "ductwork.cli", "worker", "--app", "nope"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "error: --app 'nope': write MODULE:ATTR" in proc.stderr
+    assert "Traceback" not in proc.stderr
