@@ -51,13 +51,19 @@ def definitions(specs: p.Specs) -> list[dict[str, Any]]:
     return out
 
 
-def make_handler(plan: p.WorkflowPlan) -> Callable[[Any], Any]:
-    async def handler(ctx: Any) -> Any:
-        return await PlanRun(ctx, plan).run()
+class PlanHandler:
+    """A compiled plan as a workflow handler; `plan` lets management list its declared steps."""
 
-    handler.__name__ = handler.__qualname__ = f"yaml:{plan.product}/{plan.tag}"
-    handler.plan = plan  # type: ignore[attr-defined]
-    return handler
+    def __init__(self, plan: p.WorkflowPlan) -> None:
+        self.plan = plan
+        self.__name__ = self.__qualname__ = f"yaml:{plan.product}/{plan.tag}"
+
+    async def __call__(self, ctx: Any) -> Any:
+        return await PlanRun(ctx, self.plan).run()
+
+
+def make_handler(plan: p.WorkflowPlan) -> PlanHandler:
+    return PlanHandler(plan)
 
 
 class _CtxView(Mapping[str, Any]):
