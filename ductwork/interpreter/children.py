@@ -75,12 +75,6 @@ async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: st
     timeout_ms = None if timeout is None else to_ms(timeout, f"{where} timeout")
     product = product or ctx.product
     env = env or ctx.env
-    workflows = engine.dw.workflows
-    wf = workflows.get(product, tag)
-    workflows._check_env(wf, env)
-    data = {} if input is None else input
-    workflows._validate_input(wf, data)
-    enc = ctx._encode(data, f"{where} input")
     _PARENTS.add(ctx)
 
     key = ctx._next_key(f"@child:{child_id}")
@@ -96,6 +90,14 @@ async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: st
         return codec.loads(rec.result)
     if rec is not None and rec.status == "failed":
         raise _child_error(child_id, meta, rec.error)
+    # Checked only when the child may still have to start: a replay of a finished child does
+    # not need its definition any more.
+    workflows = engine.dw.workflows
+    wf = workflows.get(product, tag)
+    workflows._check_env(wf, env)
+    data = {} if input is None else input
+    workflows._validate_input(wf, data)
+    enc = ctx._encode(data, f"{where} input")
     ctx._inflight += 1
     try:
         starter = _Starter(engine, ctx, wf, env, enc, parent_close_policy, timeout_ms,
@@ -212,6 +214,8 @@ async def _wait(engine: Engine, ctx: WorkflowContext, key: str, meta: dict[str, 
 
 async def _adopt(engine: Engine, child: RunRow) -> None:
     """Drive a due, unowned child (or one whose owner died) in this process."""
+    if engine.draining:
+        return
     if (child.product, child.tag) not in {(w.product, w.tag)
                                           for w in engine.dw.workflows.definitions()}:
         return
