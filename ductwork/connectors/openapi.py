@@ -91,9 +91,11 @@ class _Importer:
             return override
         servers = self.doc.get("servers") or []
         server = self.deref(servers[0]) if servers else None
-        url = server.get("url") if isinstance(server, dict) else None
+        if not isinstance(server, dict):
+            server = {}
+        url = server.get("url")
         if isinstance(url, str) and url:
-            for name, var in (server.get("variables") or {}).items():  # type: ignore[union-attr]
+            for name, var in (server.get("variables") or {}).items():
                 url = url.replace("{" + name + "}", str((var or {}).get("default", "")))
             if re.match(r"^https?://", url):
                 return url.rstrip("/") or url
