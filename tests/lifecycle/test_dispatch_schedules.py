@@ -313,3 +313,26 @@ async def test_a_cron_schedule_fires_through_the_worker(dw: Ductwork) -> None:
         await eventually(None, lambda: len(seen) == 2)
         await eventually(None, lambda: _schedule_status(dw, "c", "completed"))
     assert all(s.endswith(".000Z") for s in seen)  # whole seconds
+
+
+async def test_start_at_forms_and_timezones(dw: Ductwork) -> None:
+    define_tick(dw, [])
+    naive = dt.datetime(2031, 1, 15, 9, 0)
+    job = await dw.workflows.dispatch("p", "dev", "tick", {}, workflow_id="paris",
+                                      schedule={"start_at": naive, "timezone": "Europe/Paris"})
+    assert job["status"] == "scheduled"
+    assert job["scheduled_at"] == "2031-01-15T08:00:00.000+00:00"
+    iso = await dw.workflows.dispatch("p", "dev", "tick", {}, workflow_id="iso",
+                                      schedule={"start_at": "2031-01-15T09:00:00Z"})
+    assert iso["scheduled_at"] == "2031-01-15T09:00:00.000+00:00"
+    soon = await dw.workflows.dispatch("p", "dev", "tick", {}, workflow_id="soon",
+                                       schedule={"start_at": "1h"})
+    when = dt.datetime.fromisoformat(soon["scheduled_at"])
+    assert dt.timedelta(minutes=59) < when - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=1)
+    weekly = await dw.workflows.dispatch(
+        "p", "dev", "tick", {}, workflow_id="weekly",
+        schedule={"cron": "0 9 * * 1", "timezone": "America/New_York",
+                  "start_at": dt.datetime(2031, 1, 1, tzinfo=dt.UTC)})
+    # The first Monday 09:00 in New York after 2031-01-01 is Jan 6 (14:00 UTC, winter time).
+    assert weekly["next_run_at"] == "2031-01-06T14:00:00.000+00:00"
+    assert weekly["recurring"] is True and weekly["status"] == "scheduled"
