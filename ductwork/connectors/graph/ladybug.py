@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
 import os
 import threading
 import uuid
@@ -19,8 +20,8 @@ from typing import Any
 
 try:
     import ladybug as lb
-except ImportError:  # pragma: no cover - the archived upstream has the same API
-    import kuzu as lb  # type: ignore[no-redef]
+except ImportError:  # pragma: no cover - the archived upstream `kuzu` has the same API
+    lb = importlib.import_module("kuzu")
 
 from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.graph.cypher import (
