@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from ductwork.connectors.base import Problem
+from ductwork.connectors.util import env_path, first_env
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Methods whose unknown flat input keys go to the body; the others send them as query.
@@ -246,11 +247,7 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     The config is unresolved, so `${...}` values are only checked for presence. Paths are
     relative to the app block (`envs.<env>.auth.type`, `events.<name>.path`).
     """
-    envs = definition.get("envs") or {}
-    env_name = next((k for k, v in envs.items() if v is config), None)
-    if env_name is None:
-        env_name = next((k for k, v in envs.items() if v == config), None)
-    where: tuple[str | int, ...] = ("envs", env_name) if env_name is not None else ("envs",)
+    where = env_path(definition, config)
     problems: list[Problem] = []
     if not isinstance(config, dict):
         return [(where, "an environment's config must be a mapping")]
@@ -281,10 +278,7 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
         _retries(config.get("retries"))
     except ValueError as e:
         problems.append(((*where, "retries"), str(e)))
-    # Events do not depend on the env: check them with the first env only, so a product
-    # with three envs does not get every event problem three times.
-    first = next(iter(envs), None)
-    if env_name is None or env_name == first:
+    if first_env(definition, config):
         problems += event_problems(definition)
     return problems
 

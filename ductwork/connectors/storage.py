@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ductwork.connectors.base import Problem, ResourceSpec, StorageConnector
+from ductwork.connectors.util import env_path, first_env
 from ductwork.errors import ConnectorError
 
 DEFAULT_ROOT = ".ductwork/files"
@@ -139,22 +140,6 @@ class StorageEvent:
 
 
 # -- validation (ductwork validate) ---------------------------------------------------------------
-
-def env_path(definition: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str, ...]:
-    for name, cfg in (definition.get("envs") or {}).items():
-        if cfg is config or cfg == config:
-            return ("envs", str(name))
-    return ("envs",)
-
-
-def first_env(definition: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
-    """Whether `config` is the first env: validators run once per env, and a problem of the
-    shared blocks (events, schema, actions) should be reported once, not once per env."""
-    envs = definition.get("envs")
-    at = env_path(definition, config)
-    return not (isinstance(envs, Mapping) and envs and len(at) == 2
-                and at[1] != str(next(iter(envs))))
-
 
 def is_ref(value: Any) -> bool:
     return isinstance(value, str) and "${" in value

@@ -20,6 +20,7 @@ from ductwork.connectors.database.model import (
     unknown,
 )
 from ductwork.connectors.database.sql import Builder, Dialect, Statement, bind_named
+from ductwork.connectors.util import first_env
 from ductwork.errors import ConnectorError
 
 # Which ctx.database method runs each op (for "wrong method" errors).
@@ -49,19 +50,6 @@ def check_config(config: Mapping[str, Any], checks: Mapping[str, Callable[[Any],
     return problems
 
 
-def env_path(definition: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str | int, ...]:
-    """("envs", <name>) for the env whose config this is, so problems point at the right line."""
-    envs = definition.get("envs")
-    if isinstance(envs, Mapping):
-        for name, cfg in envs.items():
-            if cfg is config:
-                return ("envs", str(name))
-        for name, cfg in envs.items():
-            if cfg == config:
-                return ("envs", str(name))
-    return ("envs",)
-
-
 def is_bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else "must be true or false"
 
@@ -77,14 +65,8 @@ def is_count(v: Any) -> str | None:
 
 def definition_problems(definition: Mapping[str, Any], config: Mapping[str, Any]
                         ) -> list[Problem]:
-    """Problems of tables/events, reported with the first env's config only: validators run
-    once per environment, and the same typo should not be listed once per environment."""
-    envs = definition.get("envs")
-    if isinstance(envs, Mapping) and envs:
-        at = env_path(definition, config)
-        if len(at) == 2 and at[1] != str(next(iter(envs))):
-            return []
-    return load_schema(definition)[1]
+    """Problems of tables/events, reported with the first env's config only."""
+    return load_schema(definition)[1] if first_env(definition, config) else []
 
 
 class SQLDatabase(DatabaseConnector):

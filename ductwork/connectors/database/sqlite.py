@@ -20,13 +20,13 @@ from ductwork.connectors.database.core import (
     SQLDatabase,
     check_config,
     definition_problems,
-    env_path,
     is_bool,
     is_count,
     is_text,
 )
 from ductwork.connectors.database.model import Column
 from ductwork.connectors.database.sql import Dialect, Statement
+from ductwork.connectors.util import env_path
 
 MEMORY = ":memory:"
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ductwork.connectors.base import GraphConnector, Problem, ResourceSpec
+from ductwork.connectors.util import env_path, first_env
 from ductwork.errors import ConnectorError
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -187,19 +188,9 @@ def parse_action(name: str, act: Mapping[str, Any]) -> GraphAction:
     return GraphAction(name, cypher, names, write)
 
 
-def env_path(definition: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str, ...]:
-    for name, cfg in (definition.get("envs") or {}).items():
-        if cfg is config or cfg == config:
-            return ("envs", str(name))
-    return ("envs",)
-
-
 def shared_problems(definition: Mapping[str, Any], config: Mapping[str, Any]) -> list[Problem]:
-    """Problems of `schema` and `actions`, reported with the first env's config only:
-    validators run once per env, and one typo should not be listed once per env."""
-    envs = definition.get("envs")
-    at = env_path(definition, config)
-    if isinstance(envs, Mapping) and envs and len(at) == 2 and at[1] != str(next(iter(envs))):
+    """Problems of `schema` and `actions`, reported with the first env's config only."""
+    if not first_env(definition, config):
         return []
     return schema_problems(definition) + action_problems(definition)
 

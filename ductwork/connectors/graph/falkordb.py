@@ -21,12 +21,12 @@ from ductwork.connectors.graph.cypher import (
     IDENT,
     BaseGraph,
     config_problems,
-    env_path,
     node_result,
     quote_ident,
     rel_result,
     shared_problems,
 )
+from ductwork.connectors.util import env_path
 
 CONFIG_KEYS = {"provider", "host", "port", "username", "password", "graph", "timeout"}
 

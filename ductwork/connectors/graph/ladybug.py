@@ -27,12 +27,12 @@ from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.graph.cypher import (
     BaseGraph,
     config_problems,
-    env_path,
     node_result,
     quote_ident,
     rel_result,
     shared_problems,
 )
+from ductwork.connectors.util import env_path
 
 DEFAULT_PATH = ".ductwork/graph"
 CONFIG_KEYS = {"provider", "path"}

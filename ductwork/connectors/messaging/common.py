@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ductwork.connectors.base import BrokerConnector, Problem, ResourceSpec
+from ductwork.connectors.util import env_path
 from ductwork.errors import ConnectorError
 
 DEFAULT_TIMEOUT = 10.0
@@ -293,19 +294,6 @@ def topics_of(definition: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 # -- validation (`ductwork validate`) ------------------------------------------------------------
-
-
-def env_path(definition: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str | int, ...]:
-    """Path of `config` inside the resource block (validators are not told the env name)."""
-    envs = definition.get("envs")
-    if isinstance(envs, Mapping):
-        for name, value in envs.items():
-            if value is config:
-                return ("envs", name)
-        for name, value in envs.items():
-            if value == config:
-                return ("envs", name)
-    return ()
 
 
 def validate_common(

@@ -15,6 +15,7 @@ from ductwork.connectors.notification.templates import (
     channels_of,
     syntax_problem,
 )
+from ductwork.connectors.util import env_name, env_path, first_env
 
 # provider -> (required keys, optional keys)
 PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -38,35 +39,18 @@ def _hint(word: str, known: Any) -> str:
     return f"; did you mean '{near[0]}'?" if near else ""
 
 
-def _env_name(definition: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
-    envs = definition.get("envs")
-    if not isinstance(envs, Mapping):
-        return None
-    for name, value in envs.items():
-        if value is config:
-            return str(name)
-    for name, value in envs.items():
-        if value == config:
-            return str(name)
-    return None
-
-
 def _is_ref(value: Any) -> bool:
     return isinstance(value, str) and bool(_REF.search(value))
 
 
 def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
     """Problems of one environment's config (refs unresolved) and of the resource's events."""
-    env = _env_name(definition, config)
-    where: tuple[str | int, ...] = ("envs", env) if env is not None else ("envs",)
+    env = env_name(definition, config)
     provider = str(config.get("provider", "outbox"))
     problems: list[Problem] = []
     if provider in PROVIDER_KEYS:
-        problems += _config_problems(provider, config, where)
-    envs = definition.get("envs")
-    first = next(iter(envs), None) if isinstance(envs, Mapping) else None
-    # Event problems do not depend on the env: report them once, with the first env.
-    if env is None or env == first:
+        problems += _config_problems(provider, config, env_path(definition, config))
+    if first_env(definition, config):
         problems += _event_problems(definition.get("events"))
     channel = PROVIDER_CHANNEL.get(provider)
     if channel and isinstance(definition.get("events"), Mapping):

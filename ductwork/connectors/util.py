@@ -1,0 +1,43 @@
+"""Helpers every connector kind shares: where a config sits in its resource block, and so on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def env_name(definition: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:
+    """The name of the env whose config this is: validators get the config, not its name.
+
+    The same object first, then an equal one, so that two envs with identical configs still
+    each find their own name.
+    """
+    envs = definition.get("envs")
+    if not isinstance(envs, Mapping):
+        return None
+    for name, cfg in envs.items():
+        if cfg is config:
+            return str(name)
+    for name, cfg in envs.items():
+        if cfg == config:
+            return str(name)
+    return None
+
+
+def env_path(definition: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str | int, ...]:
+    """("envs", <name>) of this config inside the resource block, so problems point at its line."""
+    name = env_name(definition, config)
+    return ("envs", name) if name is not None else ("envs",)
+
+
+def first_env(definition: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
+    """Whether to report problems of the blocks all envs share (events, tables, schema...).
+
+    Validators run once per environment; one typo should be listed once, with the first env
+    (or with a config that belongs to no declared env).
+    """
+    envs = definition.get("envs")
+    name = env_name(definition, config)
+    if name is None or not isinstance(envs, Mapping) or not envs:
+        return True
+    return name == str(next(iter(envs)))
