@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from ductwork.connectors.base import Problem
-from ductwork.connectors.util import env_path, first_env
+from ductwork.connectors.util import env_path, first_env, is_ref
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Methods whose unknown flat input keys go to the body; the others send them as query.
@@ -40,7 +40,6 @@ DEFAULT_MAX_DELAY = 30.0
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 0.001}
-_REF = re.compile(r"\$\{[^}]*\}")
 
 
 def seconds(value: Any) -> float:
@@ -257,7 +256,7 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     base_url = config.get("base_url")
     if not isinstance(base_url, str) or not base_url:
         problems.append(((*where, "base_url"), "base_url is required (e.g. https://api.x.com)"))
-    elif not _REF.search(base_url) and not re.match(r"^https?://[^/]", base_url):
+    elif not is_ref(base_url) and not re.match(r"^https?://[^/]", base_url):
         problems.append(((*where, "base_url"), "base_url must start with http:// or https://"))
     if config.get("auth") is not None:
         problems += [((*where, "auth", *p), m) for p, m in _auth_problems(config["auth"])]

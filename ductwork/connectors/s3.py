@@ -15,11 +15,10 @@ from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.storage import (
     BaseStorage,
     StorageProblem,
-    is_ref,
     normalize_prefix,
     validate_events,
 )
-from ductwork.connectors.util import env_path, first_env
+from ductwork.connectors.util import env_path, first_env, is_ref
 from ductwork.errors import ConnectorError
 
 S3_KEYS = {

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ductwork.connectors.base import Problem, ResourceSpec, StorageConnector
-from ductwork.connectors.util import env_path, first_env
+from ductwork.connectors.util import env_path, first_env, is_ref
 from ductwork.errors import ConnectorError
 
 DEFAULT_ROOT = ".ductwork/files"
@@ -140,10 +140,6 @@ class StorageEvent:
 
 
 # -- validation (ductwork validate) ---------------------------------------------------------------
-
-def is_ref(value: Any) -> bool:
-    return isinstance(value, str) and "${" in value
-
 
 def validate_events(definition: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []

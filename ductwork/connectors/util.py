@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+
+_REF = re.compile(r"\$\{[^}]*\}")
+
+
+def is_ref(value: Any) -> bool:
+    """A config value that is (or contains) an unresolved ${env.X}/${secrets.X} reference.
+
+    Validators see the config before references are resolved: such a value is checked for
+    presence only, its final shape is checked when the connector is built.
+    """
+    return isinstance(value, str) and bool(_REF.search(value))
 
 
 def env_name(definition: Mapping[str, Any], config: Mapping[str, Any]) -> str | None:

@@ -24,7 +24,7 @@ from ductwork.connectors.database.core import (
 )
 from ductwork.connectors.database.model import Column
 from ductwork.connectors.database.sql import Dialect, Statement
-from ductwork.connectors.util import env_path
+from ductwork.connectors.util import env_path, is_ref
 from ductwork.errors import ConnectorError
 
 # SQLSTATE classes worth a retry: connection exceptions, serialization failure, deadlock.
@@ -165,7 +165,7 @@ def _describe(exc: BaseException) -> str:
 def _url_problem(v: Any) -> str | None:
     if not isinstance(v, str) or not v.strip():
         return "must be a PostgreSQL URL: postgresql://user:${secrets.DB_PASSWORD}@host/db"
-    if "${" in v:
+    if is_ref(v):
         return None  # references are resolved later; the shape is checked when connecting
     if not v.startswith(("postgresql://", "postgres://")) and "=" not in v:
         return "must be a postgresql:// URL or a key=value conninfo string"

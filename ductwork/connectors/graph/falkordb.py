@@ -26,7 +26,7 @@ from ductwork.connectors.graph.cypher import (
     rel_result,
     shared_problems,
 )
-from ductwork.connectors.util import env_path
+from ductwork.connectors.util import env_path, is_ref
 
 CONFIG_KEYS = {"provider", "host", "port", "username", "password", "graph", "timeout"}
 
@@ -35,12 +35,10 @@ def validate_falkordb(definition: dict[str, Any], config: dict[str, Any]) -> lis
     env = env_path(definition, config)
     problems = config_problems(definition, config, CONFIG_KEYS, "falkordb")
     port = config.get("port", 6379)
-    if not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536) and not (
-        isinstance(port, str) and "${" in port
-    ):
+    if not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536) \
+            and not is_ref(port):
         problems.append(((*env, "port"), "port is a TCP port number"))
-    if "password" in config and not (isinstance(config["password"], str)
-                                     and "${" in config["password"]):
+    if "password" in config and not is_ref(config["password"]):
         problems.append(((*env, "password"), "password is a secret: write it as ${env.NAME} or "
                          "${secrets.NAME}, never inline"))
     graph = config.get("graph")

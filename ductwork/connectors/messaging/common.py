@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ductwork.connectors.base import BrokerConnector, Problem, ResourceSpec
-from ductwork.connectors.util import env_path
+from ductwork.connectors.util import env_path, is_ref
 from ductwork.errors import ConnectorError
 
 DEFAULT_TIMEOUT = 10.0
@@ -43,7 +43,6 @@ _RULES: dict[str, tuple[re.Pattern[str], str]] = {
     ),
 }
 _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-_REF = re.compile(r"\$\{[^}]*\}")
 
 
 def topic_problem(provider: str, name: str) -> str | None:
@@ -52,11 +51,6 @@ def topic_problem(provider: str, name: str) -> str | None:
     if not isinstance(name, str) or not rule.fullmatch(name):
         return f"invalid {provider} topic name {name!r}: use {human}"
     return None
-
-
-def is_ref(value: Any) -> bool:
-    """A config value that is (or contains) an unresolved ${env.X}/${secrets.X} reference."""
-    return isinstance(value, str) and bool(_REF.search(value))
 
 
 def safe_url(url: str) -> str:

@@ -11,9 +11,9 @@ from ductwork.connectors.messaging.common import (
     BrokerBase,
     as_bool,
     describe,
-    is_ref,
     validate_common,
 )
+from ductwork.connectors.util import is_ref
 
 KEYS = ("bootstrap_servers", "client_id", "idempotent", "security")
 SECURITY_KEYS = ("protocol", "mechanism", "username", "password")

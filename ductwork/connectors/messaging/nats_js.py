@@ -13,12 +13,12 @@ from ductwork.connectors.messaging.common import (
     BrokerBase,
     as_bool,
     describe,
-    is_ref,
     safe_url,
     topic_problem,
     topics_of,
     validate_common,
 )
+from ductwork.connectors.util import is_ref
 
 KEYS = ("servers", "stream", "create_stream", "subjects", "auth")
 AUTH_KEYS = ("user", "password", "token", "creds")

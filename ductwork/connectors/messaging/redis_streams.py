@@ -9,10 +9,10 @@ from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.messaging.common import (
     BrokerBase,
     describe,
-    is_ref,
     safe_url,
     validate_common,
 )
+from ductwork.connectors.util import is_ref
 
 KEYS = ("url", "maxlen")
 SCHEMES = ("redis", "rediss", "unix")
