@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from ductwork.connectors.base import Problem
-from ductwork.connectors.util import env_path, first_env, is_ref
+from ductwork.connectors.util import did_you_mean, env_path, first_env, is_ref
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Methods whose unknown flat input keys go to the body; the others send them as query.
@@ -97,11 +96,6 @@ class EventError(ValueError):
         self.key = key
 
 
-def _did_you_mean(word: str, known: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), 1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def _names(raw: Any, what: str) -> tuple[str, ...]:
     if raw is None:
         return ()
@@ -117,7 +111,7 @@ def parse_event(name: str, raw: Any) -> EventDef:
     unknown = sorted(set(raw) - set(EVENT_KEYS))
     if unknown:
         raise EventError(f"unknown key '{unknown[0]}' (known: {', '.join(EVENT_KEYS)})"
-                         + _did_you_mean(unknown[0], EVENT_KEYS), unknown[0])
+                         + did_you_mean(unknown[0], EVENT_KEYS), unknown[0])
     method = str(raw.get("method", "GET")).upper()
     if method not in METHODS:
         raise EventError(f"method '{raw.get('method')}' is not one of {', '.join(METHODS)}",
@@ -219,7 +213,7 @@ def _auth_problems(auth: Any) -> list[Problem]:
     kind = auth.get("type")
     if kind not in AUTH_KEYS:
         return [(("type",), f"auth type {kind!r} is not one of {', '.join(AUTH_KEYS)}"
-                 + _did_you_mean(str(kind), list(AUTH_KEYS)))]
+                 + did_you_mean(str(kind), list(AUTH_KEYS)))]
     required, optional = AUTH_KEYS[kind]
     problems: list[Problem] = []
     for key in required:
@@ -229,7 +223,7 @@ def _auth_problems(auth: Any) -> list[Problem]:
     for key in unknown:
         known = ("type", *required, *optional)
         problems.append(((key,), f"unknown auth key '{key}' for type {kind} (known: "
-                         f"{', '.join(known)})" + _did_you_mean(key, known)))
+                         f"{', '.join(known)})" + did_you_mean(key, known)))
     if kind == "api_key" and auth.get("in", "header") not in ("header", "query"):
         problems.append((("in",), "api_key 'in' must be header or query"))
     if kind == "oauth2_client_credentials":
@@ -252,7 +246,7 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
         return [(where, "an environment's config must be a mapping")]
     for key in sorted(set(config) - set(ENV_KEYS)):
         problems.append(((*where, key), f"unknown key '{key}' (known: {', '.join(ENV_KEYS)})"
-                         + _did_you_mean(key, ENV_KEYS)))
+                         + did_you_mean(key, ENV_KEYS)))
     base_url = config.get("base_url")
     if not isinstance(base_url, str) or not base_url:
         problems.append(((*where, "base_url"), "base_url is required (e.g. https://api.x.com)"))

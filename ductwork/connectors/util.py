@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 _REF = re.compile(r"\$\{[^}]*\}")
@@ -53,3 +54,15 @@ def first_env(definition: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
     if name is None or not isinstance(envs, Mapping) or not envs:
         return True
     return name == str(next(iter(envs)))
+
+
+def close_match(word: str, known: Iterable[Any], cutoff: float = 0.6) -> str | None:
+    """The known name closest to a mistyped one, if any is close enough."""
+    match = difflib.get_close_matches(word, [str(k) for k in known], n=1, cutoff=cutoff)
+    return match[0] if match else None
+
+
+def did_you_mean(word: str, known: Iterable[Any]) -> str:
+    """The "; did you mean 'x'?" ending of a message (`ductwork validate` shows it as a hint)."""
+    match = close_match(word, known)
+    return f"; did you mean '{match}'?" if match else ""

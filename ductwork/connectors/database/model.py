@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import uuid
@@ -13,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ductwork.connectors.base import Problem
+from ductwork.connectors.util import close_match
 
 # Identifiers are checked against this before they are quoted into SQL; 63 = PostgreSQL's limit.
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -51,14 +51,13 @@ class InputError(ValueError):
 
 
 def did_you_mean(name: str, known: list[str] | set[str] | Mapping[str, Any]) -> str:
-    names = [str(k) for k in known]
-    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
-    if not close:
+    close = close_match(str(name), known, cutoff=0.5)
+    if close is None:
         # "email; DROP TABLE users" is far from "email" as a whole, but its leading word is not.
         word = re.match(r"[A-Za-z_$][A-Za-z0-9_]*", str(name))
         if word and word.group(0) != name:
-            close = difflib.get_close_matches(word.group(0), names, n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else ""
+            close = close_match(word.group(0), known, cutoff=0.5)
+    return f"; did you mean '{close}'?" if close else ""
 
 
 def unknown(what: str, name: str, known: Mapping[str, Any] | list[str] | set[str]) -> str:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ductwork.connectors.base import BrokerConnector, Problem, ResourceSpec
-from ductwork.connectors.util import env_path, is_ref
+from ductwork.connectors.util import close_match, env_path, is_ref
 from ductwork.errors import ConnectorError
 
 DEFAULT_TIMEOUT = 10.0
@@ -374,7 +374,5 @@ def validate_topics(provider: str, definition: Mapping[str, Any], prefix: str) -
 
 
 def _close(word: str, options: Iterable[str]) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+    match = close_match(word, options)
+    return f" (did you mean '{match}'?)" if match else ""

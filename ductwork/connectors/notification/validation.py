@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +14,7 @@ from ductwork.connectors.notification.templates import (
     channels_of,
     syntax_problem,
 )
-from ductwork.connectors.util import env_name, env_path, first_env
+from ductwork.connectors.util import did_you_mean, env_name, env_path, first_env
 
 # provider -> (required keys, optional keys)
 PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -32,11 +31,6 @@ PROVIDER_CHANNEL: dict[str, str] = {"smtp": "email", "twilio": "sms", "fcm": "pu
                                     "webpush": "push"}
 _REF = re.compile(r"\$\{\s*(env|secrets)\.[A-Za-z_][A-Za-z0-9_]*\s*\}")
 _ONLY_REF = re.compile(r"^\s*\$\{\s*(env|secrets)\.[A-Za-z_][A-Za-z0-9_]*\s*\}\s*$")
-
-
-def _hint(word: str, known: Any) -> str:
-    near = difflib.get_close_matches(word, sorted(known), n=1)
-    return f"; did you mean '{near[0]}'?" if near else ""
 
 
 def _is_ref(value: Any) -> bool:
@@ -76,7 +70,7 @@ def _config_problems(
     for key in config:
         if key not in known:
             add(str(key), f"unknown key '{key}' for provider '{provider}' "
-                          f"(known: {', '.join(sorted(known))}){_hint(str(key), known)}")
+                          f"(known: {', '.join(sorted(known))}){did_you_mean(str(key), known)}")
     for key in sorted(required):
         if key not in config:
             out.append((where, f"provider '{provider}' needs `{key}`"))
@@ -168,7 +162,8 @@ def _event_problems(events: Any) -> list[Problem]:
         for key, source in event.items():
             if key not in EVENT_KEYS:
                 out.append(((*path, key), f"unknown key '{key}' in event '{name}' (known: "
-                            f"{', '.join(sorted(EVENT_KEYS))}){_hint(str(key), EVENT_KEYS)}"))
+                            f"{', '.join(sorted(EVENT_KEYS))})"
+                            + did_you_mean(str(key), EVENT_KEYS)))
             elif key != "description":
                 problem = syntax_problem(str(key), source)
                 if problem:
