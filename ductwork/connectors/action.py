@@ -42,6 +42,7 @@ from ductwork.connectors.action_config import (
 )
 from ductwork.connectors.action_config import validate as validate
 from ductwork.connectors.base import ActionConnector, ResourceSpec, SecretSet
+from ductwork.connectors.util import redact_value, secret_set
 from ductwork.errors import ConnectorError
 
 log = logging.getLogger("ductwork.connectors.action")
@@ -238,16 +239,6 @@ def decode(resp: httpx.Response) -> Any:
     return resp.content
 
 
-def _redact_value(value: Any, secrets: SecretSet) -> Any:
-    if isinstance(value, str):
-        return secrets.redact(value)
-    if isinstance(value, dict):
-        return {k: _redact_value(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_value(v, secrets) for v in value]
-    return value
-
-
 def _excerpt(body: Any) -> str:
     if body is None:
         return "(empty body)"
@@ -272,9 +263,7 @@ class HttpActionConnector(ActionConnector):
     def __init__(self, spec: ResourceSpec) -> None:
         super().__init__(spec)
         self._spec = spec
-        if spec.secrets is None:
-            spec.secrets = SecretSet()
-        self.secrets: SecretSet = spec.secrets
+        self.secrets: SecretSet = secret_set(spec)
         auth = spec.config.get("auth")
         if isinstance(auth, dict):  # inline secrets are secrets too, not only ${...} ones
             for key in SECRET_AUTH_KEYS:
@@ -400,7 +389,7 @@ class HttpActionConnector(ActionConnector):
                 ) from None
             status = resp.status_code
             if 200 <= status < 300:
-                return _redact_value(decode(resp), self.secrets)
+                return redact_value(decode(resp), self.secrets.redact)
             if status == 401 and not refreshed and self._auth.refresh():
                 refreshed = True  # a cached OAuth2 token may have been revoked: fetch once more
                 continue
@@ -426,7 +415,7 @@ class HttpActionConnector(ActionConnector):
         self, ev: EventDef, what: str, resp: httpx.Response, attempt: int
     ) -> ConnectorError:
         status = resp.status_code
-        body = _redact_value(decode(resp), self.secrets)
+        body = redact_value(decode(resp), self.secrets.redact)
         hint = ""
         if status in (401, 403):
             hint = (f" (credentials rejected: check apps.{self._spec.name}.envs."

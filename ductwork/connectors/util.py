@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from ductwork.connectors.base import ResourceSpec, SecretSet
 
 _REF = re.compile(r"\$\{[^}]*\}")
 
@@ -66,3 +68,22 @@ def did_you_mean(word: str, known: Iterable[Any]) -> str:
     """The "; did you mean 'x'?" ending of a message (`ductwork validate` shows it as a hint)."""
     match = close_match(word, known)
     return f"; did you mean '{match}'?" if match else ""
+
+
+def secret_set(spec: ResourceSpec) -> SecretSet:
+    """The resource's SecretSet, created when the engine gave none, so that a secret written
+    inline (not through ${secrets.X}) can still be registered and redacted."""
+    if spec.secrets is None:
+        spec.secrets = SecretSet()
+    return spec.secrets
+
+
+def redact_value(value: Any, redact: Callable[[str], str]) -> Any:
+    """A JSON-like value (e.g. a server's error body) with every string passed through redact."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_value(v, redact) for v in value]
+    return value

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ductwork.connectors.base import Problem, ResourceSpec, SecretSet
+from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.database.core import (
     Result,
     SQLDatabase,
@@ -24,7 +24,7 @@ from ductwork.connectors.database.core import (
 )
 from ductwork.connectors.database.model import Column
 from ductwork.connectors.database.sql import Dialect, Statement
-from ductwork.connectors.util import env_path, is_ref
+from ductwork.connectors.util import env_path, is_ref, secret_set
 from ductwork.errors import ConnectorError
 
 # SQLSTATE classes worth a retry: connection exceptions, serialization failure, deadlock.
@@ -80,9 +80,7 @@ class PostgresDatabase(SQLDatabase):
         self.location, self._password = _location(url)
         if self._password:
             # The password may come inline rather than through ${secrets.X}: redact it anyway.
-            if spec.secrets is None:
-                spec.secrets = SecretSet()
-            spec.secrets.add(self._password)
+            secret_set(spec).add(self._password)
         self.min_size, self.max_size = min_size, max_size
         self.pool_timeout, self.connect_timeout = pool_timeout, connect_timeout
         self._pool: AsyncConnectionPool[Any] | None = None

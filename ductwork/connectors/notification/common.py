@@ -74,17 +74,6 @@ def push_data(data: Mapping[str, Any] | None) -> dict[str, str]:
             for k, v in (data or {}).items()}
 
 
-def redact_body(spec: ResourceSpec, body: Any) -> Any:
-    """An error body with every secret of the resource masked, for ConnectorError.body."""
-    if isinstance(body, str):
-        return spec.redact(body)
-    if isinstance(body, Mapping):
-        return {k: redact_body(spec, v) for k, v in body.items()}
-    if isinstance(body, list):
-        return [redact_body(spec, v) for v in body]
-    return body
-
-
 class BaseNotifier(NotificationConnector):
     """One provider for one resource in one env; subclasses implement the _deliver_* hooks."""
 

@@ -18,9 +18,9 @@ from ductwork.connectors.notification.common import (
     Push,
     base_path,
     push_data,
-    redact_body,
     subscription_problem,
 )
+from ductwork.connectors.util import redact_value
 from ductwork.errors import ConnectorError
 
 FCM_BASE_URL = "https://fcm.googleapis.com"
@@ -139,7 +139,7 @@ class FcmNotifier(BaseNotifier):
                 detail += f" ({', '.join(codes)})"
         already = f" (already sent to {sent} of the tokens)" if sent else ""
         return self.fail(f"FCM answered {resp.status_code}: {detail}{already}", event,
-                         status=resp.status_code, body=redact_body(self.rspec, body),
+                         status=resp.status_code, body=redact_value(body, self.rspec.redact),
                          retryable=resp.status_code == 429 or resp.status_code >= 500)
 
     def token_problem(self, token: Any) -> str | None:

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 import httpx
 
 from ductwork.connectors.base import ResourceSpec
-from ductwork.connectors.notification.common import BaseNotifier, redact_body
+from ductwork.connectors.notification.common import BaseNotifier
+from ductwork.connectors.util import redact_value
 from ductwork.errors import ConnectorError
 
 TWILIO_BASE_URL = "https://api.twilio.com"
@@ -76,7 +77,7 @@ class TwilioNotifier(BaseNotifier):
         hint = "; check `account_sid`/`auth_token`" if resp.status_code in (401, 403) else ""
         return self.fail(
             f"Twilio answered {resp.status_code} for {phone}: {detail}{hint}", event,
-            status=resp.status_code, body=redact_body(self.rspec, body),
+            status=resp.status_code, body=redact_value(body, self.rspec.redact),
             retryable=resp.status_code == 429 or resp.status_code >= 500)
 
     @staticmethod
