@@ -18,7 +18,7 @@ from ductwork.connectors.storage import (
     normalize_prefix,
     validate_events,
 )
-from ductwork.connectors.util import env_path, first_env, is_ref
+from ductwork.connectors.util import env_path, first_env, is_ref, unknown_keys
 from ductwork.errors import ConnectorError
 
 S3_KEYS = {
@@ -40,10 +40,7 @@ _CREDENTIAL_CODES = {
 def validate_s3(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
     """Problems in an s3 storage resource (config of one env + the shared events)."""
     env = env_path(definition, config)
-    problems: list[Problem] = []
-    for key in sorted(set(config) - S3_KEYS):
-        problems.append(((*env, key), f"unknown key '{key}' for provider s3 (known: "
-                         f"{', '.join(sorted(S3_KEYS))})"))
+    problems = unknown_keys(definition, config, S3_KEYS, "s3")
     if not isinstance(config.get("bucket"), str) or not config.get("bucket"):
         problems.append(((*env, "bucket"), "bucket is required (the S3 bucket name)"))
     if ("access_key_id" in config) != ("secret_access_key" in config):

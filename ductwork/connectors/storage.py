@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ductwork.connectors.base import Problem, ResourceSpec, StorageConnector
-from ductwork.connectors.util import env_path, first_env, is_ref
+from ductwork.connectors.util import env_path, first_env, is_ref, unknown_keys
 from ductwork.errors import ConnectorError
 
 DEFAULT_ROOT = ".ductwork/files"
@@ -184,10 +184,7 @@ def validate_events(definition: Mapping[str, Any]) -> list[Problem]:
 def validate_local(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
     """Problems in a local storage resource (config of one env + the shared events)."""
     env = env_path(definition, config)
-    problems: list[Problem] = []
-    for key in sorted(set(config) - LOCAL_KEYS):
-        problems.append(((*env, key), f"unknown key '{key}' for provider local (known: "
-                         f"{', '.join(sorted(LOCAL_KEYS))})"))
+    problems = unknown_keys(definition, config, LOCAL_KEYS, "local")
     root = config.get("root", DEFAULT_ROOT)
     if not isinstance(root, str) or not root:
         problems.append(((*env, "root"), "root is a directory path (relative to the product file)"))

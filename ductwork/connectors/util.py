@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ductwork.connectors.base import ResourceSpec, SecretSet
+from ductwork.connectors.base import Problem, ResourceSpec, SecretSet
 
 _REF = re.compile(r"\$\{[^}]*\}")
 
@@ -43,6 +43,15 @@ def env_path(definition: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[
     """("envs", <name>) of this config inside the resource block, so problems point at its line."""
     name = env_name(definition, config)
     return ("envs", name) if name is not None else ("envs",)
+
+
+def unknown_keys(definition: Mapping[str, Any], config: Mapping[str, Any],
+                 known: Iterable[str], provider: str) -> list[Problem]:
+    """A problem for each key of one env's config that the provider does not know."""
+    at = env_path(definition, config)
+    names = sorted(known)
+    return [((*at, key), f"unknown key '{key}' for provider {provider} (known: "
+             f"{', '.join(names)})") for key in sorted(set(config) - set(names))]
 
 
 def first_env(definition: Mapping[str, Any], config: Mapping[str, Any]) -> bool:

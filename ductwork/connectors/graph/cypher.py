@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ductwork.connectors.base import GraphConnector, Problem, ResourceSpec
-from ductwork.connectors.util import env_path, first_env
+from ductwork.connectors.util import first_env
 from ductwork.errors import ConnectorError
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -193,13 +193,6 @@ def shared_problems(definition: Mapping[str, Any], config: Mapping[str, Any]) ->
     if not first_env(definition, config):
         return []
     return schema_problems(definition) + action_problems(definition)
-
-
-def config_problems(definition: Mapping[str, Any], config: Mapping[str, Any],
-                    known: set[str], provider: str) -> list[Problem]:
-    env = env_path(definition, config)
-    return [((*env, key), f"unknown key '{key}' for provider {provider} (known: "
-             f"{', '.join(sorted(known))})") for key in sorted(set(config) - known)]
 
 
 def node_result(labels: list[str], props: Mapping[str, Any]) -> dict[str, Any]:

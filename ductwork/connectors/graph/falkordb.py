@@ -20,20 +20,19 @@ from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.graph.cypher import (
     IDENT,
     BaseGraph,
-    config_problems,
     node_result,
     quote_ident,
     rel_result,
     shared_problems,
 )
-from ductwork.connectors.util import env_path, is_ref
+from ductwork.connectors.util import env_path, is_ref, unknown_keys
 
 CONFIG_KEYS = {"provider", "host", "port", "username", "password", "graph", "timeout"}
 
 
 def validate_falkordb(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
     env = env_path(definition, config)
-    problems = config_problems(definition, config, CONFIG_KEYS, "falkordb")
+    problems = unknown_keys(definition, config, CONFIG_KEYS, "falkordb")
     port = config.get("port", 6379)
     if not (isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536) \
             and not is_ref(port):

@@ -26,13 +26,12 @@ except ImportError:  # pragma: no cover - the archived upstream `kuzu` has the s
 from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.graph.cypher import (
     BaseGraph,
-    config_problems,
     node_result,
     quote_ident,
     rel_result,
     shared_problems,
 )
-from ductwork.connectors.util import env_path
+from ductwork.connectors.util import env_path, unknown_keys
 
 DEFAULT_PATH = ".ductwork/graph"
 CONFIG_KEYS = {"provider", "path"}
@@ -65,7 +64,7 @@ def _release(key: str) -> None:
 
 
 def validate_ladybug(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
-    problems = config_problems(definition, config, CONFIG_KEYS, "ladybug")
+    problems = unknown_keys(definition, config, CONFIG_KEYS, "ladybug")
     path = config.get("path", DEFAULT_PATH)
     if not isinstance(path, str) or not path:
         problems.append(((*env_path(definition, config), "path"),
