@@ -10,6 +10,12 @@ from typing import Any
 from ductwork.connectors.base import Problem, ResourceSpec, SecretSet
 
 _REF = re.compile(r"\$\{[^}]*\}")
+# A plain identifier: names of graph labels and properties, SQL and Cypher parameters.
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def is_identifier(value: Any) -> bool:
+    return isinstance(value, str) and bool(IDENT.match(value))
 
 
 def is_ref(value: Any) -> bool:

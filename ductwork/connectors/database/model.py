@@ -12,11 +12,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ductwork.connectors.base import Problem
-from ductwork.connectors.util import close_match
+from ductwork.connectors.util import close_match, is_identifier
 
 # Identifiers are checked against this before they are quoted into SQL; 63 = PostgreSQL's limit.
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Canonical column types and the spellings accepted for them.
 TYPES: dict[str, str] = {
@@ -325,7 +324,7 @@ def _load_sql_event(ev: Event, edef: Mapping[str, Any], at: tuple[str | int, ...
         problems.append(((*at, "sql"), "a sql event needs `sql:` text with :name parameters"))
         return
     if not isinstance(params, list) or not all(
-            isinstance(p, str) and PARAM_NAME.match(p) for p in params):
+            is_identifier(p) for p in params):
         problems.append(((*at, "params"), "params must be a list of parameter names"))
         params = []
     ev.sql, ev.params = sql, [str(p) for p in params]

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ductwork.connectors.base import GraphConnector, Problem, ResourceSpec
-from ductwork.connectors.util import first_env
+from ductwork.connectors.util import IDENT, first_env, is_identifier
 from ductwork.errors import ConnectorError
 
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # Write clauses; an action that has one is a write action unless it says `mode: read`.
 WRITE_CLAUSE = re.compile(
@@ -163,7 +162,7 @@ def action_problems(definition: Mapping[str, Any]) -> list[Problem]:
         if "params" in act:
             params = act["params"]
             if not isinstance(params, list) or not all(
-                isinstance(p, str) and IDENT.match(p) for p in params
+                is_identifier(p) for p in params
             ):
                 problems.append(((*where, "params"), "params is a list of parameter names"))
                 continue
@@ -252,7 +251,7 @@ class BaseGraph(GraphConnector):
             raise self._err(op, "labels is a label or a non-empty list of labels")
         out: list[str] = []
         for label in labels:
-            if not isinstance(label, str) or not IDENT.match(label):
+            if not is_identifier(label):
                 raise self._err(op, f"label {label!r} is not an identifier "
                                 "([A-Za-z_][A-Za-z0-9_]*)")
             if self.schema.declared and label not in self.schema.nodes:
@@ -265,7 +264,7 @@ class BaseGraph(GraphConnector):
         return out
 
     def _rel_type(self, op: str, rtype: Any) -> RelType | None:
-        if not isinstance(rtype, str) or not IDENT.match(rtype):
+        if not is_identifier(rtype):
             raise self._err(op, f"relationship type {rtype!r} is not an identifier")
         if self.schema.declared:
             if rtype not in self.schema.rels:
@@ -284,7 +283,7 @@ class BaseGraph(GraphConnector):
         known = set().union(*declared) if declared is not None else None
         out: dict[str, Any] = {}
         for key, value in props.items():
-            if not isinstance(key, str) or not IDENT.match(key):
+            if not is_identifier(key):
                 raise self._err(op, f"property key {key!r} is not an identifier "
                                 "([A-Za-z_][A-Za-z0-9_]*)")
             if known is not None and key != "id" and key not in known:

@@ -18,14 +18,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ductwork.connectors.base import Problem, ResourceSpec
 from ductwork.connectors.graph.cypher import (
-    IDENT,
     BaseGraph,
     node_result,
     quote_ident,
     rel_result,
     shared_problems,
 )
-from ductwork.connectors.util import env_path, is_ref, unknown_keys
+from ductwork.connectors.util import env_path, is_identifier, is_ref, unknown_keys
 
 CONFIG_KEYS = {"provider", "host", "port", "username", "password", "graph", "timeout"}
 
@@ -109,7 +108,7 @@ class FalkorGraph(BaseGraph):
         if isinstance(value, Mapping):
             out = {}
             for k, v in value.items():
-                if not isinstance(k, str) or not IDENT.match(k):
+                if not is_identifier(k):
                     raise self._err(op, f"{path}: map key {k!r} is not an identifier")
                 out[k] = self.bind(op, v, f"{path}.{k}")
             return out
