@@ -60,6 +60,15 @@ def unknown_keys(definition: Mapping[str, Any], config: Mapping[str, Any],
              f"{', '.join(names)})") for key in sorted(set(config) - set(names))]
 
 
+def describe_problems(problems: Iterable[Problem], limit: int | None = None) -> str:
+    """Problems as one line for an error, "path: message; ...", the first `limit` of them."""
+    items = list(problems)
+    shown = items if limit is None else items[:limit]
+    text = "; ".join((".".join(str(p) for p in path) + ": " if path else "") + message
+                     for path, message in shown)
+    return text + (f" (and {len(items) - len(shown)} more)" if len(items) > len(shown) else "")
+
+
 def first_env(definition: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
     """Whether to report problems of the blocks all envs share (events, tables, schema...).
 

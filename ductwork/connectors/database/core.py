@@ -20,7 +20,7 @@ from ductwork.connectors.database.model import (
     unknown,
 )
 from ductwork.connectors.database.sql import Builder, Dialect, Statement, bind_named
-from ductwork.connectors.util import first_env
+from ductwork.connectors.util import describe_problems, first_env
 from ductwork.errors import ConnectorError
 
 # Which ctx.database method runs each op (for "wrong method" errors).
@@ -79,10 +79,7 @@ class SQLDatabase(DatabaseConnector):
         self.rspec = spec
         schema, problems = load_schema(spec.definition)
         if problems:
-            shown = "; ".join(f"{'.'.join(str(p) for p in path)}: {msg}"
-                              for path, msg in problems[:5])
-            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-            raise spec.error(f"invalid database definition: {shown}{more}; "
+            raise spec.error(f"invalid database definition: {describe_problems(problems, 5)}; "
                              "run `ductwork validate` for every problem")
         self.schema: Schema = schema
         self.create_tables = create_tables

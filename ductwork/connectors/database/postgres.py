@@ -24,7 +24,7 @@ from ductwork.connectors.database.core import (
 )
 from ductwork.connectors.database.model import Column
 from ductwork.connectors.database.sql import Dialect, Statement
-from ductwork.connectors.util import env_path, is_ref, secret_set
+from ductwork.connectors.util import describe_problems, env_path, is_ref, secret_set
 from ductwork.errors import ConnectorError
 
 # SQLSTATE classes worth a retry: connection exceptions, serialization failure, deadlock.
@@ -206,9 +206,7 @@ def create(spec: ResourceSpec) -> PostgresDatabase:
     if not url:
         problems.append(((), "needs `url: postgresql://user:pass@host/db`"))
     if problems:
-        raise spec.error("; ".join(
-            (".".join(str(p) for p in path) + ": " if path else "") + msg
-            for path, msg in problems))
+        raise spec.error(describe_problems(problems))
     pool = dict(config.get("pool") or {})
     return PostgresDatabase(
         spec, url=str(url), min_size=int(pool.get("min", 1)), max_size=int(pool.get("max", 10)),

@@ -26,7 +26,7 @@ from ductwork.connectors.database.core import (
 )
 from ductwork.connectors.database.model import Column
 from ductwork.connectors.database.sql import Dialect, Statement
-from ductwork.connectors.util import env_path
+from ductwork.connectors.util import describe_problems, env_path
 
 MEMORY = ":memory:"
 
@@ -222,8 +222,7 @@ def create(spec: ResourceSpec) -> SQLiteDatabase:
     config = dict(spec.config)
     problems = check_config(config, CHECKS)
     if problems:
-        raise spec.error("; ".join(f"{'.'.join(str(p) for p in path)}: {msg}"
-                                   for path, msg in problems))
+        raise spec.error(describe_problems(problems))
     try:
         path = sqlite_path(config, spec.base_dir)
     except ValueError as e:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ductwork.connectors.base import GraphConnector, Problem, ResourceSpec
-from ductwork.connectors.util import IDENT, first_env, is_identifier
+from ductwork.connectors.util import IDENT, describe_problems, first_env, is_identifier
 from ductwork.errors import ConnectorError
 
 PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -222,10 +222,8 @@ class BaseGraph(GraphConnector):
         self.rs = spec
         problems = schema_problems(spec.definition) + action_problems(spec.definition)
         if problems:
-            path, msg = problems[0]
-            more = f" (+{len(problems) - 1} more; run `ductwork validate`)" if len(
-                problems) > 1 else ""
-            raise spec.error(f"{'.'.join(map(str, path))}: {msg}{more}")
+            raise spec.error(f"invalid graph definition: {describe_problems(problems, 5)}; "
+                             "run `ductwork validate` for every problem")
         self.schema = parse_schema(spec.definition)
         self.actions = {str(n): parse_action(str(n), a)
                         for n, a in (spec.definition.get("actions") or {}).items()}
