@@ -32,27 +32,28 @@ class Auth:
         return False
 
 
-class BearerAuth(Auth):
-    def __init__(self, token: str) -> None:
-        self._value = f"Bearer {token}"
+class _AuthorizationHeader(Auth):
+    """A fixed Authorization header value."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
 
     async def apply(
         self, client: httpx.AsyncClient, headers: dict[str, str], query: list[tuple[str, Any]],
         event: str | None = None,
     ) -> None:
-        headers["Authorization"] = self._value
+        headers["Authorization"] = self.value
 
 
-class BasicAuth(Auth):
+class BearerAuth(_AuthorizationHeader):
+    def __init__(self, token: str) -> None:
+        super().__init__(f"Bearer {token}")
+
+
+class BasicAuth(_AuthorizationHeader):
     def __init__(self, username: str, password: str) -> None:
         raw = f"{username}:{password}".encode()
-        self._value = "Basic " + base64.b64encode(raw).decode("ascii")
-
-    async def apply(
-        self, client: httpx.AsyncClient, headers: dict[str, str], query: list[tuple[str, Any]],
-        event: str | None = None,
-    ) -> None:
-        headers["Authorization"] = self._value
+        super().__init__("Basic " + base64.b64encode(raw).decode("ascii"))
 
 
 class ApiKeyAuth(Auth):
@@ -120,7 +121,7 @@ class OAuth2ClientCredentials(Auth):
         if self.client_auth == "body":
             form.update(client_id=self.client_id, client_secret=self.client_secret)
         else:
-            headers["Authorization"] = BasicAuth(self.client_id, self.client_secret)._value
+            headers["Authorization"] = BasicAuth(self.client_id, self.client_secret).value
         try:
             resp = await client.post(self.token_url, data=form, headers=headers,
                                      timeout=self._timeout)
