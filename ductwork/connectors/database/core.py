@@ -212,8 +212,7 @@ class SQLDatabase(DatabaseConnector):
             return [b.insert(self._with_defaults(table, r), ev.returning) for r in rows], single
 
         stmts, single = self._wrap(event, build)
-        out = [r.rows[0] if r.rows else None for r in await self._exec(event, stmts)]
-        return out[0] if single else out
+        return await self._written(event, stmts, single)
 
     async def upsert(self, event: str, data: Any) -> Any:
         ev, table = self._event(event, "upsert")
@@ -234,6 +233,10 @@ class SQLDatabase(DatabaseConnector):
             return stmts, single
 
         stmts, single = self._wrap(event, build)
+        return await self._written(event, stmts, single)
+
+    async def _written(self, event: str, stmts: list[Statement], single: bool) -> Any:
+        """The row each insert/upsert returned: the row for one object of data, else a list."""
         out = [r.rows[0] if r.rows else None for r in await self._exec(event, stmts)]
         return out[0] if single else out
 
