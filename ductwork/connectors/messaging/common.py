@@ -98,6 +98,16 @@ def encode_message(message: Any) -> bytes:
     ).encode()
 
 
+def server_list(value: Any) -> list[str]:
+    """Servers given as "host:port,host:port" or as a list; [] when missing or not strings."""
+    if isinstance(value, str):
+        value = [s.strip() for s in value.split(",") if s.strip()]
+    if not value or not isinstance(value, list | tuple) or not all(
+            isinstance(s, str) and s for s in value):
+        return []
+    return list(value)
+
+
 def as_float(value: Any, default: float) -> float:
     return default if value is None else float(value)
 

@@ -11,6 +11,7 @@ from ductwork.connectors.messaging.common import (
     BrokerBase,
     as_bool,
     describe,
+    server_list,
     validate_common,
 )
 from ductwork.connectors.util import is_ref
@@ -28,14 +29,11 @@ class KafkaConnector(BrokerBase):
 
     def __init__(self, spec: ResourceSpec) -> None:
         super().__init__(spec)
-        servers = self.config.get("bootstrap_servers")
-        if isinstance(servers, str):
-            servers = [s.strip() for s in servers.split(",") if s.strip()]
-        if not servers or not all(isinstance(s, str) and s for s in servers):
+        self.servers = server_list(self.config.get("bootstrap_servers"))
+        if not self.servers:
             raise spec.error(
                 "'bootstrap_servers' is required by kafka (e.g. \"kafka1:9092,kafka2:9092\")"
             )
-        self.servers: list[str] = list(servers)
         self.client_id = str(self.config.get("client_id") or "ductwork")
         self.idempotent = as_bool(self.config.get("idempotent"), True)
         security = self.config.get("security") or {}

@@ -14,6 +14,7 @@ from ductwork.connectors.messaging.common import (
     as_bool,
     describe,
     safe_url,
+    server_list,
     topic_problem,
     topics_of,
     validate_common,
@@ -33,14 +34,11 @@ class NatsJetStreamConnector(BrokerBase):
 
     def __init__(self, spec: ResourceSpec) -> None:
         super().__init__(spec)
-        servers = self.config.get("servers")
-        if isinstance(servers, str):
-            servers = [s.strip() for s in servers.split(",") if s.strip()]
-        if not servers or not all(isinstance(s, str) and s for s in servers):
+        self.servers = server_list(self.config.get("servers"))
+        if not self.servers:
             raise spec.error(
                 "'servers' is required for provider nats (e.g. [nats://127.0.0.1:4222])"
             )
-        self.servers: list[str] = list(servers)
         self.stream: str | None = self.config.get("stream") or None
         self.create_stream = as_bool(self.config.get("create_stream"), False)
         subjects = self.config.get("subjects")
