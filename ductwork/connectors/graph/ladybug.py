@@ -94,6 +94,15 @@ def _value(v: Any) -> Any:
 _PLAIN = (str, int, float, bool, dt.datetime, dt.date, dt.timedelta, uuid.UUID, Decimal)
 
 
+def _columns(props: Mapping[str, str]) -> dict[str, str]:
+    """A table's columns: the `id` key first (always STRING), then the declared properties."""
+    return {"id": "STRING", **{k: v for k, v in props.items() if k != "id"}}
+
+
+def _column_defs(props: Mapping[str, str]) -> str:
+    return ", ".join(f"{quote_ident(k)} {t}" for k, t in _columns(props).items())
+
+
 class LadybugGraph(BaseGraph):
     """One connection per connector over the process-wide database; calls run in a thread."""
 
@@ -157,26 +166,31 @@ class LadybugGraph(BaseGraph):
 
     def _ensure_schema(self) -> None:
         """Create the declared node/relationship tables; add declared columns they lack."""
-        tables = {str(r[1]): str(r[2]) for r in self._execute("CALL show_tables() RETURN *")}
+        tables = self._show_tables()
         for label, props in self.schema.nodes.items():
-            cols = {"id": "STRING", **{k: v for k, v in props.items() if k != "id"}}
-            if label in tables:
-                self._add_columns(label, cols)
-                continue
-            defs = ", ".join(f"{quote_ident(k)} {t}" for k, t in cols.items())
-            self._execute(f"CREATE NODE TABLE IF NOT EXISTS {quote_ident(label)}"
-                          f"({defs}, PRIMARY KEY(`id`))")
+            if not self._has_table(tables, label, props):
+                defs = _column_defs(props)
+                self._execute(f"CREATE NODE TABLE IF NOT EXISTS {quote_ident(label)}"
+                              f"({defs}, PRIMARY KEY(`id`))")
         for rtype, rel in self.schema.rels.items():
-            cols = {"id": "STRING", **{k: v for k, v in rel.properties.items() if k != "id"}}
-            if rtype in tables:
-                self._add_columns(rtype, cols)
-                continue
-            defs = ", ".join(f"{quote_ident(k)} {t}" for k, t in cols.items())
-            self._execute(f"CREATE REL TABLE IF NOT EXISTS {quote_ident(rtype)}(FROM "
-                          f"{quote_ident(rel.source)} TO {quote_ident(rel.target)}, {defs})")
-        self._tables = {str(r[1]) for r in self._execute("CALL show_tables() RETURN *")}
-        self._rel_tables = {str(r[1]) for r in self._execute("CALL show_tables() RETURN *")
-                            if str(r[2]).upper() == "REL"}
+            if not self._has_table(tables, rtype, rel.properties):
+                defs = _column_defs(rel.properties)
+                self._execute(f"CREATE REL TABLE IF NOT EXISTS {quote_ident(rtype)}(FROM "
+                              f"{quote_ident(rel.source)} TO {quote_ident(rel.target)}, {defs})")
+        tables = self._show_tables()
+        self._tables = set(tables)
+        self._rel_tables = {name for name, kind in tables.items() if kind.upper() == "REL"}
+
+    def _show_tables(self) -> dict[str, str]:
+        """Table name -> its type (NODE, REL, ...)."""
+        return {str(r[1]): str(r[2]) for r in self._execute("CALL show_tables() RETURN *")}
+
+    def _has_table(self, tables: Mapping[str, str], table: str, props: Mapping[str, str]) -> bool:
+        """Whether the table exists; when it does, add the declared columns it lacks."""
+        if table not in tables:
+            return False
+        self._add_columns(table, _columns(props))
+        return True
 
     def _add_columns(self, table: str, cols: Mapping[str, str]) -> None:
         info = self._execute(f"CALL table_info('{table}') RETURN *")  # table: an IDENT
