@@ -42,12 +42,11 @@ from ductwork.connectors.action_config import (
 )
 from ductwork.connectors.action_config import validate as validate
 from ductwork.connectors.base import ActionConnector, ResourceSpec, SecretSet
-from ductwork.connectors.util import redact_value, secret_set
+from ductwork.connectors.util import redact_value, retryable_status, secret_set
 from ductwork.errors import ConnectorError
 
 log = logging.getLogger("ductwork.connectors.action")
 
-RETRY_STATUSES = frozenset({429, *range(500, 600)})
 _EXCERPT = 200
 
 
@@ -393,7 +392,7 @@ class HttpActionConnector(ActionConnector):
             if status == 401 and not refreshed and self._auth.refresh():
                 refreshed = True  # a cached OAuth2 token may have been revoked: fetch once more
                 continue
-            if status in RETRY_STATUSES and attempt < retries:
+            if retryable_status(status) and attempt < retries:
                 attempt += 1
                 await self._backoff(ev, attempt, resp, f"HTTP {status}")
                 continue
@@ -423,7 +422,7 @@ class HttpActionConnector(ActionConnector):
         tries = f" after {attempt + 1} attempts" if attempt else ""
         return self._spec.error(
             f"HTTP {status} from {what}{hint}{tries}: {_excerpt(body)}", event=ev.name,
-            status=status, body=body, retryable=status in RETRY_STATUSES,
+            status=status, body=body, retryable=retryable_status(status),
         )
 
 

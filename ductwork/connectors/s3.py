@@ -18,7 +18,13 @@ from ductwork.connectors.storage import (
     normalize_prefix,
     validate_events,
 )
-from ductwork.connectors.util import env_path, first_env, is_ref, unknown_keys
+from ductwork.connectors.util import (
+    env_path,
+    first_env,
+    is_ref,
+    retryable_status,
+    unknown_keys,
+)
 from ductwork.errors import ConnectorError
 
 S3_KEYS = {
@@ -197,9 +203,8 @@ class S3Storage(BaseStorage):
                 text = f"access denied to {where} ({code}); check the credentials' permissions"
             else:
                 text = f"S3 answered {code}: {msg}"
-            retryable = bool(status and (status >= 500 or status == 429))
             return self.rs.error(f"{op} of '{key}' failed: {text}", event=event, status=status,
-                                 retryable=retryable)
+                                 retryable=retryable_status(status))
         if isinstance(exc, NoCredentialsError):
             return self.rs.error(
                 f"{op} of '{key}' failed: no AWS credentials; set access_key_id and "

@@ -111,3 +111,8 @@ def redact_value(value: Any, redact: Callable[[str], str]) -> Any:
     if isinstance(value, list):
         return [redact_value(v, redact) for v in value]
     return value
+
+
+def retryable_status(status: int | None) -> bool:
+    """Whether an HTTP status is worth a retry: 429 (rate limited) or a 5xx server error."""
+    return status is not None and (status == 429 or 500 <= status <= 599)

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import httpx
+
 from ductwork.connectors.base import NotificationConnector, ResourceSpec
 from ductwork.connectors.notification.templates import Templates
 from ductwork.errors import ConnectorError
@@ -72,6 +74,14 @@ def push_data(data: Mapping[str, Any] | None) -> dict[str, str]:
     """FCM and most service workers want string values: encode anything else as JSON."""
     return {str(k): v if isinstance(v, str) else json.dumps(v, default=str)
             for k, v in (data or {}).items()}
+
+
+def response_body(resp: httpx.Response) -> Any:
+    """A provider's error response: its JSON, or the start of its text."""
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text[:500]
 
 
 class BaseNotifier(NotificationConnector):

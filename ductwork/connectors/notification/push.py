@@ -18,9 +18,10 @@ from ductwork.connectors.notification.common import (
     Push,
     base_path,
     push_data,
+    response_body,
     subscription_problem,
 )
-from ductwork.connectors.util import redact_value
+from ductwork.connectors.util import redact_value, retryable_status
 from ductwork.errors import ConnectorError
 
 FCM_BASE_URL = "https://fcm.googleapis.com"
@@ -125,10 +126,7 @@ class FcmNotifier(BaseNotifier):
                             event, retryable=True) from None
 
     def _status_error(self, resp: httpx.Response, event: str, sent: int) -> ConnectorError:
-        try:
-            body: Any = resp.json()
-        except ValueError:
-            body = resp.text[:500]
+        body = response_body(resp)
         detail = str(body) or resp.reason_phrase
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             err = body["error"]
@@ -140,7 +138,7 @@ class FcmNotifier(BaseNotifier):
         already = f" (already sent to {sent} of the tokens)" if sent else ""
         return self.fail(f"FCM answered {resp.status_code}: {detail}{already}", event,
                          status=resp.status_code, body=redact_value(body, self.rspec.redact),
-                         retryable=resp.status_code == 429 or resp.status_code >= 500)
+                         retryable=retryable_status(resp.status_code))
 
     def token_problem(self, token: Any) -> str | None:
         if not isinstance(token, str):
@@ -236,8 +234,7 @@ class WebPushNotifier(BaseNotifier):
             else:
                 msg = f"push service {host} answered {status}: {text or e.message}"
             raise self.fail(msg + already, event, status=status,
-                            retryable=status is not None and (status == 429 or status >= 500)
-                            ) from None
+                            retryable=retryable_status(status)) from None
         except requests.RequestException as e:
             raise self.fail(f"cannot reach push service {host}: {type(e).__name__}: {e}"
                             + already, event, retryable=True) from None

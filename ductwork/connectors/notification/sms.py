@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 import httpx
 
 from ductwork.connectors.base import ResourceSpec
-from ductwork.connectors.notification.common import BaseNotifier
-from ductwork.connectors.util import redact_value
+from ductwork.connectors.notification.common import BaseNotifier, response_body
+from ductwork.connectors.util import redact_value, retryable_status
 from ductwork.errors import ConnectorError
 
 TWILIO_BASE_URL = "https://api.twilio.com"
@@ -63,10 +63,7 @@ class TwilioNotifier(BaseNotifier):
                 "messages": messages}
 
     def _status_error(self, resp: httpx.Response, event: str, phone: str) -> ConnectorError:
-        try:
-            body: Any = resp.json()
-        except ValueError:
-            body = resp.text[:500]
+        body = response_body(resp)
         if isinstance(body, dict):
             detail = str(body.get("message") or "no message")
             if body.get("code"):
@@ -78,7 +75,7 @@ class TwilioNotifier(BaseNotifier):
         return self.fail(
             f"Twilio answered {resp.status_code} for {phone}: {detail}{hint}", event,
             status=resp.status_code, body=redact_value(body, self.rspec.redact),
-            retryable=resp.status_code == 429 or resp.status_code >= 500)
+            retryable=retryable_status(resp.status_code))
 
     @staticmethod
     def _partial(err: ConnectorError, sent: list[dict[str, Any]]) -> ConnectorError:
