@@ -20,17 +20,12 @@ from ductwork.connectors.base import (
     ResourceSpec,
     SecretSet,
     build_connector,
-    register_provider,
-    register_validator,
     resolve_refs,
     validate_resource,
 )
 from ductwork.errors import ConnectorError
 from tests.support.http import local_http_server
 from tests.support.ports import free_port
-
-register_provider("action", "http", "ductwork.connectors.action:create")
-register_validator("action", "http", "ductwork.connectors.action:validate")
 
 EVENTS: dict[str, Any] = {
     "create-charge": {"method": "POST", "path": "/v1/charges",

@@ -15,8 +15,6 @@ import pytest
 from ductwork.connectors.base import (
     ResourceSpec,
     build_connector,
-    register_provider,
-    register_validator,
 )
 from ductwork.connectors.database.core import SQLDatabase
 from ductwork.errors import ConnectorError
@@ -24,12 +22,6 @@ from tests.support.postgres import PgServer, postgres_server
 
 __all__ = ["postgres_server"]  # the session fixture, imported so pytest sees it here
 
-register_provider("database", "sqlite", "ductwork.connectors.database.sqlite:create")
-register_provider("database", "postgres", "ductwork.connectors.database.postgres:create")
-register_provider("database", "postgresql", "ductwork.connectors.database.postgres:create")
-register_validator("database", "sqlite", "ductwork.connectors.database.sqlite:validate")
-register_validator("database", "postgres", "ductwork.connectors.database.postgres:validate")
-register_validator("database", "postgresql", "ductwork.connectors.database.postgres:validate")
 
 TABLES: dict[str, Any] = {
     "users": {"columns": {

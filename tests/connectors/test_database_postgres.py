@@ -17,8 +17,6 @@ from ductwork.connectors.base import (
     ResourceSpec,
     SecretSet,
     build_connector,
-    register_provider,
-    register_validator,
     resolve_refs,
     validate_resource,
 )
@@ -30,9 +28,6 @@ from tests.support.postgres import PgServer, postgres_server, start_postgres
 
 __all__ = ["postgres_server"]
 
-register_provider("database", "postgres", "ductwork.connectors.database.postgres:create")
-register_provider("database", "postgresql", "ductwork.connectors.database.postgres:create")
-register_validator("database", "postgres", "ductwork.connectors.database.postgres:validate")
 
 DEFINITION: dict[str, Any] = {
     "tables": {

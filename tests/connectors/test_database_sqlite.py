@@ -13,15 +13,10 @@ import pytest
 from ductwork.connectors.base import (
     ResourceSpec,
     build_connector,
-    register_provider,
-    register_validator,
     validate_resource,
 )
 from ductwork.connectors.database.sqlite import SQLiteDatabase, sqlite_path
 from ductwork.errors import ConnectorError
-
-register_provider("database", "sqlite", "ductwork.connectors.database.sqlite:create")
-register_validator("database", "sqlite", "ductwork.connectors.database.sqlite:validate")
 
 DEFINITION: dict[str, Any] = {
     "tables": {"users": {"columns": {

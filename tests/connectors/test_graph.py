@@ -17,19 +17,12 @@ from ductwork.connectors.base import (
     ResourceSpec,
     SecretSet,
     build_connector,
-    register_provider,
-    register_validator,
     resolve_refs,
     validate_resource,
 )
 from ductwork.errors import ConnectorError
 from tests.support.falkordb import FalkorServer
 from tests.support.falkordb import falkordb_server as falkordb_server  # session fixture
-
-register_provider("graph", "ladybug", "ductwork.connectors.graph.ladybug:create")
-register_provider("graph", "falkordb", "ductwork.connectors.graph.falkordb:create")
-register_validator("graph", "ladybug", "ductwork.connectors.graph.ladybug:validate_ladybug")
-register_validator("graph", "falkordb", "ductwork.connectors.graph.falkordb:validate_falkordb")
 
 SCHEMA: dict[str, Any] = {
     "nodes": {

@@ -17,23 +17,13 @@ from ductwork.connectors.base import (
     ResourceSpec,
     SecretSet,
     build_connector,
-    register_provider,
-    register_validator,
     resolve_refs,
     validate_resource,
 )
-from ductwork.connectors.messaging import register
 from ductwork.connectors.messaging.common import BrokerBase, safe_url
 from ductwork.errors import ConnectorError
 from tests.support.brokers import KafkaMock, Server, make_tls, start_nats, start_redis
 from tests.support.ports import free_port
-
-register_provider("broker", "redis", "ductwork.connectors.messaging.redis_streams:create")
-register_provider("broker", "nats", "ductwork.connectors.messaging.nats_js:create")
-register_provider("broker", "kafka", "ductwork.connectors.messaging.kafka:create")
-register_validator("broker", "redis", "ductwork.connectors.messaging.redis_streams:validate")
-register_validator("broker", "nats", "ductwork.connectors.messaging.nats_js:validate")
-register_validator("broker", "kafka", "ductwork.connectors.messaging.kafka:validate")
 
 PASSWORD = "s3cr3t-Broker-pw"
 
@@ -584,7 +574,6 @@ async def test_kafka_sasl_failure_hides_the_password(connect: Any, kafka: KafkaM
 
 
 def test_validators_accept_the_documented_configs() -> None:
-    register()
     topics = {"user-created": {"key": "user_id", "schema": {"type": "object"}}}
     for config in (
         {"provider": "redis", "url": "redis://:${secrets.REDIS_PASSWORD}@cache:6379/0",
@@ -604,7 +593,6 @@ def test_validators_accept_the_documented_configs() -> None:
 
 
 def test_validators_point_at_the_mistake() -> None:
-    register()
 
     def problems(config: dict[str, Any], topics: Any = None) -> list[Any]:
         definition: dict[str, Any] = {"envs": {"staging": config}}

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from ductwork.connectors.base import register_provider
 from ductwork.errors import ConnectorError
 from tests.support.ports import free_port
 from tests.support.smtp import (
@@ -20,11 +19,6 @@ from tests.support.smtp import (
     self_signed_cert,
     smtp_server,
 )
-
-# The lead's registry lines, repeated here so this module runs on its own.
-register_provider("notification", "smtp", "ductwork.connectors.notification.email:create_smtp")
-register_provider("notification", "outbox",
-                  "ductwork.connectors.notification.email:create_outbox")
 
 EVENTS: dict[str, Any] = {
     "welcome-email": {

@@ -19,14 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ductwork.connectors.base import register_provider
 from ductwork.errors import ConnectorError
 from tests.support.http import local_http_server
 from tests.support.smtp import notification_connector
-
-register_provider("notification", "fcm", "ductwork.connectors.notification.push:create_fcm")
-register_provider("notification", "webpush",
-                  "ductwork.connectors.notification.push:create_webpush")
 
 EVENTS: dict[str, Any] = {
     "new-follower": {"title": "{{ who }} follows you", "body": "Say hi to {{ who }}"},

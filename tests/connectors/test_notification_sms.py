@@ -12,13 +12,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ductwork.connectors.base import register_provider
 from ductwork.errors import ConnectorError
 from tests.support.http import local_http_server
 from tests.support.ports import free_port
 from tests.support.smtp import notification_connector
-
-register_provider("notification", "twilio", "ductwork.connectors.notification.sms:create_twilio")
 
 SID = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "tw-auth-token-0123456789"

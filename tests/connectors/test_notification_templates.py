@@ -7,11 +7,9 @@ from typing import Any
 import pytest
 
 from ductwork.connectors.base import ResourceSpec, SecretSet, validate_resource
-from ductwork.connectors.notification import register, validate
+from ductwork.connectors.notification import validate
 from ductwork.connectors.notification.templates import Templates
 from ductwork.errors import ConnectorError
-
-register()
 
 EVENTS: dict[str, Any] = {
     "welcome-email": {"subject": "Welcome, {{ name }}", "text": "Hi {{ user.first }}",

@@ -17,17 +17,12 @@ from ductwork.connectors.base import (
     ResourceSpec,
     SecretSet,
     build_connector,
-    register_provider,
-    register_validator,
     resolve_refs,
     validate_resource,
 )
 from ductwork.connectors.openapi import import_openapi, kebab, load_document
 from ductwork.errors import ConfigurationError
 from tests.support.http import local_http_server
-
-register_provider("action", "http", "ductwork.connectors.action:create")
-register_validator("action", "http", "ductwork.connectors.action:validate")
 
 PETSTORE = """
 openapi: 3.0.3

@@ -19,8 +19,6 @@ from ductwork.connectors.base import (
     SecretSet,
     StorageConnector,
     build_connector,
-    register_provider,
-    register_validator,
     resolve_refs,
     validate_resource,
 )
@@ -29,11 +27,6 @@ from ductwork.errors import ConnectorError
 from tests.support.moto import MotoServer
 from tests.support.moto import moto_open_server as moto_open_server  # session fixture
 from tests.support.moto import moto_server as moto_server  # session fixture
-
-register_provider("storage", "local", "ductwork.connectors.storage:create")
-register_provider("storage", "s3", "ductwork.connectors.s3:create")
-register_validator("storage", "local", "ductwork.connectors.storage:validate_local")
-register_validator("storage", "s3", "ductwork.connectors.s3:validate_s3")
 
 EVENTS: dict[str, Any] = {
     "avatar": {"prefix": "avatars/", "max_size": "1KB", "content_types": ["image/*"]},

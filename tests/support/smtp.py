@@ -165,9 +165,7 @@ def notification_connector(
 ) -> Any:
     """Build a notification connector through the provider registry, as the engine does."""
     from ductwork.connectors.base import ResourceSpec, SecretSet, build_connector
-    from ductwork.connectors.notification import register
 
-    register()
     secret_set = SecretSet()
     for value in secrets:
         secret_set.add(value)
