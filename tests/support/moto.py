@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.ports import free_port, wait_port
+from tests.support.process import Server, start_server
 
 REGION = "us-east-1"
 # moto enforces IAM signatures after this many requests; the fixture spends them creating
@@ -31,8 +30,7 @@ class MotoServer:
     access_key_id: str
     secret_access_key: str
     region: str = REGION
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    log: Path | None = None
+    server: Server | None = field(default=None, repr=False)
     _admin: Any = field(default=None, repr=False)
 
     @property
@@ -61,14 +59,9 @@ class MotoServer:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
 
 def moto_binary() -> Path:
@@ -87,44 +80,31 @@ def start_moto(*, auth: bool = True) -> MotoServer:
     import boto3
 
     binary = moto_binary()
-    log = Path(tempfile.mkdtemp(prefix="dw-moto-")) / "moto.log"
     env = dict(os.environ)
     env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
     if auth:
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(_SETUP_ACTIONS)
-    last: Exception | None = None
-    for _ in range(3):  # a free port can be taken between choosing it and binding it
-        port = free_port()
-        with open(log, "ab") as out:
-            proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)],
-                                    stdout=out, stderr=subprocess.STDOUT, env=env)
-        try:
-            wait_port(port, timeout=30)
-        except RuntimeError as e:
-            last = e
-            proc.kill()
-            proc.wait()
-            continue
-        if proc.poll() is not None:
-            last = RuntimeError(f"moto_server exited with {proc.returncode}; see {log}")
-            continue
-        endpoint = f"http://127.0.0.1:{port}"
-        if not auth:
-            return MotoServer(endpoint, port, "AKIAMOTOOPEN00000000", "moto-open-secret",
-                              proc=proc, log=log)
-        iam = boto3.session.Session().client(
-            "iam", endpoint_url=endpoint, region_name=REGION,
-            aws_access_key_id="setup", aws_secret_access_key="setup")
-        try:
-            iam.create_user(UserName="ductwork-test")
-            iam.put_user_policy(UserName="ductwork-test", PolicyName="s3-all",
-                                PolicyDocument=_POLICY)
-            key = iam.create_access_key(UserName="ductwork-test")["AccessKey"]
-        finally:
-            iam.close()
-        return MotoServer(endpoint, port, key["AccessKeyId"], key["SecretAccessKey"],
-                          proc=proc, log=log)
-    raise RuntimeError(f"moto_server did not start: {last}; see {log}")
+    server = start_server("moto", Path(tempfile.mkdtemp(prefix="dw-moto-")),
+                          lambda port: [str(binary), "-H", "127.0.0.1", "-p", str(port)], env=env)
+    endpoint = f"http://127.0.0.1:{server.port}"
+    if not auth:
+        return MotoServer(endpoint, server.port, "AKIAMOTOOPEN00000000", "moto-open-secret",
+                          server=server)
+    iam = boto3.session.Session().client(
+        "iam", endpoint_url=endpoint, region_name=REGION,
+        aws_access_key_id="setup", aws_secret_access_key="setup")
+    try:
+        iam.create_user(UserName="ductwork-test")
+        iam.put_user_policy(UserName="ductwork-test", PolicyName="s3-all",
+                            PolicyDocument=_POLICY)
+        key = iam.create_access_key(UserName="ductwork-test")["AccessKey"]
+    except BaseException:
+        server.stop()
+        raise
+    finally:
+        iam.close()
+    return MotoServer(endpoint, server.port, key["AccessKeyId"], key["SecretAccessKey"],
+                      server=server)
 
 
 @pytest.fixture(scope="session")
