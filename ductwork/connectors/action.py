@@ -19,7 +19,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -281,7 +281,7 @@ class HttpActionConnector(ActionConnector):
         )
         self._where = _display_url(self.config.base_url)
         # Tests swap this to observe the backoff delays without waiting for them.
-        self.sleep = asyncio.sleep
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def event(self, name: str) -> EventDef:
         ev = self._events.get(name)
