@@ -1,14 +1,23 @@
-"""Real brokers for tests: redis-server and nats-server processes, librdkafka's mock Kafka."""
+"""Real brokers for tests (redis-server, nats-server, librdkafka's mock Kafka) and spec helpers."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ductwork.connectors.base import ResourceSpec, SecretSet, build_connector, resolve_refs
+from ductwork.errors import ConnectorError
 from tests.support.process import Server, start_server
+
+# The password of the servers started with auth on.
+PASSWORD = "s3cr3t-Broker-pw"
 
 
 def redis_binary() -> str:
@@ -130,3 +139,41 @@ class KafkaMock:
     def close(self) -> None:
         self._host.flush(5)
         del self._host
+
+
+def make_spec(
+    config: dict[str, Any], topics: dict[str, Any] | None = None, *,
+    secrets: dict[str, str] | None = None, env: str = "dev", name: str = "events",
+) -> ResourceSpec:
+    """Build a spec the way the engine does: resolve refs in memory, collect them as secrets."""
+    definition: dict[str, Any] = {"envs": {env: config}}
+    if topics is not None:
+        definition["topics"] = topics
+    found = SecretSet()
+    resolved = resolve_refs(config, environ={}, secrets=secrets or {}, collect=found)
+    return ResourceSpec(kind="broker", name=name, env=env, product="shop", config=resolved,
+                        definition=definition, secrets=found)
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Any]:
+    """A factory of broker connectors (make_spec's arguments), closed after the test."""
+    made: list[Any] = []
+
+    def factory(*args: Any, **kw: Any) -> Any:
+        conn = build_connector(make_spec(*args, **kw))
+        made.append(conn)
+        return conn
+
+    yield factory
+    for conn in made:
+        await conn.aclose()
+
+
+def topic_name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def assert_names_everything(err: ConnectorError, topic: str, env: str = "dev") -> None:
+    assert (err.kind, err.resource, err.event, err.env) == ("broker", "events", topic, env)
+    assert f"broker/events/{topic} (env {env})" in str(err)
