@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import decimal
 import json
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -162,7 +163,11 @@ Command = Callable[["Ductwork", argparse.Namespace, "Console"], Awaitable[int]]
 
 def _cmd(fn: Command, *, needs_app: bool = True) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        return asyncio.run(_run(fn, args, needs_app))
+        try:
+            return asyncio.run(_run(fn, args, needs_app))
+        except BrokenPipeError:  # `ductwork runs list --json | head`: the reader left early
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open for the exit flush
+            return 0
 
     return run
 
@@ -170,8 +175,10 @@ def _cmd(fn: Command, *, needs_app: bool = True) -> Callable[[argparse.Namespace
 async def _run(fn: Command, args: argparse.Namespace, needs_app: bool) -> int:
     from rich.console import Console
 
+    # Piped output (less, grep, CI logs) is not squeezed into rich's 80-column default.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 160)
     async with _open(args, needs_app) as dw:
-        return await fn(dw, args, Console(highlight=False, soft_wrap=False))
+        return await fn(dw, args, Console(highlight=False, soft_wrap=False, width=width))
 
 
 def _open(args: argparse.Namespace, needs_app: bool) -> Ductwork:
@@ -258,12 +265,13 @@ async def cmd_list(dw: Ductwork, args: argparse.Namespace, out: Console) -> int:
         out.print("no runs")
         return 0
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("WORKFLOW ID", "WORKFLOW", "ENV", "STATUS", "STARTED", "DURATION", "DETAIL"):
-        table.add_column(col, overflow="fold")
+    for col in ("WORKFLOW ID", "WORKFLOW", "ENV", "STATUS", "STARTED", "DURATION"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("DETAIL", overflow="fold")
     for r in page["runs"]:
         detail = ""
         if r["error"]:
-            detail = _short(f"{r['failed_step'] or ''}: {r['error']}".lstrip(": "), 50)
+            detail = _short(f"{r['failed_step'] or ''}: {r['error']}".lstrip(": "), 80)
         elif r.get("rerun_of"):
             detail = f"{r['rerun_of']['relation']} of {r['rerun_of']['workflow_id']}"
         elif r["parent_id"]:
@@ -310,8 +318,9 @@ async def cmd_show(dw: Ductwork, args: argparse.Namespace, out: Console) -> int:
     if status["state"]:
         out.print(f"state: {_short(status['state'], 200)}")
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("STEP", "KIND", "STATUS", "TRIES", "TIME", "RESULT / ERROR"):
-        table.add_column(col, overflow="fold")
+    for col in ("STEP", "KIND", "STATUS", "TRIES", "TIME"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("RESULT / ERROR", overflow="fold")
     for s in journal:
         st = "rolled back" if s["rollback_status"] == "rolled_back" else s["status"]
         if s["rollback_status"] == "rollback_failed":
@@ -350,8 +359,9 @@ async def cmd_history(dw: Ductwork, args: argparse.Namespace, out: Console) -> i
               _short(lg["message"], 70)) for lg in logs]
     rows.sort(key=lambda r: r[0])
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("TIME", "EVENT", "STEP", "DATA"):
-        table.add_column(col, overflow="fold")
+    for col in ("TIME", "EVENT", "STEP"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("DATA", overflow="fold")
     for ts, kind, step, data in rows:
         style = "red" if "fail" in kind or kind == "log.error" else None
         table.add_row(_time(ts) + ts[19:23], f"[{style}]{kind}[/{style}]" if style else kind,
