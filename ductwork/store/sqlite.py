@@ -342,8 +342,8 @@ class SQLiteStore(RunStore):
                  qparams: tuple[Any, ...], n: int) -> list[str]:
         rows = self.conn.execute(
             f"SELECT workflow_id FROM dw_runs WHERE ("
-            f"(status IN ('pending','sleeping','waiting') AND owner IS NULL AND "
-            f" COALESCE(wake_at, 0) <= ?) "
+            f"(owner IS NULL AND (status = 'pending' OR (status IN ('sleeping', 'waiting') "
+            f" AND wake_at IS NOT NULL)) AND COALESCE(wake_at, 0) <= ?) "
             f"OR (status IN ({', '.join('?' * len(_ACTIVE))}) AND owner IS NOT NULL AND "
             f" (lease_until < ? OR owner IN ({', '.join('?' * len(dead)) or 'NULL'})) "
             f" AND COALESCE(wake_at, 0) <= ?)){qfilter} "
