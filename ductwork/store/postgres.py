@@ -87,8 +87,12 @@ _CREATE_RUN = (
     "ev AS (" + _EVENTS_FROM.format(src="ins.workflow_id", frm="ins, ") + ") "
     f"SELECT (SELECT count(*) FROM ins), (SELECT pg_notify('{CHANNEL}', queue) FROM ins "
     "WHERE %s::boolean)")
+# Due: a queued run (no wake_at: at once), a sleep or wait whose time came (a wait without a
+# deadline has no wake_at and becomes due only when a signal or a child sets one), and a run
+# whose owner's lease expired or who is known dead.
 _DUE = (
-    "((status IN ('pending', 'sleeping', 'waiting') AND owner IS NULL) "
+    "((owner IS NULL AND (status = 'pending' OR (status IN ('sleeping', 'waiting') AND "
+    "wake_at IS NOT NULL))) "
     f"OR (status IN {_ACTIVE_SQL} AND owner IS NOT NULL AND (lease_until < {_NOW} "
     f"OR owner = ANY(%s::text[])))) AND COALESCE(wake_at, 0) <= {_NOW}")
 _CLAIM = (

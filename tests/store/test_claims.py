@@ -137,3 +137,17 @@ async def test_queue_filter_and_limits_combine(stores: list[RunStore]) -> None:
     a.set_queue_limits({"mail": QueueLimit(concurrency=1)})
     got = await a.claim_due("w", 30, 10, queues=["mail", "sms"])
     assert sorted(r.workflow_id for r in got) == ["m", "s"]
+
+
+async def test_a_wait_without_deadline_is_due_only_once_signalled(
+        stores: list[RunStore]) -> None:
+    a, b = stores
+    t = time.time()
+    await a.create_run(pending("w", status="waiting", wake_at=None), [])
+    await a.create_run(pending("s", status="sleeping", wake_at=None), [])
+    await a.create_run(pending("q", wake_at=None), [])  # queued: due at once
+    assert [r.workflow_id for r in await a.claim_due("me", 30, 10)] == ["q"]
+    await b.send_signal("w", "go", None)
+    got = await a.claim_due("me", 30, 10)
+    assert [r.workflow_id for r in got] == ["w"] and got[0].wake_at is not None
+    assert got[0].wake_at <= time.time() and t <= got[0].wake_at
