@@ -149,6 +149,7 @@ def parse_file(path: Path, plans: Mapping[str, Any]) -> tuple[list[Case], list[D
     cases: list[Case] = []
     for i, raw in enumerate(data["cases"]):
         where: DataPath = ("cases", i)
+        before = len(chk.problems)
         if not isinstance(raw, Mapping):
             chk.fail(where, "each case is a mapping (name, input, mocks, expect)")
             continue
@@ -170,6 +171,8 @@ def parse_file(path: Path, plans: Mapping[str, Any]) -> tuple[list[Case], list[D
             chk.fail((*where, "expect"), "expect is a mapping, e.g. {status: completed}")
             expect = {}
         _check_expect(chk, expect, (*where, "expect"), tags)
+        if len(chk.problems) > before:
+            continue  # a case with a mistake in it is reported, not run half-understood
         cases.append(Case(doc.path, i, name, wf, str(raw.get("env", data.get("env", "dev"))),
                           raw.get("input", {}), mocks, signals, dict(expect),
                           raw.get("workflow_id")))

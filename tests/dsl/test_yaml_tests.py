@@ -1,0 +1,195 @@
+"""`ductwork test`: YAML test cases run against the example product and broken test files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ductwork.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def product(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of specs/my-product without its tests; run from the repo (python: steps)."""
+    dest = tmp_path / "specs" / "my-product"
+    shutil.copytree(ROOT / "specs" / "my-product", dest,
+                    ignore=shutil.ignore_patterns("tests"))
+    (dest / "tests").mkdir()
+    monkeypatch.chdir(ROOT)
+    return dest
+
+
+def write(product: Path, name: str, text: str) -> Path:
+    path = product / "tests" / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["test", *args])
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_the_example_products_cases_pass(capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out = run(capsys, "specs")
+    assert code == 0, out
+    assert "FAIL" not in out
+    assert out.count("PASS") == len(out.splitlines()) - 4  # 3 file headers + summary
+    assert "specs/my-product/tests/order-fulfilment.yaml" in out
+    assert out.rstrip().endswith("passed, 0 failed")
+
+
+def test_failed_expectations_are_reported_per_case(
+        product: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(product, "onboarding.yaml", """\
+        workflow: user-onboarding
+        cases:
+          - name: right
+            input: {email: a@example.com, name: A}
+            mocks:
+              create-user: {result: {id: 1}}
+              send-welcome: {result: {}}
+              audit-log: {result: {id: 1}}
+            expect: {status: completed, output: {success: true, userId: 1}}
+          - name: wrong
+            input: {email: b@example.com, name: B}
+            mocks:
+              create-user: {result: {id: 2}}
+              send-welcome: {result: {}}
+              audit-log: {error: disk full}
+            expect:
+              status: completed
+              output: {success: true, userId: 2}
+              completed_steps: [create-user, send-welcome, audit-log]
+              steps:
+                audit-log: {attempts: 2}
+        """)
+    code, out = run(capsys, str(product.parent))
+    assert code == 1
+    assert "PASS  user-onboarding: right" in out
+    assert "FAIL  user-onboarding: wrong" in out
+    assert ("status: expected 'completed', got 'failed' (Step 'audit-log' failed: "
+            "RuntimeError: disk full)") in out
+    assert 'output: expected {"success": true, "userId": 2}, got null' in out
+    assert ("completed_steps: expected ['create-user', 'send-welcome', 'audit-log'], got "
+            "['create-user', 'send-welcome']") in out
+    assert "step 'audit-log': 1 attempt(s), expected 2" in out
+    assert out.rstrip().endswith("1 passed, 1 failed")
+
+    code, out = run(capsys, str(product.parent), "--json")
+    doc = json.loads(out)
+    assert code == 1 and not doc["ok"] and (doc["passed"], doc["failed"]) == (1, 1)
+    wrong = doc["cases"][1]
+    assert wrong["name"] == "wrong" and wrong["status"] == "failed" and len(wrong["problems"]) == 4
+
+    code, out = run(capsys, str(product.parent), "-k", "right")
+    assert code == 0 and "wrong" not in out
+
+
+def test_retries_signals_rollbacks_and_subset_output(
+        product: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(product, "more.yaml", """\
+        cases:
+          - name: retried charge
+            workflow: charge-payment
+            input: {amount: 5, email: a@example.com}
+            mocks:
+              charge-payment:
+                sequence: [{error: "503"}, {error: "503"}, {result: {id: ch, status: ok}}]
+              record-payment: {result: {id: 1}}
+            expect:
+              output: {chargeId: ch, status: ok}
+              steps: {charge-payment: {attempts: 3, status: completed}}
+          - name: pickup
+            workflow: order-fulfilment
+            input: {order_id: o, email: e@example.com, shipping: pickup,
+                    items: [{sku: pen, quantity: 1}]}
+            mocks:
+              store-invoice: {result: {}}
+              audit-order: {result: {}}
+              notify-customer: {result: {}}
+            signals: {picked-up: {}}
+            expect:
+              output_contains: {order_id: o, reservations: 1}
+          - name: released on failure
+            workflow: order-fulfilment
+            input: {order_id: o2, email: e@example.com, shipping: express,
+                    items: [{sku: pen, quantity: 1}, {sku: mug, quantity: 1}]}
+            mocks:
+              store-invoice: {result: {}}
+              audit-order: {result: {}}
+              ship-express: {error: truck broke down}
+            expect:
+              status: rolled_back
+              failed_step: ship-express
+              error: truck broke down
+              rolled_back: [reserve, reserve]
+        """)
+    code, out = run(capsys, str(product / "tests" / "more.yaml"))
+    assert code == 0, out
+    assert out.count("PASS") == 3
+
+
+def test_mistakes_in_test_files_are_located(product: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(product, "broken.yaml", """\
+        workflow: user-onboarding
+        cases:
+          - name: typos
+            input: {email: a@example.com, name: A}
+            mocks:
+              create-usr: {result: {id: 1}}
+              audit-log: {value: 1}
+            expect:
+              statuz: completed
+              completed_steps: [create-user, send-welcom]
+          - name: unknown workflow
+            workflow: user-onboardin
+            expect: {status: done}
+        """)
+    code, out = run(capsys, str(product.parent))
+    assert code == 1
+    shown = str(path)
+    assert f"{shown}:6:7: the workflow has no step 'create-usr'" in out
+    assert "hint: did you mean 'create-user'?" in out
+    assert f"{shown}:7:18: a mock is one of {{result: VALUE}}" in out
+    assert f"{shown}:9:7: unknown key 'statuz' in expect" in out
+    assert "did you mean 'status'?" in out
+    assert f"{shown}:10:38: the workflow has no step 'send-welcom'" in out
+    assert f"{shown}:12:15: unknown workflow 'user-onboardin'" in out
+    assert "   6 |       create-usr: {result: {id: 1}}\n     |       ^\n" in out  # with a caret
+    assert "PASS" not in out and "FAIL" not in out  # cases with mistakes do not run
+    assert out.rstrip().endswith("0 passed, 0 failed, 5 errors in test files")
+
+
+def test_no_cases_and_missing_paths(product: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, str(product.parent))
+    assert code == 1 and "no test cases found: put them in <product>/tests/*.yaml" in out
+    code, out = run(capsys, str(tmp_path / "nowhere"))
+    assert code == 1 and "nowhere: no such file or folder" in out
+    stray = tmp_path / "stray.yaml"
+    stray.write_text("cases: []\n")
+    code, out = run(capsys, str(stray))
+    assert code == 1 and "a test file lives in <product>/tests/" in out
+    write(product, "empty.yaml", "workflow: user-onboarding\n")
+    code, out = run(capsys, str(product.parent))
+    assert code == 1 and "a test file is a mapping with a `cases:` list" in out
+
+
+def test_validate_ignores_the_tests_folder(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    capsys.readouterr()
+    assert main(["validate", "specs"]) == 0
+    assert "tests/" not in capsys.readouterr().out
