@@ -22,8 +22,10 @@ from tests.support.brokers import (
     assert_names_everything,
     make_spec,
     make_tls,
+    redis_client,
     start_nats,
     start_redis,
+    take_stream,
     topic_name,
 )
 from tests.support.brokers import connect as connect  # fixture
@@ -96,13 +98,8 @@ def kafka() -> Iterator[KafkaMock]:
 
 
 async def read_stream(url: str, key: str) -> list[tuple[str, dict[str, str]]]:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(url, decode_responses=True)
-    try:
+    async with redis_client(url) as client:
         return [(i, f) for i, f in await client.xrange(key)]
-    finally:
-        await client.aclose()
 
 
 async def test_redis_produce_appends_a_json_entry(connect: Any, redis_server: Server) -> None:
@@ -142,37 +139,30 @@ async def test_redis_messages_are_json_of_any_shape(connect: Any, redis_server: 
 async def test_redis_consumer_group_reads_what_was_produced(
     connect: Any, redis_server: Server
 ) -> None:
-    from redis.asyncio import Redis
-
     url = redis_server.extra["url"]
     conn = connect({"url": url, "prefix": "shop:"}, {"user-created": {"key": "user_id"}})
-    reader = Redis.from_url(url, decode_responses=True)
-    try:
-        await reader.xgroup_create("shop:user-created", "workers", id="0", mkstream=True)
-        receipts = [await conn.produce("user-created", {"user_id": n}) for n in (1, 2, 3)]
-        assert [r["topic"] for r in receipts] == ["shop:user-created"] * 3
-        batches = await reader.xreadgroup("workers", "w1", {"shop:user-created": ">"}, count=10)
-        entries = batches[0][1]
-        assert [e[0] for e in entries] == [r["id"] for r in receipts]
-        assert [e[1]["key"] for e in entries] == ["1", "2", "3"]  # from topics.user-created.key
-        assert await reader.xack("shop:user-created", "workers", *[e[0] for e in entries]) == 3
-    finally:
-        await reader.delete("shop:user-created")
-        await reader.aclose()
+    stream = "shop:user-created"
+    async with redis_client(url) as reader:
+        try:
+            await reader.xgroup_create(stream, "workers", id="0", mkstream=True)
+            receipts = [await conn.produce("user-created", {"user_id": n}) for n in (1, 2, 3)]
+            assert [r["topic"] for r in receipts] == [stream] * 3
+            batches = await reader.xreadgroup("workers", "w1", {stream: ">"}, count=10)
+            entries = batches[0][1]
+            assert [e[0] for e in entries] == [r["id"] for r in receipts]
+            assert [e[1]["key"] for e in entries] == ["1", "2", "3"]  # topics.user-created.key
+            assert await reader.xack(stream, "workers", *[e[0] for e in entries]) == 3
+        finally:
+            await reader.delete(stream)
 
 
 async def test_redis_maxlen_trims_the_stream(connect: Any, redis_server: Server) -> None:
-    from redis.asyncio import Redis
-
     url = redis_server.extra["url"]
     conn = connect({"url": url, "maxlen": 10})
     topic = topic_name()
     await asyncio.gather(*(conn.produce(topic, {"n": n}) for n in range(400)))
-    reader = Redis.from_url(url)
-    try:
+    async with redis_client(url) as reader:
         length = await reader.xlen(topic)
-    finally:
-        await reader.aclose()
     # MAXLEN ~ trims whole radix-tree nodes (100 entries each by default), so "about 10".
     assert 10 <= length <= 200
 
@@ -224,13 +214,10 @@ async def test_redis_wrong_password_is_an_auth_error_without_the_secret(
 
 
 async def test_redis_key_of_another_type_is_named(connect: Any, redis_server: Server) -> None:
-    from redis.asyncio import Redis
-
     url = redis_server.extra["url"]
     topic = topic_name()
-    client = Redis.from_url(url)
-    await client.set(topic, "a string")
-    await client.aclose()
+    async with redis_client(url) as client:
+        await client.set(topic, "a string")
     with pytest.raises(ConnectorError, match=f"redis key '{topic}' exists and is not a stream"):
         await connect({"url": url}).produce(topic, {})
 
@@ -243,13 +230,8 @@ async def test_redis_over_tls_with_a_private_ca(
     conn = connect({"url": url, "tls": {"ca_file": tls_files["ca_file"]}})
     topic = topic_name()
     receipt = await conn.produce(topic, {"secure": True})
-    from redis.asyncio import Redis
-
-    reader = Redis.from_url(url, ssl_ca_certs=tls_files["ca_file"], decode_responses=True)
-    try:
+    async with redis_client(url, ssl_ca_certs=tls_files["ca_file"]) as reader:
         entries = await reader.xrange(topic)
-    finally:
-        await reader.aclose()
     assert [(i, json.loads(f["data"])) for i, f in entries] == [(receipt["id"], {"secure": True})]
     untrusted = connect({"url": url})  # system CAs do not know our private CA
     with pytest.raises(ConnectorError, match=r"cannot reach redis at rediss://127\.0\.0\.1.*certif"):
@@ -489,8 +471,6 @@ def define_signup(dw: Any) -> None:
 async def test_engine_python_steps_produce_to_redis(
     redis_auth_server: Server, tmp_path: Any
 ) -> None:
-    from redis.asyncio import Redis
-
     from ductwork import Ductwork
 
     secrets = {"REDIS_PASSWORD": PASSWORD}
@@ -505,13 +485,8 @@ async def test_engine_python_steps_produce_to_redis(
     receipts = [result.output["produced"], result.output["sent"]]
     assert {r["topic"] for r in receipts} == {"shop:user-created"}
 
-    reader = Redis.from_url(f"redis://127.0.0.1:{redis_auth_server.port}/0", password=PASSWORD,
-                            decode_responses=True)
-    try:
-        entries = await reader.xrange("shop:user-created")
-        await reader.delete("shop:user-created")
-    finally:
-        await reader.aclose()
+    entries = await take_stream(f"redis://127.0.0.1:{redis_auth_server.port}/0",
+                                "shop:user-created", password=PASSWORD)
     assert [i for i, _ in entries] == [r["id"] for r in receipts]
     assert [json.loads(f["data"]) for _, f in entries] == [
         {"user_id": 7, "source": "python"}, {"user_id": 7, "source": "publish.send"}]
@@ -581,8 +556,6 @@ def write_product(root: Any, port: int) -> Any:
 async def test_engine_yaml_workflow_and_product_file_produce_to_redis(
     redis_auth_server: Server, tmp_path: Any
 ) -> None:
-    from redis.asyncio import Redis
-
     from ductwork import Ductwork
 
     specs = write_product(tmp_path, redis_auth_server.port)
@@ -592,13 +565,8 @@ async def test_engine_yaml_workflow_and_product_file_produce_to_redis(
                                             input={"user_id": 8})
     assert result.status == "completed", result.error
     receipts = [result.output["first"], result.output["second"]]
-    reader = Redis.from_url(f"redis://127.0.0.1:{redis_auth_server.port}/0", password=PASSWORD,
-                            decode_responses=True)
-    try:
-        entries = await reader.xrange("yaml:user-created")
-        await reader.delete("yaml:user-created")
-    finally:
-        await reader.aclose()
+    entries = await take_stream(f"redis://127.0.0.1:{redis_auth_server.port}/0",
+                                "yaml:user-created", password=PASSWORD)
     assert [i for i, _ in entries] == [r["id"] for r in receipts]
     assert [json.loads(f["data"]) for _, f in entries] == [{"user_id": 8, "source": "yaml"},
                                                            {"user_id": 8}]

@@ -74,7 +74,8 @@ def test_syntax_errors_runtime_errors_and_bad_variables_are_connector_errors() -
     with pytest.raises(ConnectorError, match=r"template 'message' failed: ZeroDivisionError"):
         t.render("boom", "message", {"n": 0}, arg="message")
     with pytest.raises(ConnectorError, match=r"message must be a mapping of template variables"):
-        t.render("boom", "message", ["n"], arg="message")  # type: ignore[arg-type]
+        not_a_mapping: Any = ["n"]
+        t.render("boom", "message", not_a_mapping, arg="message")
     with pytest.raises(ConnectorError, match=r"unknown event 'nope' \(known: boom, broken"):
         t.render("nope", "message", {}, arg="message")
     with pytest.raises(ConnectorError, match=r"event declares no 'html' template \(declared: "

@@ -109,7 +109,8 @@ def test_patterns_explain_themselves() -> None:
 
 def test_a_step_needs_exactly_one_body() -> None:
     assert problems(WF + "  - tag: a\n") == ["3:5: no body in step 'a'"]
-    assert hints(WF + "  - tag: a\n")[0].startswith("add one body such as action.run")
+    hint = hints(WF + "  - tag: a\n")[0]
+    assert hint is not None and hint.startswith("add one body such as action.run")
     assert problems(WF + "  - tag: a\n    sleep: 1s\n    log: {message: x}\n") == [
         "5:5: step 'a' has two bodies, 'sleep' and 'log'"]
 

@@ -7,6 +7,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,26 @@ def topic_name() -> str:
 def assert_names_everything(err: ConnectorError, topic: str, env: str = "dev") -> None:
     assert (err.kind, err.resource, err.event, err.env) == ("broker", "events", topic, env)
     assert f"broker/events/{topic} (env {env})" in str(err)
+
+
+@asynccontextmanager
+async def redis_client(url: str, **kw: Any) -> AsyncIterator[Any]:
+    """A decoding Redis client to read back what a connector wrote, closed on exit.
+
+    Typed Any: redis-py annotates its async commands with the union of sync and async results.
+    """
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, decode_responses=True, **kw)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def take_stream(url: str, key: str, **kw: Any) -> list[tuple[str, dict[str, str]]]:
+    """The entries of a stream, which is then deleted (the next test starts without it)."""
+    async with redis_client(url, **kw) as client:
+        entries = await client.xrange(key)
+        await client.delete(key)
+    return [(i, f) for i, f in entries]
