@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from ductwork import ConfigurationError, Ductwork
 from ductwork.interpreter import management
+from tests.support.postgres import PgServer, postgres_server  # noqa: F401 (session fixture)
 
 
 def define_pipeline(dw: Ductwork, log: list[str], broken: dict[str, bool]) -> None:
@@ -59,6 +61,37 @@ async def failed_pipeline(dw: Ductwork, log: list[str], broken: dict[str, bool],
     assert log == ["extract", "transform", "load", "undo-transform"]  # to_checkpoint
     log.clear()
     broken["load"] = False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'runs.db'}"
+    server: PgServer = request.getfixturevalue("postgres_server")
+    return server.create_database("m_" + uuid.uuid4().hex[:12])
+
+
+async def test_management_on_every_store(any_store: str) -> None:
+    log: list[str] = []
+    async with Ductwork(store=any_store, inline_wait="50ms") as dw:
+        await failed_pipeline(dw, log, {})
+        resumed = await dw.workflows.resume("run-1", new_workflow_id="run-1-resumed")
+        assert resumed["status"] == "completed" and log == ["transform", "load"]
+        redo = await dw.workflows.replay_from_step("run-1", "transform",
+                                                   step_outputs={"extract": {"rows": 1}})
+        assert redo["output"]["loaded"] == 3
+        restarted = await dw.workflows.restart("run-1", merge_input={"source": "x"})
+        page = await dw.workflows.list(limit=2)
+        rest = await dw.workflows.list(limit=2, cursor=page["next_cursor"])
+        assert len(page["runs"]) + len(rest["runs"]) == 4 and rest["next_cursor"] is None
+        rel = await dw.workflows.related_executions("run-1")
+        assert {d["workflow_id"] for d in rel["descendants"]} == {
+            "run-1-resumed", redo["workflow_id"], restarted["workflow_id"]}
+        cmp = await dw.workflows.compare(["run-1", "run-1-resumed"])
+        assert [d["field"] for d in cmp["outcome"]["diffs"]][:1] == ["status"]
+        detail = await dw.workflows.step_detail("run-1-resumed", "extract")
+        assert detail["output"] == {"rows": 3, "source": "s3://a"}
+        assert (await dw.workflows.status("run-1-resumed"))["state"] == {"phase": "extracted"}
 
 
 # -- list ---------------------------------------------------------------------------------------
