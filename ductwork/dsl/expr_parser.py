@@ -282,6 +282,15 @@ _CLOSERS = {"(": "')'", "[": "']'", "{": "'}'"}
 _NOT_OPERATORS = {"$END", "COMMA", "COLON", "RPAR", "RSQB", "RBRACE", "ELSE"}
 
 
+def string_end(text: str, start: int) -> int:
+    """Index of the quote closing the string literal that opens at `start`, or >= len(text)
+    when it is never closed; a backslash escapes the next character."""
+    quote, i, n = text[start], start + 1, len(text)
+    while i < n and text[i] != quote:
+        i += 2 if text[i] == "\\" else 1
+    return i
+
+
 def _innermost_open(text: str) -> str | None:
     """The innermost bracket still open in `text` (strings skipped), or None."""
     stack: list[str] = []
@@ -289,10 +298,7 @@ def _innermost_open(text: str) -> str | None:
     while i < n:
         ch = text[i]
         if ch in "\"'":
-            j = i + 1
-            while j < n and text[j] != ch:
-                j += 2 if text[j] == "\\" else 1
-            i = j + 1
+            i = string_end(text, i) + 1
             continue
         if ch in "([{":
             stack.append(ch)

@@ -64,7 +64,7 @@ from ductwork.dsl.expr_compile import (
     unknown_name_message,
 )
 from ductwork.dsl.expr_functions import FUNCTIONS, FunctionInfo
-from ductwork.dsl.expr_parser import ParseFailure, parse_ast
+from ductwork.dsl.expr_parser import ParseFailure, parse_ast, string_end
 from ductwork.dsl.expr_runtime import Fail, to_text
 from ductwork.errors import ExpressionError
 
@@ -212,9 +212,7 @@ def _close(s: str, start: int) -> int:
     while i < n:
         ch = s[i]
         if ch in "\"'":
-            j = i + 1
-            while j < n and s[j] != ch:
-                j += 2 if s[j] == "\\" else 1
+            j = string_end(s, i)
             if j >= n:
                 raise ParseFailure(
                     "string in '${...}' is never closed (starts at column {col})", i - start
