@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -12,6 +11,7 @@ from ductwork.dsl.expr_functions import FUNCTIONS, ArgError, lookup
 from ductwork.dsl.expr_runtime import (
     Fail,
     arith,
+    close_hint,
     contains,
     equal,
     get_item,
@@ -50,11 +50,7 @@ def unknown_name_message(name: str, known: set[str] | frozenset[str]) -> str:
         return f"unknown name '{name}'; did you mean 'ctx.{name}'?"
     if name == "transform":
         return "transform.* are functions: call one, e.g. transform.upper(x)"
-    msg = f"unknown name '{name}'"
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    if close:
-        msg += f"; did you mean '{close[0]}'?"
-    return msg + f" (names: {', '.join(sorted(known))})"
+    return f"unknown name '{name}'{close_hint(name, known)} (names: {', '.join(sorted(known))})"
 
 
 def _unknown_root(name: str, scope: Scope) -> str:
@@ -63,12 +59,8 @@ def _unknown_root(name: str, scope: Scope) -> str:
 
 
 def unknown_function_message(written: str) -> str:
-    msg = f"unknown function '{written}'"
     name = written.removeprefix("transform.")
-    close = difflib.get_close_matches(name, sorted(FUNCTIONS), n=1, cutoff=0.6)
-    if close:
-        msg += f"; did you mean '{close[0]}'?"
-    return msg
+    return f"unknown function '{written}'{close_hint(name, FUNCTIONS)}"
 
 
 def compile_node(node: ast.Node) -> Fn:

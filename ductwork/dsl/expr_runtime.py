@@ -7,7 +7,7 @@ import difflib
 import json
 import re
 import uuid as _uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -82,6 +82,15 @@ def describe(desc: str | None, v: Any) -> str:
     return desc if desc is not None else f"the {type_name(v)}"
 
 
+def close_hint(name: str, names: Iterable[str]) -> str:
+    """The "; did you mean 'x'?" ending when one of `names` is close to `name`, else "".
+
+    For run-time messages; compile-time diagnostics use diagnostics.did_you_mean.
+    """
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def _fields_hint(
     desc: str, root: str | None, mapping: Mapping[Any, Any], key: str
 ) -> str:
@@ -91,8 +100,7 @@ def _fields_hint(
         # `x.count-1` is the field "count-1" (kebab-case segments); the user meant arithmetic.
         hint = f"; to subtract, put spaces around '-': '{desc}{render_key(head)} - {rest}'"
     else:
-        close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = close_hint(key, names)
     if root in _QUIET_ROOTS:
         return hint
     if not names:
