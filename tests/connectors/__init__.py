@@ -1,0 +1,1 @@
+"""Connector tests: each provider against a real server, and end to end through the engine."""

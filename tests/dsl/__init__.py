@@ -1,0 +1,1 @@
+"""YAML DSL tests, one module per phase: loader, schema, expressions, compiler, plan runs."""

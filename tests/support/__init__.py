@@ -1,0 +1,1 @@
+"""Test support: real servers on free ports (stopped by PID) and shared test helpers."""
