@@ -160,7 +160,8 @@ class WorkflowContext(Components):
         self.session: Any = extra.get("session")
         self.auth: Any = extra.get("auth")
         fl = dict(flags or extra.get("flags") or {})
-        self._presets: dict[str, Any] = dict(extra.get("presets") or {})
+        # Outputs preset by resume/replay_from_step (under flags: child runs do not inherit).
+        self._presets: dict[str, Any] = dict(fl.get("presets") or {})
         self.is_replay = bool(fl.get("is_replay"))
         self.is_restart = bool(fl.get("is_restart"))
         self.is_restored = bool(fl.get("is_restored"))
