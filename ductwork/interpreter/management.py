@@ -317,9 +317,9 @@ async def step_detail(dw: Ductwork, workflow_id: str, step_tag: str) -> dict[str
 def _rerun_context(src: RunRow, flags: dict[str, Any], presets: dict[str, Any] | None
                    ) -> str:
     extra = {k: v for k, v in run_context(src).items() if k in ("context", "session", "auth")}
-    extra["flags"] = flags
-    if presets:
-        extra["presets"] = presets
+    # Presets ride under flags, which child runs never inherit (a child's step of the same
+    # tag must run for real).
+    extra["flags"] = {**flags, "presets": presets} if presets else flags
     return codec.dumps(extra)
 
 
