@@ -332,6 +332,26 @@ async def test_replay_from_step_with_overridden_outputs(dw: Ductwork) -> None:
         await dw.workflows.replay_from_step("run-1", "nope")
 
 
+async def test_overridden_outputs_do_not_leak_into_child_workflows(dw: Ductwork) -> None:
+    ran: list[str] = []
+
+    @dw.workflows.workflow(product="p", tag="kid")
+    async def kid(ctx: Any) -> Any:
+        return await ctx.step("work", lambda: ran.append("kid-work") or "kid-real")
+
+    @dw.workflows.workflow(product="p", tag="boss")
+    async def boss(ctx: Any) -> Any:
+        mine = await ctx.step("work", lambda: ran.append("boss-work") or "boss-real")
+        theirs = await ctx.workflow("k", "kid", {})
+        return [mine, theirs]
+
+    first = await dw.workflows.execute(product="p", env="dev", tag="boss", workflow_id="b")
+    assert first.output == ["boss-real", "kid-real"]
+    ran.clear()
+    out = await dw.workflows.replay_from_step("b", "work", step_outputs={"work": "preset"})
+    assert out["output"] == ["preset", "kid-real"] and ran == ["kid-work"]
+
+
 async def test_a_crash_between_creating_and_filling_a_resumed_run(
         dw: Ductwork, monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
