@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,7 +19,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ductwork.errors import ConnectorError
-from tests.support.http import local_http_server
+from tests.support.http import httpserver as httpserver  # fixture
+from tests.support.http import module_http_server as module_http_server  # fixture
 from tests.support.smtp import notification_connector
 
 EVENTS: dict[str, Any] = {
@@ -30,19 +30,6 @@ EVENTS: dict[str, Any] = {
 }
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 ACCESS = "ya29.local-access-token"
-
-
-@pytest.fixture(scope="module")
-def _http_server() -> Iterator[HTTPServer]:
-    """pytest-httpserver on 127.0.0.1 and a port below 32768 (the plugin's default is neither)."""
-    with local_http_server() as server:
-        yield server
-
-
-@pytest.fixture
-def httpserver(_http_server: HTTPServer) -> Iterator[HTTPServer]:
-    yield _http_server
-    _http_server.clear()
 
 
 def b64url(data: bytes) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,7 +12,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ductwork.errors import ConnectorError
-from tests.support.http import local_http_server
+from tests.support.http import httpserver as httpserver  # fixture
+from tests.support.http import module_http_server as module_http_server  # fixture
 from tests.support.ports import free_port
 from tests.support.smtp import notification_connector
 
@@ -24,19 +24,6 @@ EVENTS: dict[str, Any] = {
     "verify-code": {"message": "Your {{ app }} code is {{ code }}"},
     "welcome-email": {"subject": "Hi", "text": "Hi"},
 }
-
-
-@pytest.fixture(scope="module")
-def _http_server() -> Iterator[HTTPServer]:
-    """pytest-httpserver on 127.0.0.1 and a port below 32768 (the plugin's default is neither)."""
-    with local_http_server() as server:
-        yield server
-
-
-@pytest.fixture
-def httpserver(_http_server: HTTPServer) -> Iterator[HTTPServer]:
-    yield _http_server
-    _http_server.clear()
 
 
 def twilio(server: HTTPServer, **extra: Any) -> Any:
