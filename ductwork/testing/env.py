@@ -259,10 +259,14 @@ class WorkflowTestEnv:
                       workflow_id: str | None = None, **kw: Any) -> ExecutionResult:
         """Run a workflow as far as it can go (past every timer when auto_advance is on)."""
         await self.start()
-        if tag is None:
+        if self.default_product and (tag is None or not isinstance(tag, str)):
+            # execute("order", {...}) with WorkflowTestEnv(product="shop")
+            if tag is not None:
+                input = tag
             product, tag = self.default_product, product
-        if tag is None:
-            raise ConfigurationError("execute(): name the workflow tag")
+        if not isinstance(tag, str):
+            raise ConfigurationError("execute(): name the product and the workflow tag: "
+                                     "execute('shop', 'order', {...})")
         res = await self.dw.workflows.execute(self._product(product), env or self.default_env,
                                               tag, input, workflow_id, **kw)
         return await self.result(res.workflow_id)

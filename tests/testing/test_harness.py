@@ -92,9 +92,12 @@ async def test_a_month_long_sleep_finishes_at_once() -> None:
             await ctx.sleep("30d")
             return await ctx.step("bill", lambda: "billed")
 
-        run = await env.execute("trial")
+        run = await env.execute("trial", {"plan": "pro"})  # the default product's "trial"
         assert run.status == "completed" and run.output == "billed"
         assert env.clock.datetime() == start + dt.timedelta(days=30)
+    async with WorkflowTestEnv() as bare:
+        with pytest.raises(ConfigurationError, match="name the product and the workflow tag"):
+            await bare.execute("trial")
 
 
 async def test_without_auto_advance_a_sleeping_run_waits_for_advance() -> None:
