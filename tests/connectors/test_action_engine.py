@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,22 +49,30 @@ def _payment_workflow(dw: Any, ship_fails: bool) -> None:
         return {"charge": charge["id"]}
 
 
-async def test_engine_charge_then_refund_on_rollback(server: HTTPServer, tmp_path: Any) -> None:
+async def _run_payment(
+    server: HTTPServer, store: Path, key: str, *, amount: int, ship_fails: bool
+) -> Any:
+    """Run the payment workflow once on a Ductwork whose STRIPE_KEY secret is `key`."""
     from ductwork import Ductwork
 
+    async with Ductwork(store=f"sqlite:///{store}", secrets={"STRIPE_KEY": key}) as dw:
+        conn = _stripe_for(dw, server)
+        dw.connectors.register("action", "stripe", conn)
+        _payment_workflow(dw, ship_fails=ship_fails)
+        try:
+            return await dw.workflows.execute(product="shop", env="dev", tag="payment",
+                                              input={"amount": amount})
+        finally:
+            await conn.aclose()
+
+
+async def test_engine_charge_then_refund_on_rollback(server: HTTPServer, tmp_path: Any) -> None:
     server.expect_request("/v1/charges", method="POST",
                           headers={"Authorization": "Bearer sk_test_e2e_key"}) \
         .respond_with_json({"id": "ch_e2e", "amount": 500}, 201)
     server.expect_request("/v1/refunds", method="POST").respond_with_json({"id": "re_e2e"})
-    store = tmp_path / "runs.db"
-    async with Ductwork(store=f"sqlite:///{store}",
-                        secrets={"STRIPE_KEY": "sk_test_e2e_key"}) as dw:
-        conn = _stripe_for(dw, server)
-        dw.connectors.register("action", "stripe", conn)
-        _payment_workflow(dw, ship_fails=True)
-        result = await dw.workflows.execute(product="shop", env="dev", tag="payment",
-                                            input={"amount": 500})
-        await conn.aclose()
+    result = await _run_payment(server, tmp_path / "runs.db", "sk_test_e2e_key", amount=500,
+                                ship_fails=True)
     assert result.status == "rolled_back", result.error
     assert result.failed_step == "ship" and "warehouse is closed" in (result.error or "")
     bodies = [(r.path, r.get_json()) for r, _ in server.log]
@@ -71,17 +80,9 @@ async def test_engine_charge_then_refund_on_rollback(server: HTTPServer, tmp_pat
 
 
 async def test_engine_completed_run_returns_the_charge(server: HTTPServer, tmp_path: Any) -> None:
-    from ductwork import Ductwork
-
     server.expect_request("/v1/charges", method="POST").respond_with_json({"id": "ch_ok"}, 201)
-    async with Ductwork(store=f"sqlite:///{tmp_path / 'runs.db'}",
-                        secrets={"STRIPE_KEY": "sk_test_e2e_key"}) as dw:
-        conn = _stripe_for(dw, server)
-        dw.connectors.register("action", "stripe", conn)
-        _payment_workflow(dw, ship_fails=False)
-        result = await dw.workflows.execute(product="shop", env="dev", tag="payment",
-                                            input={"amount": 700})
-        await conn.aclose()
+    result = await _run_payment(server, tmp_path / "runs.db", "sk_test_e2e_key", amount=700,
+                                ship_fails=False)
     assert result.status == "completed", result.error
     assert result.output == {"charge": "ch_ok"}
     assert result.completed_steps == ["charge-payment", "ship"]
@@ -90,22 +91,14 @@ async def test_engine_completed_run_returns_the_charge(server: HTTPServer, tmp_p
 async def test_engine_bad_credentials_fail_the_run_without_leaking_the_key(
     server: HTTPServer, tmp_path: Any
 ) -> None:
-    from ductwork import Ductwork
-
     def reject(request: Request) -> Response:
         echo = request.headers.get("Authorization")
         return reply(401, {"error": {"message": f"Invalid API Key provided: {echo}"}})
 
     server.expect_request("/v1/charges").respond_with_handler(reject)
     store = tmp_path / "runs.db"
-    async with Ductwork(store=f"sqlite:///{store}",
-                        secrets={"STRIPE_KEY": "sk_live_do_not_leak"}) as dw:
-        conn = _stripe_for(dw, server)
-        dw.connectors.register("action", "stripe", conn)
-        _payment_workflow(dw, ship_fails=False)
-        result = await dw.workflows.execute(product="shop", env="dev", tag="payment",
-                                            input={"amount": 500})
-        await conn.aclose()
+    result = await _run_payment(server, store, "sk_live_do_not_leak", amount=500,
+                                ship_fails=False)
     assert result.status == "failed" and result.failed_step == "charge-payment"
     error = result.error or ""
     assert "HTTP 401" in error and "stripe" in error and "create-charge" in error
