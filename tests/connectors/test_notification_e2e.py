@@ -58,20 +58,26 @@ def onboarding(dw: Ductwork, mail: Any) -> None:
         return {"success": True, "userId": user["id"]}
 
 
+async def run_onboarding(store: Path, mail: Any, email: str, name: str) -> tuple[Any, Any]:
+    """One onboarding run with `mail` as the `transactional` notification: (result, steps)."""
+    try:
+        async with Ductwork(store=f"sqlite:///{store}") as dw:
+            onboarding(dw, mail)
+            result = await dw.workflows.execute(
+                product="my-product", env="dev", tag="user-onboarding",
+                input={"email": email, "name": name})
+            detail = {s.tag: s for s in await dw.store.load_steps(result.workflow_id)}
+    finally:
+        await mail.aclose()  # registered instances belong to the caller
+    return result, detail
+
+
 async def test_onboarding_sends_the_welcome_email_over_starttls_and_auth(tmp_path: Path) -> None:
     cert = self_signed_cert(tmp_path)
     store = tmp_path / "runs.db"
     with smtp_server(tmp_path / "received", cert=cert, users={"mailer": PASSWORD}) as server:
-        mail = smtp(server.port, cert[0])
-        try:
-            async with Ductwork(store=f"sqlite:///{store}") as dw:
-                onboarding(dw, mail)
-                result = await dw.workflows.execute(
-                    product="my-product", env="dev", tag="user-onboarding",
-                    input={"email": "john@example.com", "name": "John Doe"})
-                detail = {s.tag: s for s in await dw.store.load_steps(result.workflow_id)}
-        finally:
-            await mail.aclose()  # registered instances belong to the caller
+        result, detail = await run_onboarding(store, smtp(server.port, cert[0]),
+                                              "john@example.com", "John Doe")
         assert result.status == "completed", result.error
         assert result.completed_steps == ["create-user", "send-welcome", "audit-log"]
         [msg] = server.messages()
@@ -93,16 +99,8 @@ async def test_a_down_mail_server_does_not_fail_onboarding_and_the_error_names_i
 ) -> None:
     cert = self_signed_cert(tmp_path)
     store = tmp_path / "runs.db"
-    mail = smtp(free_port(), cert[0])
-    try:
-        async with Ductwork(store=f"sqlite:///{store}") as dw:
-            onboarding(dw, mail)
-            result = await dw.workflows.execute(
-                product="my-product", env="dev", tag="user-onboarding",
-                input={"email": "jane@example.com", "name": "Jane"})
-            detail = {s.tag: s for s in await dw.store.load_steps(result.workflow_id)}
-    finally:
-        await mail.aclose()
+    result, detail = await run_onboarding(store, smtp(free_port(), cert[0]),
+                                          "jane@example.com", "Jane")
     assert result.status == "completed"
     assert result.completed_steps == ["create-user", "audit-log"]
     error = detail["send-welcome"].error or ""
