@@ -163,8 +163,9 @@ Command = Callable[["Ductwork", argparse.Namespace, "Console"], Awaitable[int]]
 
 def _cmd(fn: Command, *, needs_app: bool = True) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        dw = _open(args, needs_app)  # user modules are imported outside any event loop
         try:
-            return asyncio.run(_run(fn, args, needs_app))
+            return asyncio.run(_run(fn, dw, args))
         except BrokenPipeError:  # `ductwork runs list --json | head`: the reader left early
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open for the exit flush
             return 0
@@ -172,12 +173,12 @@ def _cmd(fn: Command, *, needs_app: bool = True) -> Callable[[argparse.Namespace
     return run
 
 
-async def _run(fn: Command, args: argparse.Namespace, needs_app: bool) -> int:
+async def _run(fn: Command, dw: Ductwork, args: argparse.Namespace) -> int:
     from rich.console import Console
 
     # Piped output (less, grep, CI logs) is not squeezed into rich's 80-column default.
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 160)
-    async with _open(args, needs_app) as dw:
+    async with dw:
         return await fn(dw, args, Console(highlight=False, soft_wrap=False, width=width))
 
 
