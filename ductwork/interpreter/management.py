@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ductwork.core import Ductwork
     from ductwork.interpreter.engine import Engine
 
-STATUSES = tuple(sorted(ACTIVE | TERMINAL))
+STATUSES = tuple(sorted(ACTIVE | TERMINAL | {"preparing"}))
 # Re-run links live in the new run's context JSON under "flags"; the relation they express.
 LINKS = (("replayed_from", "replay"), ("restarted_from", "restart"), ("resumed_from", "resume"))
 _FLAG_OF = {relation: flag for flag, relation in LINKS}

@@ -325,9 +325,9 @@ class WorkflowTestEnv:
             self.clock.advance_to(run.wake_at)
             return True
         # A child that already ended (the parent was woken by it) or nothing to wait for.
-        return not names and await self._children_done(run)
+        return not names and await self._waits_on_child(run)
 
-    async def _children_done(self, run: RunRow) -> bool:
+    async def _waits_on_child(self, run: RunRow) -> bool:
         rows = await self.engine.store.load_steps(run.workflow_id)
         return any(s.kind == "child" and s.status == "waiting" for s in rows)
 
