@@ -114,10 +114,7 @@ class Builder:
                columns: Sequence[str] | None) -> Statement:
         params: list[Any] = []
         cols, types = self._returning(columns)
-        sql = f"SELECT {cols} FROM {self.q(self.table.name)}"
-        cond = self.where(where, params)
-        if cond:
-            sql += f" WHERE {cond}"
+        sql = f"SELECT {cols} FROM {self.q(self.table.name)}" + self._where_clause(where, params)
         if order_by:
             # Explicit NULLS placement: SQLite and PostgreSQL disagree on the default.
             sql += " ORDER BY " + ", ".join(
@@ -138,18 +135,12 @@ class Builder:
         sets = ", ".join(f"{self.q(c.name)} = {self._value(c, data[c.name], params)}"
                          for c in (self.table.column(k) for k in data))
         ret, types = self._returning(returning)
-        sql = f"UPDATE {self.q(self.table.name)} SET {sets}"
-        cond = self.where(where, params)
-        if cond:
-            sql += f" WHERE {cond}"
+        sql = f"UPDATE {self.q(self.table.name)} SET {sets}" + self._where_clause(where, params)
         return Statement(sql + f" RETURNING {ret}", params, types)
 
     def delete(self, where: Mapping[str, Any]) -> Statement:
         params: list[Any] = []
-        sql = f"DELETE FROM {self.q(self.table.name)}"
-        cond = self.where(where, params)
-        if cond:
-            sql += f" WHERE {cond}"
+        sql = f"DELETE FROM {self.q(self.table.name)}" + self._where_clause(where, params)
         return Statement(sql, params)
 
     def create_table(self) -> Statement:
@@ -161,6 +152,11 @@ class Builder:
                          f"({', '.join(defs)})")
 
     # -- where ---------------------------------------------------------------------------
+
+    def _where_clause(self, where: Mapping[str, Any] | None, params: list[Any]) -> str:
+        """The " WHERE <condition>" of a filter, or "" when it selects every row."""
+        cond = self.where(where, params)
+        return f" WHERE {cond}" if cond else ""
 
     def where(self, where: Mapping[str, Any] | None, params: list[Any], depth: int = 0) -> str:
         """Compile a filter map into SQL text; values are appended to params, never inlined."""
