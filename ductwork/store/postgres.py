@@ -179,6 +179,10 @@ class PostgresStore(RunStore):
                 await self._migrate(conn, apply=self.migrate)
             finally:
                 await conn.close()
+            await self._open_pool()
+
+    async def _open_pool(self) -> None:
+        if self._pool is None:
             pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
                 self.conninfo, min_size=self.min_size, max_size=self.max_size, open=False,
                 kwargs={"autocommit": True}, name="ductwork-store", timeout=30.0)

@@ -1,0 +1,144 @@
+"""`ductwork db upgrade|status`: schema migrations and a look at the run store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+from typing import Any
+
+from ductwork.errors import StoreError
+from ductwork.store.schema import SCHEMA_VERSION
+
+DEFAULT_STORE = "sqlite:///.ductwork/runs.db"
+
+
+def register(subparsers: Any) -> None:
+    db = subparsers.add_parser("db", help="run store: migrations and status",
+                               description="Manage the run store (SQLite file or PostgreSQL).")
+    sub = db.add_subparsers(dest="db_command", metavar="ACTION")
+    for name, func, text in (
+            ("upgrade", _upgrade, "apply pending schema migrations (safe with running workers: "
+                                  "migrations only add tables, columns and indexes)"),
+            ("status", _status, "schema version, runs per status and the workers holding "
+                                "leases")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--store", metavar="URL",
+                       help=f"run store URL (default $DUCTWORK_STORE or {DEFAULT_STORE})")
+        if name == "status":
+            p.add_argument("--json", action="store_true", help="print JSON for scripts")
+        p.set_defaults(func=func)
+    db.set_defaults(func=lambda _args: db.print_help() or 2)
+
+
+def _url(args: argparse.Namespace) -> str:
+    return str(args.store or os.environ.get("DUCTWORK_STORE") or DEFAULT_STORE)
+
+
+def _safe(url: str) -> str:
+    from ductwork.store.postgres import safe_url
+
+    return safe_url(url) if url.startswith(("postgres:", "postgresql:")) else url
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    url = _url(args)
+    before, after = asyncio.run(_upgrade_async(url))
+    if before == after:
+        print(f"{_safe(url)}: schema version {after}, up to date")
+    else:
+        print(f"{_safe(url)}: schema upgraded from version {before} to {after}")
+    return 0
+
+
+async def _upgrade_async(url: str) -> tuple[int, int]:
+    if url.startswith("sqlite:"):
+        from ductwork.store.sqlite import SQLiteStore
+
+        lite = SQLiteStore(url)
+        before = _sqlite_version(lite.path)
+        await lite.open()  # migrates under BEGIN IMMEDIATE
+        await lite.close()
+        return before, SCHEMA_VERSION
+    from ductwork.store.postgres import PostgresStore
+
+    return await PostgresStore(url).upgrade()
+
+
+def _status(args: argparse.Namespace) -> int:
+    url = _url(args)
+    info = asyncio.run(_status_async(url))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"store           {info['store']}")
+    print(f"schema version  {info['schema_version']} (this ductwork: {info['code_version']})")
+    if info["pending_migrations"]:
+        print(f"pending         {info['pending_migrations']}: run `ductwork db upgrade`")
+    runs = info.get("runs") or {}
+    print("runs            " + (", ".join(f"{k} {v}" for k, v in runs.items()) or "none"))
+    owners = info.get("owners") or []
+    print(f"workers         {len(owners)} holding leases")
+    for o in owners:
+        print(f"  {o['owner']:<40} {o['runs']:>6} run(s), lease {o['lease_left_s']:+.1f}s")
+    return 0
+
+
+async def _status_async(url: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"store": _safe(url), "code_version": SCHEMA_VERSION}
+    if url.startswith("sqlite:"):
+        from ductwork.store.sqlite import SQLiteStore
+
+        path = SQLiteStore(url).path
+        version = _sqlite_version(path)
+        info.update(schema_version=version, **_sqlite_stats(path, version))
+    else:
+        from ductwork.store.postgres import PostgresStore
+
+        store = PostgresStore(url, min_size=0, max_size=1, migrate=False)
+        version = await store.schema_version()
+        info["schema_version"] = version
+        if version:
+            await store._open_pool()  # read-only: no migration, whatever the version
+            try:
+                info.update(await store.stats())
+            finally:
+                await store.close()
+    info["pending_migrations"] = list(range(info["schema_version"] + 1, SCHEMA_VERSION + 1))
+    return info
+
+
+def _sqlite_version(path: str) -> int:
+    if path == ":memory:" or not os.path.exists(path):
+        return 0
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM dw_meta WHERE key='schema_version'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return 0
+        raise StoreError(f"cannot read the SQLite store {path}: {e}") from None
+    return int(row[0]) if row else 0
+
+
+def _sqlite_stats(path: str, version: int) -> dict[str, Any]:
+    if not version:
+        return {"runs": {}, "owners": []}
+    import time
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        runs = dict(db.execute("SELECT status, count(*) FROM dw_runs GROUP BY status "
+                               "ORDER BY status").fetchall())
+        owners = [{"owner": o, "runs": n, "lease_left_s": round(float(lu or 0) - time.time(), 1)}
+                  for o, n, lu in db.execute(
+                      "SELECT owner, count(*), max(lease_until) FROM dw_runs WHERE owner IS "
+                      "NOT NULL GROUP BY owner ORDER BY owner").fetchall()]
+    finally:
+        db.close()
+    return {"runs": runs, "owners": owners}
