@@ -105,8 +105,9 @@ def new_database(admin_dsn: str) -> str:
     return admin_dsn.rsplit("/", 1)[0] + "/" + name
 
 
-# -- worker processes -------------------------------------------------------------------------------
-def start_workers(store: str, n: int, concurrency: int, steps: int) -> list[subprocess.Popen[bytes]]:
+# -- worker processes ---------------------------------------------------------------------------
+def start_workers(store: str, n: int, concurrency: int, steps: int
+                  ) -> list[subprocess.Popen[bytes]]:
     return [subprocess.Popen(
         [sys.executable, __file__, "worker", "--store", store, "--concurrency", str(concurrency),
          "--steps", str(steps)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
