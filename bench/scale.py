@@ -169,21 +169,26 @@ async def throughput(admin: str, server: Server | None, n_workers: int, args: An
             await client.workflows.dispatch("bench", "dev", "flow", {"i": i})
     async with await psycopg.AsyncConnection.connect(store, autocommit=True) as conn:
         pg0 = server.cpu_seconds() if server else 0.0
+        cur = await conn.execute("SELECT pg_current_wal_lsn()")
+        lsn0 = (await cur.fetchone() or ("0/0",))[0]
         procs = start_workers(store, n_workers, args.concurrency, args.steps)
         try:
             await wait_idle(conn, args.runs, 600)
         finally:
             worker_cpu = stop_workers(procs)
         pg_cpu = (server.cpu_seconds() - pg0) if server else None
-        cur = await conn.execute("SELECT min(started_at), max(finished_at) FROM dw_runs")
-        t0, t1 = await cur.fetchone() or (0.0, 0.0)
+        cur = await conn.execute("SELECT min(started_at), max(finished_at), "
+                                 "pg_wal_lsn_diff(pg_current_wal_lsn(), %s) FROM dw_runs",
+                                 (lsn0,))
+        t0, t1, wal = await cur.fetchone() or (0.0, 0.0, 0)
     elapsed = float(t1) - float(t0)
     steps = args.runs * args.steps
     out: dict[str, Any] = {
         "figure": "throughput", "workers": n_workers, "concurrency": args.concurrency,
         "runs": args.runs, "steps_per_run": args.steps, "seconds": round(elapsed, 2),
         "runs_per_s": round(args.runs / elapsed, 1), "steps_per_s": round(steps / elapsed, 1),
-        "worker_cpu_s_per_1k_steps": round(worker_cpu / steps * 1000, 3)}
+        "worker_cpu_s_per_1k_steps": round(worker_cpu / steps * 1000, 3),
+        "wal_bytes_per_step": round(float(wal) / steps)}
     if pg_cpu is not None:
         out["pg_cpu_s_per_1k_steps"] = round(pg_cpu / steps * 1000, 3)
         out["steps_per_pg_cpu_s"] = round(steps / pg_cpu, 0)
