@@ -259,7 +259,8 @@ class PostgresStore(RunStore):
         attempt = 0
         while True:
             try:
-                async with self.pool.connection() as conn:
+                wait = max(1.0, deadline - time.monotonic())
+                async with self.pool.connection(timeout=wait) as conn:
                     return await fn(conn, attempt)
             except psycopg.OperationalError as e:
                 if time.monotonic() >= deadline or self._pool is None:

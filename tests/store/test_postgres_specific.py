@@ -227,3 +227,38 @@ async def test_a_notification_sent_while_busy_is_not_lost(stores: list[PostgresS
     await client.create_run(pending("p1"), [])  # arrives before the worker waits
     assert await worker.wait_for_work(30) is True
 
+
+
+# -- the database goes away --------------------------------------------------------------------
+async def test_commits_ride_out_a_database_restart() -> None:
+    from tests.support.postgres import _as_server_user, start_postgres
+
+    srv = start_postgres()
+    store = PostgresStore(srv.dsn, retry_s=30)
+    try:
+        await store.open()
+        await store.create_run(run("w1"), [])
+        data = str(srv.root / "data")
+        pg_ctl = str(srv.bin_dir / "pg_ctl")
+        _as_server_user([pg_ctl, "-D", data, "-m", "fast", "-w", "stop"])
+        commit = asyncio.create_task(store.commit("w1", Batch(owner="me", steps=[
+            StepRow("w1", "a", "a", result="1", seq=1)])))
+        await asyncio.sleep(0.5)
+        assert not commit.done()  # retrying, not failed
+        _as_server_user([pg_ctl, "-D", data, "-l", str(srv.root / "log"), "-w", "-o",
+                         f"-c listen_addresses=127.0.0.1 -p {srv.port} -k {srv.root} "
+                         "-c fsync=off", "start"])
+        await commit
+        await store.commit("w1", Batch(owner="me", run={"status": "completed", "owner": None}))
+        assert [s.step_key for s in await store.load_steps("w1")] == ["a"]
+        assert (await store.get_run("w1")).status == "completed"  # type: ignore[union-attr]
+        # Down for longer than the retry window: a StoreError, without the password.
+        _as_server_user([pg_ctl, "-D", data, "-m", "fast", "-w", "stop"])
+        store.retry_s = 0.3
+        with pytest.raises(StoreError, match="unreachable") as err:
+            await store.get_run("w1")
+        assert srv.password not in str(err.value)
+    finally:
+        await store.close()
+        srv.stop()
+
