@@ -21,12 +21,13 @@ from ductwork.errors import (
     SignalTimeoutError,
     StepError,
     StepTimeoutError,
+    WorkflowTimeoutError,
 )
 from ductwork.interpreter import codec
 from ductwork.interpreter.components import Components
 from ductwork.interpreter.durations import to_ms
 from ductwork.interpreter.transform import Transform
-from ductwork.store.base import Batch, StepRow
+from ductwork.store.base import Batch, LeaseLostError, StepRow
 
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
@@ -50,6 +51,11 @@ class SuspendRun(BaseException):
     def __init__(self, status: str, wake_at: float | None, reason: str) -> None:
         super().__init__(reason)
         self.status, self.wake_at, self.reason = status, wake_at, reason
+
+
+class LeaseLost(BaseException):
+    """Another worker took the run over: stop at once (BaseException so that a user's
+    `except Exception` around a step cannot swallow it and go on with side effects)."""
 
 
 class CancelRun(BaseException):
@@ -259,6 +265,7 @@ class WorkflowContext(Components):
         unless sibling branches (gather/parallel) are about to replay them."""
         if self.cancel_reason is not None:
             raise CancelRun(self.cancel_reason)
+        self._check_deadline()
         if self._engine.draining or self.release_reason is not None:
             # A worker shutting down: give the run back at this durable point, due at once.
             raise SuspendRun("pending", time.time(),
@@ -298,7 +305,20 @@ class WorkflowContext(Components):
 
     async def _commit(self, batch: Batch) -> None:
         batch.owner = self._engine.owner
-        await self._engine.store.commit(self.workflow_id, self._flush_into(batch))
+        try:
+            await self._engine.store.commit(self.workflow_id, self._flush_into(batch))
+        except LeaseLostError as e:
+            raise LeaseLost(str(e)) from None
+
+    def _check_deadline(self) -> None:
+        """The whole-run timeout also holds across suspensions: a run resumed after its
+        deadline fails (and compensates) at its first wait or new operation."""
+        deadline = self._run.deadline_at
+        if deadline is not None and time.time() >= deadline:
+            limit = float(self._wf.options.get("timeout") or 0)
+            raise WorkflowTimeoutError(
+                f"Workflow timed out after {limit / 1000:g}s"
+                + (f" (while running step '{self.current_step}')" if self.current_step else ""))
 
     def _log(self, level: str, message: str, data: Any) -> None:
         if self._unconsumed:
@@ -519,6 +539,7 @@ class WorkflowContext(Components):
         suspends it with the wait's own status and due time."""
         if self.cancel_reason is not None:
             raise CancelRun(self.cancel_reason)
+        self._check_deadline()
         if self._engine.draining or self.release_reason is not None:
             raise SuspendRun(status, wake_at, self.release_reason or "the worker is shutting down")
 

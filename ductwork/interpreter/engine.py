@@ -25,6 +25,7 @@ from ductwork.interpreter import children, codec
 from ductwork.interpreter.clock import Clock, SystemClock
 from ductwork.interpreter.context import (
     CancelRun,
+    LeaseLost,
     SuspendRun,
     WorkflowContext,
     current_ctx,
@@ -53,7 +54,7 @@ class Engine:
         _LIVE_OWNERS.add(self.owner)
         self.tasks: dict[str, asyncio.Task[ExecutionResult]] = {}
         self.contexts: dict[str, WorkflowContext] = {}
-        self._wakeups: dict[str, asyncio.Event] = {}
+        self._wakeups: dict[str, set[asyncio.Event]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
         # Set by a worker shutting down: runs give themselves back at their next durable point.
@@ -108,16 +109,20 @@ class Engine:
         return frozenset(dead)
 
     def wake(self, workflow_id: str) -> None:
-        ev = self._wakeups.get(workflow_id)
-        if ev is not None:
+        for ev in self._wakeups.get(workflow_id, ()):
             ev.set()
 
     async def wait_for_wakeup(self, workflow_id: str, timeout: float) -> None:
-        ev = self._wakeups.setdefault(workflow_id, asyncio.Event())
+        # One event per waiter: parallel branches of one run each get the wake-up.
+        ev = asyncio.Event()
+        waiters = self._wakeups.setdefault(workflow_id, set())
+        waiters.add(ev)
         try:
             await self.clock.wait(ev, timeout)
         finally:
-            ev.clear()
+            waiters.discard(ev)
+            if not waiters and self._wakeups.get(workflow_id) is waiters:
+                del self._wakeups[workflow_id]
 
     async def close(self) -> None:
         self._closing = True
@@ -172,7 +177,7 @@ class Engine:
                        else "workflow_started")
             try:
                 await ctx._commit(Batch(run=fields))
-            except LeaseLostError:
+            except (LeaseLostError, LeaseLost):
                 return await self.result_from_store(run.workflow_id)
         token = current_ctx.set(ctx)
         key_scope.set("")
@@ -196,7 +201,7 @@ class Engine:
             return await self._suspend(ctx, run, s)
         except CancelRun as c:
             return await self._finish_failed(ctx, run, wf, c, cancelled=True)
-        except LeaseLostError:
+        except (LeaseLostError, LeaseLost):
             return await self.result_from_store(run.workflow_id)
         except asyncio.CancelledError:
             if self._closing:
@@ -228,18 +233,21 @@ class Engine:
                   "rollback_result": None if manual is None else codec.dumps(manual)}
         try:
             await ctx._commit(Batch(run=fields))
-        except LeaseLostError:
+        except (LeaseLostError, LeaseLost):
             return await self.result_from_store(run.workflow_id)
         await self._notify_parent(run)
         return ExecutionResult(run.workflow_id, status, codec.loads(out), None,
                                ctx.completed_steps, None, _ms(run.started_at, t), manual)
 
     async def _suspend(self, ctx: WorkflowContext, run: RunRow, s: SuspendRun) -> ExecutionResult:
-        ctx._event("workflow_suspended", None, {"status": s.status, "wake_at": s.wake_at})
-        fields = {"status": s.status, "wake_at": s.wake_at, "owner": None, "lease_until": None}
+        wake_at = s.wake_at
+        if run.deadline_at is not None and (wake_at is None or wake_at > run.deadline_at):
+            wake_at = run.deadline_at  # wake up to fail the run when its timeout passes
+        ctx._event("workflow_suspended", None, {"status": s.status, "wake_at": wake_at})
+        fields = {"status": s.status, "wake_at": wake_at, "owner": None, "lease_until": None}
         try:
             await ctx._commit(Batch(run=fields))
-        except LeaseLostError:
+        except (LeaseLostError, LeaseLost):
             pass
         else:
             await children.after_suspend(self, run, s)
@@ -258,7 +266,7 @@ class Engine:
             try:
                 rb = await self.rollback(ctx, "reverse_all" if strategy == "none" else strategy,
                                          message)
-            except LeaseLostError:
+            except (LeaseLostError, LeaseLost):
                 return await self.result_from_store(run.workflow_id)
         if cancelled:
             status = "cancelled"
@@ -277,7 +285,7 @@ class Engine:
                   "wake_at": None, "rollback_result": None if rb is None else codec.dumps(rb)}
         try:
             await ctx._commit(Batch(run=fields))
-        except LeaseLostError:
+        except (LeaseLostError, LeaseLost):
             return await self.result_from_store(run.workflow_id)
         await self._notify_parent(run)
         return ExecutionResult(run.workflow_id, status, None, message, ctx.completed_steps,
