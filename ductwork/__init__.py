@@ -4,6 +4,7 @@ import logging as _logging
 
 from ductwork.core import Ductwork
 from ductwork.errors import (
+    ChildWorkflowError,
     CompileError,
     ConfigurationError,
     ConnectorError,
@@ -26,6 +27,7 @@ from ductwork.interpreter.context import WorkflowContext
 from ductwork.interpreter.result import ExecutionResult
 
 __all__ = [
+    "ChildWorkflowError",
     "CompileError",
     "ConfigurationError",
     "ConnectorError",

@@ -8,7 +8,8 @@
     ├── SerializationError            a value the JSON codec cannot store (names the step)
     ├── NonDeterminismError           a replay asked for other steps than were recorded
     ├── StepError                     a step failed after its retries (wraps the cause)
-    │   └── StepTimeoutError          a step ran longer than its timeout
+    │   ├── StepTimeoutError          a step ran longer than its timeout
+    │   └── ChildWorkflowError        a child workflow ended without completing
     ├── WorkflowTimeoutError          the whole run exceeded define(options={"timeout"})
     ├── SignalTimeoutError            wait_for_signal(timeout=) expired (catchable)
     ├── RollbackTriggered             ctx.trigger_rollback() under rollback_strategy "none"
@@ -71,6 +72,18 @@ class StepError(DuctworkError):
 
 class StepTimeoutError(StepError):
     pass
+
+
+class ChildWorkflowError(StepError):
+    """A child workflow ended without completing (failed, rolled back, cancelled, timed out).
+    Catchable in the parent; `workflow_id` is the child run, `child_error` its error."""
+
+    def __init__(self, message: str, *, step: str, workflow_id: str, child_status: str,
+                 child_error: str | None, attempts: int = 1) -> None:
+        super().__init__(message, step=step, attempts=attempts)
+        self.workflow_id = workflow_id
+        self.child_status = child_status
+        self.child_error = child_error
 
 
 class WorkflowTimeoutError(DuctworkError):

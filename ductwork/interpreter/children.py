@@ -10,10 +10,10 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import (
+    ChildWorkflowError,
     ConfigurationError,
     DuctworkError,
     NonDeterminismError,
-    StepError,
 )
 from ductwork.interpreter import codec
 from ductwork.interpreter.context import SuspendRun
@@ -29,18 +29,6 @@ POLICIES = ("terminate", "abandon", "request_cancel")
 # Contexts that started (or replayed) a child in this process: only their end needs the
 # parent-close query.
 _PARENTS: weakref.WeakSet[WorkflowContext] = weakref.WeakSet()
-
-
-class ChildWorkflowError(StepError):
-    """A child workflow ended without completing (failed, rolled back, cancelled, timed out).
-    Catchable in the parent; `workflow_id` is the child run, `child_error` its error."""
-
-    def __init__(self, message: str, *, step: str, workflow_id: str, child_status: str,
-                 child_error: str | None, attempts: int = 1) -> None:
-        super().__init__(message, step=step, attempts=attempts)
-        self.workflow_id = workflow_id
-        self.child_status = child_status
-        self.child_error = child_error
 
 
 class ChildWait(SuspendRun):

@@ -7,7 +7,8 @@ import ductwork
 
 def test_public_names_are_pinned() -> None:
     assert sorted(ductwork.__all__) == [
-        "CompileError", "ConfigurationError", "ConnectorError", "ConnectorNotConfiguredError",
+        "ChildWorkflowError", "CompileError", "ConfigurationError", "ConnectorError",
+        "ConnectorNotConfiguredError",
         "Ductwork", "DuctworkError", "DuplicateWorkflowError", "ExecutionResult",
         "ExpressionError", "InputFieldNotFoundError", "NonDeterminismError", "RollbackTriggered",
         "SerializationError", "SignalTimeoutError", "StepError", "StepTimeoutError",

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from ductwork import Ductwork
+from ductwork import ChildWorkflowError, Ductwork
 from ductwork.errors import ConfigurationError
-from ductwork.interpreter.children import ChildWorkflowError
 
 from .helpers import eventually, run_worker
 
