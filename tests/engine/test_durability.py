@@ -162,3 +162,25 @@ async def test_signal_arriving_while_no_process_runs(tmp_path: Path) -> None:
     async with c:
         (res,) = await c.workflows.recover()
     assert r.status == "running" and res.status == "completed" and res.output == {"ok": 1}
+
+
+async def test_whole_run_timeout_holds_while_the_run_is_suspended(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    undone: list[Any] = []
+    dw = Ductwork(store=url, inline_wait="20ms")
+
+    async def handler(ctx: Any) -> Any:
+        await ctx.step("reserve", lambda: {"seat": 1}, lambda r: undone.append(r))
+        return await ctx.wait_for_signal("approve")  # no timeout of its own
+
+    dw.workflows.define(product="p", tag="t", handler=handler, options={"timeout": "300ms"})
+    async with dw:
+        r = await dw.workflows.execute(product="p", env="dev", tag="t", workflow_id="w")
+        assert r.status == "running"
+        status = await dw.workflows.status("w")
+        assert status["status"] == "waiting" and status["wake_at"] is not None  # the deadline
+        time.sleep(0.35)
+        (res,) = await dw.workflows.recover()
+    assert res.status == "rolled_back"
+    assert res.error == "Workflow timed out after 0.3s"
+    assert undone == [{"seat": 1}]
