@@ -42,7 +42,8 @@ async def fulfil(ctx: Any) -> Any:
         lambda: ctx.step("label", lambda: {"carrier": "dhl"}),
     ])
     parcel = await ctx.workflow("pack", "pack-parcel", {"sku": ctx.input.skus[0]})
-    return {"held": len(held), "total": invoice["total"], "parcel": parcel["parcel"]}
+    return {"held": len(held), "total": invoice["total"], "carrier": label["carrier"],
+            "parcel": parcel["parcel"]}
 
 
 @dw.workflows.workflow(product="shop", tag="nightly-report")

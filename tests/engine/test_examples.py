@@ -30,6 +30,6 @@ def test_onboarding_example(tmp_path: Path) -> None:
 def test_lifecycle_example(tmp_path: Path) -> None:
     out = run_example(tmp_path, "lifecycle.py")
     assert "result: {'decision': 'approve', 'by': 'ann'}" in out
-    assert "fulfil: completed {'held': 3, 'total': 30, 'parcel': 'P-book'}" in out
+    assert "fulfil: completed {'held': 3, 'total': 30, 'carrier': 'dhl', 'parcel': 'P-book'}" in out
     assert "'status': 'cancelled'" in out and "'rolled_back_steps': ['open-ticket']" in out
     assert "nightly runs: ['completed', 'completed', 'completed']" in out
