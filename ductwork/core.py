@@ -90,6 +90,8 @@ class Ductwork:
             await self.store.open()
             self._engine_obj = Engine(self, self.store, inline_wait_s=self._inline_wait_s,
                                       lease_s=self._lease_s)
+            # Signals and child completions announced by other processes end inline waits.
+            self.store.on_wake(self._engine_obj.wake)
         return self._engine_obj
 
     async def recover(self) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,6 +176,11 @@ class RunStore(abc.ABC):
 
     def set_queue_limits(self, limits: Mapping[str, QueueLimit]) -> None:
         self.queue_limits = dict(limits)
+
+    def on_wake(self, callback: Callable[[str], None]) -> None:  # noqa: B027
+        """Register callback(workflow_id), called when another process announces that the run
+        may go on (a signal, a child that ended). Stores without such a channel never call it:
+        waiting runs then notice at their next poll."""
 
     async def wait_for_work(self, timeout: float, queues: Iterable[str] | None = None) -> bool:
         """Sleep up to `timeout` seconds, or less when another process announces that a run

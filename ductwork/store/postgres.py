@@ -38,6 +38,7 @@ Conn = AsyncConnection[Any]
 Event = tuple[float, str, str | None, str | None]
 
 CHANNEL = "dw_due"                   # NOTIFY channel: "a run may be due now" (payload: queue)
+WAKE_CHANNEL = "dw_wake"             # "run <payload> may go on" (a signal, a child that ended)
 _MIGRATE_LOCK = "ductwork:migrate"   # advisory lock names (hashtext'ed)
 _QUEUE_LOCK = "ductwork:queue:"
 # Lease and due-time comparisons use the database's clock, the one clock every worker shares.
@@ -157,8 +158,11 @@ class PostgresStore(RunStore):
         self.migrate = migrate
         self.retry_s = retry_s
         self._pool: AsyncConnectionPool[Conn] | None = None
-        self._listener: Conn | None = None
-        self._listen_lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._due = asyncio.Event()
+        self._due_queues: set[str] = set()
+        self._wake_callbacks: list[Callable[[str], None]] = []
         self._open_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -195,10 +199,12 @@ class PostgresStore(RunStore):
             self._pool = pool
 
     async def close(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(psycopg.Error):
-                await self._listener.close()
-            self._listener = None
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+            self._listening.clear()
+        self._wake_callbacks.clear()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -433,8 +439,10 @@ class PostgresStore(RunStore):
                "RETURNING workflow_id, queue), "
                "ev AS (" + _EVENTS_FROM.format(src="u.workflow_id", frm="u, ") + ") "
                f"SELECT (SELECT count(*) FROM u), (SELECT pg_notify('{CHANNEL}', queue) FROM u "
+               f"WHERE %s::boolean), (SELECT pg_notify('{WAKE_CHANNEL}', workflow_id) FROM u "
                "WHERE %s::boolean)")
-        rows = await self._fetch(sql, [*params, *_event_arrays(events or []), notify])
+        rows = await self._fetch(sql, [*params, *_event_arrays(events or []), notify,
+                                       "wake_at" in fields])
         return bool(rows[0][0])
 
     # -- ownership -----------------------------------------------------------------------------
@@ -544,44 +552,73 @@ class PostgresStore(RunStore):
         return [r[0] for r in rows]
 
     # -- waking idle workers -------------------------------------------------------------------
-    async def _ensure_listener(self) -> Conn | None:
-        if self._listener is not None and not self._listener.closed:
-            return self._listener
-        async with self._listen_lock:
-            if self._listener is not None and not self._listener.closed:
-                return self._listener
+    def on_wake(self, callback: Callable[[str], None]) -> None:
+        """Call callback(workflow_id) when another process announces that the run may go on
+        (a signal sent to it, a child of it that ended): an inline wait ends at once instead of
+        at its next poll. Listening starts with the first claim or signal wait."""
+        self._wake_callbacks.append(callback)
+
+    async def _ensure_listener(self) -> bool:
+        """Start the background LISTEN reader; True once it listens."""
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read_notifications(), name="ductwork-pg-listen")
+        if not self._listening.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._listening.wait(), 10)
+        return self._listening.is_set()
+
+    async def _read_notifications(self) -> None:
+        """One connection per process LISTENs on both channels for as long as the store is
+        open, reconnecting after a failure (then it announces work: some may have been missed)."""
+        backoff = 0.0
+        while True:
             try:
-                conn = await AsyncConnection.connect(self.conninfo, autocommit=True,
-                                                     connect_timeout=10)
-                await conn.execute(f"LISTEN {CHANNEL}")
+                async with await AsyncConnection.connect(self.conninfo, autocommit=True,
+                                                         connect_timeout=10) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(f"LISTEN {WAKE_CHANNEL}")
+                    self._listening.set()
+                    if backoff:
+                        self._announce("")
+                    backoff = 0.0
+                    async with contextlib.aclosing(conn.notifies()) as gen:
+                        async for n in gen:
+                            if n.channel == CHANNEL:
+                                self._announce(n.payload)
+                            else:
+                                for cb in list(self._wake_callbacks):
+                                    cb(n.payload)
             except psycopg.Error:
-                return None  # the next claim retries; until then wait_for_work just sleeps
-            self._listener = conn
-            return conn
+                self._listening.clear()
+                backoff = min(max(backoff * 2, 0.2), 5.0)
+                await asyncio.sleep(backoff)
+
+    def _announce(self, queue: str) -> None:
+        self._due_queues.add(queue)
+        self._due.set()
 
     async def wait_for_work(self, timeout: float, queues: Iterable[str] | None = None) -> bool:
         """Wait up to `timeout` seconds for a NOTIFY that a run became due (a dispatch, a signal,
-        a released run); True when woken, False on timeout. Notifications for queues outside
-        `queues` are ignored. Without a listening connection it just sleeps."""
+        a released run); True when woken, False on timeout. Announcements that came while the
+        caller was busy count; those for queues outside `queues` are ignored."""
         wanted = None if queues is None else set(queues)
         deadline = time.monotonic() + max(0.0, timeout)
-        conn = await self._ensure_listener()
-        if conn is None:
-            await asyncio.sleep(max(0.0, timeout))
-            return False
-        try:
-            while (left := deadline - time.monotonic()) > 0:
-                # aclosing: leaving the loop early must release the connection's lock now.
-                async with contextlib.aclosing(conn.notifies(timeout=left, stop_after=1)) as gen:
-                    async for n in gen:
-                        if wanted is None or not n.payload or n.payload in wanted:
-                            return True
-        except psycopg.Error:
-            with contextlib.suppress(psycopg.Error):
-                await conn.close()
-            self._listener = None
+        if not await self._ensure_listener():
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-        return False
+            return False
+        while True:
+            seen, self._due_queues = self._due_queues, set()
+            self._due.clear()
+            if seen and (wanted is None or "" in seen or seen & wanted):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._due.wait(), left)
+            except TimeoutError:
+                return False
 
     # -- signals -------------------------------------------------------------------------------
     async def send_signal(self, workflow_id: str, name: str, payload: str | None) -> int:
@@ -593,12 +630,15 @@ class PostgresStore(RunStore):
             "status='waiting' RETURNING queue), "
             "e AS (INSERT INTO dw_events (workflow_id, ts, type, step, data) VALUES "
             "(%s, %s, 'signal_received', NULL, %s)) "
-            f"SELECT (SELECT id FROM s), (SELECT pg_notify('{CHANNEL}', queue) FROM u)",
+            f"SELECT (SELECT id FROM s), (SELECT pg_notify('{CHANNEL}', queue) FROM u), "
+            f"pg_notify('{WAKE_CHANNEL}', %s)",
             (workflow_id, name, payload, t, t, t, workflow_id, workflow_id, t,
-             json.dumps({"signal": name})))
+             json.dumps({"signal": name}), workflow_id))
         return int(rows[0][0])
 
     async def find_signal(self, workflow_id: str, names: list[str]) -> SignalRow | None:
+        if self._wake_callbacks:
+            await self._ensure_listener()  # before looking: a later signal then wakes the wait
         rows = await self._fetch(
             "SELECT id, workflow_id, name, payload, created_at, consumed_by FROM dw_signals "
             "WHERE workflow_id=%s AND consumed_by IS NULL AND name = ANY(%s::text[]) "

@@ -153,3 +153,37 @@ def test_queue_configuration_is_checked(pg_url: str) -> None:
                 {"worker_concurrency": True}):
         with pytest.raises(ConfigurationError, match=r"queues\.configure"):
             d.queues.configure("api", **bad)  # type: ignore[arg-type]
+
+
+async def test_a_signal_from_another_process_ends_an_inline_wait_at_once(
+        dw: Ductwork, pg_url: str) -> None:
+    """The worker holds the run in an inline wait of a minute; a signal sent by another
+    instance reaches it through NOTIFY instead of at the end of that minute."""
+
+    def define(d: Ductwork) -> None:
+        @d.workflows.workflow(product="p", tag="inline")
+        async def inline(ctx: Any) -> Any:
+            await ctx.step("ready", lambda: 1)
+            return await ctx.wait_for_signal("go")
+
+    define(dw)
+    worker_side = Ductwork(store=pg_url, inline_wait="60s")
+    define(worker_side)
+    async with worker_side, run_worker(worker_side, poll="60s"):
+        job = await dw.workflows.dispatch("p", "dev", "inline")
+
+        async def waiting() -> bool:
+            run = await dw.store.get_run(job["job_id"])
+            steps = await dw.store.load_steps(job["job_id"])
+            return run is not None and run.owner is not None and any(
+                s.kind == "signal" for s in steps)
+
+        await eventually(None, waiting, timeout=20)
+        t0 = time.monotonic()
+        await dw.workflows.signal(job["job_id"], "go", "now")
+
+        async def ended() -> bool:
+            return (await dw.workflows.status(job["job_id"]))["status"] == "completed"
+
+        await eventually(None, ended, timeout=30)
+        assert time.monotonic() - t0 < 30
