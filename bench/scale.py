@@ -151,8 +151,8 @@ async def ready(store: str, n_workers: int) -> None:
     """Wait until every worker holds its LISTEN connection (it has made its first pass)."""
     async with await psycopg.AsyncConnection.connect(store, autocommit=True) as conn:
         for _ in range(600):
-            cur = await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query = "
-                                     "'LISTEN dw_due' AND datname = current_database()")
+            cur = await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                     "'LISTEN dw_%%' AND datname = current_database()")
             row = await cur.fetchone()
             if row and row[0] >= n_workers:
                 return
