@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -90,18 +90,24 @@ _CREATE_RUN = (
     "WHERE %s::boolean)")
 # Due: a queued run (no wake_at: at once), a sleep or wait whose time came (a wait without a
 # deadline has no wake_at and becomes due only when a signal or a child sets one), and a run
-# whose owner's lease expired or who is known dead.
-_DUE = (
-    "((owner IS NULL AND (status = 'pending' OR (status IN ('sleeping', 'waiting') AND "
-    "wake_at IS NOT NULL))) "
-    f"OR (status IN {_ACTIVE_SQL} AND owner IS NOT NULL AND (lease_until < {_NOW} "
-    f"OR owner = ANY(%s::text[])))) AND COALESCE(wake_at, 0) <= {_NOW}")
+# whose owner's lease expired or who is known dead. Two branches, each walking an index in claim
+# order and stopping at its LIMIT: one OR would sort the whole backlog on every claim.
+_ORDER = "priority DESC, COALESCE(wake_at, created_at)"
 _CLAIM = (
-    f"WITH due AS (SELECT workflow_id FROM dw_runs WHERE {_DUE}{{qfilter}} "
-    "ORDER BY priority DESC, COALESCE(wake_at, created_at) LIMIT %s FOR UPDATE SKIP LOCKED), "
-    f"upd AS (UPDATE dw_runs r SET owner=%s, lease_until={_NOW} + %s, attempt=r.attempt + 1, "
-    f"updated_at={_NOW} FROM due WHERE r.workflow_id = due.workflow_id RETURNING {_RUN_R_COLS})"
-    "{log} SELECT * FROM upd")
+    "WITH free AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k "
+    "FROM dw_runs WHERE owner IS NULL AND status IN ('pending', 'sleeping', 'waiting') AND "
+    f"(status = 'pending' OR wake_at IS NOT NULL) AND COALESCE(wake_at, 0) <= {_NOW}{{qfilter}} "
+    f"ORDER BY {_ORDER} LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
+    "orphaned AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k "
+    f"FROM dw_runs WHERE owner IS NOT NULL AND status IN {_ACTIVE_SQL} AND "
+    f"(lease_until < {_NOW} OR owner = ANY(%(dead)s::text[])) AND "
+    f"COALESCE(wake_at, 0) <= {_NOW}{{qfilter}} "
+    f"ORDER BY {_ORDER} LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
+    "due AS (SELECT workflow_id FROM (SELECT * FROM free UNION ALL SELECT * FROM orphaned) d "
+    "ORDER BY priority DESC, k LIMIT %(n)s), "
+    f"upd AS (UPDATE dw_runs r SET owner=%(owner)s, lease_until={_NOW} + %(lease)s, "
+    f"attempt=r.attempt + 1, updated_at={_NOW} FROM due WHERE r.workflow_id = due.workflow_id "
+    f"RETURNING {_RUN_R_COLS}){{log}} SELECT * FROM upd")
 
 
 def safe_url(url: str) -> str:
@@ -278,7 +284,8 @@ class PostgresStore(RunStore):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _fetch(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+                     ) -> list[tuple[Any, ...]]:
         async def go(conn: Conn, _: int) -> list[tuple[Any, ...]]:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
@@ -473,16 +480,16 @@ class PostgresStore(RunStore):
             out += await self._claim_limited(q, lim, owner, lease_s, limit - len(out), dead)
         if len(out) < limit and (queues is None or set(queues) - set(limited)):
             qfilter = ""
-            qparams: list[Any] = []
+            params: dict[str, Any] = {"n": limit - len(out), "dead": dead, "owner": owner,
+                                      "lease": lease_s}
             if queues is not None:
-                qfilter += " AND queue = ANY(%s::text[])"
-                qparams.append(sorted(set(queues) - set(limited)))
+                qfilter += " AND queue = ANY(%(queues)s::text[])"
+                params["queues"] = sorted(set(queues) - set(limited))
             if limited:
-                qfilter += " AND queue <> ALL(%s::text[])"
-                qparams.append(sorted(limited))
-            sql = _CLAIM.format(qfilter=qfilter, log="")
+                qfilter += " AND queue <> ALL(%(limited)s::text[])"
+                params["limited"] = sorted(limited)
             out += [RunRow(*r) for r in await self._fetch(
-                sql, [dead, *qparams, limit - len(out), owner, lease_s])]
+                _CLAIM.format(qfilter=qfilter, log=""), params)]
         out.sort(key=lambda r: (-r.priority, r.wake_at if r.wake_at is not None
                                 else r.created_at))
         return out
@@ -519,8 +526,9 @@ class PostgresStore(RunStore):
                         log = (f", log AS (INSERT INTO dw_queue_claims (queue, ts) SELECT "
                                f"r.queue, {_NOW} FROM upd r)") if lim.rate else ""
                         claim = await conn.execute(
-                            _CLAIM.format(qfilter=" AND queue=%s", log=log),
-                            [dead, queue, room, owner, lease_s])
+                            _CLAIM.format(qfilter=" AND queue=%(queue)s", log=log),
+                            {"n": room, "dead": dead, "owner": owner, "lease": lease_s,
+                             "queue": queue})
                     await conn.execute("COMMIT")
                     if claim is not None:
                         rows = await claim.fetchall()
