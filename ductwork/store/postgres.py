@@ -774,13 +774,17 @@ class PostgresStore(RunStore):
 
     # -- worker support ------------------------------------------------------------------------
     async def next_due_at(self, queues: list[str] | None = None) -> float | None:
-        qfilter = " AND queue = ANY(%s::text[])" if queues else ""
+        # One ordered index probe per status (dw_runs_due): MIN() over an OR would read the
+        # whole backlog on every pass of every worker.
+        q = " AND queue = ANY(%(queues)s::text[])" if queues else ""
+        first = ("(SELECT wake_at FROM dw_runs WHERE status = '{0}' AND wake_at IS NOT NULL AND "
+                 f"owner IS NULL{q} ORDER BY wake_at LIMIT 1)")
         rows = await self._fetch(
-            "SELECT LEAST((SELECT MIN(COALESCE(wake_at, 0)) FROM dw_runs WHERE owner IS NULL "
-            "AND status IN ('pending', 'sleeping', 'waiting') AND "
-            f"(wake_at IS NOT NULL OR status='pending'){qfilter}), "
-            "(SELECT MIN(next_run_at) FROM dw_schedules WHERE status='active'))",
-            [list(queues)] if queues else [])
+            "SELECT LEAST((SELECT 0::float8 WHERE EXISTS (SELECT 1 FROM dw_runs WHERE "
+            f"status = 'pending' AND wake_at IS NULL AND owner IS NULL{q})), "
+            + ", ".join(first.format(st) for st in ("pending", "sleeping", "waiting"))
+            + ", (SELECT MIN(next_run_at) FROM dw_schedules WHERE status = 'active'))",
+            {"queues": list(queues or [])})
         v = rows[0][0]
         return None if v is None else float(v)
 

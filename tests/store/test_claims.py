@@ -151,3 +151,20 @@ async def test_a_wait_without_deadline_is_due_only_once_signalled(
     got = await a.claim_due("me", 30, 10)
     assert [r.workflow_id for r in got] == ["w"] and got[0].wake_at is not None
     assert got[0].wake_at <= time.time() and t <= got[0].wake_at
+
+
+async def test_next_due_at_is_the_earliest_unowned_wake_up(stores: list[RunStore]) -> None:
+    a, _ = stores
+    t = time.time()
+    assert await a.next_due_at() is None
+    await a.create_run(pending("s", status="sleeping", wake_at=t + 100), [])
+    await a.create_run(pending("w", status="waiting", wake_at=None), [])  # no deadline
+    await a.create_run(pending("o", status="pending", wake_at=t + 1, owner="x",
+                               lease_until=t + 30), [])  # held by a worker
+    assert await a.next_due_at() == pytest.approx(t + 100)
+    await a.create_run(pending("m", wake_at=t + 50, queue="mail"), [])
+    assert await a.next_due_at() == pytest.approx(t + 50)
+    assert await a.next_due_at(["default"]) == pytest.approx(t + 100)
+    await a.create_run(pending("q", wake_at=None, queue="mail"), [])  # queued: due at once
+    assert await a.next_due_at() == 0
+    assert await a.next_due_at(["default"]) == pytest.approx(t + 100)
