@@ -143,7 +143,7 @@ async def test_two_commits_of_one_step_blocked_on_the_same_key_one_wins(
         # Both writers are now waiting on the blocker's uncommitted key.
         for _ in range(200):
             rows = await _sql(pg_url, "SELECT count(*) FROM pg_locks WHERE NOT granted")
-            if rows[0][0] >= 2:
+            if int(str(rows[0][0])) >= 2:
                 break
             await asyncio.sleep(0.02)
         else:
