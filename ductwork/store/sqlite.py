@@ -15,6 +15,7 @@ from ductwork.store.base import (
     STEP_FIELDS,
     Batch,
     LeaseLostError,
+    QueueLimit,
     RunRow,
     RunStore,
     ScheduleRow,
@@ -266,6 +267,14 @@ class SQLiteStore(RunStore):
         db = self.conn
         db.execute("BEGIN IMMEDIATE")
         try:
+            found = db.execute("SELECT queue, owner FROM dw_runs WHERE workflow_id=?",
+                               (workflow_id,)).fetchone() if self.queue_limits else None
+            lim = self.queue_limits.get(found[0]) if found else None
+            # A slot of a limited queue, taken outside claim_due (result(), a parent ...).
+            if (found and lim is not None and lim.limited and found[1] != owner
+                    and not self._room(found[0], lim, owner, t, 1)):
+                db.execute("COMMIT")
+                return None
             cur = db.execute(
                 f"UPDATE dw_runs SET owner=?, lease_until=?, attempt=attempt+1, updated_at=? "
                 f"WHERE workflow_id=? AND status IN ({', '.join('?' * len(_ACTIVE))}) AND "
@@ -273,6 +282,9 @@ class SQLiteStore(RunStore):
                 f"OR owner IN ({', '.join('?' * len(dead)) or 'NULL'}))",
                 (owner, t + lease_s, t, workflow_id, *_ACTIVE, owner, t, *dead))
             ok = cur.rowcount == 1
+            if ok and found and lim is not None and lim.rate and found[1] != owner:
+                db.execute("INSERT INTO dw_queue_claims (queue, ts) VALUES (?, ?)",
+                           (found[0], t))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -303,17 +315,7 @@ class SQLiteStore(RunStore):
             for q, lim in limited.items():
                 if len(ids) >= limit:
                     break
-                owned, mine = db.execute(
-                    f"SELECT count(*), count(CASE WHEN owner=? THEN 1 END) FROM dw_runs "
-                    f"WHERE queue=? AND owner IS NOT NULL AND lease_until >= ? AND status IN "
-                    f"({', '.join('?' * len(_ACTIVE))})", (owner, q, t, *_ACTIVE)).fetchone()
-                recent = 0
-                if lim.rate:
-                    db.execute("DELETE FROM dw_queue_claims WHERE queue=? AND ts < ?",
-                               (q, t - lim.rate[1]))
-                    recent = db.execute("SELECT count(*) FROM dw_queue_claims WHERE queue=?",
-                                        (q,)).fetchone()[0]
-                room = lim.room(limit - len(ids), owned=owned, mine=mine, recent=recent)
+                room = self._room(q, lim, owner, t, limit - len(ids))
                 got = self._due_ids(t, dead, " AND queue=?", (q,), room) if room else []
                 if lim.rate and got:
                     db.executemany("INSERT INTO dw_queue_claims (queue, ts) VALUES (?, ?)",
@@ -337,6 +339,22 @@ class SQLiteStore(RunStore):
         out.sort(key=lambda r: (-r.priority, r.wake_at if r.wake_at is not None
                                 else r.created_at))
         return out
+
+    def _room(self, q: str, lim: QueueLimit, owner: str, t: float, n: int) -> int:
+        """How many runs of limited queue q may be claimed now (inside the write transaction,
+        so claimers are serialized)."""
+        db = self.conn
+        owned, mine = db.execute(
+            f"SELECT count(*), count(CASE WHEN owner=? THEN 1 END) FROM dw_runs "
+            f"WHERE queue=? AND owner IS NOT NULL AND lease_until >= ? AND status IN "
+            f"({', '.join('?' * len(_ACTIVE))})", (owner, q, t, *_ACTIVE)).fetchone()
+        recent = 0
+        if lim.rate:
+            db.execute("DELETE FROM dw_queue_claims WHERE queue=? AND ts < ?",
+                       (q, t - lim.rate[1]))
+            recent = db.execute("SELECT count(*) FROM dw_queue_claims WHERE queue=?",
+                                (q,)).fetchone()[0]
+        return lim.room(n, owned=owned, mine=mine, recent=recent)
 
     def _due_ids(self, t: float, dead: tuple[str, ...], qfilter: str,
                  qparams: tuple[Any, ...], n: int) -> list[str]:
