@@ -109,6 +109,12 @@ _CLAIM = (
     f"attempt=r.attempt + 1, updated_at={_NOW} FROM due WHERE r.workflow_id = due.workflow_id "
     f"RETURNING {_RUN_R_COLS}){{log}} SELECT * FROM upd")
 
+_CLAIM_ONE = (
+    f"WITH upd AS (UPDATE dw_runs SET owner=%(owner)s, lease_until={_NOW} + %(lease)s, "
+    f"attempt=attempt + 1, updated_at={_NOW} WHERE workflow_id=%(wid)s AND status IN "
+    f"{_ACTIVE_SQL} AND (owner IS NULL OR owner=%(owner)s OR lease_until < {_NOW} OR "
+    f"owner = ANY(%(dead)s::text[])) RETURNING {_RUN_COLS}){{log}} SELECT * FROM upd")
+
 
 def safe_url(url: str) -> str:
     """The URL with its password masked, for messages and logs."""
@@ -455,12 +461,19 @@ class PostgresStore(RunStore):
     # -- ownership -----------------------------------------------------------------------------
     async def claim(self, workflow_id: str, owner: str, lease_s: float, *,
                     steal_from: frozenset[str] = frozenset()) -> RunRow | None:
-        rows = await self._fetch(
-            f"UPDATE dw_runs SET owner=%s, lease_until={_NOW} + %s, attempt=attempt + 1, "
-            f"updated_at={_NOW} WHERE workflow_id=%s AND status = ANY(%s::text[]) AND "
-            f"(owner IS NULL OR owner=%s OR lease_until < {_NOW} OR owner = ANY(%s::text[])) "
-            f"RETURNING {_RUN_COLS}",
-            (owner, lease_s, workflow_id, _ACTIVE, owner, sorted(steal_from)))
+        dead = sorted(steal_from)
+        if self.queue_limits:
+            # Taking a run of a limited queue (result(), a parent driving its child ...) takes
+            # a slot like a worker's claim does, so it goes through the same counting.
+            found = await self._fetch("SELECT queue, owner FROM dw_runs WHERE workflow_id=%s",
+                                      (workflow_id,))
+            lim = self.queue_limits.get(found[0][0]) if found else None
+            if lim is not None and lim.limited and found[0][1] != owner:
+                got = await self._claim_limited(found[0][0], lim, owner, lease_s, 1, dead,
+                                                workflow_id=workflow_id)
+                return got[0] if got else None
+        rows = await self._fetch(_CLAIM_ONE.format(log=""), {
+            "owner": owner, "lease": lease_s, "wid": workflow_id, "dead": dead})
         return RunRow(*rows[0]) if rows else None
 
     async def claim_due(self, owner: str, lease_s: float, limit: int, *,
@@ -495,9 +508,11 @@ class PostgresStore(RunStore):
         return out
 
     async def _claim_limited(self, queue: str, lim: QueueLimit, owner: str, lease_s: float,
-                             n: int, dead: list[str]) -> list[RunRow]:
-        """Claim from one limited queue under its advisory lock, so that concurrent claimers on
-        any machine count the same running runs and recent starts."""
+                             n: int, dead: list[str], *, workflow_id: str | None = None
+                             ) -> list[RunRow]:
+        """Claim from one limited queue (due runs, or the one run `workflow_id`) under its
+        advisory lock, so that concurrent claimers on any machine count the same running runs
+        and recent starts."""
 
         async def go(conn: Conn, _: int) -> list[RunRow]:
             period = lim.rate[1] if lim.rate else 0.0
@@ -525,10 +540,11 @@ class PostgresStore(RunStore):
                     if room > 0:
                         log = (f", log AS (INSERT INTO dw_queue_claims (queue, ts) SELECT "
                                f"r.queue, {_NOW} FROM upd r)") if lim.rate else ""
-                        claim = await conn.execute(
-                            _CLAIM.format(qfilter=" AND queue=%(queue)s", log=log),
-                            {"n": room, "dead": dead, "owner": owner, "lease": lease_s,
-                             "queue": queue})
+                        sql = (_CLAIM.format(qfilter=" AND queue=%(queue)s", log=log)
+                               if workflow_id is None else _CLAIM_ONE.format(log=log))
+                        claim = await conn.execute(sql, {
+                            "n": room, "dead": dead, "owner": owner, "lease": lease_s,
+                            "queue": queue, "wid": workflow_id})
                     await conn.execute("COMMIT")
                     if claim is not None:
                         rows = await claim.fetchall()

@@ -168,3 +168,20 @@ async def test_next_due_at_is_the_earliest_unowned_wake_up(stores: list[RunStore
     await a.create_run(pending("q", wake_at=None, queue="mail"), [])  # queued: due at once
     assert await a.next_due_at() == 0
     assert await a.next_due_at(["default"]) == pytest.approx(t + 100)
+
+
+async def test_claiming_one_run_of_a_limited_queue_takes_a_slot(stores: list[RunStore]) -> None:
+    """result() or a parent may drive a run itself: that counts against the queue too."""
+    a, b = stores
+    for i in range(3):
+        await a.create_run(pending(f"m{i}", queue="mail"), [])
+    for s in stores:
+        s.set_queue_limits({"mail": QueueLimit(concurrency=1, rate=(2, 60.0))})
+    assert await a.claim("m0", "w1", 30) is not None
+    assert await b.claim("m1", "w2", 30) is None  # the one slot is taken
+    assert await b.claim_due("w2", 30, 10) == []
+    assert await a.claim("m0", "w1", 30) is not None  # its own run: no new slot
+    await a.release("m0", "w1")
+    assert await b.claim("m1", "w2", 30) is not None  # the slot is free again
+    await b.release("m1", "w2")
+    assert await b.claim("m2", "w2", 30) is None  # but the rate (2 per minute) is used up
