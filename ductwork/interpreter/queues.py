@@ -19,9 +19,10 @@ class Queues:
     A run goes to the queue named by its `queue` option (define(options=) or dispatch(options=);
     "default" otherwise). Workers claim runs of a limited queue only while the limits allow,
     counted in the store under a per-queue lock, so they hold across every worker process and
-    machine sharing the store. Every worker must configure the same limits (put the calls in
-    the module that defines the workflows). Runs started inline by execute() are counted but
-    never held back: limits apply to what workers pick up.
+    machine sharing the store; a process that drives a run of the queue itself (result(), a
+    parent running its child) takes a slot the same way. Every worker must configure the same
+    limits (put the calls in the module that defines the workflows). Runs started inline by
+    execute() are counted but never held back.
     """
 
     def __init__(self, dw: Any) -> None:
