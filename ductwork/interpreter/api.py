@@ -30,6 +30,19 @@ def new_workflow_id() -> str:
     return "wf_" + uuid.uuid4().hex[:20]
 
 
+def encode_input(data: Any, where: str) -> str:
+    try:
+        return codec.dumps(data)
+    except (TypeError, ValueError) as e:
+        raise ConfigurationError(
+            f"{where}: the input cannot be stored: {e}; use {codec.SUPPORTED}") from None
+
+
+def check_workflow_id(workflow_id: Any, where: str) -> None:
+    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
+        raise ConfigurationError(f"{where}: workflow_id must be a non-empty string")
+
+
 class Workflows:
     def __init__(self, dw: Ductwork) -> None:
         self._dw = dw
@@ -139,17 +152,8 @@ class Workflows:
         """Run a workflow to its end (or until it suspends, or `timeout` passes)."""
         dw = self._dw
         wf = self.get(product, tag)
-        self._check_env(wf, env)
-        data = {} if input is None else input
-        self._validate_input(wf, data)
-        try:
-            enc = codec.dumps(data)
-        except (TypeError, ValueError) as e:
-            raise ConfigurationError(
-                f"execute({product}/{tag}): the input cannot be stored: {e}; use "
-                f"{codec.SUPPORTED}") from None
-        if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
-            raise ConfigurationError("execute(): workflow_id must be a non-empty string")
+        enc = self.prepare_input(wf, env, input, f"execute({product}/{tag})")
+        check_workflow_id(workflow_id, "execute()")
         wid = workflow_id or (f"{product}:{tag}:{idempotency_key}" if idempotency_key
                               else new_workflow_id())
         engine = await dw._engine()
@@ -192,6 +196,13 @@ class Workflows:
             return await asyncio.wait_for(asyncio.shield(task), to_ms(timeout) / 1000)
         except TimeoutError:
             return await engine.result_from_store(wid)
+
+    def prepare_input(self, wf: WorkflowDef, env: str, input: Any, where: str) -> str:
+        """Check env and input against the definition; the input encoded for the store."""
+        self._check_env(wf, env)
+        data = {} if input is None else input
+        self._validate_input(wf, data)
+        return encode_input(data, where)
 
     def _check_env(self, wf: WorkflowDef, env: str) -> None:
         if not isinstance(env, str) or not env:

@@ -337,18 +337,13 @@ async def _start(dw: Ductwork, src: RunRow, *, input: Any, flags: dict[str, Any]
                  presets: dict[str, Any] | None = None, workflow_id: str | None = None,
                  wait: bool = True, timeout: Any = None, queue: bool = False) -> dict[str, Any]:
     """Create the new run and start it through the engine (or leave it for a worker)."""
-    from ductwork.interpreter.api import new_workflow_id
+    from ductwork.interpreter.api import check_workflow_id, encode_input, new_workflow_id
 
     engine = await _engine(dw)
     wf = dw.workflows._defs.get((src.product, src.tag))
     local = wf is not None and not queue
-    try:
-        enc = codec.dumps(input)
-    except (TypeError, ValueError) as e:
-        raise ConfigurationError(f"the new input cannot be stored: {e}; use "
-                                 f"{codec.SUPPORTED}") from None
-    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
-        raise ConfigurationError("workflow_id must be a non-empty string")
+    enc = encode_input(input, "the new run")
+    check_workflow_id(workflow_id, "the new run")
     wid = workflow_id or new_workflow_id()
     opts = _rerun_options(src)
     if wf is not None:

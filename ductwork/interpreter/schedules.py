@@ -30,19 +30,12 @@ async def dispatch(dw: Ductwork, product: str, env: str, workflow: str, input: A
                    options: Mapping[str, Any] | None = None,
                    workflow_id: str | None = None) -> dict[str, Any]:
     """Queue a run for a worker (now or at start_at), or store a recurring schedule."""
-    workflows = dw.workflows
-    wf = workflows.get(product, workflow)
-    workflows._check_env(wf, env)
-    data = {} if input is None else input
-    workflows._validate_input(wf, data)
-    try:
-        enc = codec.dumps(data)
-    except (TypeError, ValueError) as e:
-        raise ConfigurationError(f"dispatch({product}/{workflow}): the input cannot be stored: "
-                                 f"{e}; use {codec.SUPPORTED}") from None
-    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
-        raise ConfigurationError("dispatch(): workflow_id must be a non-empty string")
+    from ductwork.interpreter.api import check_workflow_id
+
+    wf = dw.workflows.get(product, workflow)
     where = f"dispatch({product}/{workflow})"
+    enc = dw.workflows.prepare_input(wf, env, input, where)
+    check_workflow_id(workflow_id, "dispatch()")
     sched = _check_keys(schedule, SCHEDULE_KEYS, f"{where} schedule")
     opts = {**wf.options, **_run_options(_check_keys(options, OPTION_KEYS, f"{where} options"),
                                          where), "job": True}
