@@ -9,6 +9,7 @@ from typing import Any
 
 from ductwork.connectors.base import Problem
 from ductwork.connectors.util import did_you_mean, env_path, first_env, is_ref
+from ductwork.durations import parse_ms
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Methods whose unknown flat input keys go to the body; the others send them as query.
@@ -37,8 +38,6 @@ DEFAULT_BACKOFF = 0.5
 DEFAULT_MAX_DELAY = 30.0
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 0.001}
 
 
 def seconds(value: Any) -> float:
@@ -47,19 +46,12 @@ def seconds(value: Any) -> float:
     Bare numbers are milliseconds, like every duration in ductwork (the original product's unit).
     Raises ValueError with a message fit for the user.
     """
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, timedelta):
-        secs = value.total_seconds()
-    elif isinstance(value, int | float):
-        secs = float(value) / 1000.0
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        secs = float(m.group(1)) * _UNIT[m.group(2)]
-    else:
-        raise ValueError(f"{value!r} is not a duration (write e.g. \"250ms\", \"5s\", \"2m\")")
-    if secs < 0:
+    ms = parse_ms(value)
+    if ms is not None:
+        return ms / 1000.0
+    if isinstance(value, int | float | timedelta) and not isinstance(value, bool):
         raise ValueError(f"{value!r} is negative")
-    return secs
+    raise ValueError(f"{value!r} is not a duration (write e.g. \"250ms\", \"5s\", \"2m\")")
 
 
 def placeholders(path: str) -> list[str]:

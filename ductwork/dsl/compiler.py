@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,8 @@ from ductwork.dsl import vocabulary as v
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known
 from ductwork.dsl.exprcheck import ExprChecker, Scope, TagInfo
 from ductwork.dsl.loader import DataPath, Document
+from ductwork.durations import parse_ms
 from ductwork.errors import CompileError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
 # Bodies that must carry a tag: their result is recorded under it.
 _NEEDS_TAG = v.TASKS | {"workflow"}
@@ -29,15 +26,8 @@ _DB_OPS = {"insert": "insert", "query": "query", "update": "update", "delete": "
 
 def duration_ms(value: Any) -> int | None:
     """Milliseconds of a static duration ("5s", 250), None if it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value) if value >= 0 else None
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return int(float(m.group(1)) * _UNITS[m.group(2) or "ms"])
-    return None
+    ms = parse_ms(value)
+    return None if ms is None else int(ms)
 
 
 @dataclass
