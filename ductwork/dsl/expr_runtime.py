@@ -119,6 +119,12 @@ def _first_keys(mapping: Mapping[Any, Any], n: int) -> list[Any]:
 
 
 def _no_key(obj: Mapping[Any, Any], key: str | int, desc: str | None, root: str | None) -> str:
+    if isinstance(key, str) and desc is not None and (desc == "ctx.input"
+                                                      or desc.startswith("ctx.input.")):
+        # The seed's wording, as for ctx.input in a Python handler.
+        field = desc[len("ctx.input."):] + "." + key if desc != "ctx.input" else key
+        return f"Input field not found: {field}" + _fields_hint(describe(desc, obj), root,
+                                                                 obj, key)
     if isinstance(key, str):
         return f"{describe(desc, obj)} has no field '{key}'" + _fields_hint(
             describe(desc, obj), root, obj, key

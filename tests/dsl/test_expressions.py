@@ -85,7 +85,7 @@ def test_mapping_objects_that_are_not_dicts_are_readable() -> None:
 
     sc = {"ctx": MappingProxyType({"input": MappingProxyType({"x": 1})})}
     assert ev("ctx.input.x", sc) == 1
-    assert "has no field 'y'" in str(err("ctx.input.y", sc))
+    assert "Input field not found: y" in str(err("ctx.input.y", sc))
 
 
 # -- hyphenated step tags: the good and the confusing cases ----------------------------------
@@ -107,7 +107,7 @@ def test_hyphen_with_spaces_is_subtraction() -> None:
 def test_hyphen_right_after_a_path_segment_is_part_of_the_name() -> None:
     e = err("ctx.input.count-1")
     assert str(e) == (
-        "ctx.input has no field 'count-1'; to subtract, put spaces around '-': "
+        "Input field not found: count-1; to subtract, put spaces around '-': "
         "'ctx.input.count - 1' (fields: email, name, count, amount, items, user, nothing, "
         "first-name)"
     )
@@ -497,3 +497,8 @@ def test_values_of_other_types_are_opaque() -> None:
     sc = {"item": Obj()}
     assert str(err("item.attr", sc)) == "item is a Obj, it has no field 'attr'"
     assert str(err("str(item)", sc)) == "str(): a Obj cannot be turned into text"
+
+
+def test_a_missing_input_field_uses_the_seed_wording() -> None:
+    assert str(err("ctx.input.emial")).startswith("Input field not found: emial")
+    assert str(err("ctx.input.user.emial")).startswith("Input field not found: user.emial")
