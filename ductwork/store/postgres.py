@@ -338,10 +338,29 @@ class PostgresStore(RunStore):
             await self._with(one)
             return
 
+        if (batch.run and not batch.steps and not batch.step_updates and not batch.events
+                and not batch.logs and not batch.state and batch.consume_signal is None):
+            await self._update_owned(workflow_id, batch.run, batch.owner)  # e.g. a final status
+            return
+
         async def many(conn: Conn, attempt: int) -> None:
             await self._commit_batch(conn, workflow_id, batch, attempt)
 
         await self._with(many)
+
+    async def _update_owned(self, workflow_id: str, run: dict[str, Any], owner: str | None
+                            ) -> None:
+        """A run update fenced by ownership, as one statement (with its NOTIFY if it hands the
+        run back to the queue)."""
+        sets, vals = _sets({**run, "updated_at": now()}, RUN_FIELDS)
+        fence = " AND owner=%s" if owner is not None else ""
+        rows = await self._fetch(
+            f"WITH u AS (UPDATE dw_runs SET {sets} WHERE workflow_id=%s{fence} RETURNING queue) "
+            f"SELECT count(*), (SELECT pg_notify('{CHANNEL}', queue) FROM u WHERE %s::boolean) "
+            "FROM u", [*vals, workflow_id, *([owner] if owner is not None else []),
+                       _makes_due(run)])
+        if not rows or rows[0][0] != 1:
+            raise _lost(workflow_id)
 
     async def _insert_step(self, conn: Conn, workflow_id: str, s: StepRow, owner: str | None,
                            attempt: int) -> None:
