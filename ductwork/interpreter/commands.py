@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--specs", metavar="DIR", help="folder of YAML products (default ./specs "
                    "when it exists and no --app/--import instance is used)")
     p.add_argument("--store", metavar="URL",
-                   help="run store URL (default sqlite:///.ductwork/runs.db)")
+                   help="run store URL (default $DUCTWORK_STORE or sqlite:///.ductwork/runs.db)")
     p.add_argument("--concurrency", type=int, default=10, metavar="N",
                    help="runs driven at once by this worker (default 10)")
     p.add_argument("--queues", metavar="A,B", help="only claim runs of these queues")

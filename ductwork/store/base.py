@@ -312,11 +312,14 @@ class RunStore(abc.ABC):
 
 
 def open_store(url: str | RunStore | None, *, synchronous: str = "NORMAL") -> RunStore:
-    """A store from a URL: sqlite:///path, sqlite://:memory:, postgresql://..."""
+    """A store from a URL: sqlite:///path, sqlite://:memory:, postgresql://... (None: the
+    DUCTWORK_STORE environment variable, else sqlite:///.ductwork/runs.db)."""
     if isinstance(url, RunStore):
         return url
     if url is None:
-        url = "sqlite:///.ductwork/runs.db"
+        import os
+
+        url = os.environ.get("DUCTWORK_STORE") or "sqlite:///.ductwork/runs.db"
     if url.startswith("sqlite:"):
         from ductwork.store.sqlite import SQLiteStore
 

@@ -44,3 +44,12 @@ def test_bad_urls_are_explained() -> None:
         open_store("mysql://x")
     with pytest.raises(StoreError, match="synchronous must be"):
         SQLiteStore("sqlite:///x.db", synchronous="SOMETIMES")
+
+
+def test_the_default_store_comes_from_ductwork_store(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from ductwork.store.base import open_store
+
+    monkeypatch.setenv("DUCTWORK_STORE", f"sqlite:///{tmp_path / 'env.db'}")
+    store = open_store(None)
+    assert isinstance(store, SQLiteStore) and store.path == str(tmp_path / "env.db")
