@@ -25,3 +25,5 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/dsl.py
+	$(BIN)/python bench/scale.py
