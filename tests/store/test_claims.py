@@ -9,15 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ductwork.store.base import Batch, QueueLimit, RunRow, RunStore, open_store
-
-
-def pending(wid: str, **kw: object) -> RunRow:
-    t = time.time()
-    fields: dict[str, object] = {"status": "pending", "created_at": t, "updated_at": t,
-                                 "wake_at": t - 1}
-    fields.update(kw)
-    return RunRow(wid, "p", "t", "dev", **fields)  # type: ignore[arg-type]
+from ductwork.store.base import Batch, QueueLimit, RunStore, open_store
+from tests.store.rows import pending
 
 
 @pytest.fixture

@@ -14,29 +14,13 @@ from ductwork.errors import StoreError
 from ductwork.store.base import (
     Batch,
     LeaseLostError,
-    RunRow,
     StepConflictError,
     StepRow,
 )
 from ductwork.store.postgres import PostgresStore, safe_url
 from ductwork.store.schema import SCHEMA_VERSION
+from tests.store.rows import pending, run
 from tests.support.postgres import PgServer
-
-
-def run(wid: str, **kw: object) -> RunRow:
-    t = time.time()
-    fields: dict[str, object] = {"status": "running", "created_at": t, "updated_at": t,
-                                 "started_at": t, "owner": "me", "lease_until": t + 30}
-    fields.update(kw)
-    return RunRow(wid, "p", "t", "dev", **fields)  # type: ignore[arg-type]
-
-
-def pending(wid: str, **kw: object) -> RunRow:
-    t = time.time()
-    fields: dict[str, object] = {"status": "pending", "created_at": t, "updated_at": t,
-                                 "wake_at": t - 1}
-    fields.update(kw)
-    return RunRow(wid, "p", "t", "dev", **fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture

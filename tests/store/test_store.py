@@ -9,19 +9,11 @@ import pytest
 from ductwork.store.base import (
     Batch,
     LeaseLostError,
-    RunRow,
     RunStore,
     StepConflictError,
     StepRow,
 )
-
-
-def run(wid: str, **kw: object) -> RunRow:
-    t = time.time()
-    fields: dict[str, object] = {"status": "running", "created_at": t, "updated_at": t,
-                                 "started_at": t, "owner": "me", "lease_until": t + 30}
-    fields.update(kw)
-    return RunRow(wid, "p", "t", "dev", **fields)  # type: ignore[arg-type]
+from tests.store.rows import run
 
 
 async def test_create_is_idempotent_on_workflow_id(store: RunStore) -> None:
