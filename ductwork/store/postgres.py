@@ -16,7 +16,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from ductwork.errors import StoreError
 from ductwork.store.base import (
-    ACTIVE,
     RUN_FIELDS,
     SCHEDULE_FIELDS,
     STEP_FIELDS,
@@ -31,89 +30,33 @@ from ductwork.store.base import (
     StepRow,
     now,
 )
+from ductwork.store.pg_notify import Listener
+from ductwork.store.pg_sql import (
+    ACTIVE_LIST,
+    ACTIVE_SQL,
+    CHANNEL,
+    CLAIM,
+    CLAIM_ONE,
+    CREATE_RUN,
+    EVENTS_FROM,
+    MIGRATE_LOCK,
+    NOW,
+    QUEUE_LOCK,
+    RUN_COLS,
+    SCHED_COLS,
+    STEP_COLS,
+    STEP_UPSERT,
+    WAKE_CHANNEL,
+    Event,
+    event_arrays,
+    makes_due,
+    set_clause,
+    typed,
+)
 from ductwork.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
 Conn = AsyncConnection[Any]
-Event = tuple[float, str, str | None, str | None]
-
-CHANNEL = "dw_due"                   # NOTIFY channel: "a run may be due now" (payload: queue)
-WAKE_CHANNEL = "dw_wake"             # "run <payload> may go on" (a signal, a child that ended)
-_MIGRATE_LOCK = "ductwork:migrate"   # advisory lock names (hashtext'ed)
-_QUEUE_LOCK = "ductwork:queue:"
-# Lease and due-time comparisons use the database's clock, the one clock every worker shares.
-_NOW = "extract(epoch FROM now())::float8"
-_ACTIVE = sorted(ACTIVE)
-# Inlined (not a parameter) so the planner can match the partial claim index dw_runs_claim.
-_ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _ACTIVE) + ")"
-_DONE_STEP = ("completed", "skipped", "failed")
-
-
-def _pgtype(annotation: str) -> str:
-    if "float" in annotation:
-        return "float8"
-    if "bool" in annotation:
-        return "boolean"
-    if "int" in annotation:
-        return "int4"
-    return "text"
-
-
-def _typed(cls: type, fields: Sequence[str]) -> str:
-    """`%s::type, ...` for every field: INSERT ... SELECT cannot infer types from the target."""
-    ann = {k: str(v) for c in reversed(cls.__mro__) for k, v in getattr(c, "__annotations__",
-                                                                        {}).items()}
-    return ", ".join(f"%s::{_pgtype(ann[f])}" for f in fields)
-
-
-_RUN_COLS = ", ".join(RUN_FIELDS)
-_STEP_COLS = ", ".join(STEP_FIELDS)
-_SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
-_RUN_R_COLS = ", ".join(f"r.{f}" for f in RUN_FIELDS)
-# The ownership fence rides on the insert and the primary key makes a second record of one step
-# impossible: one statement, one round trip, its own transaction (autocommit).
-_STEP_UPSERT = (
-    f"INSERT INTO dw_steps ({_STEP_COLS}) SELECT {_typed(StepRow, STEP_FIELDS)} "
-    "WHERE EXISTS (SELECT 1 FROM dw_runs WHERE workflow_id=%s AND (%s::text IS NULL OR owner=%s)) "
-    "ON CONFLICT (workflow_id, step_key) DO UPDATE SET "
-    + ", ".join(f"{f}=EXCLUDED.{f}" for f in STEP_FIELDS[2:])
-    + f" WHERE dw_steps.status NOT IN {_DONE_STEP!r}")
-_EVENTS_FROM = (
-    "INSERT INTO dw_events (workflow_id, ts, type, step, data) "
-    "SELECT {src}, e.ts, e.type, e.step, e.data FROM {frm}unnest(%s::float8[], %s::text[], "
-    "%s::text[], %s::text[]) WITH ORDINALITY AS e(ts, type, step, data, n) ORDER BY e.n")
-_CREATE_RUN = (
-    f"WITH ins AS (INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({_typed(RunRow, RUN_FIELDS)}) "
-    "ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id, queue), "
-    "ev AS (" + _EVENTS_FROM.format(src="ins.workflow_id", frm="ins, ") + ") "
-    f"SELECT (SELECT count(*) FROM ins), (SELECT pg_notify('{CHANNEL}', queue) FROM ins "
-    "WHERE %s::boolean)")
-# Due: a queued run (no wake_at: at once), a sleep or wait whose time came (a wait without a
-# deadline has no wake_at and becomes due only when a signal or a child sets one), and a run
-# whose owner's lease expired or who is known dead. Two branches, each walking an index in claim
-# order and stopping at its LIMIT: one OR would sort the whole backlog on every claim.
-_ORDER = "priority DESC, COALESCE(wake_at, created_at)"
-_CLAIM = (
-    "WITH free AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k "
-    "FROM dw_runs WHERE owner IS NULL AND status IN ('pending', 'sleeping', 'waiting') AND "
-    f"(status = 'pending' OR wake_at IS NOT NULL) AND COALESCE(wake_at, 0) <= {_NOW}{{qfilter}} "
-    f"ORDER BY {_ORDER} LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
-    "orphaned AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k "
-    f"FROM dw_runs WHERE owner IS NOT NULL AND status IN {_ACTIVE_SQL} AND "
-    f"(lease_until < {_NOW} OR owner = ANY(%(dead)s::text[])) AND "
-    f"COALESCE(wake_at, 0) <= {_NOW}{{qfilter}} "
-    f"ORDER BY {_ORDER} LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
-    "due AS (SELECT workflow_id FROM (SELECT * FROM free UNION ALL SELECT * FROM orphaned) d "
-    "ORDER BY priority DESC, k LIMIT %(n)s), "
-    f"upd AS (UPDATE dw_runs r SET owner=%(owner)s, lease_until={_NOW} + %(lease)s, "
-    f"attempt=r.attempt + 1, updated_at={_NOW} FROM due WHERE r.workflow_id = due.workflow_id "
-    f"RETURNING {_RUN_R_COLS}){{log}} SELECT * FROM upd")
-
-_CLAIM_ONE = (
-    f"WITH upd AS (UPDATE dw_runs SET owner=%(owner)s, lease_until={_NOW} + %(lease)s, "
-    f"attempt=attempt + 1, updated_at={_NOW} WHERE workflow_id=%(wid)s AND status IN "
-    f"{_ACTIVE_SQL} AND (owner IS NULL OR owner=%(owner)s OR lease_until < {_NOW} OR "
-    f"owner = ANY(%(dead)s::text[])) RETURNING {_RUN_COLS}){{log}} SELECT * FROM upd")
 
 
 def safe_url(url: str) -> str:
@@ -170,11 +113,7 @@ class PostgresStore(RunStore):
         self.migrate = migrate
         self.retry_s = retry_s
         self._pool: AsyncConnectionPool[Conn] | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
-        self._due = asyncio.Event()
-        self._due_queues: set[str] = set()
-        self._wake_callbacks: list[Callable[[str], None]] = []
+        self._listener = Listener(self.conninfo)
         self._open_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -211,12 +150,7 @@ class PostgresStore(RunStore):
             self._pool = pool
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
-            self._reader = None
-            self._listening.clear()
-        self._wake_callbacks.clear()
+        await self._listener.close()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -225,7 +159,7 @@ class PostgresStore(RunStore):
         # Workers starting together all try to migrate: the advisory lock serializes them and
         # the second finds the work done. DDL is transactional in PostgreSQL.
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_MIGRATE_LOCK,))
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (MIGRATE_LOCK,))
             await conn.execute("CREATE TABLE IF NOT EXISTS dw_meta (key TEXT PRIMARY KEY, "
                                "value TEXT)")
             version = await _version(conn)
@@ -304,7 +238,7 @@ class PostgresStore(RunStore):
         notify = run.status == "pending"
 
         async def go(conn: Conn, _: int) -> bool:
-            cur = await conn.execute(_CREATE_RUN, [*values, *_event_arrays(events), notify])
+            cur = await conn.execute(CREATE_RUN, [*values, *event_arrays(events), notify])
             row = await cur.fetchone()
             return bool(row and row[0])
 
@@ -316,13 +250,13 @@ class PostgresStore(RunStore):
         return existing, False
 
     async def get_run(self, workflow_id: str) -> RunRow | None:
-        rows = await self._fetch(f"SELECT {_RUN_COLS} FROM dw_runs WHERE workflow_id=%s",
+        rows = await self._fetch(f"SELECT {RUN_COLS} FROM dw_runs WHERE workflow_id=%s",
                                  (workflow_id,))
         return RunRow(*rows[0]) if rows else None
 
     async def load_steps(self, workflow_id: str) -> list[StepRow]:
         rows = await self._fetch(
-            f"SELECT {_STEP_COLS} FROM dw_steps WHERE workflow_id=%s "
+            f"SELECT {STEP_COLS} FROM dw_steps WHERE workflow_id=%s "
             "ORDER BY seq, COALESCE(started_at, 0), step_key", (workflow_id,))
         return [StepRow(*r) for r in rows]
 
@@ -352,20 +286,20 @@ class PostgresStore(RunStore):
                             ) -> None:
         """A run update fenced by ownership, as one statement (with its NOTIFY if it hands the
         run back to the queue)."""
-        sets, vals = _sets({**run, "updated_at": now()}, RUN_FIELDS)
+        sets, vals = set_clause({**run, "updated_at": now()}, RUN_FIELDS)
         fence = " AND owner=%s" if owner is not None else ""
         rows = await self._fetch(
             f"WITH u AS (UPDATE dw_runs SET {sets} WHERE workflow_id=%s{fence} RETURNING queue) "
             f"SELECT count(*), (SELECT pg_notify('{CHANNEL}', queue) FROM u WHERE %s::boolean) "
             "FROM u", [*vals, workflow_id, *([owner] if owner is not None else []),
-                       _makes_due(run)])
+                       makes_due(run)])
         if not rows or rows[0][0] != 1:
             raise _lost(workflow_id)
 
     async def _insert_step(self, conn: Conn, workflow_id: str, s: StepRow, owner: str | None,
                            attempt: int) -> None:
         cur = await conn.execute(
-            _STEP_UPSERT, [*(getattr(s, f) for f in STEP_FIELDS), workflow_id, owner, owner],
+            STEP_UPSERT, [*(getattr(s, f) for f in STEP_FIELDS), workflow_id, owner, owner],
             prepare=True)
         if cur.rowcount != 1:
             await self._step_refused(conn, workflow_id, [s], owner, attempt)
@@ -398,7 +332,7 @@ class PostgresStore(RunStore):
         stmts: list[tuple[str, Sequence[Any]]] = []
         if batch.run:
             fields = {**batch.run, "updated_at": now()}
-            sets, vals = _sets(fields, RUN_FIELDS)
+            sets, vals = set_clause(fields, RUN_FIELDS)
             fence = " AND owner=%s" if batch.owner is not None else ""
             params = [*vals, workflow_id] + ([batch.owner] if batch.owner is not None else [])
             stmts.append((f"WITH x AS (UPDATE dw_runs SET {sets} WHERE workflow_id=%s{fence} "
@@ -407,11 +341,11 @@ class PostgresStore(RunStore):
             stmts.append(("WITH x AS (SELECT 1 FROM dw_runs WHERE workflow_id=%s AND owner=%s) "
                           + fail, [workflow_id, batch.owner, "lease"]))
         for s in batch.steps:
-            stmts.append((f"WITH x AS ({_STEP_UPSERT} RETURNING 1) {fail}",
+            stmts.append((f"WITH x AS ({STEP_UPSERT} RETURNING 1) {fail}",
                           [*(getattr(s, f) for f in STEP_FIELDS), workflow_id, batch.owner,
                            batch.owner, "step"]))
         for key, upd in batch.step_updates:
-            sets, vals = _sets(upd, STEP_FIELDS)
+            sets, vals = set_clause(upd, STEP_FIELDS)
             stmts.append((f"UPDATE dw_steps SET {sets} WHERE workflow_id=%s AND step_key=%s",
                           [*vals, workflow_id, key]))
         if batch.consume_signal is not None:
@@ -425,8 +359,8 @@ class PostgresStore(RunStore):
                 "DO UPDATE SET value=EXCLUDED.value",
                 [workflow_id, list(batch.state), list(batch.state.values())]))
         if batch.events:
-            stmts.append((_EVENTS_FROM.format(src="%s", frm=""),
-                          [workflow_id, *_event_arrays(batch.events)]))
+            stmts.append((EVENTS_FROM.format(src="%s", frm=""),
+                          [workflow_id, *event_arrays(batch.events)]))
         if batch.logs:
             ts, lv, msg, data, step = (list(c) for c in zip(*batch.logs, strict=True))
             stmts.append((
@@ -435,7 +369,7 @@ class PostgresStore(RunStore):
                 "%s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS "
                 "l(ts, level, message, data, step, n) ORDER BY l.n",
                 [workflow_id, ts, lv, msg, data, step]))
-        if _makes_due(batch.run):
+        if makes_due(batch.run):
             stmts.append(("SELECT pg_notify(%s, queue) FROM dw_runs WHERE workflow_id=%s",
                           [CHANNEL, workflow_id]))
         try:
@@ -461,19 +395,19 @@ class PostgresStore(RunStore):
                          only_status: frozenset[str] | None = None,
                          events: list[Event] | None = None) -> bool:
         fields = {**fields, "updated_at": now()}
-        sets, vals = _sets(fields, RUN_FIELDS)
+        sets, vals = set_clause(fields, RUN_FIELDS)
         guard = " AND status = ANY(%s::text[])" if only_status is not None else ""
         params: list[Any] = [*vals, workflow_id]
         if only_status is not None:
             params.append(sorted(only_status))
-        notify = _makes_due(fields) or "wake_at" in fields
+        notify = makes_due(fields) or "wake_at" in fields
         sql = (f"WITH u AS (UPDATE dw_runs SET {sets} WHERE workflow_id=%s{guard} "
                "RETURNING workflow_id, queue), "
-               "ev AS (" + _EVENTS_FROM.format(src="u.workflow_id", frm="u, ") + ") "
+               "ev AS (" + EVENTS_FROM.format(src="u.workflow_id", frm="u, ") + ") "
                f"SELECT (SELECT count(*) FROM u), (SELECT pg_notify('{CHANNEL}', queue) FROM u "
                f"WHERE %s::boolean), (SELECT pg_notify('{WAKE_CHANNEL}', workflow_id) FROM u "
                "WHERE %s::boolean)")
-        rows = await self._fetch(sql, [*params, *_event_arrays(events or []), notify,
+        rows = await self._fetch(sql, [*params, *event_arrays(events or []), notify,
                                        "wake_at" in fields])
         return bool(rows[0][0])
 
@@ -491,7 +425,7 @@ class PostgresStore(RunStore):
                 got = await self._claim_limited(found[0][0], lim, owner, lease_s, 1, dead,
                                                 workflow_id=workflow_id)
                 return got[0] if got else None
-        rows = await self._fetch(_CLAIM_ONE.format(log=""), {
+        rows = await self._fetch(CLAIM_ONE.format(log=""), {
             "owner": owner, "lease": lease_s, "wid": workflow_id, "dead": dead})
         return RunRow(*rows[0]) if rows else None
 
@@ -500,7 +434,7 @@ class PostgresStore(RunStore):
                         queues: list[str] | None = None) -> list[RunRow]:
         # Listen before the first claim: a run dispatched after this claim found nothing wakes
         # wait_for_work() instead of waiting for its timeout.
-        await self._ensure_listener()
+        await self._listener.ensure()
         queues = queues or None
         dead = sorted(steal_from)
         limited = {q: lim for q, lim in self.queue_limits.items()
@@ -521,7 +455,7 @@ class PostgresStore(RunStore):
                 qfilter += " AND queue <> ALL(%(limited)s::text[])"
                 params["limited"] = sorted(limited)
             out += [RunRow(*r) for r in await self._fetch(
-                _CLAIM.format(qfilter=qfilter, log=""), params)]
+                CLAIM.format(qfilter=qfilter, log=""), params)]
         out.sort(key=lambda r: (-r.priority, r.wake_at if r.wake_at is not None
                                 else r.created_at))
         return out
@@ -540,27 +474,27 @@ class PostgresStore(RunStore):
                 async with conn.pipeline() as p:
                     await conn.execute("BEGIN")
                     await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                                       (_QUEUE_LOCK + queue,))
+                                       (QUEUE_LOCK + queue,))
                     if lim.rate:
                         await conn.execute(f"DELETE FROM dw_queue_claims WHERE queue=%s AND "
-                                           f"ts < {_NOW} - %s", (queue, period))
+                                           f"ts < {NOW} - %s", (queue, period))
                     # Counted after the lock, in a fresh snapshot (READ COMMITTED): every claim
                     # committed by the previous holder of the lock is visible.
                     cur = await conn.execute(
                         f"SELECT count(*), count(*) FILTER (WHERE owner=%s), "
                         f"(SELECT count(*) FROM dw_queue_claims WHERE queue=%s AND "
-                        f"ts >= {_NOW} - %s) FROM dw_runs WHERE queue=%s AND "
-                        f"status IN {_ACTIVE_SQL} AND owner IS NOT NULL AND "
-                        f"lease_until >= {_NOW}", (owner, queue, period, queue))
+                        f"ts >= {NOW} - %s) FROM dw_runs WHERE queue=%s AND "
+                        f"status IN {ACTIVE_SQL} AND owner IS NOT NULL AND "
+                        f"lease_until >= {NOW}", (owner, queue, period, queue))
                     await p.sync()
                     owned, mine, recent = await cur.fetchone() or (0, 0, 0)
                     room = lim.room(n, owned=owned, mine=mine, recent=recent)
                     claim = None
                     if room > 0:
                         log = (f", log AS (INSERT INTO dw_queue_claims (queue, ts) SELECT "
-                               f"r.queue, {_NOW} FROM upd r)") if lim.rate else ""
-                        sql = (_CLAIM.format(qfilter=" AND queue=%(queue)s", log=log)
-                               if workflow_id is None else _CLAIM_ONE.format(log=log))
+                               f"r.queue, {NOW} FROM upd r)") if lim.rate else ""
+                        sql = (CLAIM.format(qfilter=" AND queue=%(queue)s", log=log)
+                               if workflow_id is None else CLAIM_ONE.format(log=log))
                         claim = await conn.execute(sql, {
                             "n": room, "dead": dead, "owner": owner, "lease": lease_s,
                             "queue": queue, "wid": workflow_id})
@@ -577,7 +511,7 @@ class PostgresStore(RunStore):
     async def renew_leases(self, owner: str, lease_s: float) -> int:
         async def go(conn: Conn, _: int) -> int:
             cur = await conn.execute(
-                f"UPDATE dw_runs SET lease_until={_NOW} + %s WHERE owner=%s", (lease_s, owner))
+                f"UPDATE dw_runs SET lease_until={NOW} + %s WHERE owner=%s", (lease_s, owner))
             return cur.rowcount
 
         return await self._with(go)
@@ -599,69 +533,12 @@ class PostgresStore(RunStore):
         """Call callback(workflow_id) when another process announces that the run may go on
         (a signal sent to it, a child of it that ended): an inline wait ends at once instead of
         at its next poll. Listening starts with the first claim or signal wait."""
-        self._wake_callbacks.append(callback)
-
-    async def _ensure_listener(self) -> bool:
-        """Start the background LISTEN reader; True once it listens."""
-        if self._reader is None or self._reader.done():
-            self._reader = asyncio.get_running_loop().create_task(
-                self._read_notifications(), name="ductwork-pg-listen")
-        if not self._listening.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._listening.wait(), 10)
-        return self._listening.is_set()
-
-    async def _read_notifications(self) -> None:
-        """One connection per process LISTENs on both channels for as long as the store is
-        open, reconnecting after a failure (then it announces work: some may have been missed)."""
-        backoff = 0.0
-        while True:
-            try:
-                async with await AsyncConnection.connect(self.conninfo, autocommit=True,
-                                                         connect_timeout=10) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    await conn.execute(f"LISTEN {WAKE_CHANNEL}")
-                    self._listening.set()
-                    if backoff:
-                        self._announce("")
-                    backoff = 0.0
-                    async with contextlib.aclosing(conn.notifies()) as gen:
-                        async for n in gen:
-                            if n.channel == CHANNEL:
-                                self._announce(n.payload)
-                            else:
-                                for cb in list(self._wake_callbacks):
-                                    cb(n.payload)
-            except psycopg.Error:
-                self._listening.clear()
-                backoff = min(max(backoff * 2, 0.2), 5.0)
-                await asyncio.sleep(backoff)
-
-    def _announce(self, queue: str) -> None:
-        self._due_queues.add(queue)
-        self._due.set()
+        self._listener.on_wake(callback)
 
     async def wait_for_work(self, timeout: float, queues: Iterable[str] | None = None) -> bool:
         """Wait up to `timeout` seconds for a NOTIFY that a run became due (a dispatch, a signal,
-        a released run); True when woken, False on timeout. Announcements that came while the
-        caller was busy count; those for queues outside `queues` are ignored."""
-        wanted = None if queues is None else set(queues)
-        deadline = time.monotonic() + max(0.0, timeout)
-        if not await self._ensure_listener():
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-            return False
-        while True:
-            seen, self._due_queues = self._due_queues, set()
-            self._due.clear()
-            if seen and (wanted is None or "" in seen or seen & wanted):
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                await asyncio.wait_for(self._due.wait(), left)
-            except TimeoutError:
-                return False
+        a released run); True when woken, False on timeout."""
+        return await self._listener.wait_for_work(timeout, queues)
 
     # -- signals -------------------------------------------------------------------------------
     async def send_signal(self, workflow_id: str, name: str, payload: str | None) -> int:
@@ -680,8 +557,8 @@ class PostgresStore(RunStore):
         return int(rows[0][0])
 
     async def find_signal(self, workflow_id: str, names: list[str]) -> SignalRow | None:
-        if self._wake_callbacks:
-            await self._ensure_listener()  # before looking: a later signal then wakes the wait
+        if self._listener.has_wake_callbacks:
+            await self._listener.ensure()  # before looking: a later signal then wakes the wait
         rows = await self._fetch(
             "SELECT id, workflow_id, name, payload, created_at, consumed_by FROM dw_signals "
             "WHERE workflow_id=%s AND consumed_by IS NULL AND name = ANY(%s::text[]) "
@@ -712,7 +589,7 @@ class PostgresStore(RunStore):
             except ValueError:
                 raise StoreError(f"bad list cursor {cursor!r}") from None
             where.append("(created_at, workflow_id) < (%s, %s)")
-        sql = f"SELECT {_RUN_COLS} FROM dw_runs"
+        sql = f"SELECT {RUN_COLS} FROM dw_runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, workflow_id DESC LIMIT %s"
@@ -745,8 +622,8 @@ class PostgresStore(RunStore):
     async def create_schedule(self, row: ScheduleRow) -> tuple[ScheduleRow, bool]:
         values = [getattr(row, f) for f in SCHEDULE_FIELDS]
         rows = await self._fetch(
-            f"INSERT INTO dw_schedules ({_SCHED_COLS}) VALUES "
-            f"({_typed(ScheduleRow, SCHEDULE_FIELDS)}) ON CONFLICT (job_id) DO NOTHING "
+            f"INSERT INTO dw_schedules ({SCHED_COLS}) VALUES "
+            f"({typed(ScheduleRow, SCHEDULE_FIELDS)}) ON CONFLICT (job_id) DO NOTHING "
             "RETURNING job_id", values)
         if rows:
             return row, True
@@ -756,13 +633,13 @@ class PostgresStore(RunStore):
         return existing, False
 
     async def get_schedule(self, job_id: str) -> ScheduleRow | None:
-        rows = await self._fetch(f"SELECT {_SCHED_COLS} FROM dw_schedules WHERE job_id=%s",
+        rows = await self._fetch(f"SELECT {SCHED_COLS} FROM dw_schedules WHERE job_id=%s",
                                  (job_id,))
         return ScheduleRow(*rows[0]) if rows else None
 
     async def list_schedules(self, *, status: str | list[str] | None = None,
                              limit: int = 100) -> list[ScheduleRow]:
-        sql = f"SELECT {_SCHED_COLS} FROM dw_schedules"
+        sql = f"SELECT {SCHED_COLS} FROM dw_schedules"
         params: list[Any] = []
         if status is not None:
             sql += " WHERE status = ANY(%s::text[])"
@@ -772,7 +649,7 @@ class PostgresStore(RunStore):
 
     async def update_schedule(self, job_id: str, fields: dict[str, Any], *,
                               only_status: frozenset[str] | None = None) -> bool:
-        sets, vals = _sets({**fields, "updated_at": now()}, SCHEDULE_FIELDS)
+        sets, vals = set_clause({**fields, "updated_at": now()}, SCHEDULE_FIELDS)
         sql = f"UPDATE dw_schedules SET {sets} WHERE job_id=%s"
         params: list[Any] = [*vals, job_id]
         if only_status is not None:
@@ -783,27 +660,27 @@ class PostgresStore(RunStore):
 
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
         rows = await self._fetch(
-            f"SELECT {_SCHED_COLS} FROM dw_schedules WHERE status='active' AND "
+            f"SELECT {SCHED_COLS} FROM dw_schedules WHERE status='active' AND "
             "next_run_at <= %s ORDER BY next_run_at, job_id LIMIT %s", (now, limit))
         return [ScheduleRow(*r) for r in rows]
 
     async def fire_schedule(self, job_id: str, expect_fired: int, fields: dict[str, Any],
                             run: RunRow | None, events: list[Event]) -> bool:
         # One statement: the compare-and-set on `fired` and the run insert commit together.
-        sets, vals = _sets({**fields, "updated_at": now()}, SCHEDULE_FIELDS)
+        sets, vals = set_clause({**fields, "updated_at": now()}, SCHEDULE_FIELDS)
         sql = (f"WITH s AS (UPDATE dw_schedules SET {sets} WHERE job_id=%s AND fired=%s AND "
                "status='active' RETURNING 1)")
         params: list[Any] = [*vals, job_id, expect_fired]
         if run is None:
             sql += " SELECT count(*) FROM s"
         else:
-            sql += (f", ins AS (INSERT INTO dw_runs ({_RUN_COLS}) SELECT "
-                    f"{_typed(RunRow, RUN_FIELDS)} WHERE EXISTS (SELECT 1 FROM s) "
+            sql += (f", ins AS (INSERT INTO dw_runs ({RUN_COLS}) SELECT "
+                    f"{typed(RunRow, RUN_FIELDS)} WHERE EXISTS (SELECT 1 FROM s) "
                     "ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id, queue, status), "
-                    "ev AS (" + _EVENTS_FROM.format(src="ins.workflow_id", frm="ins, ") + ") "
+                    "ev AS (" + EVENTS_FROM.format(src="ins.workflow_id", frm="ins, ") + ") "
                     f"SELECT (SELECT count(*) FROM s), (SELECT pg_notify('{CHANNEL}', queue) "
                     "FROM ins WHERE status='pending')")
-            params += [*(getattr(run, f) for f in RUN_FIELDS), *_event_arrays(events)]
+            params += [*(getattr(run, f) for f in RUN_FIELDS), *event_arrays(events)]
         rows = await self._fetch(sql, params)
         return bool(rows[0][0])
 
@@ -827,7 +704,7 @@ class PostgresStore(RunStore):
         rows = await self._fetch(
             "SELECT workflow_id, options FROM dw_runs WHERE owner=%s AND "
             "status = ANY(%s::text[]) AND options LIKE %s",
-            (owner, _ACTIVE, "%cancel_requested%"))
+            (owner, ACTIVE_LIST, "%cancel_requested%"))
         out: list[tuple[str, str]] = []
         for wid, opts in rows:
             try:
@@ -844,7 +721,7 @@ class PostgresStore(RunStore):
         by_status = await self._fetch("SELECT status, count(*) FROM dw_runs GROUP BY status "
                                       "ORDER BY status")
         owners = await self._fetch(
-            f"SELECT owner, count(*), max(lease_until) - {_NOW} FROM dw_runs "
+            f"SELECT owner, count(*), max(lease_until) - {NOW} FROM dw_runs "
             "WHERE owner IS NOT NULL GROUP BY owner ORDER BY owner")
         return {"runs": {s: n for s, n in by_status},
                 "owners": [{"owner": o, "runs": n, "lease_left_s": round(float(left), 1)}
@@ -888,30 +765,10 @@ async def _rollback(conn: Conn) -> None:
             await conn.execute("ROLLBACK")
 
 
-def _sets(fields: dict[str, Any], allowed: Sequence[str]) -> tuple[str, list[Any]]:
-    bad = [k for k in fields if k not in allowed]
-    if bad:
-        raise StoreError(f"unknown column(s) {bad}")
-    return ", ".join(f"{k}=%s" for k in fields), list(fields.values())
 
 
-def _event_arrays(events: Iterable[Event]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[], [], [], []]
-    for e in events:
-        for i in range(4):
-            cols[i].append(e[i])
-    return cols
 
 
-def _makes_due(fields: dict[str, Any] | None) -> bool:
-    """Does this run update hand the run back to the queue, due now?"""
-    if not fields or "owner" not in fields or fields["owner"] is not None:
-        return False
-    status = fields.get("status")
-    wake = fields.get("wake_at")
-    if status == "pending":
-        return wake is None or wake <= time.time()
-    return status in ("sleeping", "waiting") and wake is not None and wake <= time.time()
 
 
 def _lost(workflow_id: str) -> LeaseLostError:
