@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +186,11 @@ class WorkflowCompiler:
                                          foreach, branches)
                 self._index_tags(body.get("default"), (*spath, "switch", "default"),
                                  foreach, branches)
+            handlers = step.get("catch")
+            for h, handler in enumerate(handlers if isinstance(handlers, list) else []):
+                if isinstance(handler, dict):
+                    self._index_tags(handler.get("steps"), (*spath, "catch", h, "steps"),
+                                     foreach, branches)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -228,6 +233,10 @@ class WorkflowCompiler:
                               "critical", key=True)
         if "args" in raw and body != "python":
             self.fail((*path, "args"), "'args' belongs to python steps", key=True)
+        handlers: p.Catch = ()
+        if "catch" in raw:
+            handlers, inner = self._catch(path, raw, body, tag, scope)
+            produced |= inner
         when = None
         if "if" in raw:
             when = self._condition((*path, "if"), raw["if"], scope)
@@ -261,7 +270,43 @@ class WorkflowCompiler:
             produced |= inner
         elif body == "workflow" and isinstance(value, dict):
             node = self._child(bpath, value, tag, when, loc, scope)
+        if handlers and isinstance(node, p.TaskStep | p.WaitStep | p.ChildWorkflowStep):
+            node = replace(node, catch=handlers)
         return node, produced
+
+    def _catch(self, path: DataPath, raw: dict[str, Any], body: str, tag: str | None,
+               scope: Scope) -> tuple[p.Catch, set[str]]:
+        """`catch:` handlers: compiled with `error` bound; their tags are visible after."""
+        cpath = (*path, "catch")
+        if body not in v.CATCHABLE:
+            why = ("a fail step fails on purpose; to choose, put it in a switch"
+                   if body == "fail" else f"a {body} step cannot fail")
+            self.fail(cpath, f"'catch' has no effect on a {body} step",
+                      f"{why}; catch goes on calls, python, workflow and wait_for_signal steps",
+                      key=True)
+            return (), set()
+        if raw.get("allow_fail") is True:
+            self.fail(cpath, "'catch' and 'allow_fail' cannot be used together",
+                      "allow_fail swallows the error, so the catch would never run; keep one",
+                      key=True)
+        if tag is None and body not in _NEEDS_TAG:
+            self.fail(path, f"a {body} step with 'catch' needs a tag",
+                      "the caught error names the step by its tag: add 'tag: <name>'")
+        handlers: list[p.Handler] = []
+        produced: set[str] = set()
+        raw_handlers = raw["catch"]
+        inner = Scope(scope.visible, scope.loop_names | {"error"}, False, None, scope.foreach,
+                      scope.branches)
+        for h, handler in enumerate(raw_handlers if isinstance(raw_handlers, list) else []):
+            if not isinstance(handler, dict):
+                continue
+            cond = None
+            if "if" in handler:
+                cond = self._condition((*cpath, h, "if"), handler["if"], inner)
+            steps, seen = self.steps((*cpath, h, "steps"), handler.get("steps"), inner)
+            produced |= seen - scope.visible
+            handlers.append(p.Handler(cond, tuple(steps)))
+        return tuple(handlers), produced
 
     def _condition(self, path: DataPath, raw: Any, scope: Scope) -> p.ValueTree | None:
         if isinstance(raw, bool):

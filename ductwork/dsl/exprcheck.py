@@ -11,13 +11,13 @@ from ductwork.dsl import expressions
 from ductwork.dsl.diagnostics import did_you_mean, known
 from ductwork.dsl.loader import DataPath
 from ductwork.dsl.plan import Dynamic, ValueTree
-from ductwork.dsl.vocabulary import CTX_FIELDS
+from ductwork.dsl.vocabulary import CTX_FIELDS, ERROR_FIELDS
 from ductwork.errors import ExpressionError
 
 # The diagnostic is placed at the column already, so the expression's own "at column N" goes.
 _COLUMN_NOTE = re.compile(r"\s*\((?:the '\$\{' is )?at column \d+\)| at column \d+")
 
-# The roots a workflow file can use (`error` belongs to handlers the YAML form does not have).
+# The roots a workflow file can use anywhere (`error` only inside a `catch:`, checked apart).
 ROOTS = frozenset(expressions.ROOTS) - {"error"}
 
 # fail(path, offset_in_string, message, hint, length)
@@ -134,6 +134,9 @@ class ExprChecker:
         def seg(i: int) -> int:
             return at(cols[i]) if i < len(cols) else at(ref.column)
 
+        if root == "error":
+            self._error_ref(path, ref, at(ref.column), seg, scope)
+            return
         if root in scope.loop_names:
             return
         if root in ("item", "index"):
@@ -163,6 +166,19 @@ class ExprChecker:
                             len(field_name))
             elif field_name == "input":
                 self._input_ref(path, ref.path[1:], [seg(i) for i in range(1, len(ref.path))])
+
+    def _error_ref(self, path: DataPath, ref: Any, offset: int, seg: Callable[[int], int],
+                   scope: Scope) -> None:
+        if "error" not in scope.loop_names:
+            self.report(path, offset, "'error' is only defined inside a catch",
+                        "it is the error of the step that failed: read it in the steps of "
+                        "that step's 'catch:'", 5)
+            return
+        field_name = ref.path[0] if ref.path else None
+        if isinstance(field_name, str) and field_name not in ERROR_FIELDS:
+            self.report(path, seg(0), f"'error' has no field '{field_name}'",
+                        did_you_mean(field_name, ERROR_FIELDS) or f"known: {known(ERROR_FIELDS)}",
+                        len(field_name))
 
     def _input_ref(self, path: DataPath, fields: tuple[Any, ...], offsets: list[int]) -> None:
         schema = self.input_schema

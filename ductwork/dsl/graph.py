@@ -1,4 +1,4 @@
-"""A Mermaid flowchart of a WorkflowPlan: steps, branches, and rollbacks as dashed edges."""
+"""A Mermaid flowchart of a WorkflowPlan: steps, branches, catches, rollbacks as dashed edges."""
 
 from __future__ import annotations
 
@@ -72,6 +72,21 @@ class _Chart:
         return last
 
     def step(self, s: p.Step, prev: str, label: str) -> str:
+        nid = self._step(s, prev, label)
+        handlers = p.catches(s)
+        if not handlers:
+            return nid
+        # Success and every handler meet again before the next step.
+        merge = self.node(f"after {s.tag}", "round")
+        self.edge(nid, merge, "ok")
+        for h in handlers:
+            when = f"catch if {_text(h.when)}" if h.when is not None else "catch"
+            self.edge(self.steps(h.steps, nid, when), merge)
+        if handlers[-1].when is not None:
+            self.edge(nid, self.node("run fails", "flag"), "no handler matched")
+        return merge
+
+    def _step(self, s: p.Step, prev: str, label: str) -> str:
         name = s.tag or s.kind
         prefix = f"{s.tag}: " if s.tag else ""
         cond = f"if {_text(s.when)}" if s.when is not None else ""

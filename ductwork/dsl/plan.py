@@ -109,6 +109,17 @@ Body = Call | PythonCall | LogCall
 
 
 @dataclass(frozen=True)
+class Handler:
+    """One `catch:` entry: run `steps` (with `error` bound) when `when` holds or is absent."""
+
+    when: ValueTree | None
+    steps: tuple[Step, ...]
+
+
+Catch = tuple[Handler, ...]
+
+
+@dataclass(frozen=True)
 class TaskOptions:
     """The ctx.step options of a task step (durations in milliseconds)."""
 
@@ -126,6 +137,7 @@ class TaskStep(Step):
     body: Body | FailBody
     rollback: Body | None = None
     options: TaskOptions = field(default_factory=TaskOptions)
+    catch: Catch = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,7 @@ class SleepStep(Step):
 class WaitStep(Step):
     names: tuple[str, ...]
     timeout: int | None  # ms
+    catch: Catch = ()
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,7 @@ class ChildWorkflowStep(Step):
     timeout: int | None
     retries: int | None
     parent_close_policy: str
+    catch: Catch = ()
 
 
 # -- workflows and products --------------------------------------------------------------
@@ -248,6 +262,15 @@ def _walk(steps: tuple[Step, ...], out: list[Step]) -> None:
                 _walk(c.steps, out)
             if s.default:
                 _walk(s.default, out)
+        for h in catches(s):
+            _walk(h.steps, out)
+
+
+def catches(step: Step) -> Catch:
+    """The `catch:` handlers of a step (only calls, python, workflow and wait_for_signal)."""
+    if isinstance(step, TaskStep | WaitStep | ChildWorkflowStep):
+        return step.catch
+    return ()
 
 
 @dataclass

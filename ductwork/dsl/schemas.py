@@ -150,6 +150,12 @@ def build_workflow_schema() -> dict[str, Any]:
             "retry_delay": _ref("duration"),
             "timeout": _ref("duration"),
             "critical": {"type": "boolean"},
+            "catch": {"type": "array", "minItems": 1,
+                      "description": "handlers for the step's failure (after its retries): "
+                                     "the first whose `if` holds runs, with `error` bound; "
+                                     "none matching fails the run",
+                      "items": _object({"if": _ref("condition"), "steps": _ref("steps")},
+                                       ["steps"])},
             "args": args,
             **body_props,
         },

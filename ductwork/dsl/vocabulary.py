@@ -115,7 +115,13 @@ TASKS = frozenset((*CALLS, "python", "fail"))
 ROLLBACK_BODIES: tuple[str, ...] = (*CALLS, "python", "log")
 
 MODIFIERS = ("rollback", "allow_fail", "retries", "retry_delay", "timeout", "critical")
-STEP_KEYS = ("tag", "if", *MODIFIERS, "args", *BODIES)
+STEP_KEYS = ("tag", "if", *MODIFIERS, "catch", "args", *BODIES)
+
+# Bodies that can fail and so take a `catch:` (a fail step is failing on purpose).
+CATCHABLE = frozenset((*CALLS, "python", "workflow", "wait_for_signal"))
+
+# What a catch step reads from `error`.
+ERROR_FIELDS = ("message", "step", "type", "status")
 
 # Keys people bring from other engines or from older docs, with the way to say it here.
 ALIASES: dict[str, str] = {
@@ -178,6 +184,6 @@ KIND_EXTRAS: dict[str, tuple[str, ...]] = {
 
 # Words an expression already uses; a foreach `as:` cannot take them.
 RESERVED_NAMES = frozenset({
-    "ctx", "steps", "state", "result", "item", "index", "env",
+    "ctx", "steps", "state", "result", "item", "index", "env", "error",
     "true", "false", "null", "and", "or", "not", "in", "if", "else", "transform",
 })

@@ -14,7 +14,16 @@ from typing import Any
 
 from ductwork.dsl import plan as p
 from ductwork.dsl.vocabulary import CTX_FIELDS
-from ductwork.errors import ConfigurationError, DuctworkError, ExpressionError
+from ductwork.errors import (
+    ChildWorkflowError,
+    ConfigurationError,
+    ConnectorError,
+    DuctworkError,
+    ExpressionError,
+    SignalTimeoutError,
+    StepError,
+    StepTimeoutError,
+)
 
 
 class FailStep(DuctworkError):
@@ -34,6 +43,19 @@ def located(where: p.Location | str) -> Iterator[None]:
     except ExpressionError as e:
         raise LocatedExpressionError(f"{e} (in {where})", expression=e.expression,
                                      column=e.column) from None
+
+
+def describe_error(err: DuctworkError, tag: str) -> dict[str, Any]:
+    """What a catch reads as `error`: message, step (the YAML tag), type and HTTP status."""
+    cause = err.__cause__
+    status = None
+    if isinstance(err, SignalTimeoutError | ChildWorkflowError | StepTimeoutError):
+        kind = type(err).__name__
+    elif isinstance(cause, ConnectorError):
+        kind, status = "ConnectorError", cause.status
+    else:
+        kind = "StepError"
+    return {"message": str(err), "step": tag, "type": kind, "status": status}
 
 
 def definitions(specs: p.Specs) -> list[dict[str, Any]]:
@@ -154,9 +176,24 @@ class PlanRun:
 
     async def _step(self, step: p.Step, results: MutableMapping[str, Any],
                     names: Mapping[str, Any]) -> None:
-        ctx = self.ctx
         if step.when is not None and not step.when.evaluate(self.scope(results, names)):
             return
+        handlers = p.catches(step)
+        if not handlers:
+            value = await self._run(step, results, names)
+        else:
+            try:
+                value = await self._run(step, results, names)
+            except (StepError, SignalTimeoutError) as e:
+                if not await self.caught(step, handlers, e, results, names):
+                    raise
+                value = None
+        if step.tag is not None:
+            results[step.tag] = value
+
+    async def _run(self, step: p.Step, results: MutableMapping[str, Any],
+                   names: Mapping[str, Any]) -> Any:
+        ctx = self.ctx
         value: Any = None
         if isinstance(step, p.TaskStep):
             value = await self.task(step, results, names)
@@ -181,8 +218,25 @@ class PlanRun:
             value = await self.switch(step, results, names)
         elif isinstance(step, p.ChildWorkflowStep):
             value = await self.child(step, results, names)
-        if step.tag is not None:
-            results[step.tag] = value
+        return value
+
+    async def caught(self, step: p.Step, handlers: p.Catch, err: DuctworkError,
+                     results: MutableMapping[str, Any], names: Mapping[str, Any]) -> bool:
+        """Run the first matching handler of a failed step; False: none matched.
+
+        The error is recorded as a step "<tag>:error" (":" cannot be in a YAML tag): on replay
+        the engine re-raises a failed step as a bare StepError, so `error.type`/`error.status`
+        (and with them the handler chosen) come from this record, not from that exception.
+        """
+        tag = str(step.tag)
+        described = describe_error(err, tag)
+        error = await self.ctx.step(f"{tag}:error", lambda: described)
+        inner = {**names, "error": error}
+        for handler in handlers:
+            if handler.when is None or handler.when.evaluate(self.scope(results, inner)):
+                await self.block(handler.steps, results, inner)
+                return True
+        return False
 
     # -- tasks ----------------------------------------------------------------------------------
 
