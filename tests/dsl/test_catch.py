@@ -70,6 +70,25 @@ steps:
 output: {approval: "${steps.approval}", why: "${state.why}", of: "${state.of}"}
 """
 
+PARENT = """
+workflow: parent
+steps:
+  - tag: kid
+    workflow: {tag: failing}
+    catch:
+      - if: "${error.type == 'ChildWorkflowError'}"
+        steps:
+          - set: {why: "${error.message}"}
+output: {kid: "${steps.kid}", why: "${state.why}"}
+"""
+
+FAILING = """
+workflow: failing
+steps:
+  - tag: stop
+    fail: "no stock"
+"""
+
 GATE = {"open": True, "started": asyncio.Event()}
 
 
@@ -103,6 +122,8 @@ def specs(tmp_path: Path) -> Path:
     (root / "product.yaml").write_text(PRODUCT)
     (root / "workflows" / "pay.yaml").write_text(PAY)
     (root / "workflows" / "approval.yaml").write_text(APPROVAL)
+    (root / "workflows" / "parent.yaml").write_text(PARENT)
+    (root / "workflows" / "failing.yaml").write_text(FAILING)
     return tmp_path / "specs"
 
 
@@ -144,6 +165,16 @@ async def test_a_caught_signal_timeout(specs: Path, store_url: str) -> None:
         result = await dw.workflows.execute(product="shop", env="dev", tag="approval")
     assert result.status == "completed", result.error
     assert result.output == {"approval": None, "why": "SignalTimeoutError", "of": "approval"}
+
+
+async def test_a_caught_child_workflow_failure(specs: Path, store_url: str) -> None:
+    async with Ductwork(specs=specs, store=store_url) as dw:
+        result = await dw.workflows.execute(product="shop", env="dev", tag="parent")
+        child = await dw.workflows.status(f"{result.workflow_id}:kid")
+    assert result.status == "completed", result.error
+    assert result.output["kid"] is None
+    assert "no stock" in result.output["why"]
+    assert child["status"] in ("failed", "rolled_back")
 
 
 async def test_replay_after_interruption_reruns_nothing(specs: Path, tmp_path: Path) -> None:
