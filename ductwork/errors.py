@@ -65,9 +65,14 @@ class NonDeterminismError(DuctworkError):
 
 
 class StepError(DuctworkError):
-    def __init__(self, message: str, *, step: str | None = None, attempts: int = 0) -> None:
+    """`cause_type` names the exception the step raised ("ConnectorError" for any connector
+    error) and `status` the HTTP status it carried; both survive a replay."""
+
+    def __init__(self, message: str, *, step: str | None = None, attempts: int = 0,
+                 cause_type: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.step, self.attempts = step, attempts
+        self.cause_type, self.status = cause_type, status
 
 
 class StepTimeoutError(StepError):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import (
     ConfigurationError,
+    ConnectorError,
     DuctworkError,
     InputFieldNotFoundError,
     NonDeterminismError,
@@ -411,7 +412,13 @@ class WorkflowContext(Components):
     def _replayed(self, rec: StepRow, tag: str, rollback: Callable[..., Any] | None,
                   critical: bool) -> Any:
         if rec.status == "failed":
-            raise StepError(rec.error or f"Step '{tag}' failed", step=tag, attempts=rec.attempts)
+            # The same exception type and details as the first time, so a handler that
+            # catches it decides the same way on replay.
+            meta = json.loads(rec.meta or "{}")
+            exc_type = (StepTimeoutError if meta.get("cause_type") == "StepTimeoutError"
+                        else StepError)
+            raise exc_type(rec.error or f"Step '{tag}' failed", step=tag, attempts=rec.attempts,
+                           cause_type=meta.get("cause_type"), status=meta.get("status"))
         if rec.status == "skipped":
             return None
         result = codec.loads(rec.result)
@@ -474,15 +481,19 @@ class WorkflowContext(Components):
         message = self._engine.dw.redact(_step_message(tag, err, attempts))
         seq = self._next_seq()
         status = "skipped" if allow else "failed"
+        cause = "ConnectorError" if isinstance(err, ConnectorError) else type(err).__name__
+        http = err.status if isinstance(err, ConnectorError) else None
         await self._commit(Batch(
             steps=[StepRow(self.workflow_id, key, tag, "step", status, seq, attempts,
                            self._input_json(step_input), None, message, started, time.time(),
-                           critical, rollback is not None)]))
+                           critical, rollback is not None,
+                           meta=json.dumps({"cause_type": cause, "status": http}))]))
         if allow:
             self.log.warn(f"step '{tag}' failed and was allowed to fail: {message}")
             return None
         exc_type = StepTimeoutError if isinstance(err, StepTimeoutError) else StepError
-        raise exc_type(message, step=tag, attempts=attempts) from err
+        raise exc_type(message, step=tag, attempts=attempts, cause_type=cause,
+                       status=http) from err
 
     # -- durable timers, checkpoints, state -----------------------------------------------------
     async def sleep(self, duration: Any) -> None:

@@ -17,7 +17,6 @@ from ductwork.dsl.vocabulary import CTX_FIELDS
 from ductwork.errors import (
     ChildWorkflowError,
     ConfigurationError,
-    ConnectorError,
     DuctworkError,
     ExpressionError,
     SignalTimeoutError,
@@ -47,12 +46,11 @@ def located(where: p.Location | str) -> Iterator[None]:
 
 def describe_error(err: DuctworkError, tag: str) -> dict[str, Any]:
     """What a catch reads as `error`: message, step (the YAML tag), type and HTTP status."""
-    cause = err.__cause__
     status = None
     if isinstance(err, SignalTimeoutError | ChildWorkflowError | StepTimeoutError):
         kind = type(err).__name__
-    elif isinstance(cause, ConnectorError):
-        kind, status = "ConnectorError", cause.status
+    elif isinstance(err, StepError) and err.cause_type == "ConnectorError":
+        kind, status = "ConnectorError", err.status
     else:
         kind = "StepError"
     return {"message": str(err), "step": tag, "type": kind, "status": status}
@@ -222,15 +220,11 @@ class PlanRun:
 
     async def caught(self, step: p.Step, handlers: p.Catch, err: DuctworkError,
                      results: MutableMapping[str, Any], names: Mapping[str, Any]) -> bool:
-        """Run the first matching handler of a failed step; False: none matched.
-
-        The error is recorded as a step "<tag>:error" (":" cannot be in a YAML tag): on replay
-        the engine re-raises a failed step as a bare StepError, so `error.type`/`error.status`
-        (and with them the handler chosen) come from this record, not from that exception.
-        """
+        """Run the first matching handler of a failed step; False: none matched. A replay
+        re-raises the recorded failure with the same type and status, so it picks the same
+        handler."""
         tag = str(step.tag)
-        described = describe_error(err, tag)
-        error = await self.ctx.step(f"{tag}:error", lambda: described)
+        error = describe_error(err, tag)
         inner = {**names, "error": error}
         for handler in handlers:
             if handler.when is None or handler.when.evaluate(self.scope(results, inner)):

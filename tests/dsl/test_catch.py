@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +142,11 @@ async def test_a_caught_connector_failure_continues(specs: Path, store_url: str)
     assert mail["template"]["type"] == "ConnectorError"
     assert mail["template"]["step"] == "charge"
     assert "HTTP 402: card declined" in mail["template"]["reason"]
-    # the failure keeps its own row; the error the handler read is recorded next to it
+    # the failure keeps its own row, with what a replay needs to pick the same handler
     assert steps["charge"].status == "failed" and steps["charge"].attempts == 3
-    assert steps["charge:error"].status == "completed"
+    assert json.loads(steps["charge"].meta or "{}") == {"cause_type": "ConnectorError",
+                                                         "status": 402}
+    assert "charge:error" not in steps
     assert steps["notify-ops"].status == "completed"
     assert d.orders.tables["orders"]  # nothing rolled back
 
