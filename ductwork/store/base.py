@@ -26,6 +26,21 @@ class StepConflictError(StoreError):
     """A step result was already committed for (run, step): never record it twice."""
 
 
+# Runs deleted per prune() transaction: short write locks, bounded statement size.
+PRUNE_BATCH = 500
+# What a run owns besides its dw_runs row (prune deletes these with it).
+RUN_TABLES = ("dw_steps", "dw_events", "dw_logs", "dw_state", "dw_signals")
+
+
+def prune_statuses(statuses: list[str]) -> list[str]:
+    """The statuses prune() may delete: terminal ones only, never an active run."""
+    bad = sorted(set(statuses) - TERMINAL)
+    if bad:
+        raise StoreError(f"prune: only finished runs can be deleted, not status {bad} "
+                         f"(terminal statuses: {', '.join(sorted(TERMINAL))})")
+    return sorted(set(statuses))
+
+
 def now() -> float:
     return time.time()
 
@@ -266,6 +281,13 @@ class RunStore(abc.ABC):
                          ) -> bool:
         """Management update without ownership (cancel, wake ...); returns False if the status
         guard did not match."""
+
+    # retention
+    @abc.abstractmethod
+    async def prune(self, before: float, statuses: list[str], limit: int) -> int:
+        """Delete up to `limit` finished runs (status in `statuses`, all terminal) that finished
+        before `before` (epoch seconds), with their steps, events, logs, state and signals, in
+        batches of PRUNE_BATCH runs (one transaction each); returns how many runs went."""
 
     # schedules (migration 2)
     @abc.abstractmethod

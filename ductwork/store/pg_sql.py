@@ -10,6 +10,7 @@ from ductwork.errors import StoreError
 from ductwork.store.base import (
     ACTIVE,
     RUN_FIELDS,
+    RUN_TABLES,
     SCHEDULE_FIELDS,
     STEP_FIELDS,
     RunRow,
@@ -121,3 +122,15 @@ def makes_due(fields: dict[str, Any] | None) -> bool:
     if status == "pending":
         return wake is None or wake <= time.time()
     return status in ("sleeping", "waiting") and wake is not None and wake <= time.time()
+
+
+# Retention: one batch of finished runs and everything they own, in one statement. Rows another
+# transaction holds (a management update) are skipped, not waited for.
+PRUNE = (
+    "WITH r AS (SELECT workflow_id FROM dw_runs WHERE status = ANY(%(statuses)s::text[]) AND "
+    "created_at < %(before)s AND COALESCE(finished_at, updated_at) < %(before)s "
+    "ORDER BY created_at LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
+    + "".join(f"d_{t} AS (DELETE FROM {t} WHERE workflow_id IN (SELECT workflow_id FROM r)), "
+              for t in RUN_TABLES)
+    + "d AS (DELETE FROM dw_runs WHERE workflow_id IN (SELECT workflow_id FROM r) RETURNING 1) "
+    "SELECT count(*) FROM d")

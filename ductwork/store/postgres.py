@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ductwork.errors import StoreError
 from ductwork.store.base import (
+    PRUNE_BATCH,
     RUN_FIELDS,
     SCHEDULE_FIELDS,
     STEP_FIELDS,
@@ -29,6 +30,7 @@ from ductwork.store.base import (
     StepConflictError,
     StepRow,
     now,
+    prune_statuses,
 )
 from ductwork.store.pg_notify import Listener
 from ductwork.store.pg_sql import (
@@ -41,6 +43,7 @@ from ductwork.store.pg_sql import (
     EVENTS_FROM,
     MIGRATE_LOCK,
     NOW,
+    PRUNE,
     QUEUE_LOCK,
     RUN_COLS,
     SCHED_COLS,
@@ -617,6 +620,19 @@ class PostgresStore(RunStore):
         rows = await self._fetch("SELECT key, value FROM dw_state WHERE workflow_id=%s",
                                  (workflow_id,))
         return {k: v for k, v in rows}
+
+    # -- retention -----------------------------------------------------------------------------
+    async def prune(self, before: float, statuses: list[str], limit: int) -> int:
+        sts = prune_statuses(statuses)
+        deleted = 0
+        while sts and deleted < limit:
+            n = min(PRUNE_BATCH, limit - deleted)
+            rows = await self._fetch(PRUNE, {"statuses": sts, "before": before, "n": n})
+            got = int(rows[0][0])
+            deleted += got
+            if got < n:
+                break
+        return deleted
 
     # -- schedules ------------------------------------------------------------------------------
     async def create_schedule(self, row: ScheduleRow) -> tuple[ScheduleRow, bool]:

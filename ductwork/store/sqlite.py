@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -10,7 +11,9 @@ from typing import Any
 from ductwork.errors import StoreError
 from ductwork.store.base import (
     ACTIVE,
+    PRUNE_BATCH,
     RUN_FIELDS,
+    RUN_TABLES,
     SCHEDULE_FIELDS,
     STEP_FIELDS,
     Batch,
@@ -23,6 +26,7 @@ from ductwork.store.base import (
     StepConflictError,
     StepRow,
     now,
+    prune_statuses,
 )
 from ductwork.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -488,6 +492,36 @@ class SQLiteStore(RunStore):
         rows = self.conn.execute("SELECT key, value FROM dw_state WHERE workflow_id=?",
                                  (workflow_id,)).fetchall()
         return {k: v for k, v in rows}
+
+    # -- retention -----------------------------------------------------------------------------
+    async def prune(self, before: float, statuses: list[str], limit: int) -> int:
+        sts = prune_statuses(statuses)
+        db = self.conn
+        deleted = 0
+        while sts and deleted < limit:
+            n = min(PRUNE_BATCH, limit - deleted)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                # created_at < before is implied (a run finishes after it starts) and bounds
+                # the walk of the (status, created_at) index.
+                ids = [r[0] for r in db.execute(
+                    f"SELECT workflow_id FROM dw_runs WHERE status IN "
+                    f"({', '.join('?' * len(sts))}) AND created_at < ? AND "
+                    f"COALESCE(finished_at, updated_at) < ? ORDER BY created_at LIMIT ?",
+                    (*sts, before, before, n)).fetchall()]
+                if ids:
+                    marks = ", ".join("?" * len(ids))
+                    for table in (*RUN_TABLES, "dw_runs"):
+                        db.execute(f"DELETE FROM {table} WHERE workflow_id IN ({marks})", ids)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            deleted += len(ids)
+            if len(ids) < n:
+                break
+            await asyncio.sleep(0)  # other coroutines write between batches
+        return deleted
 
     # -- schedules ------------------------------------------------------------------------------
     async def create_schedule(self, row: ScheduleRow) -> tuple[ScheduleRow, bool]:
