@@ -441,6 +441,16 @@ class Workflows:
                                 timeout=None if timeout is None else to_ms(
                                     timeout, "cancel() timeout") / 1000)
 
+    async def prune(self, older_than: Any, status: str | list[str] | None = None,
+                    limit: int = 10_000) -> dict[str, Any]:
+        """Delete finished runs (completed, failed, rolled_back, cancelled; `status` narrows)
+        that finished longer ago than `older_than` ('30d', a timedelta or a datetime), with
+        their steps, events, logs, state and signals; at most `limit` runs -> {"deleted": n}."""
+        from ductwork.interpreter import retention
+
+        return await retention.prune(self._dw, older_than=older_than, status=status,
+                                     limit=limit)
+
     def worker(self, *, concurrency: int = 10, queues: list[str] | None = None,
                poll: Any = "1s", grace: Any = "30s", schedules: bool = True,
                handle_signals: bool = False) -> Any:

@@ -34,6 +34,7 @@ Inspect and manage workflow runs in a run store.
   ductwork runs replay ID --from-step charge --output reserve='{"id": 1}'
   ductwork runs restart ID --merge '{"amount": 5}'
   ductwork runs resume ID [--from-checkpoint NAME | --from-step TAG] [--skip TAG]
+  ductwork runs prune --older-than 30d [--status completed]   delete old finished runs
 
 Commands that start runs need the workflow's definition: YAML under --specs (default
 ./specs), or Python via --app MODULE:ATTR / --import MODULE (as for `ductwork worker`).
@@ -103,6 +104,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("workflow_id")
     p.add_argument("name")
     p.set_defaults(func=_cmd(cmd_query))
+
+    p = sub.add_parser("prune", parents=[common],
+                       help="delete finished runs older than a cutoff, with all they recorded")
+    p.add_argument("--older-than", required=True, metavar="AGE|TIME",
+                   help="how long ago they finished (30d, 12h, 2w) or an ISO time")
+    p.add_argument("--status", action="append", metavar="STATUS",
+                   help="only these finished statuses (repeatable, or comma-separated; "
+                        "default: completed, failed, rolled_back, cancelled)")
+    p.add_argument("--limit", type=int, default=10_000, help="at most this many runs")
+    p.set_defaults(func=_cmd(cmd_prune, needs_app=False))
 
     start = argparse.ArgumentParser(add_help=False)
     start.add_argument("--id", dest="new_id", metavar="ID",
@@ -395,6 +406,18 @@ async def cmd_cancel(dw: Ductwork, args: argparse.Namespace, out: Console) -> in
 
 async def cmd_query(dw: Ductwork, args: argparse.Namespace, out: Console) -> int:
     print_json(await dw.workflows.query(args.workflow_id, args.name))
+    return 0
+
+
+async def cmd_prune(dw: Ductwork, args: argparse.Namespace, out: Console) -> int:
+    statuses = [s.strip() for v in args.status or [] for s in v.split(",") if s.strip()]
+    res = await dw.workflows.prune(older_than=args.older_than, status=statuses or None,
+                                   limit=args.limit)
+    if args.json:
+        print_json(res)
+    else:
+        out.print(f"deleted {res['deleted']} finished run(s) older than {args.older_than}"
+                  if res["deleted"] else "nothing to delete")
     return 0
 
 
