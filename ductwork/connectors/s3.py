@@ -19,6 +19,8 @@ from ductwork.connectors.storage import (
     validate_events,
 )
 from ductwork.connectors.util import (
+    duration_problem,
+    duration_s,
     env_path,
     first_env,
     is_ref,
@@ -59,11 +61,12 @@ def validate_s3(definition: dict[str, Any], config: dict[str, Any]) -> list[Prob
     style = config.get("addressing_style")
     if style is not None and style not in ("auto", "path", "virtual"):
         problems.append(((*env, "addressing_style"), "addressing_style is auto, path or virtual"))
-    for key in ("max_attempts", "timeout"):
-        val = config.get(key)
-        if val is not None and (isinstance(val, bool) or not isinstance(val, int | float)
-                                or val <= 0):
-            problems.append(((*env, key), f"{key} is a positive number"))
+    val = config.get("max_attempts")
+    if val is not None and (isinstance(val, bool) or not isinstance(val, int | float) or val <= 0):
+        problems.append(((*env, "max_attempts"), "max_attempts is a positive number"))
+    problem = duration_problem("timeout", config.get("timeout"))
+    if problem:
+        problems.append(((*env, "timeout"), problem))
     if "prefix" in config:
         try:
             normalize_prefix(config["prefix"])
@@ -98,7 +101,11 @@ class S3Storage(BaseStorage):
         public = cfg.get("public_base_url")
         self.public_base_url = str(public).rstrip("/") if public else None
         self.endpoint_url = str(cfg["endpoint_url"]) if cfg.get("endpoint_url") else None
-        timeout = float(cfg.get("timeout") or 30)
+        try:
+            # Seconds for botocore; written as a duration (bare number = milliseconds).
+            timeout = duration_s(cfg.get("timeout", "30s"), "config timeout")
+        except ValueError as e:
+            raise spec.error(str(e)) from None
         self._config = Config(
             region_name=cfg.get("region") or "us-east-1",
             signature_version="s3v4",

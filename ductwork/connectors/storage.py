@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote
 
 from ductwork.connectors.base import Problem, ResourceSpec, StorageConnector
 from ductwork.connectors.util import env_path, first_env, is_ref, unknown_keys
+from ductwork.durations import parse_ms
 from ductwork.errors import ConnectorError
 
 DEFAULT_ROOT = ".ductwork/files"
@@ -305,12 +306,18 @@ class BaseStorage(StorageConnector):
         return self.scoped_key(ev, f"{uuid.uuid4().hex}-{stem}")
 
     def _expires(self, event: str, inp: Mapping[str, Any]) -> int:
+        # A deliberate exception to "bare numbers are milliseconds": `expires_in` mirrors S3's
+        # ExpiresIn, in seconds; a string with a unit ("15m", "1h") is a duration as anywhere.
         value = inp.get("expires_in", 3600)
+        if isinstance(value, str) and not value.strip().isdigit():
+            ms = parse_ms(value)
+            value = ms / 1000 if ms is not None else value
         if isinstance(value, bool) or not isinstance(value, int | float) or not (
             0 < value <= MAX_EXPIRES_IN
         ):
             raise self.rs.error(
-                f"input.expires_in is a number of seconds between 1 and {MAX_EXPIRES_IN}",
+                f"input.expires_in is a number of SECONDS between 1 and {MAX_EXPIRES_IN} "
+                "(or a duration with a unit, e.g. \"15m\", \"1h\")",
                 event=event,
             )
         return int(value)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from ductwork.connectors.base import Problem, ResourceSpec, SecretSet
+from ductwork.durations import parse_ms
 
 _REF = re.compile(r"\$\{[^}]*\}")
 # A plain identifier: names of graph labels and properties, SQL and Cypher parameters.
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# A bare-number duration below this many milliseconds was most likely meant as seconds.
+SUSPECT_MS = 100
 
 
 def is_identifier(value: Any) -> bool:
@@ -116,3 +122,40 @@ def redact_value(value: Any, redact: Callable[[str], str]) -> Any:
 def retryable_status(status: int | None) -> bool:
     """Whether an HTTP status is worth a retry: 429 (rate limited) or a 5xx server error."""
     return status is not None and (status == 429 or 500 <= status <= 599)
+
+
+def duration_s(value: Any, key: str, *, allow_zero: bool = False) -> float:
+    """Seconds of a config duration, for the client library at the call site.
+
+    Product-file durations follow one rule (README "Semantics"): "250ms" "10s" "5m" "1h" "1d",
+    a timedelta, or a bare number of MILLISECONDS. ValueError names `key` and says how to fix it.
+    """
+    ms = parse_ms(value)
+    if ms is not None:
+        if ms > 0 or allow_zero:
+            return ms / 1000.0
+        raise ValueError(f"{key} must be more than 0, got {value!r}")
+    if isinstance(value, int | float | timedelta) and not isinstance(value, bool):
+        raise ValueError(f"{key} cannot be negative, got {value!r}")
+    raise ValueError(f"{key}: {value!r} is not a duration; write e.g. \"10s\", \"250ms\" "
+                     "or \"2m\" (a bare number is milliseconds)")
+
+
+def duration_problem(key: str, value: Any, *, allow_zero: bool = False) -> str | None:
+    """For validate(): why a config duration is wrong, or a warning when a bare number is so
+    small (under 100 ms) that it was probably meant as seconds; None when fine or a ${...}."""
+    if value is None or is_ref(value):
+        return None
+    try:
+        duration_s(value, key, allow_zero=allow_zero)
+    except ValueError as e:
+        return str(e)
+    return seconds_suspect(key, value)
+
+
+def seconds_suspect(key: str, value: Any) -> str | None:
+    """The warning for a bare number under 100: milliseconds, but most likely meant as seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < SUSPECT_MS:
+        return (f"{key} {value:g} means {value:g} milliseconds (bare numbers are ms); "
+                f"write \"{value:g}s\" if you meant seconds")
+    return None

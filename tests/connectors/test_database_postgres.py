@@ -130,7 +130,7 @@ async def test_inline_password_is_redacted_too(postgres_server: PgServer) -> Non
 async def test_unreachable_server_is_a_retryable_named_error() -> None:
     port = free_port()
     db = build(make_spec(f"postgresql://app:pw12345@127.0.0.1:{port}/app",
-                                   env="prd", connect_timeout=2))
+                                   env="prd", connect_timeout="2s"))
     try:
         with pytest.raises(ConnectorError) as e:
             await db.query("find-users")

@@ -395,7 +395,7 @@ async def test_falkordb_unreachable(tmp_path: Path) -> None:
     from tests.support.ports import free_port
 
     port = free_port()
-    conn = make({"provider": "falkordb", "port": port, "password": "${env.P}", "timeout": 2},
+    conn = make({"provider": "falkordb", "port": port, "password": "${env.P}", "timeout": "2s"},
                 base_dir=tmp_path, environ={"P": "secret-pass-77"})
     try:
         with pytest.raises(ConnectorError) as info:

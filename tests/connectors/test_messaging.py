@@ -186,7 +186,7 @@ async def test_redis_concurrent_produce_uses_one_client(
 
 async def test_redis_unreachable_is_a_clear_error(connect: Any) -> None:
     port = free_port()
-    conn = connect({"url": f"redis://127.0.0.1:{port}/0", "timeout": 2})
+    conn = connect({"url": f"redis://127.0.0.1:{port}/0", "timeout": "2s"})
     with pytest.raises(ConnectorError) as info:
         await conn.produce("user-created", {"a": 1})
     assert_names_everything(info.value, "user-created")
@@ -314,7 +314,7 @@ async def test_nats_unreachable_is_quick_and_quiet(
 ) -> None:
     port = free_port()
     conn = connect({"provider": "nats", "servers": [f"nats://127.0.0.1:{port}"],
-                    "stream": "EVENTS", "timeout": 3}, env="staging")
+                    "stream": "EVENTS", "timeout": "3s"}, env="staging")
     with caplog.at_level(logging.INFO), pytest.raises(ConnectorError) as info:
         await conn.produce("orders", {"a": 1})
     assert_names_everything(info.value, "orders", env="staging")
@@ -363,7 +363,7 @@ async def test_nats_over_tls_with_a_private_ca(
                     "tls": {"ca_file": tls_files["ca_file"]}}, {"secure": None})
     assert await conn.produce("secure", {"ok": 1}) == {"stream": stream, "seq": 1,
                                                        "topic": "secure"}
-    untrusted = connect({"provider": "nats", "servers": [url], "timeout": 3})
+    untrusted = connect({"provider": "nats", "servers": [url], "timeout": "3s"})
     with pytest.raises(ConnectorError, match=r"cannot connect to nats at tls://127\.0\.0\.1.*certif"):
         await untrusted.produce("secure", {})
 
@@ -422,7 +422,7 @@ async def test_kafka_same_key_same_partition(connect: Any, kafka: KafkaMock) -> 
 async def test_kafka_unreachable_is_a_clear_error(connect: Any) -> None:
     port = free_port()
     conn = connect({"provider": "kafka", "bootstrap_servers": f"127.0.0.1:{port}",
-                    "timeout": 3}, env="prd")
+                    "timeout": "3s"}, env="prd")
     with pytest.raises(ConnectorError) as info:
         await conn.produce("orders", {"a": 1})
     assert_names_everything(info.value, "orders", env="prd")

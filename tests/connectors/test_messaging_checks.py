@@ -89,7 +89,7 @@ def test_validators_accept_the_documented_configs() -> None:
     topics = {"user-created": {"key": "user_id", "schema": {"type": "object"}}}
     for config in (
         {"provider": "redis", "url": "redis://:${secrets.REDIS_PASSWORD}@cache:6379/0",
-         "maxlen": 100000, "prefix": "shop:", "timeout": 5},
+         "maxlen": 100000, "prefix": "shop:", "timeout": "5s"},
         {"url": "redis://127.0.0.1:6379/0"},
         {"provider": "nats", "servers": ["nats://n1:4222", "nats://n2:4222"], "stream": "EVENTS",
          "create_stream": True, "subjects": ["events.>"], "prefix": "events.",
@@ -148,7 +148,7 @@ def test_validators_point_at_the_mistake() -> None:
                       "security": {"protocol": "SASL_SSL", "mechanism": "GSSAPI"}},
                      {"users:created": None})
     assert [(p[0][-1], p[1][:30]) for p in kafka] == [
-        ("timeout", "'timeout' must be a positive n"),
+        ("timeout", "timeout: 'soon' is not a durat"),
         ("users:created", "invalid kafka topic name 'user"),
         ("bootstrap_servers", "'k1' is not host:port"),
         ("mechanism", "'mechanism' must be one of PLA"),

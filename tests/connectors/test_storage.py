@@ -392,7 +392,7 @@ async def test_s3_unreachable_endpoint(tmp_path: Path) -> None:
     port = free_port()
     config = {"provider": "s3", "bucket": "bkt", "endpoint_url": f"http://127.0.0.1:{port}",
               "access_key_id": "${env.K}", "secret_access_key": "${env.S}", "max_attempts": 1,
-              "timeout": 2}
+              "timeout": "2s"}
     conn = make(config, base_dir=tmp_path, environ={"K": "AKIAXXXXXXXX", "S": "topsecret-1"})
     try:
         with pytest.raises(ConnectorError) as info:

@@ -20,7 +20,7 @@ from ductwork.connectors.database.model import (
     unknown,
 )
 from ductwork.connectors.database.sql import Builder, Dialect, Statement, bind_named
-from ductwork.connectors.util import describe_problems, first_env
+from ductwork.connectors.util import describe_problems, duration_s, first_env, is_ref
 from ductwork.errors import ConnectorError
 
 # Which ctx.database method runs each op (for "wrong method" errors).
@@ -58,9 +58,17 @@ def is_text(v: Any) -> str | None:
     return None if isinstance(v, str) and v else "must be a non-empty string"
 
 
-def is_count(v: Any) -> str | None:
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-    return None if ok else "must be a non-negative number"
+def is_duration(key: str, *, allow_zero: bool = False) -> Callable[[Any], str | None]:
+    """A check for a duration setting: "5s", "250ms", a bare number of milliseconds."""
+    def check(v: Any) -> str | None:
+        if is_ref(v):
+            return None  # checked once resolved, when the connector is built
+        try:
+            duration_s(v, key, allow_zero=allow_zero)
+        except ValueError as e:
+            return str(e)
+        return None
+    return check
 
 
 def definition_problems(definition: Mapping[str, Any], config: Mapping[str, Any]

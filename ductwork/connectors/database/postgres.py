@@ -19,12 +19,19 @@ from ductwork.connectors.database.core import (
     check_config,
     definition_problems,
     is_bool,
-    is_count,
+    is_duration,
     is_text,
 )
 from ductwork.connectors.database.model import Column
 from ductwork.connectors.database.sql import Dialect, Statement
-from ductwork.connectors.util import describe_problems, env_path, is_ref, secret_set
+from ductwork.connectors.util import (
+    describe_problems,
+    duration_s,
+    env_path,
+    is_ref,
+    seconds_suspect,
+    secret_set,
+)
 from ductwork.errors import ConnectorError
 
 # SQLSTATE classes worth a retry: connection exceptions, serialization failure, deadlock.
@@ -170,24 +177,29 @@ def _url_problem(v: Any) -> str | None:
     return None
 
 
+_pool_timeout = is_duration("pool.timeout")
+
+
 def _pool_problem(v: Any) -> str | None:
     if not isinstance(v, Mapping):
-        return "pool must be {min: 1, max: 10, timeout: 30}"
+        return "pool must be {min: 1, max: 10, timeout: 30s}"
     bad = [k for k in v if k not in ("min", "max", "timeout")]
     if bad:
         return f"unknown pool setting {bad[0]!r} (known: min, max, timeout)"
     for k in ("min", "max"):
         if k in v and (not isinstance(v[k], int) or isinstance(v[k], bool) or v[k] < 0):
             return f"pool.{k} must be a non-negative integer"
-    if is_count(v.get("timeout", 1)):
-        return "pool.timeout must be a number of seconds"
+    problem = _pool_timeout(v.get("timeout", "30s"))
+    if problem:
+        return problem
     if v.get("max", 10) < max(1, v.get("min", 1)):
         return "pool.max must be >= pool.min and >= 1"
     return None
 
 
 CHECKS = {"provider": is_text, "url": _url_problem, "dsn": _url_problem, "pool": _pool_problem,
-          "connect_timeout": is_count, "create_tables": is_bool, "description": is_text}
+          "connect_timeout": is_duration("connect_timeout"), "create_tables": is_bool,
+          "description": is_text}
 
 
 def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
@@ -196,6 +208,14 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     problems = check_config(config, CHECKS, at)
     if not config.get("url") and not config.get("dsn"):
         problems.append((at, "a postgres database needs `url: postgresql://user:pass@host/db`"))
+    pool = config.get("pool")
+    for path, key, value in (
+            (("connect_timeout",), "connect_timeout", config.get("connect_timeout")),
+            (("pool", "timeout"), "pool.timeout",
+             pool.get("timeout") if isinstance(pool, Mapping) else None)):
+        warning = seconds_suspect(key, value)
+        if warning:
+            problems.append(((*at, *path), warning))
     return problems + definition_problems(definition, config)
 
 
@@ -210,7 +230,8 @@ def create(spec: ResourceSpec) -> PostgresDatabase:
     pool = dict(config.get("pool") or {})
     return PostgresDatabase(
         spec, url=str(url), min_size=int(pool.get("min", 1)), max_size=int(pool.get("max", 10)),
-        pool_timeout=float(pool.get("timeout", 30)),
-        connect_timeout=float(config.get("connect_timeout", 10)),
+        # Seconds for psycopg; written as durations (bare number = milliseconds).
+        pool_timeout=duration_s(pool.get("timeout", "30s"), "pool.timeout"),
+        connect_timeout=duration_s(config.get("connect_timeout", "10s"), "connect_timeout"),
         create_tables=bool(config.get("create_tables", False)),
     )

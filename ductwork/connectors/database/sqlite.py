@@ -21,12 +21,12 @@ from ductwork.connectors.database.core import (
     check_config,
     definition_problems,
     is_bool,
-    is_count,
+    is_duration,
     is_text,
 )
 from ductwork.connectors.database.model import Column
 from ductwork.connectors.database.sql import Dialect, Statement
-from ductwork.connectors.util import describe_problems, env_path
+from ductwork.connectors.util import describe_problems, duration_s, env_path, seconds_suspect
 
 MEMORY = ":memory:"
 
@@ -206,7 +206,7 @@ def _url_problem(v: Any) -> str | None:
 
 
 CHECKS = {"provider": is_text, "url": _url_problem, "path": is_text, "create_tables": is_bool,
-          "busy_timeout": is_count, "description": is_text}
+          "busy_timeout": is_duration("busy_timeout", allow_zero=True), "description": is_text}
 
 
 def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
@@ -215,6 +215,9 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     problems = check_config(config, CHECKS, at)
     if "url" in config and "path" in config:
         problems.append(((*at, "path"), "give either url or path, not both"))
+    warning = seconds_suspect("busy_timeout", config.get("busy_timeout"))
+    if warning:
+        problems.append(((*at, "busy_timeout"), warning))
     return problems + definition_problems(definition, config)
 
 
@@ -228,4 +231,10 @@ def create(spec: ResourceSpec) -> SQLiteDatabase:
     except ValueError as e:
         raise spec.error(str(e)) from None
     return SQLiteDatabase(spec, path=path, create_tables=bool(config.get("create_tables", True)),
-                          busy_timeout_ms=int(config.get("busy_timeout", 5000)))
+                          busy_timeout_ms=_busy_timeout_ms(config.get("busy_timeout")))
+
+
+def _busy_timeout_ms(value: Any) -> int:
+    # Already checked by CHECKS; SQLite's PRAGMA busy_timeout wants whole milliseconds.
+    return 5000 if value is None else round(duration_s(value, "busy_timeout", allow_zero=True)
+                                             * 1000)

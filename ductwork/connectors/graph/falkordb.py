@@ -24,7 +24,14 @@ from ductwork.connectors.graph.cypher import (
     rel_result,
     shared_problems,
 )
-from ductwork.connectors.util import env_path, is_identifier, is_ref, unknown_keys
+from ductwork.connectors.util import (
+    duration_problem,
+    duration_s,
+    env_path,
+    is_identifier,
+    is_ref,
+    unknown_keys,
+)
 
 CONFIG_KEYS = {"provider", "host", "port", "username", "password", "graph", "timeout"}
 
@@ -42,6 +49,9 @@ def validate_falkordb(definition: dict[str, Any], config: dict[str, Any]) -> lis
     graph = config.get("graph")
     if graph is not None and (not isinstance(graph, str) or not graph):
         problems.append(((*env, "graph"), "graph is the FalkorDB graph (key) name"))
+    problem = duration_problem("timeout", config.get("timeout"))
+    if problem:
+        problems.append(((*env, "timeout"), problem))
     return problems + shared_problems(definition, config)
 
 
@@ -76,9 +86,13 @@ class FalkorGraph(BaseGraph):
         self.host = str(cfg.get("host") or "127.0.0.1")
         try:
             self.port = int(cfg.get("port") or 6379)
-            self.timeout = float(cfg.get("timeout") or 30)
         except (TypeError, ValueError):
-            raise spec.error("config port and timeout must be numbers") from None
+            raise spec.error("config port must be a TCP port number") from None
+        try:
+            # Seconds for the redis socket; written as a duration (bare number = milliseconds).
+            self.timeout = duration_s(cfg.get("timeout", "30s"), "config timeout")
+        except ValueError as e:
+            raise spec.error(str(e)) from None
         self.graph_name = str(cfg.get("graph") or spec.name)
         self._username = cfg.get("username") or None
         self._password = cfg.get("password") or None

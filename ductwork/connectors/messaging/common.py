@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ductwork.connectors.base import BrokerConnector, Problem, ResourceSpec
-from ductwork.connectors.util import close_match, env_path, is_ref
+from ductwork.connectors.util import close_match, duration_problem, duration_s, env_path, is_ref
 from ductwork.errors import ConnectorError
 
 DEFAULT_TIMEOUT = 10.0
@@ -108,8 +108,8 @@ def server_list(value: Any) -> list[str]:
     return list(value)
 
 
-def as_float(value: Any, default: float) -> float:
-    return default if value is None else float(value)
+def _seconds(value: Any, default: float, key: str = "timeout") -> float:
+    return default if value is None else duration_s(value, key)
 
 
 def as_int(value: Any) -> int | None:
@@ -134,11 +134,12 @@ class BrokerBase(BrokerConnector):
         self.spec: ResourceSpec = spec
         cfg = spec.config
         self.config = cfg
+        self.prefix = str(cfg.get("prefix") or "")
         try:
-            self.prefix = str(cfg.get("prefix") or "")
-            self.timeout = as_float(cfg.get("timeout"), DEFAULT_TIMEOUT)
-        except (TypeError, ValueError):
-            raise spec.error("'timeout' must be a number of seconds") from None
+            # Seconds for the clients; written as a duration (bare number = milliseconds).
+            self.timeout = _seconds(cfg.get("timeout"), DEFAULT_TIMEOUT)
+        except ValueError as e:
+            raise spec.error(str(e)) from None
         self.topics = topics_of(spec.definition)
         tls = cfg.get("tls") or {}
         if not isinstance(tls, Mapping) or set(tls) - set(TLS_KEYS):
@@ -180,9 +181,9 @@ class BrokerBase(BrokerConnector):
         key = self._key(topic, tdef, message, options.get("key"))
         headers = self._headers(topic, options.get("headers"))
         try:
-            timeout = as_float(options.get("timeout"), self.timeout)
-        except (TypeError, ValueError):
-            raise self.spec.error("option 'timeout' must be seconds", event=topic) from None
+            timeout = _seconds(options.get("timeout"), self.timeout, "option timeout")
+        except ValueError as e:
+            raise self.spec.error(str(e), event=topic) from None
         try:
             async with asyncio.timeout(timeout):
                 return await self._send(name, payload, key, headers, topic)
@@ -321,13 +322,9 @@ def validate_common(
     for k in required:
         if config.get(k) in (None, "", []):
             problems.append(((*at, k), f"'{k}' is required for provider {provider}"))
-    t = config.get("timeout")
-    if t is not None and not is_ref(t):
-        try:
-            if float(t) <= 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            problems.append(((*at, "timeout"), "'timeout' must be a positive number of seconds"))
+    problem = duration_problem("timeout", config.get("timeout"))
+    if problem:
+        problems.append(((*at, "timeout"), problem))
     tls = config.get("tls")
     if tls is not None:
         if not isinstance(tls, Mapping):

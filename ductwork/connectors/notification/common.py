@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -13,6 +14,8 @@ import httpx
 
 from ductwork.connectors.base import NotificationConnector, ResourceSpec
 from ductwork.connectors.notification.templates import Templates
+from ductwork.connectors.util import duration_s
+from ductwork.durations import parse_ms
 from ductwork.errors import ConnectorError
 
 # dot-atom local part and LDH domain labels: enough for real addresses, and nothing that can
@@ -107,16 +110,15 @@ class BaseNotifier(NotificationConnector):
             raise self.rspec.error(f"`{key}` in envs.{self.rspec.env} must be a string")
         return str(value)
 
-    def conf_float(self, key: str, default: float) -> float:
-        value = self.rspec.config.get(key, default)
+    def conf_seconds(self, key: str, default: float) -> float:
+        """A config duration ("10s", "250ms", bare number = milliseconds) in seconds."""
+        value = self.rspec.config.get(key)
+        if value is None:
+            return default
         try:
-            result = float(value)
-        except (TypeError, ValueError):
-            raise self.rspec.error(
-                f"`{key}` in envs.{self.rspec.env} must be a number, not {value!r}") from None
-        if result <= 0:
-            raise self.rspec.error(f"`{key}` in envs.{self.rspec.env} must be positive")
-        return result
+            return duration_s(value, f"`{key}` in envs.{self.rspec.env}")
+        except ValueError as e:
+            raise self.rspec.error(str(e)) from None
 
     def fail(self, message: str, event: str | None, **kw: Any) -> ConnectorError:
         return self.rspec.error(message, event=event, **kw)
@@ -284,3 +286,26 @@ def subscription_problem(token: Any) -> str | None:
             isinstance(keys.get(k), str) and keys.get(k) for k in ("p256dh", "auth")):
         return "subscription needs `keys` with `p256dh` and `auth`"
     return None
+
+
+TTL_HELP = ("`ttl` is the Web Push TTL header, in SECONDS when a bare number (unlike other "
+            "durations): write a whole number of seconds (86400) or a duration with a unit "
+            "(\"1d\", \"10m\")")
+
+
+def webpush_ttl(value: Any) -> int:
+    """Web Push `ttl` in whole seconds; ValueError (TTL_HELP) when it is not one.
+
+    A deliberate exception to "bare numbers are milliseconds": RFC 8030's TTL header is in
+    seconds and configs copy it from push-service docs, so a bare number (or a digits-only
+    string from ${env.X}) stays seconds; a string with a unit goes through ductwork.durations.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, str | dt.timedelta):
+        ms = parse_ms(value)
+        if ms is not None:
+            return int(ms // 1000)
+    raise ValueError(TTL_HELP)

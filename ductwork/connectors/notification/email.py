@@ -88,7 +88,7 @@ class SmtpNotifier(_Mailer):
         if (self.username is None) != (password is None):
             raise spec.error(f"envs.{env} needs both `username` and `password` for SMTP AUTH "
                              "(or neither)")
-        timeout = self.conf_float("timeout", 30.0)
+        timeout = self.conf_seconds("timeout", 30.0)
         tls_context = self._tls_context() if self.tls != "none" else None
         self._smtp = aiosmtplib.SMTP(
             hostname=self.host, port=self.port, username=self.username, password=password,

@@ -20,6 +20,7 @@ from ductwork.connectors.notification.common import (
     push_data,
     response_body,
     subscription_problem,
+    webpush_ttl,
 )
 from ductwork.connectors.util import redact_value, retryable_status
 from ductwork.errors import ConnectorError
@@ -56,7 +57,7 @@ class FcmNotifier(BaseNotifier):
         self._session = requests.Session()  # token grants, made in a worker thread
         self._request = Request(session=self._session)
         self._client = httpx.AsyncClient(base_url=self.base_url,
-                                         timeout=self.conf_float("timeout", 30.0))
+                                         timeout=self.conf_seconds("timeout", 30.0))
         self._token_lock = asyncio.Lock()
 
     def _service_account(self) -> dict[str, Any]:
@@ -167,11 +168,11 @@ class WebPushNotifier(BaseNotifier):
                              "(a mailto: address or a bare https://host contact for the push "
                              "services)")
         self.sub = sub
-        ttl = spec.config.get("ttl", 86400)
-        if not isinstance(ttl, int) or isinstance(ttl, bool) or ttl < 0:
-            raise spec.error(f"`ttl` in envs.{env} must be a whole number of seconds")
-        self.ttl = ttl
-        self.timeout = self.conf_float("timeout", 30.0)
+        try:
+            self.ttl = webpush_ttl(spec.config.get("ttl", 86400))
+        except ValueError as e:
+            raise spec.error(f"envs.{env}: {e}") from None
+        self.timeout = self.conf_seconds("timeout", 30.0)
         self._session = requests.Session()
 
     def _vapid(self) -> Any:

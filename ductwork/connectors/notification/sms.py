@@ -33,7 +33,7 @@ class TwilioNotifier(BaseNotifier):
         self.url = f"/2010-04-01/Accounts/{self.account_sid}/Messages.json"
         self._client = httpx.AsyncClient(
             base_url=self.base_url, auth=httpx.BasicAuth(self.account_sid, auth_token),
-            timeout=self.conf_float("timeout", 30.0),
+            timeout=self.conf_seconds("timeout", 30.0),
             headers={"Accept": "application/json"},
         )
 

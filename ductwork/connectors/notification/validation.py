@@ -7,14 +7,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from ductwork.connectors.base import Problem
-from ductwork.connectors.notification.common import VAPID_SUB, parse_mailbox
+from ductwork.connectors.notification.common import VAPID_SUB, parse_mailbox, webpush_ttl
 from ductwork.connectors.notification.templates import (
     CHANNEL_FIELDS,
     EVENT_KEYS,
     channels_of,
     syntax_problem,
 )
-from ductwork.connectors.util import did_you_mean, env_name, env_path, first_env
+from ductwork.connectors.util import (
+    did_you_mean,
+    duration_problem,
+    env_name,
+    env_path,
+    first_env,
+)
 
 # provider -> (required keys, optional keys)
 PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -100,7 +106,9 @@ def _config_problems(
                 isinstance(value, str) and value.startswith(("http://", "https://"))):
             add(key, f"`{key}` must be an http(s) URL")
 
-    number("timeout")
+    problem = duration_problem("`timeout`", config.get("timeout"))
+    if problem:
+        add("timeout", problem)
     if provider == "outbox":
         address("from")
     elif provider == "smtp":
@@ -128,7 +136,12 @@ def _config_problems(
                                    "JSON key file or a reference such as "
                                    "\"${env.FCM_SERVICE_ACCOUNT}\", never the JSON itself")
     elif provider == "webpush":
-        number("ttl", whole=True)
+        ttl = config.get("ttl")
+        if ttl is not None and not _is_ref(ttl):
+            try:
+                webpush_ttl(ttl)
+            except ValueError as e:
+                add("ttl", str(e))
         vkey = config.get("vapid_private_key")
         if isinstance(vkey, str) and not _ONLY_REF.match(vkey) and (
                 vkey.lstrip().startswith("-----BEGIN")
