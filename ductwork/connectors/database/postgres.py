@@ -180,6 +180,14 @@ def _url_problem(v: Any) -> str | None:
 _pool_timeout = is_duration("pool.timeout")
 
 
+def _pool_timeout_problems(config: Mapping[str, Any], at: tuple[str | int, ...]
+                           ) -> list[Problem]:
+    # Reported at envs.<env>.pool.timeout itself, not at the whole pool mapping.
+    pool = config.get("pool")
+    problem = _pool_timeout(pool.get("timeout", "30s")) if isinstance(pool, Mapping) else None
+    return [((*at, "pool", "timeout"), problem)] if problem else []
+
+
 def _pool_problem(v: Any) -> str | None:
     if not isinstance(v, Mapping):
         return "pool must be {min: 1, max: 10, timeout: 30s}"
@@ -189,9 +197,6 @@ def _pool_problem(v: Any) -> str | None:
     for k in ("min", "max"):
         if k in v and (not isinstance(v[k], int) or isinstance(v[k], bool) or v[k] < 0):
             return f"pool.{k} must be a non-negative integer"
-    problem = _pool_timeout(v.get("timeout", "30s"))
-    if problem:
-        return problem
     if v.get("max", 10) < max(1, v.get("min", 1)):
         return "pool.max must be >= pool.min and >= 1"
     return None
@@ -205,7 +210,7 @@ CHECKS = {"provider": is_text, "url": _url_problem, "dsn": _url_problem, "pool":
 def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem]:
     """Problems of one environment's PostgreSQL config plus the resource's tables and events."""
     at = env_path(definition, config)
-    problems = check_config(config, CHECKS, at)
+    problems = check_config(config, CHECKS, at) + _pool_timeout_problems(config, at)
     if not config.get("url") and not config.get("dsn"):
         problems.append((at, "a postgres database needs `url: postgresql://user:pass@host/db`"))
     pool = config.get("pool")
@@ -221,7 +226,7 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
 
 def create(spec: ResourceSpec) -> PostgresDatabase:
     config = dict(spec.config)
-    problems = check_config(config, CHECKS)
+    problems = check_config(config, CHECKS) + _pool_timeout_problems(config, ())
     url = config.get("url") or config.get("dsn")
     if not url:
         problems.append(((), "needs `url: postgresql://user:pass@host/db`"))
