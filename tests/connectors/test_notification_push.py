@@ -289,6 +289,26 @@ async def test_webpush_payload_is_decrypted_by_the_receiver(
     assert first["claims"]["exp"] > time.time()
 
 
+async def test_webpush_ttl_with_a_unit_reaches_the_ttl_header_in_seconds(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    # `ttl` is the one notification duration whose bare number is seconds (the protocol's);
+    # a unit works too, and `timeout` is an ordinary duration.
+    receiver = PushReceiver(httpserver)
+    _key, pem, _public = vapid_key()
+    (tmp_path / "vapid.pem").write_text(pem)
+    conn = notification_connector(
+        {"provider": "webpush", "vapid_private_key": "vapid.pem",
+         "vapid_claims": {"sub": "mailto:ops@acme.test"}, "ttl": "10m", "timeout": "5s"},
+        EVENTS, name="browser", base_dir=tmp_path)
+    try:
+        await conn.send("title-only", {"tokens": [receiver.subscription()], "n": 1})
+    finally:
+        await conn.aclose()
+    (got,) = receiver.received
+    assert got["ttl"] == "600"
+
+
 async def test_webpush_raw_key_and_gone_subscription(httpserver: HTTPServer) -> None:
     receiver = PushReceiver(httpserver)
     key, _pem, _public = vapid_key()

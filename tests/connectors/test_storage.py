@@ -234,7 +234,7 @@ async def test_unknown_event_and_missing_file(backend: Backend) -> None:
 
 async def test_signed_url_validates_expiry(backend: Backend) -> None:
     up = await backend.conn.upload("any", {"buffer": b"x", "key": "s.txt"})
-    for bad in (0, -1, 10**9, "soon", True):
+    for bad in (0, -1, 10**9, "soon", True, "8d", "3600"):
         with pytest.raises(ConnectorError, match="expires_in"):
             await backend.conn.signed_url("any", {"file_key": up["file_key"],
                                                   "expires_in": bad})
@@ -333,6 +333,8 @@ async def test_s3_signed_url_serves_the_object(moto_open_server: MotoServer,
         signed = await conn.signed_url("avatar", {"file_key": "u1.png", "expires_in": 60})
         assert signed.startswith(f"{moto_open_server.endpoint_url}/{bucket}/t/avatars/u1.png?")
         assert "X-Amz-Signature=" in signed and "X-Amz-Expires=60" in signed
+        later = await conn.signed_url("avatar", {"file_key": "u1.png", "expires_in": "15m"})
+        assert "X-Amz-Expires=900" in later
         async with httpx.AsyncClient() as http:
             got = await http.get(signed)
         assert got.status_code == 200 and got.content == b"\x89PNG..."
