@@ -7,6 +7,7 @@ import difflib
 import json
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import (
@@ -44,9 +45,11 @@ class ChildWait(SuspendRun):
 async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: str,
                     input: Any = None, *, timeout: Any = None, retries: int = 0,
                     parent_close_policy: str = "terminate", idempotency_key: str | None = None,
-                    product: str | None = None, env: str | None = None) -> Any:
+                    product: str | None = None, env: str | None = None,
+                    rollback: Callable[..., Any] | None = None, critical: bool = False) -> Any:
     """Start (or find) the child run, wait for it, return its output or raise
-    ChildWorkflowError. Journaled in the parent under "@child:<child_id>"."""
+    ChildWorkflowError. Journaled in the parent under "@child:<child_id>". `rollback`, like a
+    step's, compensates the completed child (called with its output) if the parent fails."""
     where = f"ctx.workflow({child_id!r})"
     if not isinstance(child_id, str) or not child_id:
         raise ConfigurationError(f"ctx.workflow: child_id must be a non-empty string, "
@@ -74,8 +77,13 @@ async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: st
             f"{product}/{tag}, but the recorded history started {meta.get('product')}/"
             f"{meta.get('tag')} there; deploy the previous code to finish in-flight runs, or "
             "restart the run")
+    if rollback is not None and not callable(rollback):
+        raise ConfigurationError(f"{where}: rollback must be a function or None")
     if rec is not None and rec.status == "completed":
-        return codec.loads(rec.result)
+        out = codec.loads(rec.result)
+        if rollback is not None:
+            ctx._done.append((rec.seq, key, child_id, out, rollback, critical))
+        return out
     if rec is not None and rec.status == "failed":
         raise _child_error(child_id, meta, rec.error)
     # Checked only when the child may still have to start: a replay of a finished child does
@@ -102,7 +110,10 @@ async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: st
             await ctx._commit(Batch(steps=[StepRow(
                 ctx.workflow_id, key, child_id, "child", "waiting", 0, 1, enc, None, None,
                 meta["started"], None, meta=json.dumps(meta))]))
-        return await _wait(engine, ctx, key, meta, starter)
+        out = await _wait(engine, ctx, key, meta, starter)
+        if rollback is not None:
+            ctx._done.append((int(meta["seq"]), key, child_id, out, rollback, critical))
+        return out
     finally:
         ctx._inflight -= 1
 
@@ -234,10 +245,12 @@ async def _next_attempt(ctx: WorkflowContext, key: str, meta: dict[str, Any], ch
 async def _record_done(ctx: WorkflowContext, key: str, meta: dict[str, Any],
                        child: RunRow, enc: str) -> Any:
     ctx._event("child_workflow_completed", meta["child_id"], {"workflow_id": child.workflow_id})
+    seq = ctx._next_seq()
     await ctx._commit(Batch(steps=[StepRow(
-        ctx.workflow_id, key, meta["child_id"], "child", "completed", ctx._next_seq(),
+        ctx.workflow_id, key, meta["child_id"], "child", "completed", seq,
         meta["attempt"], enc, child.output, None, meta.get("started"),
         time.time(), meta=json.dumps(meta))]))
+    meta["seq"] = seq  # in memory only: where the child sits in the rollback order
     return codec.loads(child.output)
 
 
