@@ -12,7 +12,6 @@
     │   └── ChildWorkflowError        a child workflow ended without completing
     ├── WorkflowTimeoutError          the whole run exceeded define(options={"timeout"})
     ├── SignalTimeoutError            wait_for_signal(timeout=) expired (catchable)
-    ├── RollbackTriggered             ctx.trigger_rollback() under rollback_strategy "none"
     ├── ConnectorError                a component call failed (names resource, event, env)
     │   └── ConnectorNotConfiguredError  no connector for that resource
     ├── CompileError                  a YAML spec is wrong (carries every located diagnostic)
@@ -99,10 +98,6 @@ class SignalTimeoutError(DuctworkError):
     def __init__(self, message: str, *, signals: list[str] | None = None) -> None:
         super().__init__(message)
         self.signals = signals or []
-
-
-class RollbackTriggered(DuctworkError):
-    pass
 
 
 class ConnectorError(DuctworkError):

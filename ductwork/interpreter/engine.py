@@ -31,7 +31,7 @@ from ductwork.interpreter.context import (
     current_ctx,
     key_scope,
 )
-from ductwork.interpreter.result import ExecutionResult, WorkflowDef, completed_tags
+from ductwork.interpreter.result import ExecutionResult, WorkflowDef
 from ductwork.store.base import Batch, LeaseLostError, RunRow, RunStore
 
 if TYPE_CHECKING:
@@ -404,6 +404,3 @@ def _pid_alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][:1] != "Z"
     except OSError:
         return True
-
-
-__all__ = ["CancelRun", "Engine", "completed_tags"]

@@ -10,7 +10,7 @@ def test_public_names_are_pinned() -> None:
         "ChildWorkflowError", "CompileError", "ConfigurationError", "ConnectorError",
         "ConnectorNotConfiguredError",
         "Ductwork", "DuctworkError", "DuplicateWorkflowError", "ExecutionResult",
-        "ExpressionError", "InputFieldNotFoundError", "NonDeterminismError", "RollbackTriggered",
+        "ExpressionError", "InputFieldNotFoundError", "NonDeterminismError",
         "SerializationError", "SignalTimeoutError", "StepError", "StepTimeoutError",
         "StoreError", "WorkflowContext", "WorkflowNotFoundError", "WorkflowTimeoutError",
     ]
