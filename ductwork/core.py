@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.connectors.base import SecretSet
+from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter.api import Workflows
-from ductwork.interpreter.durations import to_ms
 from ductwork.interpreter.engine import Engine
 from ductwork.interpreter.queues import Queues
 from ductwork.interpreter.resources import ConnectorRegistry

@@ -9,13 +9,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ductwork.durations import to_ms
 from ductwork.errors import (
     ConfigurationError,
     DuplicateWorkflowError,
     WorkflowNotFoundError,
 )
 from ductwork.interpreter import codec, management
-from ductwork.interpreter.durations import to_ms
 from ductwork.interpreter.result import ExecutionResult, Handler, WorkflowDef, completed_tags
 from ductwork.store.base import TERMINAL, RunRow
 

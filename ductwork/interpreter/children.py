@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ductwork.durations import to_ms
 from ductwork.errors import (
     ChildWorkflowError,
     ConfigurationError,
@@ -18,7 +19,6 @@ from ductwork.errors import (
 )
 from ductwork.interpreter import codec
 from ductwork.interpreter.context import SuspendRun
-from ductwork.interpreter.durations import to_ms
 from ductwork.store.base import ACTIVE, TERMINAL, Batch, RunRow, StepRow
 
 if TYPE_CHECKING:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, ConnectorError, DuctworkError
 
 if TYPE_CHECKING:
@@ -57,8 +58,6 @@ class ActionComponent(_Component):
         if retries is not None:
             kw["retries"] = retries
         if timeout is not None:
-            from ductwork.interpreter.durations import to_ms
-
             kw["timeout"] = to_ms(timeout, "action timeout") / 1000
         return await self._call(app, event, "run", event, input, **kw)
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from ductwork.durations import to_ms
 from ductwork.errors import (
     ConfigurationError,
     ConnectorError,
@@ -26,7 +27,6 @@ from ductwork.errors import (
 )
 from ductwork.interpreter import codec
 from ductwork.interpreter.components import Components
-from ductwork.interpreter.durations import to_ms
 from ductwork.interpreter.transform import Transform
 from ductwork.store.base import Batch, LeaseLostError, StepRow
 

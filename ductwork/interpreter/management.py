@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, DuctworkError, SerializationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.context import InputView
-from ductwork.interpreter.durations import to_ms
 from ductwork.interpreter.result import ExecutionResult, completed_tags, elapsed_ms
 from ductwork.interpreter.transform import Transform
 from ductwork.store.base import ACTIVE, TERMINAL, Batch, RunRow, StepRow

@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
-from ductwork.interpreter.durations import to_ms
 from ductwork.store.base import QueueLimit
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")

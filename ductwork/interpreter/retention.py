@@ -6,8 +6,8 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
+from ductwork.durations import parse_ms
 from ductwork.errors import ConfigurationError
-from ductwork.interpreter.durations import parse_ms
 from ductwork.store.base import TERMINAL
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
-from ductwork.interpreter.durations import to_ms
 from ductwork.store.base import RunRow, ScheduleRow
 
 if TYPE_CHECKING:

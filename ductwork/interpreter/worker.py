@@ -11,9 +11,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, DuctworkError
 from ductwork.interpreter import schedules
-from ductwork.interpreter.durations import to_ms
 
 if TYPE_CHECKING:
     from ductwork.core import Ductwork
