@@ -38,8 +38,8 @@ def _emit(bench: str, **fields: Any) -> None:
 
 
 def bench_expressions() -> None:
-    from ductwork.dsl import expr_parser
-    from ductwork.dsl.expressions import _parse_cached, compile_value, parse
+    from ductwork.dsl.expr import parser as expr_parser
+    from ductwork.dsl.expr.expressions import _parse_cached, compile_value, parse
 
     t0 = time.perf_counter()
     expr_parser.parser()
@@ -156,10 +156,10 @@ def generate_workflow(n: int = 100) -> str:
 
 def bench_compile() -> None:
     from ductwork.dsl.compiler import compile_workflow
-    from ductwork.dsl.expressions import _parse_cached
+    from ductwork.dsl.expr.expressions import _parse_cached
     from ductwork.dsl.loader import load_text
     from ductwork.dsl.product import compile_product
-    from ductwork.dsl.schema_check import validator
+    from ductwork.dsl.schema.checker import validator
 
     product, problems = compile_product(load_text(_BENCH_PRODUCT, "product.yaml"))
     assert product is not None and not problems, problems

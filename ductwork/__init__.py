@@ -2,7 +2,7 @@
 
 import logging as _logging
 
-from ductwork.core import Ductwork
+from ductwork.app import Ductwork
 from ductwork.errors import (
     ChildWorkflowError,
     CompileError,

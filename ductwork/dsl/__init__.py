@@ -38,7 +38,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so importing ductwork.dsl.expressions does not pull in jsonschema and the compiler.
+    # Lazy, so importing ductwork.dsl.expr.expressions does not pull in jsonschema and the compiler.
     if name in _LAZY:
         import importlib
 

@@ -10,11 +10,11 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from ductwork.dsl import plan as p
-from ductwork.dsl import schema_check
 from ductwork.dsl import vocabulary as v
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known
-from ductwork.dsl.exprcheck import ExprChecker, Scope, TagInfo
+from ductwork.dsl.expr.checker import ExprChecker, Scope, TagInfo
 from ductwork.dsl.loader import DataPath, Document
+from ductwork.dsl.schema import checker as schema_check
 from ductwork.durations import parse_ms
 from ductwork.errors import CompileError
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.connectors import base as connectors
-from ductwork.dsl import schema_check
 from ductwork.dsl import vocabulary as v
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known
 from ductwork.dsl.loader import DataPath, Document
 from ductwork.dsl.plan import ProductSpec
+from ductwork.dsl.schema import checker as schema_check
 from ductwork.errors import DuctworkError
 
 

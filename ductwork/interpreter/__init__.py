@@ -1,1 +1,1 @@
-"""interpreter."""
+"""Executing one run: engine, ctx, journal, rollback, children, plan runner, components."""

@@ -19,7 +19,7 @@ from ductwork.errors import (
 )
 from ductwork.interpreter import codec
 from ductwork.interpreter.context import SuspendRun
-from ductwork.store.base import ACTIVE, TERMINAL, Batch, RunRow, StepRow
+from ductwork.store.protocol import ACTIVE, TERMINAL, Batch, RunRow, StepRow
 
 if TYPE_CHECKING:
     from ductwork.interpreter.context import WorkflowContext
@@ -447,7 +447,7 @@ async def on_run_end(engine: Engine, run: RunRow) -> None:
                                              for s in ctx._history.values()):
         await close_children(engine, run.workflow_id,
                              f"parent workflow {run.workflow_id} ended")
-    from ductwork.interpreter.schedules import retry_failed_run
+    from ductwork.workflows.schedules import retry_failed_run
 
     await retry_failed_run(engine, run)
     nudge(engine)

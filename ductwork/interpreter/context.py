@@ -28,12 +28,12 @@ from ductwork.errors import (
 from ductwork.interpreter import codec
 from ductwork.interpreter.components import Components
 from ductwork.interpreter.transform import Transform
-from ductwork.store.base import Batch, LeaseLostError, StepRow
+from ductwork.store.protocol import Batch, LeaseLostError, StepRow
 
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
     from ductwork.interpreter.result import WorkflowDef
-    from ductwork.store.base import RunRow
+    from ductwork.store.protocol import RunRow
 
 current_ctx: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
     "ductwork_ctx", default=None)

@@ -32,10 +32,10 @@ from ductwork.interpreter.context import (
     key_scope,
 )
 from ductwork.interpreter.result import ExecutionResult, WorkflowDef
-from ductwork.store.base import Batch, LeaseLostError, RunRow, RunStore
+from ductwork.store.protocol import Batch, LeaseLostError, RunRow, RunStore
 
 if TYPE_CHECKING:
-    from ductwork.core import Ductwork
+    from ductwork.app import Ductwork
 
 HOST = socket.gethostname()
 StepHook = Callable[[WorkflowContext, str, str, Callable[[], Any]], Callable[[], Any] | None]

@@ -16,7 +16,7 @@ from ductwork.connectors.base import (
 from ductwork.errors import ConfigurationError, ConnectorNotConfiguredError
 
 if TYPE_CHECKING:
-    from ductwork.core import Ductwork
+    from ductwork.app import Ductwork
 
 
 class ConnectorRegistry:

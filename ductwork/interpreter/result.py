@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ductwork.interpreter import codec
-from ductwork.store.base import RunRow, StepRow
+from ductwork.store.protocol import RunRow, StepRow
 
 SEED_KEYS = ("status", "workflow_id", "execution_time", "output", "completed_steps",
              "failed_step", "error")

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ductwork.errors import StoreError
-from ductwork.store.base import (
+from ductwork.store.protocol import (
     ACTIVE,
     PRUNE_BATCH,
     RUN_FIELDS,

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult, WorkflowDef
-from ductwork.store.base import ACTIVE, TERMINAL, RunRow, StepRow
+from ductwork.store.protocol import ACTIVE, TERMINAL, RunRow, StepRow
 from ductwork.testing.clock import FakeClock
 
 if TYPE_CHECKING:
-    from ductwork.core import Ductwork
+    from ductwork.app import Ductwork
     from ductwork.interpreter.context import WorkflowContext
     from ductwork.interpreter.engine import Engine
 
@@ -110,7 +110,7 @@ class WorkflowTestEnv:
                  secrets: Mapping[str, str] | None = None,
                  environ: Mapping[str, str] | None = None, start: Any = None,
                  auto_advance: bool = True) -> None:
-        from ductwork.core import Ductwork
+        from ductwork.app import Ductwork
 
         self.clock = FakeClock(start)
         self.dw: Ductwork = Ductwork(specs=specs, store="sqlite://:memory:", secrets=secrets,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ductwork import Ductwork
-from ductwork.connectors.memory import MemoryDatabase
+from ductwork.testing.doubles import MemoryDatabase
 from tests.support.ports import free_port
 from tests.support.smtp import notification_connector, self_signed_cert, smtp_server
 

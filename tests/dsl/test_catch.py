@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from ductwork import Ductwork
-from ductwork.connectors.memory import MemoryAction, MemoryDatabase, MemoryNotification
 from ductwork.dsl.graph import mermaid
 from ductwork.dsl.specs import load_specs
 from ductwork.errors import ConnectorError
+from ductwork.testing.doubles import MemoryAction, MemoryDatabase, MemoryNotification
 
 PRODUCT = """
 product: shop

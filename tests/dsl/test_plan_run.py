@@ -13,14 +13,14 @@ import pytest
 
 from ductwork import Ductwork
 from ductwork.cli import main
-from ductwork.connectors.memory import (
+from ductwork.errors import DuctworkError
+from ductwork.testing.doubles import (
     MemoryAction,
     MemoryBroker,
     MemoryDatabase,
     MemoryNotification,
     MemoryStorage,
 )
-from ductwork.errors import DuctworkError
 
 ROOT = Path(__file__).resolve().parents[2]
 NO_STATE = shutil.ignore_patterns(".ductwork")  # databases a local `make run` left behind

@@ -10,9 +10,9 @@ from jsonschema import Draft202012Validator
 
 from ductwork.cli import main
 from ductwork.connectors.base import PROVIDERS, register_provider
-from ductwork.dsl import schemas
 from ductwork.dsl.loader import load_text
-from ductwork.dsl.schema_check import check
+from ductwork.dsl.schema import build as schemas
+from ductwork.dsl.schema.checker import check
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ def hints(text: str, which: str = "workflow") -> list[str | None]:
 @pytest.mark.parametrize("name", schemas.SCHEMA_NAMES)
 def test_shipped_schema_is_current_and_valid(name: str) -> None:
     shipped = (ROOT / "ductwork" / "dsl" / "schema" / f"{name}.json").read_text("utf-8")
-    assert shipped == schemas.dump(name), "regenerate: python -m ductwork.dsl.schemas"
+    assert shipped == schemas.dump(name), "regenerate: python -m ductwork.dsl.schema.build"
     Draft202012Validator.check_schema(json.loads(shipped))
 
 

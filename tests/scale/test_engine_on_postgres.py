@@ -14,7 +14,7 @@ import pytest
 from ductwork import Ductwork
 from ductwork.errors import ConfigurationError
 from ductwork.store.postgres import PostgresStore
-from tests.lifecycle.helpers import eventually, run_worker
+from tests.workflows.helpers import eventually, run_worker
 
 
 @pytest.fixture

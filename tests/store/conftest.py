@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ductwork.store.base import RunStore, open_store
+from ductwork.store import RunStore, open_store
 from tests.support.postgres import PgServer, postgres_server  # noqa: F401 (session fixture)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ductwork.store.base import RunRow
+from ductwork.store.protocol import RunRow
 
 
 def run(wid: str, **kw: Any) -> RunRow:

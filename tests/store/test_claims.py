@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ductwork.store.base import Batch, QueueLimit, RunStore, open_store
+from ductwork.store import open_store
+from ductwork.store.protocol import Batch, QueueLimit, RunStore
 from tests.store.rows import pending
 
 

@@ -11,13 +11,13 @@ import psycopg
 import pytest
 
 from ductwork.errors import StoreError
-from ductwork.store.base import (
+from ductwork.store.postgres import PostgresStore, safe_url
+from ductwork.store.protocol import (
     Batch,
     LeaseLostError,
     StepConflictError,
     StepRow,
 )
-from ductwork.store.postgres import PostgresStore, safe_url
 from ductwork.store.schema import SCHEMA_VERSION
 from tests.store.rows import pending, run
 from tests.support.postgres import PgServer

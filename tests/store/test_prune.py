@@ -7,7 +7,7 @@ import time
 import pytest
 
 from ductwork.errors import StoreError
-from ductwork.store.base import TERMINAL, Batch, RunStore, StepRow
+from ductwork.store.protocol import TERMINAL, Batch, RunStore, StepRow
 from tests.store.rows import pending, run
 
 DAY = 86_400.0

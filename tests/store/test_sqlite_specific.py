@@ -38,7 +38,7 @@ async def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> N
 
 
 def test_bad_urls_are_explained() -> None:
-    from ductwork.store.base import open_store
+    from ductwork.store import open_store
 
     with pytest.raises(StoreError, match="unknown store URL 'mysql'"):
         open_store("mysql://x")
@@ -48,7 +48,7 @@ def test_bad_urls_are_explained() -> None:
 
 def test_the_default_store_comes_from_ductwork_store(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from ductwork.store.base import open_store
+    from ductwork.store import open_store
 
     monkeypatch.setenv("DUCTWORK_STORE", f"sqlite:///{tmp_path / 'env.db'}")
     store = open_store(None)

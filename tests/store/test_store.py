@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ductwork.store.base import (
+from ductwork.store.protocol import (
     Batch,
     LeaseLostError,
     RunStore,

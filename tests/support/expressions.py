@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ductwork.dsl.expressions import parse
+from ductwork.dsl.expr.expressions import parse
 from ductwork.errors import ExpressionError
 
 

@@ -1,0 +1,243 @@
+"""CLI commands of the YAML front end: validate, schema, graph (and run, once the engine is in)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ductwork.dsl.schema import build as schemas
+from ductwork.errors import ConfigurationError, WorkflowNotFoundError
+
+if TYPE_CHECKING:  # the compiler is imported when a command runs, not when the CLI starts
+    from ductwork.dsl import plan as p
+    from ductwork.dsl.diagnostics import Diagnostic
+    from ductwork.dsl.specs import Report
+
+DEFAULT_SPECS = "specs"
+PRODUCT_FILE = "product.yaml"
+WORKFLOW_DIR = "workflows"
+
+
+def register(subparsers: Any) -> None:
+    v = subparsers.add_parser(
+        "validate", help="check product and workflow files (exit 0 when all is well)",
+        description="Check specs folders, product folders or single files: YAML, schema, "
+                    "and everything the compiler can know before a run.")
+    v.add_argument("paths", nargs="*", default=[DEFAULT_SPECS], metavar="PATH",
+                   help=f"specs folder, product folder or file (default: {DEFAULT_SPECS})")
+    v.add_argument("--json", action="store_true", help="print one JSON document for machines")
+    v.add_argument("--import", dest="do_import", action="store_true",
+                   help="also import every `python:` target (runs module top-level code)")
+    v.set_defaults(func=cmd_validate)
+
+    s = subparsers.add_parser("schema", help="print the JSON Schema of product or workflow files")
+    s.add_argument("which", nargs="?", choices=schemas.SCHEMA_NAMES, default="workflow")
+    s.set_defaults(func=cmd_schema)
+
+    r = subparsers.add_parser(
+        "run", help="run a workflow to its end and print the result as JSON",
+        description="Execute a YAML (or registered) workflow once; exit 0 when it completed.")
+    r.add_argument("product")
+    r.add_argument("tag")
+    r.add_argument("--env", default="dev", help="environment (default: dev)")
+    r.add_argument("--input", default="{}", metavar="JSON|@FILE",
+                   help="the input as JSON text, or @path/to/input.json")
+    r.add_argument("--specs", default=DEFAULT_SPECS, help=f"default: {DEFAULT_SPECS}")
+    r.add_argument("--store", default=None, help="run store URL (default: Ductwork's default)")
+    r.add_argument("--id", dest="workflow_id", default=None,
+                   help="workflow id (idempotency key: the same id never runs twice)")
+    r.set_defaults(func=cmd_run)
+
+    g = subparsers.add_parser("graph", help="print a workflow as a Mermaid flowchart")
+    g.add_argument("product")
+    g.add_argument("tag")
+    g.add_argument("--specs", default=DEFAULT_SPECS, help=f"default: {DEFAULT_SPECS}")
+    g.set_defaults(func=cmd_graph)
+
+
+# -- validate ---------------------------------------------------------------------------
+
+
+def _scope(path: Path) -> tuple[Path, Path | None]:
+    """The folder to check for `path`, and the single file to report on (if one was named)."""
+    if path.is_file():
+        if path.name == PRODUCT_FILE:
+            return path.parent, None
+        if path.parent.name == WORKFLOW_DIR and (path.parent.parent / PRODUCT_FILE).is_file():
+            return path.parent.parent, path
+    return path, None
+
+
+def validate_paths(paths: list[str], *, do_import: bool = False) -> Report:
+    """Check every path; one merged report."""
+    from ductwork.dsl.diagnostics import sort_key
+    from ductwork.dsl.specs import check_specs
+
+    merged: Report | None = None
+    for raw in paths:
+        folder, only = _scope(Path(raw))
+        report = check_specs(folder)
+        if only is not None:  # report on that file (and the product file it depends on)
+            wanted = {only.resolve(), (folder / PRODUCT_FILE).resolve()}
+            report.diagnostics = [d for d in report.diagnostics
+                                  if Path(d.path).resolve() in wanted]
+            report.files = [f for f in report.files if Path(f).resolve() in wanted]
+        if do_import:
+            report.diagnostics.extend(import_targets(report))
+        if merged is None:
+            merged = report
+        else:
+            merged.diagnostics.extend(report.diagnostics)
+            merged.files.extend(report.files)
+            merged.specs.products.update(report.specs.products)
+    assert merged is not None
+    merged.diagnostics.sort(key=sort_key)
+    return merged
+
+
+def import_targets(report: Report) -> list[Diagnostic]:
+    """Import each `python:` target of the compiled workflows; one diagnostic per failure."""
+    from ductwork.dsl.diagnostics import Diagnostic
+
+    out: list[Diagnostic] = []
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    for product in report.specs.products.values():
+        for wf in product.workflows.values():
+            for target, loc in python_targets(wf):
+                problem = import_problem(target)
+                if problem:
+                    out.append(Diagnostic(loc.path, loc.line, loc.col, problem))
+    return out
+
+
+def python_targets(wf: p.WorkflowPlan) -> list[tuple[str, p.Location]]:
+    from ductwork.dsl import plan as p
+
+    found: list[tuple[str, p.Location]] = []
+    for step in wf.walk():
+        if isinstance(step, p.TaskStep):
+            for body in (step.body, step.rollback):
+                if isinstance(body, p.PythonCall):
+                    found.append((body.target, body.loc))
+    return found
+
+
+def import_problem(target: str) -> str | None:
+    module, _, name = target.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except Exception as e:  # any failure while importing user code is the finding
+        return f"cannot import '{module}': {type(e).__name__}: {e}"
+    fn = getattr(mod, name, None)
+    if fn is None:
+        return f"module '{module}' has no function '{name}'"
+    if not callable(fn):
+        return f"'{target}' is not callable"
+    return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    report = validate_paths(list(args.paths), do_import=args.do_import)
+    products = report.specs.products
+    n_workflows = sum(len(pr.workflows) for pr in products.values())
+    if args.json:
+        doc = {
+            "ok": report.ok,
+            "files": report.files,
+            "products": {name: sorted(pr.workflows) for name, pr in sorted(products.items())},
+            "diagnostics": [d.to_dict() for d in report.diagnostics],
+        }
+        print(json.dumps(doc, indent=2))
+        return 0 if report.ok else 1
+    for d in report.diagnostics:
+        print(d.render())
+        print()
+    if report.ok:
+        print(f"ok: {len(products)} product(s), {n_workflows} workflow(s), "
+              f"{len(report.files)} file(s) checked")
+        return 0
+    files = len({d.path for d in report.diagnostics})
+    n = len(report.diagnostics)
+    print(f"{n} error{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}")
+    return 1
+
+
+# -- schema / graph -----------------------------------------------------------------------
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(schemas.schema(args.which), indent=2))
+    return 0
+
+
+def find_plan(specs_dir: str, product: str, tag: str) -> p.WorkflowPlan:
+    from ductwork.dsl.specs import load_specs
+
+    specs = load_specs(specs_dir)
+    if product not in specs.products:
+        known = ", ".join(sorted(specs.products)) or "none"
+        raise WorkflowNotFoundError(product, tag, f"no product '{product}' in {specs_dir}; "
+                                                  f"products: {known}")
+    plan = specs.products[product].workflows.get(tag)
+    if plan is None:
+        known = ", ".join(sorted(specs.products[product].workflows)) or "none"
+        raise WorkflowNotFoundError(product, tag, f"workflows of {product}: {known}")
+    return plan
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    if not Path(args.specs).exists():
+        raise ConfigurationError(f"specs folder not found: {args.specs} (use --specs DIR)")
+    from ductwork.dsl.graph import mermaid
+
+    sys.stdout.write(mermaid(find_plan(args.specs, args.product, args.tag)))
+    return 0
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def read_input(raw: str) -> Any:
+    """`--input`: JSON text, or `@file.json`."""
+    where = "--input"
+    text = raw
+    if raw.startswith("@"):
+        where = raw[1:]
+        try:
+            text = Path(where).read_text("utf-8")
+        except OSError as e:
+            raise ConfigurationError(f"--input: cannot read {where}: {e.strerror or e}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigurationError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column "
+                                 f"{e.colno})") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ductwork.app import Ductwork
+
+    if not Path(args.specs).exists():
+        raise ConfigurationError(f"specs folder not found: {args.specs} (use --specs DIR)")
+    data = read_input(args.input)
+    cwd = os.getcwd()
+    if cwd not in sys.path:  # python: targets are importable from where the command runs
+        sys.path.insert(0, cwd)
+
+    async def go() -> Any:
+        async with Ductwork(specs=args.specs, store=args.store) as dw:
+            return await dw.workflows.execute(product=args.product, env=args.env, tag=args.tag,
+                                              input=data, workflow_id=args.workflow_id)
+
+    result = asyncio.run(go())
+    print(json.dumps(result.to_dict(), indent=2, default=str))
+    return 0 if result.status == "completed" else 1

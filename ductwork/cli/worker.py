@@ -1,0 +1,167 @@
+"""`ductwork worker`: a process that runs due workflow runs and schedule occurrences."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ductwork.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ductwork.app import Ductwork
+
+WORKER_HELP = """\
+Claim and run due workflow runs (dispatched, waking from a sleep, signalled, timed out,
+left behind by a dead process) and fire schedule occurrences, until SIGTERM/SIGINT.
+
+Which Ductwork instance runs (Python workflows must be defined on it):
+  --app pkg.module:dw      that object (or a function returning one)
+  --import pkg.module      import modules; a Ductwork instance found at their top level
+                           (e.g. `dw = Ductwork(...)`, or imported from a shared module) is
+                           the app; a module with `register(dw)` instead gets the worker's
+                           own instance
+  neither                  Ductwork(specs=--specs or ./specs, store=--store): YAML only
+The current directory is importable, as with `python -m`.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "worker", help="run due workflow runs and schedules (a worker process)",
+        description=WORKER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--app", metavar="MODULE:ATTR",
+                   help="the Ductwork instance to run, e.g. myapp.workflows:dw")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a module that defines workflows (repeatable)")
+    p.add_argument("--specs", metavar="DIR", help="folder of YAML products (default ./specs "
+                   "when it exists and no --app/--import instance is used)")
+    p.add_argument("--store", metavar="URL",
+                   help="run store URL (default $DUCTWORK_STORE or sqlite:///.ductwork/runs.db)")
+    p.add_argument("--concurrency", type=int, default=10, metavar="N",
+                   help="runs driven at once by this worker (default 10)")
+    p.add_argument("--queues", metavar="A,B", help="only claim runs of these queues")
+    p.add_argument("--poll", default="1s", metavar="DURATION",
+                   help="longest pause between two looks at the store (default 1s)")
+    p.add_argument("--grace", default="30s", metavar="DURATION",
+                   help="on SIGTERM, how long in-flight runs get to reach their next durable "
+                   "point before they are released (default 30s)")
+    p.add_argument("--no-schedules", action="store_true",
+                   help="do not fire schedule occurrences in this worker")
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run_worker_command)
+
+
+def run_worker_command(args: argparse.Namespace) -> int:
+    if args.concurrency < 1:
+        raise ConfigurationError("--concurrency must be at least 1")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    dw = load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    asyncio.run(_serve(dw, concurrency=args.concurrency, queues=queues, poll=args.poll,
+                       grace=args.grace, schedules=not args.no_schedules))
+    return 0
+
+
+async def _serve(dw: Ductwork, **options: Any) -> None:
+    try:
+        await dw.workflows.run_worker(handle_signals=True, **options)
+    finally:
+        await dw.aclose()
+
+
+def load_app(*, app: str | None = None, imports: list[str] | None = None,
+             specs: str | None = None, store: str | None = None) -> Ductwork:
+    """Find or build the Ductwork instance a worker runs (rules in WORKER_HELP)."""
+    from ductwork.app import Ductwork
+
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    modules = [_import(name, "--import") for name in imports or []]
+    dw: Ductwork | None = None
+    if app is not None:
+        dw = _resolve_app(app)
+    else:
+        found: dict[int, tuple[str, Ductwork]] = {}
+        for mod in modules:
+            for attr, val in vars(mod).items():
+                if isinstance(val, Ductwork):
+                    found.setdefault(id(val), (f"{mod.__name__}:{attr}", val))
+        if len(found) > 1:
+            names = ", ".join(sorted(n for n, _ in found.values()))
+            raise ConfigurationError(
+                f"the imported modules hold several Ductwork instances ({names}); pick the one "
+                "to run with --app MODULE:ATTR")
+        if found:
+            dw = next(iter(found.values()))[1]
+    if dw is not None:
+        if store is not None and store != dw.store.url:
+            raise ConfigurationError(
+                f"--store conflicts with the app's own store ({_safe(dw.store.url)}); the "
+                "store of an app is configured in code: drop --store")
+        if specs is not None:
+            dw.load_specs(specs)
+        return dw
+    if specs is None and Path("specs").is_dir():
+        specs = "specs"
+    dw = Ductwork(specs=specs, store=store)
+    for mod in modules:
+        reg = getattr(mod, "register", None)
+        if not callable(reg):
+            raise ConfigurationError(
+                f"module {mod.__name__} defines no Ductwork instance and no register(dw) "
+                "function, so its workflows cannot reach the worker; expose `dw = Ductwork("
+                "...)` in it, or pass --app MODULE:ATTR")
+        reg(dw)
+    return dw
+
+
+def _resolve_app(spec: str) -> Ductwork:
+    from ductwork.app import Ductwork
+
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise ConfigurationError(f"--app {spec!r}: write MODULE:ATTR, e.g. myapp.workflows:dw")
+    obj: Any = _import(mod_name, "--app")
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigurationError(f"--app {spec!r}: module {mod_name} has no attribute "
+                                     f"{attr!r}") from None
+    if not isinstance(obj, Ductwork) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, Ductwork):
+        raise ConfigurationError(f"--app {spec!r} is a {type(obj).__name__}, not a Ductwork "
+                                 "instance (or a function returning one)")
+    return obj
+
+
+def _import(name: str, flag: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name and name.startswith(e.name):
+            raise ConfigurationError(
+                f"{flag} {name}: no module named {e.name!r} (run from the project folder, or "
+                "set PYTHONPATH)") from None
+        raise
+
+
+def _safe(url: str) -> str:
+    """The URL with its password masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

@@ -1,0 +1,260 @@
+"""The JSON Schemas of product and workflow files: built from the vocabulary, shipped as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ductwork.dsl import vocabulary as v
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+NAME_PATTERN = "^[A-Za-z][A-Za-z0-9_-]*$"
+DURATION_PATTERN = "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d|w)?$"
+TOPIC_PATTERN = "^[^:]+:[^:]+$"
+EXPRESSION_PATTERN = "^\\s*\\$\\{[\\s\\S]*\\}\\s*$"
+_IDENT = "[A-Za-z_][A-Za-z0-9_]*"
+PYTHON_TARGET_PATTERN = f"^{_IDENT}(\\.{_IDENT})*:{_IDENT}$"
+
+SCHEMA_NAMES = ("product", "workflow")
+
+_EXPR = {"$ref": "#/$defs/expression"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _or_expr(schema: dict[str, Any], title: str) -> dict[str, Any]:
+    return {"title": title, "anyOf": [schema, _EXPR]}
+
+
+def _param_schema(p: v.Param) -> dict[str, Any]:
+    schema: dict[str, Any]
+    if p.type == v.NAME:
+        schema = _ref("name")
+    elif p.type == v.TOPIC:
+        schema = {"type": "string", "pattern": TOPIC_PATTERN}
+    elif p.type == v.TEXT:
+        schema = {"type": "string"}
+    elif p.type == v.LIST:
+        schema = _or_expr({"type": "array"}, "a list or a ${...} expression")
+    elif p.type == v.MAP:
+        schema = _or_expr({"type": "object"}, "a mapping or a ${...} expression")
+    elif p.type == v.INT:
+        schema = {"type": "integer", "minimum": 0}
+    elif p.type == v.DURATION:
+        schema = _ref("duration")
+    elif p.type == v.BOOL:
+        schema = {"type": "boolean"}
+    else:
+        schema = {}
+    if p.description:
+        schema = {**schema, "description": p.description}
+    return schema
+
+
+def _object(properties: dict[str, Any], required: list[str] | tuple[str, ...] = (),
+            **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                           "properties": properties}
+    if required:
+        out["required"] = list(required)
+    out.update(extra)
+    return out
+
+
+def _exactly_one(keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"required": [k]} for k in keys]
+
+
+def build_workflow_schema() -> dict[str, Any]:
+    defs: dict[str, Any] = {
+        "name": {"title": "a name (letters, digits, '-' and '_')", "type": "string",
+                 "pattern": NAME_PATTERN},
+        "expression": {"title": "a ${...} expression", "type": "string",
+                       "pattern": EXPRESSION_PATTERN},
+        "duration": {
+            "title": 'a duration such as "250ms", "5s", "5m", "1h", "1d" or a number of '
+                     "milliseconds",
+            "anyOf": [{"type": "number", "minimum": 0},
+                      {"type": "string", "pattern": DURATION_PATTERN}],
+        },
+        "condition": {"title": "a ${...} expression or a boolean",
+                      "anyOf": [{"type": "boolean"}, _EXPR]},
+        "steps": {"type": "array", "items": _ref("step")},
+    }
+    body_props: dict[str, Any] = {}
+    for call in v.CALLS.values():
+        defs[call.key] = _object(
+            {p.name: _param_schema(p) for p in call.params},
+            [p.name for p in call.params if p.required],
+            **({"description": call.description} if call.description else {}),
+        )
+        body_props[call.key] = _ref(call.key)
+    body_props.update({
+        "sleep": _or_expr(_ref("duration"), defs["duration"]["title"] + " or a ${...} expression"),
+        "wait_for_signal": _object({
+            "name": {"title": "a signal name or a list of names",
+                     "anyOf": [_ref("name"), {"type": "array", "items": _ref("name"),
+                                              "minItems": 1}]},
+            "timeout": _ref("duration"),
+        }, ["name"]),
+        "checkpoint": _object({"name": _ref("name"), "metadata": {}}, ["name"]),
+        "set": {"type": "object", "minProperties": 1,
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                "description": "state keys to set (ctx.set_state) and their values"},
+        "log": _object({"level": {"enum": list(v.LOG_LEVELS)}, "message": {"type": "string"},
+                        "data": {}}, ["message"]),
+        "fail": {"type": "string", "description": "fail the run with this message"},
+        "foreach": _object({
+            "items": _or_expr({"type": "array"}, "a list or a ${...} expression"),
+            "as": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "concurrency": {"type": "integer", "minimum": 1},
+            "steps": _ref("steps"),
+        }, ["items", "steps"]),
+        "parallel": {"type": "array", "minItems": 1,
+                     "items": _object({"steps": _ref("steps")}, ["steps"])},
+        "switch": _object({
+            "cases": {"type": "array", "minItems": 1,
+                      "items": _object({"if": _ref("condition"), "steps": _ref("steps")},
+                                       ["if", "steps"])},
+            "default": _ref("steps"),
+        }, ["cases"]),
+        "workflow": _object({
+            "tag": _ref("name"),
+            "input": {},
+            "id": {"type": "string", "description": "the child's id within this run (default: "
+                                                    "the step tag); its run is <parent>:<id>"},
+            "timeout": _ref("duration"),
+            "retries": {"type": "integer", "minimum": 0},
+            "parent_close_policy": {"enum": list(v.PARENT_CLOSE_POLICIES)},
+        }, ["tag"]),
+        "python": {"type": "string", "pattern": PYTHON_TARGET_PATTERN,
+                   "description": "package.module:function, called as function(ctx, **args)"},
+    })
+    args = _or_expr({"type": "object"}, "a mapping or a ${...} expression")
+    defs["rollback"] = _object(
+        {**{k: body_props[k] for k in v.ROLLBACK_BODIES}, "args": args},
+        oneOf=_exactly_one(v.ROLLBACK_BODIES),
+    )
+    defs["step"] = _object(
+        {
+            "tag": _ref("name"),
+            "if": _ref("condition"),
+            "rollback": _ref("rollback"),
+            "allow_fail": {"type": "boolean"},
+            "retries": {"type": "integer", "minimum": 0},
+            "retry_delay": _ref("duration"),
+            "timeout": _ref("duration"),
+            "critical": {"type": "boolean"},
+            "catch": {"type": "array", "minItems": 1,
+                      "description": "handlers for the step's failure (after its retries): "
+                                     "the first whose `if` holds runs, with `error` bound; "
+                                     "none matching fails the run",
+                      "items": _object({"if": _ref("condition"), "steps": _ref("steps")},
+                                       ["steps"])},
+            "args": args,
+            **body_props,
+        },
+        oneOf=_exactly_one(v.BODIES),
+    )
+    return {
+        "$schema": DIALECT,
+        "$id": "https://ductwork.dev/schema/workflow.json",
+        "title": "ductwork workflow file (specs/<product>/workflows/<tag>.yaml)",
+        **_object(
+            {
+                "workflow": {**_ref("name"), "description": "the workflow tag"},
+                "product": _ref("name"),
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "input": {"type": "object", "description": "JSON Schema of the input"},
+                "options": _object({
+                    "rollback_strategy": {"enum": list(v.ROLLBACK_STRATEGIES)},
+                    "timeout": _ref("duration"),
+                    "retries": {"type": "integer", "minimum": 0},
+                }),
+                "signals": {"type": "object", "propertyNames": _ref("name"),
+                            "additionalProperties": {"type": "object"},
+                            "description": "accepted signals: name -> JSON Schema of payload"},
+                "envs": {"type": "array", "items": _ref("name"), "uniqueItems": True},
+                "steps": {**_ref("steps"), "minItems": 1},
+                "output": {},
+            },
+            ["workflow", "steps"],
+        ),
+        "$defs": defs,
+    }
+
+
+def build_product_schema() -> dict[str, Any]:
+    defs: dict[str, Any] = {
+        "name": {"title": "a name (letters, digits, '-' and '_')", "type": "string",
+                 "pattern": NAME_PATTERN},
+    }
+    sections: dict[str, Any] = {}
+    for section, kind in v.SECTIONS.items():
+        extras = {x: {"type": "object", "propertyNames": _ref("name")}
+                  for x in v.KIND_EXTRAS[kind]}
+        defs[f"{kind}-config"] = {
+            "type": "object",
+            "description": f"{kind} config for one environment (checked by the provider)",
+            "properties": {"provider": {"enum": list(v.PROVIDERS[kind])}},
+        }
+        defs[kind] = _object(
+            {
+                "description": {"type": "string"},
+                "envs": {"type": "object", "propertyNames": _ref("name"),
+                         "additionalProperties": _ref(f"{kind}-config")},
+                "events": {"type": "object", "propertyNames": _ref("name"),
+                           "additionalProperties": {"type": ["object", "null"]}},
+                **extras,
+            },
+            ["envs"],
+        )
+        sections[section] = {"type": "object", "propertyNames": _ref("name"),
+                             "additionalProperties": _ref(kind)}
+    return {
+        "$schema": DIALECT,
+        "$id": "https://ductwork.dev/schema/product.json",
+        "title": "ductwork product file (specs/<product>/product.yaml)",
+        **_object(
+            {
+                "product": _ref("name"),
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "envs": {"type": "array", "items": _ref("name"), "minItems": 1,
+                         "uniqueItems": True},
+                **sections,
+            },
+            ["product", "envs"],
+        ),
+        "$defs": defs,
+    }
+
+
+BUILDERS = {"product": build_product_schema, "workflow": build_workflow_schema}
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    """The shipped JSON Schema `name` ("product" or "workflow")."""
+    text = resources.files("ductwork.dsl.schema").joinpath(f"{name}.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def dump(name: str) -> str:
+    return json.dumps(BUILDERS[name](), indent=2) + "\n"
+
+
+if __name__ == "__main__":  # regenerate the shipped files: python -m ductwork.dsl.schema.build
+    from pathlib import Path
+
+    out = Path(__file__).parent / "schema"
+    for n in SCHEMA_NAMES:
+        (out / f"{n}.json").write_text(dump(n), "utf-8")
+        print(f"wrote {out / f'{n}.json'}", file=sys.stderr)

@@ -1,0 +1,253 @@
+"""The worker: claims due runs and schedule occurrences within a concurrency limit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ductwork.durations import to_ms
+from ductwork.errors import ConfigurationError, DuctworkError
+from ductwork.workflows import schedules
+
+if TYPE_CHECKING:
+    from ductwork.app import Ductwork
+    from ductwork.interpreter.engine import Engine
+    from ductwork.interpreter.result import ExecutionResult
+
+log = logging.getLogger("ductwork.worker")
+# A run whose workflow this process does not define goes back to the store, due again after
+# this long, so that a worker that defines it can take it.
+UNKNOWN_BACKOFF_S = 5.0
+
+
+class Worker:
+    """`await dw.run_worker()` / `ductwork worker`.
+
+    Each pass: fire due schedule occurrences, then claim up to `concurrency - in_flight` due
+    runs (dispatched, woken from a sleep, signalled or timed out, orphaned by a dead
+    process) and drive them. Between passes it sleeps until the store's next due time, at
+    most `poll`, or until something in this process nudges it.
+
+    stop() (or SIGTERM/SIGINT with handle_signals) stops claiming; in-flight runs give
+    themselves back at their next durable point (status pending, due at once) within `grace`;
+    runs still inside a step after that are cancelled and released. A second signal skips
+    the rest of the grace period."""
+
+    def __init__(self, dw: Ductwork, *, concurrency: int = 10, queues: list[str] | None = None,
+                 poll: Any = "1s", grace: Any = "30s", schedules: bool = True,
+                 handle_signals: bool = False) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"worker: concurrency must be a whole number >= 1, "
+                                     f"got {concurrency!r}")
+        if queues is not None and (isinstance(queues, str) or not all(
+                isinstance(q, str) and q for q in queues)):
+            raise ConfigurationError("worker: queues must be a list of queue names, "
+                                     "e.g. ['default', 'emails']")
+        self.dw = dw
+        self.concurrency = concurrency
+        self.queues = list(queues) if queues else None
+        self.poll_s = to_ms(poll, "worker poll") / 1000
+        self.grace_s = to_ms(grace, "worker grace") / 1000
+        self.run_schedules = schedules
+        self.handle_signals = handle_signals
+        self.in_flight: dict[str, asyncio.Task[ExecutionResult]] = {}
+        self.claimed = 0
+        self.fired: list[str] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._forced = False
+        self._started = asyncio.Event()
+        self._failures = 0
+
+    # -- control --------------------------------------------------------------------------------
+    def nudge(self) -> None:
+        """Something may be due now (a dispatch, a signal, a child that ended)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming and shut down gracefully; a second call skips the grace period."""
+        if self._stopping:
+            self._forced = True
+        self._stopping = True
+        self.nudge()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def started(self) -> None:
+        """Wait until the worker has made its first pass (for tests and embedding)."""
+        await self._started.wait()
+
+    # -- the loop -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        dw = self.dw
+        engine = await dw._engine()
+        if getattr(dw.workflows, "_worker", None) is not None:
+            raise ConfigurationError("a worker is already running on this Ductwork instance; "
+                                     "one worker per instance (raise its concurrency instead)")
+        dw.workflows._worker = self
+        installed = self._install_signals()
+        log.info("worker %s started (concurrency %d, queues %s)", engine.owner,
+                 self.concurrency, ",".join(self.queues) if self.queues else "all")
+        try:
+            with contextlib.suppress(DuctworkError):
+                await schedules.sweep_retries(engine, time.time() - 86_400)
+            while not self._stopping:
+                claimed = await self._safe_pass(engine)
+                self._started.set()
+                if self._stopping:
+                    break
+                await self._sleep(engine, claimed)
+        finally:
+            self._started.set()
+            try:
+                await self._shutdown(engine)
+            finally:
+                dw.workflows._worker = None
+                self._remove_signals(installed)
+                log.info("worker %s stopped", engine.owner)
+
+    async def _safe_pass(self, engine: Engine) -> int:
+        """A store that is briefly unreachable or locked must not kill the worker: log, back
+        off (up to 30 s), try again."""
+        try:
+            claimed = await self._pass(engine)
+        except Exception as e:
+            self._failures += 1
+            pause = min(self.poll_s * 2 ** min(self._failures, 6), 30.0)
+            log.error("worker pass failed (%s: %s); retrying in %.2gs", type(e).__name__,
+                      self.dw.redact(str(e)), pause)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested(), pause)
+            return 0
+        self._failures = 0
+        return claimed
+
+    async def _stop_requested(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+
+    async def _pass(self, engine: Engine) -> int:
+        if self.run_schedules:
+            try:
+                self.fired += await schedules.tick(engine)
+            except DuctworkError as e:
+                log.error("scheduler: %s", e)
+        free = self.concurrency - len(self.in_flight)
+        if free <= 0:
+            return 0
+        store = engine.store
+        dead = engine.dead_owners(await store.live_owners())
+        runs = await store.claim_due(engine.owner, engine.lease_s, free, steal_from=dead,
+                                     queues=self.queues)
+        known = {(w.product, w.tag) for w in self.dw.workflows.definitions()}
+        started = 0
+        for run in runs:
+            if (run.product, run.tag) not in known:
+                log.warning("run %s needs workflow %s/%s, which this worker does not define; "
+                            "leaving it to another worker", run.workflow_id, run.product,
+                            run.tag)
+                await store.release(run.workflow_id, engine.owner,
+                                    wake_at=time.time() + UNKNOWN_BACKOFF_S)
+                continue
+            task = engine.spawn(run)
+            self.in_flight[run.workflow_id] = task
+            task.add_done_callback(functools.partial(self._done, run.workflow_id))
+            started += 1
+        self.claimed += started
+        return started
+
+    def _done(self, wid: str, task: asyncio.Task[ExecutionResult]) -> None:
+        if self.in_flight.get(wid) is task:
+            del self.in_flight[wid]
+        if not task.cancelled():
+            err = task.exception()
+            if err is not None:
+                log.error("run %s: %s", wid, err)
+        self.nudge()
+
+    async def _sleep(self, engine: Engine, claimed: int) -> None:
+        timeout = self.poll_s
+        if len(self.in_flight) < self.concurrency:
+            try:
+                nxt = await engine.store.next_due_at(self.queues)
+            except DuctworkError:
+                nxt = None
+            if nxt is not None:
+                timeout = min(timeout, max(nxt - time.time(), 0.0))
+            if timeout <= 0 and not claimed:
+                # Due but not claimable by us (e.g. another worker holds it): don't spin.
+                timeout = min(self.poll_s, 0.05)
+        if timeout > 0 and not self._wake.is_set():
+            # A nudge from this process, or the store's own wake-up (PostgreSQL NOTIFY).
+            waiters = {asyncio.ensure_future(self._wake.wait()),
+                       asyncio.ensure_future(engine.store.wait_for_work(timeout, self.queues))}
+            try:
+                await asyncio.wait(waiters, timeout=timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)
+        self._wake.clear()
+
+    async def _shutdown(self, engine: Engine) -> None:
+        """Let in-flight runs reach their next durable point, then release what is left."""
+        engine.draining = True
+        try:
+            for wid in list(engine.tasks):
+                engine.wake(wid)  # interrupt inline waits so they suspend now
+            end = time.monotonic() + self.grace_s
+            while True:
+                pending = [t for t in engine.tasks.values() if not t.done()]
+                left = end - time.monotonic()
+                if not pending or left <= 0 or self._forced:
+                    break
+                await asyncio.wait(pending, timeout=min(left, 0.1))
+            mine = {wid: t for wid, t in self.in_flight.items() if not t.done()}
+            for t in mine.values():
+                t.cancel()
+            if mine:
+                await asyncio.gather(*mine.values(), return_exceptions=True)
+                for wid in mine:
+                    with contextlib.suppress(DuctworkError):
+                        await engine.store.release(wid, engine.owner)
+                log.info("released %d run(s) still inside a step after the grace period",
+                         len(mine))
+        finally:
+            engine.draining = False
+
+    # -- signals --------------------------------------------------------------------------------
+    def _install_signals(self) -> list[signal.Signals]:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return []
+        loop = asyncio.get_running_loop()
+        done = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+            done.append(sig)
+        return done
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s: %s", sig.name, "stopping now" if self._stopping else
+                 f"finishing in-flight runs (up to {self.grace_s:g}s; again to skip)")
+        self.stop()
+
+    @staticmethod
+    def _remove_signals(installed: list[signal.Signals]) -> None:
+        if not installed:
+            return
+        loop = asyncio.get_running_loop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
