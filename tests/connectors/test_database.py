@@ -496,8 +496,9 @@ async def test_deeply_nested_filters_are_refused(db: SQLDatabase) -> None:
 
 
 def test_named_params_skip_literals_comments_casts_and_dollar_quotes() -> None:
+    from ductwork.connectors.database.params import named_params
     from ductwork.connectors.database.postgres import PostgresDialect
-    from ductwork.connectors.database.sql import bind_named, named_params
+    from ductwork.connectors.database.sql import bind_named
     from ductwork.connectors.database.sqlite import SQLiteDialect
 
     sql = ("select :a, ':b', \"c:d\", x::text, arr[1:2], E'it\\'s :e', -- :f\n"
@@ -514,7 +515,7 @@ def test_named_params_skip_literals_comments_casts_and_dollar_quotes() -> None:
 
 
 def test_built_statements_bind_every_value_and_quote_every_identifier() -> None:
-    from ductwork.connectors.database.model import load_schema
+    from ductwork.connectors.database.schema import load_schema
     from ductwork.connectors.database.sql import Builder
     from ductwork.connectors.database.sqlite import SQLiteDialect
 

@@ -15,10 +15,9 @@ from ductwork.connectors.database.model import (
     Schema,
     Table,
     default_value,
-    load_schema,
-    parse_order_by,
     unknown,
 )
+from ductwork.connectors.database.schema import load_schema, parse_order_by
 from ductwork.connectors.database.sql import Builder, Dialect, Statement, bind_named
 from ductwork.connectors.util import describe_problems, duration_s, first_env, is_ref
 from ductwork.errors import ConnectorError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from ductwork.connectors.database.model import (
     did_you_mean,
     unknown,
 )
+from ductwork.connectors.database.params import scan_params
 
 COMPARE = {"$eq": "=", "$ne": "<>", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 OPERATORS = (*COMPARE, "$in", "$nin", "$like", "$ilike", "$isNull", "$isNotNull", "$between")
@@ -259,46 +259,6 @@ def check_where(table: Table, where: Mapping[str, Any]) -> None:
 
 # -- raw SQL with :name parameters --------------------------------------------------------
 
-_TOKEN = re.compile(
-    r"""(?P<str>[eE]'(?:\\.|''|[^'\\])*'|'(?:''|[^'])*')
-      | (?P<ident>"(?:""|[^"])*")
-      | (?P<line>--[^\n]*)
-      | (?P<block>/\*.*?\*/)
-      | (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*|)\$.*?\$(?P=tag)\$)
-      | (?P<cast>::)
-      | (?P<param>(?<![A-Za-z0-9_]):(?P<name>[A-Za-z_][A-Za-z0-9_]*))
-      | (?P<pct>%)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-
-
-def _scan(sql: str, placeholder: str, escape_percent: bool) -> tuple[str, list[str]]:
-    out: list[str] = []
-    names: list[str] = []
-    pos = 0
-    for m in _TOKEN.finditer(sql):
-        out.append(sql[pos:m.start()])
-        if m.group("param") is not None:
-            names.append(m.group("name"))
-            out.append(placeholder)
-        else:
-            out.append(m.group(0).replace("%", "%%") if escape_percent else m.group(0))
-        pos = m.end()
-    rest = sql[pos:]
-    out.append(rest.replace("%", "%%") if escape_percent else rest)
-    return "".join(out), names
-
-
-def named_params(sql: str) -> list[str]:
-    """The distinct :name parameters of a statement, in order (literals and comments skipped)."""
-    seen: list[str] = []
-    for n in _scan(sql, "?", False)[1]:
-        if n not in seen:
-            seen.append(n)
-    return seen
-
-
 def bind_named(dialect: Dialect, sql: str, declared: Sequence[str],
                values: Mapping[str, Any] | None) -> Statement:
     """`:name` -> the driver's placeholder; values are taken only from declared names."""
@@ -306,7 +266,7 @@ def bind_named(dialect: Dialect, sql: str, declared: Sequence[str],
     for k in values:
         if k not in declared:
             raise InputError(unknown("parameter", str(k), list(declared)))
-    text, names = _scan(sql, dialect.placeholder, dialect.escape_percent)
+    text, names = scan_params(sql, dialect.placeholder, dialect.escape_percent)
     missing = [n for n in dict.fromkeys(names) if n not in values]
     if missing:
         raise InputError("missing parameter(s): " + ", ".join(missing))
