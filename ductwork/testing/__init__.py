@@ -1,6 +1,24 @@
-"""ductwork.testing: run workflows in memory with a fake clock, step mocks and signal injection."""
+"""ductwork.testing: run workflows in memory with a fake clock, step mocks and connector doubles."""
 
 from ductwork.testing.clock import FakeClock
+from ductwork.testing.doubles import (
+    MemoryAction,
+    MemoryBroker,
+    MemoryDatabase,
+    MemoryGraph,
+    MemoryNotification,
+    MemoryStorage,
+)
 from ductwork.testing.env import StepMock, WorkflowTestEnv
 
-__all__ = ["FakeClock", "StepMock", "WorkflowTestEnv"]
+__all__ = [
+    "FakeClock",
+    "MemoryAction",
+    "MemoryBroker",
+    "MemoryDatabase",
+    "MemoryGraph",
+    "MemoryNotification",
+    "MemoryStorage",
+    "StepMock",
+    "WorkflowTestEnv",
+]

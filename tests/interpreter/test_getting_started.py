@@ -36,7 +36,7 @@ def setup_onboarding(dw: Ductwork, notifications: MemoryNotification) -> MemoryD
     return users
 
 
-async def test_onboarding_completes_with_the_seed_result_shape(dw: Ductwork) -> None:
+async def test_onboarding_completes_with_the_documented_result_shape(dw: Ductwork) -> None:
     mail = MemoryNotification()
     users = setup_onboarding(dw, mail)
     result = await dw.workflows.execute(product="my-product", env="dev", tag="user-onboarding",

@@ -18,3 +18,14 @@ def test_public_names_are_pinned() -> None:
         obj = getattr(ductwork, name)
         if isinstance(obj, type) and name.endswith("Error"):
             assert issubclass(obj, ductwork.DuctworkError)
+
+
+def test_testing_exports_are_pinned() -> None:
+    import ductwork.testing
+
+    assert sorted(ductwork.testing.__all__) == [
+        "FakeClock", "MemoryAction", "MemoryBroker", "MemoryDatabase", "MemoryGraph",
+        "MemoryNotification", "MemoryStorage", "StepMock", "WorkflowTestEnv",
+    ]
+    for name in ductwork.testing.__all__:
+        assert getattr(ductwork.testing, name).__module__.startswith("ductwork.testing.")
