@@ -70,8 +70,8 @@ def _exactly_one(keys: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"required": [k]} for k in keys]
 
 
-def build_workflow_schema() -> dict[str, Any]:
-    defs: dict[str, Any] = {
+def _common_defs() -> dict[str, Any]:
+    return {
         "name": {"title": "a name (letters, digits, '-' and '_')", "type": "string",
                  "pattern": NAME_PATTERN},
         "expression": {"title": "a ${...} expression", "type": "string",
@@ -86,6 +86,10 @@ def build_workflow_schema() -> dict[str, Any]:
                       "anyOf": [{"type": "boolean"}, _EXPR]},
         "steps": {"type": "array", "items": _ref("step")},
     }
+
+
+def _call_bodies(defs: dict[str, Any]) -> dict[str, Any]:
+    """One body per component call (`database.insert`, ...), its parameters from the vocabulary."""
     body_props: dict[str, Any] = {}
     for call in v.CALLS.values():
         defs[call.key] = _object(
@@ -94,7 +98,12 @@ def build_workflow_schema() -> dict[str, Any]:
             **({"description": call.description} if call.description else {}),
         )
         body_props[call.key] = _ref(call.key)
-    body_props.update({
+    return body_props
+
+
+def _control_bodies(defs: dict[str, Any]) -> dict[str, Any]:
+    """The control bodies: sleep, signals, checkpoint, state, log, fail, loops, branches."""
+    return {
         "sleep": _or_expr(_ref("duration"), defs["duration"]["title"] + " or a ${...} expression"),
         "wait_for_signal": _object({
             "name": {"title": "a signal name or a list of names",
@@ -134,13 +143,12 @@ def build_workflow_schema() -> dict[str, Any]:
         }, ["tag"]),
         "python": {"type": "string", "pattern": PYTHON_TARGET_PATTERN,
                    "description": "package.module:function, called as function(ctx, **args)"},
-    })
-    args = _or_expr({"type": "object"}, "a mapping or a ${...} expression")
-    defs["rollback"] = _object(
-        {**{k: body_props[k] for k in v.ROLLBACK_BODIES}, "args": args},
-        oneOf=_exactly_one(v.ROLLBACK_BODIES),
-    )
-    defs["step"] = _object(
+    }
+
+
+def _step_def(body_props: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """A step: a tag, exactly one body, and the modifiers (if, retries, rollback, catch...)."""
+    return _object(
         {
             "tag": _ref("name"),
             "if": _ref("condition"),
@@ -161,6 +169,17 @@ def build_workflow_schema() -> dict[str, Any]:
         },
         oneOf=_exactly_one(v.BODIES),
     )
+
+
+def build_workflow_schema() -> dict[str, Any]:
+    defs = _common_defs()
+    body_props = {**_call_bodies(defs), **_control_bodies(defs)}
+    args = _or_expr({"type": "object"}, "a mapping or a ${...} expression")
+    defs["rollback"] = _object(
+        {**{k: body_props[k] for k in v.ROLLBACK_BODIES}, "args": args},
+        oneOf=_exactly_one(v.ROLLBACK_BODIES),
+    )
+    defs["step"] = _step_def(body_props, args)
     return {
         "$schema": DIALECT,
         "$id": "https://ductwork.dev/schema/workflow.json",
