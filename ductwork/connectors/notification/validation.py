@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ductwork.connectors.base import Problem
@@ -63,101 +63,132 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     return problems
 
 
+class _Config:
+    """One provider block being checked: small checks that append located problems."""
+
+    def __init__(self, config: Mapping[str, Any], where: tuple[str | int, ...]) -> None:
+        self.config, self.where = config, where
+        self.out: list[Problem] = []
+
+    def add(self, key: str, msg: str) -> None:
+        self.out.append(((*self.where, key), msg))
+
+    def whole(self, msg: str) -> None:
+        self.out.append((self.where, msg))
+
+    def given(self, key: str) -> Any:
+        """The value of `key` unless it is absent or a reference (checked when resolved)."""
+        value = self.config.get(key)
+        return None if value is None or _is_ref(value) else value
+
+    def number(self, key: str, *, whole: bool = False) -> None:
+        value = self.given(key)
+        if value is None:
+            return
+        ok = isinstance(value, int) if whole else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool) or value < 0:
+            self.add(key, f"`{key}` must be a {'whole ' if whole else ''}positive number")
+
+    def secret(self, key: str) -> None:
+        if self.given(key) is not None:
+            self.add(key, f"`{key}` is a secret: write a reference such as "
+                          f"\"${{env.{key.upper()}}}\", never the value itself")
+
+    def address(self, key: str) -> None:
+        value = self.given(key)
+        if value is not None and parse_mailbox(str(value)) is None:
+            self.add(key, f"`{key}` is not an email address: {value!r}")
+
+    def url(self, key: str) -> None:
+        value = self.given(key)
+        if value is not None and not (
+                isinstance(value, str) and value.startswith(("http://", "https://"))):
+            self.add(key, f"`{key}` must be an http(s) URL")
+
+
+def _smtp(c: _Config) -> None:
+    c.address("from")
+    c.number("port", whole=True)
+    tls = c.config.get("tls", "starttls")
+    if not _is_ref(tls) and tls not in ("starttls", "tls", "none"):
+        c.add("tls", f"`tls` must be one of starttls, tls, none; got {tls!r}")
+    if ("username" in c.config) != ("password" in c.config):
+        c.whole("SMTP AUTH needs both `username` and `password` (or neither)")
+    c.secret("password")
+    if "verify" in c.config and not isinstance(c.config["verify"], bool):
+        c.add("verify", "`verify` must be true or false")
+
+
+def _twilio(c: _Config) -> None:
+    c.secret("auth_token")
+    c.url("base_url")
+    if ("from" in c.config) == ("messaging_service_sid" in c.config):
+        c.whole("provider 'twilio' needs exactly one of `from` (a Twilio number) "
+                "or `messaging_service_sid`")
+
+
+def _fcm(c: _Config) -> None:
+    c.url("base_url")
+    sa = c.config.get("service_account")
+    if isinstance(sa, Mapping) or (isinstance(sa, str) and sa.lstrip().startswith("{")):
+        c.add("service_account", "`service_account` holds a private key: give a path to the "
+                                 "JSON key file or a reference such as "
+                                 "\"${env.FCM_SERVICE_ACCOUNT}\", never the JSON itself")
+
+
+def _webpush(c: _Config) -> None:
+    ttl = c.given("ttl")
+    if ttl is not None:
+        try:
+            webpush_ttl(ttl)
+        except ValueError as e:
+            c.add("ttl", str(e))
+    vkey = c.config.get("vapid_private_key")
+    if isinstance(vkey, str) and not _ONLY_REF.match(vkey) and (
+            vkey.lstrip().startswith("-----BEGIN")
+            or re.fullmatch(r"[A-Za-z0-9_\-]{40,}=*", vkey.strip())):
+        c.add("vapid_private_key", "`vapid_private_key` is a secret: give a path to the PEM "
+                                   "file or a reference such as \"${env.VAPID_PRIVATE_KEY}\"")
+    claims = c.config.get("vapid_claims")
+    if claims is not None:
+        claims_sub = claims.get("sub") if isinstance(claims, Mapping) else None
+        if not isinstance(claims, Mapping) or set(claims) != {"sub"}:
+            c.add("vapid_claims", "`vapid_claims` must be {sub: \"mailto:you@example.com\"} "
+                                  "(aud and exp are set per push service)")
+        elif not _is_ref(claims_sub) and not VAPID_SUB.match(str(claims_sub)):
+            c.out.append(((*c.where, "vapid_claims", "sub"),
+                          "`sub` must be mailto:you@example.com or a bare https://host"))
+
+
+_PROVIDER_CHECKS: dict[str, Callable[[_Config], None]] = {
+    "outbox": lambda c: c.address("from"),
+    "smtp": _smtp,
+    "twilio": _twilio,
+    "fcm": _fcm,
+    "webpush": _webpush,
+}
+
+
 def _config_problems(
     provider: str, config: Mapping[str, Any], where: tuple[str | int, ...]
 ) -> list[Problem]:
     required, optional = PROVIDER_KEYS[provider]
     known = required | optional | {"provider"}
-    out: list[Problem] = []
-
-    def add(key: str, msg: str) -> None:
-        out.append(((*where, key), msg))
-
+    c = _Config(config, where)
     for key in config:
         if key not in known:
-            add(str(key), f"unknown key '{key}' for provider '{provider}' "
-                          f"(known: {', '.join(sorted(known))}){did_you_mean(str(key), known)}")
+            c.add(str(key), f"unknown key '{key}' for provider '{provider}' "
+                            f"(known: {', '.join(sorted(known))}){did_you_mean(str(key), known)}")
     for key in sorted(required):
         if key not in config:
-            out.append((where, f"provider '{provider}' needs `{key}`"))
-
-    def number(key: str, *, whole: bool = False) -> None:
-        value = config.get(key)
-        if value is None or _is_ref(value):
-            return
-        ok = isinstance(value, int) if whole else isinstance(value, (int, float))
-        if not ok or isinstance(value, bool) or value < 0:
-            add(key, f"`{key}` must be a {'whole ' if whole else ''}positive number")
-
-    def secret(key: str) -> None:
-        value = config.get(key)
-        if value is not None and not _is_ref(value):
-            add(key, f"`{key}` is a secret: write a reference such as "
-                     f"\"${{env.{key.upper()}}}\", never the value itself")
-
-    def address(key: str) -> None:
-        value = config.get(key)
-        if value is not None and not _is_ref(value) and parse_mailbox(str(value)) is None:
-            add(key, f"`{key}` is not an email address: {value!r}")
-
-    def url(key: str) -> None:
-        value = config.get(key)
-        if value is not None and not _is_ref(value) and not (
-                isinstance(value, str) and value.startswith(("http://", "https://"))):
-            add(key, f"`{key}` must be an http(s) URL")
-
+            c.whole(f"provider '{provider}' needs `{key}`")
     problem = duration_problem("`timeout`", config.get("timeout"))
     if problem:
-        add("timeout", problem)
-    if provider == "outbox":
-        address("from")
-    elif provider == "smtp":
-        address("from")
-        number("port", whole=True)
-        tls = config.get("tls", "starttls")
-        if not _is_ref(tls) and tls not in ("starttls", "tls", "none"):
-            add("tls", f"`tls` must be one of starttls, tls, none; got {tls!r}")
-        if ("username" in config) != ("password" in config):
-            out.append((where, "SMTP AUTH needs both `username` and `password` (or neither)"))
-        secret("password")
-        if "verify" in config and not isinstance(config["verify"], bool):
-            add("verify", "`verify` must be true or false")
-    elif provider == "twilio":
-        secret("auth_token")
-        url("base_url")
-        if ("from" in config) == ("messaging_service_sid" in config):
-            out.append((where, "provider 'twilio' needs exactly one of `from` (a Twilio number) "
-                               "or `messaging_service_sid`"))
-    elif provider == "fcm":
-        url("base_url")
-        sa = config.get("service_account")
-        if isinstance(sa, Mapping) or (isinstance(sa, str) and sa.lstrip().startswith("{")):
-            add("service_account", "`service_account` holds a private key: give a path to the "
-                                   "JSON key file or a reference such as "
-                                   "\"${env.FCM_SERVICE_ACCOUNT}\", never the JSON itself")
-    elif provider == "webpush":
-        ttl = config.get("ttl")
-        if ttl is not None and not _is_ref(ttl):
-            try:
-                webpush_ttl(ttl)
-            except ValueError as e:
-                add("ttl", str(e))
-        vkey = config.get("vapid_private_key")
-        if isinstance(vkey, str) and not _ONLY_REF.match(vkey) and (
-                vkey.lstrip().startswith("-----BEGIN")
-                or re.fullmatch(r"[A-Za-z0-9_\-]{40,}=*", vkey.strip())):
-            add("vapid_private_key", "`vapid_private_key` is a secret: give a path to the PEM "
-                                     "file or a reference such as \"${env.VAPID_PRIVATE_KEY}\"")
-        claims = config.get("vapid_claims")
-        if claims is not None:
-            claims_sub = claims.get("sub") if isinstance(claims, Mapping) else None
-            if not isinstance(claims, Mapping) or set(claims) != {"sub"}:
-                add("vapid_claims", "`vapid_claims` must be {sub: \"mailto:you@example.com\"} "
-                                    "(aud and exp are set per push service)")
-            elif not _is_ref(claims_sub) and not VAPID_SUB.match(str(claims_sub)):
-                out.append(((*where, "vapid_claims", "sub"),
-                            "`sub` must be mailto:you@example.com or a bare https://host"))
-    return out
+        c.add("timeout", problem)
+    check = _PROVIDER_CHECKS.get(provider)
+    if check is not None:
+        check(c)
+    return c.out
 
 
 def _event_problems(events: Any) -> list[Problem]:
