@@ -10,15 +10,20 @@ from typing import Any
 from ductwork.connectors.base import SecretSet
 from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
+from ductwork.interpreter.definitions import Definitions
 from ductwork.interpreter.engine import Engine
 from ductwork.interpreter.resources import ConnectorRegistry
+from ductwork.interpreter.runtime import LazyEngine, Runtime, Secrets
 from ductwork.store import RunStore, open_store
 from ductwork.workflows.facade import Workflows
 from ductwork.workflows.queues import Queues
 
 
 class Ductwork:
-    """Durable workflows: `Ductwork(specs="specs/", store="sqlite:///.ductwork/runs.db")`."""
+    """Durable workflows: `Ductwork(specs="specs/", store="sqlite:///.ductwork/runs.db")`.
+
+    Wiring only: the store, secrets, product specs, definitions and connectors make the
+    Runtime an Engine is built from; dw.workflows gets the (lazily opened) engine."""
 
     def __init__(
         self,
@@ -32,21 +37,33 @@ class Ductwork:
         lease: Any = "30s",
     ) -> None:
         self.store: RunStore = open_store(store, synchronous=synchronous)
-        self.secret_values: dict[str, str] = dict(secrets or {})
-        self.environ: Mapping[str, str] = os.environ if environ is None else environ
-        self.secrets = SecretSet()
-        for v in self.secret_values.values():
-            self.secrets.add(str(v))
-        self.workflows = Workflows(self)
-        self.connectors = ConnectorRegistry(self)
-        self.queues = Queues(self)  # named queues' concurrency and rate limits
-        self._inline_wait_s = to_ms(inline_wait, "inline_wait") / 1000
-        self._lease_s = to_ms(lease, "lease") / 1000
-        self._engine_obj: Engine | None = None
-        self._products: dict[str, Any] = {}
+        secret_set = Secrets(secrets, os.environ if environ is None else environ)
+        products: dict[str, Any] = {}
+        self.runtime = Runtime(
+            store=self.store, secrets=secret_set, products=products,
+            definitions=Definitions(products), connectors=ConnectorRegistry(products, secret_set),
+            inline_wait_s=to_ms(inline_wait, "inline_wait") / 1000,
+            lease_s=to_ms(lease, "lease") / 1000)
+        self._engines = LazyEngine(self.runtime)
+        self.workflows = Workflows(self._engines)
+        self.connectors = self.runtime.connectors
+        self.queues = Queues(self.store)  # named queues' concurrency and rate limits
         self.specs: Any = None
         if specs is not None:
             self.load_specs(specs)
+
+    # Secrets as Ductwork(secrets=, environ=) gave them; `secrets` collects every value seen.
+    @property
+    def secret_values(self) -> dict[str, str]:
+        return self.runtime.secrets.values
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self.runtime.secrets.environ
+
+    @property
+    def secrets(self) -> SecretSet:
+        return self.runtime.secrets.seen
 
     def load_specs(self, path: str | os.PathLike[str]) -> None:
         """Compile a folder of products (raises CompileError with every problem found)."""
@@ -57,42 +74,24 @@ class Ductwork:
             raise ConfigurationError(f"specs folder {str(path)!r} does not exist")
         specs = load_specs(path)
         self.specs = specs
-        for name, product in specs.products.items():
-            self._products[name] = product
+        self.runtime.products.update(specs.products)
         for kwargs in definitions(specs):
             self.workflows.define(**kwargs)
 
-    def product_spec(self, product: str) -> Any:
-        return self._products.get(product)
-
-    def product_envs(self, product: str) -> list[str] | None:
-        spec = self._products.get(product)
-        envs = getattr(spec, "envs", None)
-        return list(envs) if envs else None
-
-    # -- secrets -------------------------------------------------------------------------------
     def secret(self, key: str) -> str:
-        if key in self.secret_values:
-            return self.secret_values[key]
-        if key in self.environ:
-            val = self.environ[key]
-            self.secrets.add(val)
-            return val
-        raise ConfigurationError(f"secret {key!r} is not set: pass it in "
-                                 "Ductwork(secrets={...}) or export it in the environment")
+        return self.runtime.secrets.get(key)
 
     def redact(self, text: str) -> str:
-        return self.secrets.redact(text)
+        return self.runtime.redact(text)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def _engine(self) -> Engine:
-        if self._engine_obj is None:
-            await self.store.open()
-            self._engine_obj = Engine(self, self.store, inline_wait_s=self._inline_wait_s,
-                                      lease_s=self._lease_s)
-            # Signals and child completions announced by other processes end inline waits.
-            self.store.on_wake(self._engine_obj.wake)
-        return self._engine_obj
+        return await self._engines.get()
+
+    @property
+    def _engine_obj(self) -> Engine | None:
+        """The engine if it is open (tests look inside it)."""
+        return self._engines.current
 
     async def recover(self) -> Any:
         return await self.workflows.recover()
@@ -103,14 +102,12 @@ class Ductwork:
         await self.workflows.run_worker(**options)
 
     async def aclose(self) -> None:
-        if self._engine_obj is not None:
-            await self._engine_obj.close()
-            self._engine_obj = None
+        await self._engines.close()
         await self.connectors.aclose()
         await self.store.close()
 
     async def __aenter__(self) -> Ductwork:
-        await self._engine()
+        await self._engines.get()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

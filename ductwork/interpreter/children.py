@@ -19,6 +19,7 @@ from ductwork.errors import (
 )
 from ductwork.interpreter import codec
 from ductwork.interpreter.context import SuspendRun
+from ductwork.interpreter.dispatched import retry_failed_run
 from ductwork.store.protocol import ACTIVE, TERMINAL, Batch, RunRow, StepRow
 
 if TYPE_CHECKING:
@@ -88,11 +89,11 @@ async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: st
         raise _child_error(child_id, meta, rec.error)
     # Checked only when the child may still have to start: a replay of a finished child does
     # not need its definition any more.
-    workflows = engine.dw.workflows
-    wf = workflows.get(product, tag)
-    workflows._check_env(wf, env)
+    defs = engine.runtime.definitions
+    wf = defs.get(product, tag)
+    defs.check_env(wf, env)
     data = {} if input is None else input
-    workflows._validate_input(wf, data)
+    defs.validate_input(wf, data)
     enc = ctx._encode(data, f"{where} input")
     ctx._inflight += 1
     try:
@@ -215,10 +216,9 @@ async def _adopt(engine: Engine, child: RunRow) -> None:
     """Drive a due, unowned child (or one whose owner died) in this process."""
     if engine.draining:
         return
-    if (child.product, child.tag) not in {(w.product, w.tag)
-                                          for w in engine.dw.workflows.definitions()}:
+    if not engine.runtime.definitions.knows(child.product, child.tag):
         return
-    if not engine.dw.workflows._due(child, engine):
+    if not engine.is_due(child):
         return
     dead = engine.dead_owners([child.owner] if child.owner else [])
     claimed = await engine.store.claim(child.workflow_id, engine.owner, engine.lease_s,
@@ -338,11 +338,10 @@ async def cancel_run(engine: Engine, workflow_id: str, reason: str, *,
 async def _drive_cancel(engine: Engine, run: RunRow, reason: str
                         ) -> asyncio.Task[ExecutionResult] | None:
     """Claim a run nobody live is driving and cancel it here; None if we cannot."""
-    if run.owner is not None and not engine.dw.workflows._due(run, engine):
+    if run.owner is not None and not engine.is_due(run):
         return None  # a live process owns it: its heartbeat will see the request
-    known = {(w.product, w.tag) for w in engine.dw.workflows.definitions()}
     steps = await engine.store.load_steps(run.workflow_id)
-    if steps and (run.product, run.tag) not in known:
+    if steps and not engine.runtime.definitions.knows(run.product, run.tag):
         return None  # a worker that has the definition will compensate it
     dead = engine.dead_owners([run.owner] if run.owner else [])
     claimed = await engine.store.claim(run.workflow_id, engine.owner, engine.lease_s,
@@ -352,7 +351,7 @@ async def _drive_cancel(engine: Engine, run: RunRow, reason: str
     if not steps:
         # Nothing ran, so nothing to compensate or replay: end it without running any code.
         t = time.time()
-        msg = engine.dw.redact(f"Workflow cancelled: {reason}")
+        msg = engine.runtime.redact(f"Workflow cancelled: {reason}")
         await engine.store.commit(run.workflow_id, Batch(
             owner=engine.owner,
             run={"status": "cancelled", "error": msg, "finished_at": t, "owner": None,
@@ -447,8 +446,6 @@ async def on_run_end(engine: Engine, run: RunRow) -> None:
                                              for s in ctx._history.values()):
         await close_children(engine, run.workflow_id,
                              f"parent workflow {run.workflow_id} ended")
-    from ductwork.workflows.schedules import retry_failed_run
-
     await retry_failed_run(engine, run)
     nudge(engine)
 
@@ -472,6 +469,4 @@ async def after_suspend(engine: Engine, run: RunRow, s: SuspendRun) -> None:
 
 def nudge(engine: Engine) -> None:
     """Tell a worker in this process that something may have become due."""
-    worker = getattr(engine.dw.workflows, "_worker", None)
-    if worker is not None:
-        worker.nudge()
+    engine.nudge()

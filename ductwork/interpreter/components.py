@@ -24,7 +24,7 @@ class _Component:
             raise ConfigurationError(f"ctx.{self.kind}: name the resource, e.g. "
                                      f"{_ARG[self.kind]}='my-resource'")
         ctx = self._ctx
-        return ctx._engine.dw.connectors.get(self.kind, name, ctx.product, ctx.env)
+        return ctx._engine.runtime.connectors.get(self.kind, name, ctx.product, ctx.env)
 
     async def _call(self, name: str, event: str | None, op: str, *args: Any, **kw: Any) -> Any:
         conn: Connector = self._get(name)
@@ -40,7 +40,7 @@ class _Component:
             raise ConnectorError(f"'{op}' is not implemented by this provider", kind=self.kind,
                                  resource=name, event=event, env=self._ctx.env) from None
         except Exception as e:  # a provider bug or an unexpected client error
-            msg = self._ctx._engine.dw.redact(f"{type(e).__name__}: {e}")
+            msg = self._ctx._engine.runtime.redact(f"{type(e).__name__}: {e}")
             raise ConnectorError(msg, kind=self.kind, resource=name, event=event,
                                  env=self._ctx.env) from None
 

@@ -229,14 +229,14 @@ class WorkflowContext(Components):
         return fallback if value is None or value == "" else value
 
     def token(self, key: str) -> str:
-        return self._engine.dw.secret(key)
+        return self._engine.runtime.secrets.get(key)
 
     def variable(self, app: str, key: str) -> Any:
-        return self._engine.dw.connectors.resource_value(
+        return self._engine.runtime.connectors.resource_value(
             "action", app, self.product, self.env, "variables", key)
 
     def constant(self, app: str, key: str) -> Any:
-        return self._engine.dw.connectors.resource_value(
+        return self._engine.runtime.connectors.resource_value(
             "action", app, self.product, self.env, "constants", key)
 
     # -- journal helpers -------------------------------------------------------------------------
@@ -324,8 +324,8 @@ class WorkflowContext(Components):
     def _log(self, level: str, message: str, data: Any) -> None:
         if self._unconsumed:
             return  # this line was already stored when the operation first ran
-        msg = self._engine.dw.redact(str(message))
-        enc = None if data is None else self._engine.dw.redact(self._engine.dumps_safe(data))
+        msg = self._engine.runtime.redact(str(message))
+        enc = None if data is None else self._engine.runtime.redact(self._engine.dumps_safe(data))
         self._pending_logs.append((time.time(), level, msg, enc, self.current_step))
         _pylog.log(_LEVELS.get(level, logging.INFO), "[%s] %s", self.workflow_id, msg)
 
@@ -454,8 +454,8 @@ class WorkflowContext(Components):
                 except Exception as e:
                     err = e
                 if attempts <= n_retries:
-                    self._event("step_retried", tag, {"attempt": attempts,
-                                                      "error": self._engine.dw.redact(str(err))})
+                    self._event("step_retried", tag, {
+                        "attempt": attempts, "error": self._engine.runtime.redact(str(err))})
                     await self._engine.clock.sleep(delay_ms / 1000)
                     continue
                 return await self._step_failed(key, tag, err, attempts, started, allow,
@@ -478,7 +478,7 @@ class WorkflowContext(Components):
     async def _step_failed(self, key: str, tag: str, err: BaseException, attempts: int,
                            started: float, allow: bool, critical: bool,
                            rollback: Callable[..., Any] | None, step_input: Any) -> Any:
-        message = self._engine.dw.redact(_step_message(tag, err, attempts))
+        message = self._engine.runtime.redact(_step_message(tag, err, attempts))
         seq = self._next_seq()
         status = "skipped" if allow else "failed"
         cause = "ConnectorError" if isinstance(err, ConnectorError) else type(err).__name__

@@ -35,7 +35,7 @@ from ductwork.interpreter.result import ExecutionResult, WorkflowDef
 from ductwork.store.protocol import Batch, LeaseLostError, RunRow, RunStore
 
 if TYPE_CHECKING:
-    from ductwork.app import Ductwork
+    from ductwork.interpreter.runtime import Runtime
 
 HOST = socket.gethostname()
 StepHook = Callable[[WorkflowContext, str, str, Callable[[], Any]], Callable[[], Any] | None]
@@ -44,12 +44,11 @@ _LIVE_OWNERS: set[str] = set()
 
 
 class Engine:
-    def __init__(self, dw: Ductwork, store: RunStore, *, inline_wait_s: float, lease_s: float
-                 ) -> None:
-        self.dw = dw
-        self.store = store
-        self.inline_wait_s = inline_wait_s
-        self.lease_s = lease_s
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.store: RunStore = runtime.store
+        self.inline_wait_s = runtime.inline_wait_s
+        self.lease_s = runtime.lease_s
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         _LIVE_OWNERS.add(self.owner)
         self.tasks: dict[str, asyncio.Task[ExecutionResult]] = {}
@@ -63,6 +62,8 @@ class Engine:
         # a step instead of its function (fn(ctx, tag, key, fn) -> replacement fn or None).
         self.clock: Clock = SystemClock()
         self.step_hook: StepHook | None = None
+        # Set by a worker running on this engine: called when a run may have become due.
+        self.on_due: Callable[[], None] | None = None
 
     # -- tasks and leases ----------------------------------------------------------------------
     def spawn(self, run: RunRow, *, fresh: bool = False) -> asyncio.Task[ExecutionResult]:
@@ -91,6 +92,19 @@ class Engine:
                 await self.store.renew_leases(self.owner, self.lease_s)
             with contextlib.suppress(DuctworkError):
                 await children.poll_cancel_requests(self)  # cancels asked by other processes
+
+    def nudge(self) -> None:
+        """Tell a worker in this process that something may have become due."""
+        if self.on_due is not None:
+            self.on_due()
+
+    def is_due(self, run: RunRow) -> bool:
+        """Whether this process may claim the run now: unowned and due, or its owner's lease
+        has expired or its owner is dead."""
+        t = time.time()
+        if run.owner is None:
+            return run.wake_at is not None and run.wake_at <= t
+        return (run.lease_until or 0) < t or bool(self.dead_owners([run.owner]))
 
     def dead_owners(self, owners: list[str]) -> frozenset[str]:
         """Owners on this host whose process is gone (or whose engine in this process closed)."""
@@ -145,7 +159,7 @@ class Engine:
     # -- driving a run --------------------------------------------------------------------------
     async def drive(self, run: RunRow, *, fresh: bool = False) -> ExecutionResult:
         try:
-            wf = self.dw.workflows.get(run.product, run.tag)
+            wf = self.runtime.definitions.get(run.product, run.tag)
         except WorkflowNotFoundError as e:
             await self._release(run)
             raise ConfigurationError(
@@ -258,7 +272,7 @@ class Engine:
         failed_step = err.step if isinstance(err, StepError) else None
         if isinstance(err, SerializationError) and failed_step is None:
             failed_step = ctx.current_step
-        message = self.dw.redact(_run_message(err))
+        message = self.runtime.redact(_run_message(err))
         await ctx.settle(self.inline_wait_s)
         strategy = str(wf.options.get("rollback_strategy", "reverse_all"))
         rb: dict[str, Any] | None = ctx.manual_rollback
@@ -331,7 +345,7 @@ class Engine:
                 ctx._event("step_rolled_back", tag)
                 rolled.append(tag)
             except Exception as e:
-                msg = self.dw.redact(f"{type(e).__name__}: {e}" if not isinstance(
+                msg = self.runtime.redact(f"{type(e).__name__}: {e}" if not isinstance(
                     e, DuctworkError) else str(e))
                 upd = {"rollback_status": "rollback_failed", "rollback_error": msg}
                 ctx._event("rollback_failed", tag, {"error": msg})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ductwork.connectors.base import (
@@ -16,12 +17,13 @@ from ductwork.connectors.base import (
 from ductwork.errors import ConfigurationError, ConnectorNotConfiguredError
 
 if TYPE_CHECKING:
-    from ductwork.app import Ductwork
+    from ductwork.interpreter.runtime import Secrets
 
 
 class ConnectorRegistry:
-    def __init__(self, dw: Ductwork) -> None:
-        self._dw = dw
+    def __init__(self, products: Mapping[str, Any], secrets: Secrets) -> None:
+        self._products = products  # compiled product specs by name: their resource sections
+        self._secrets = secrets
         # (kind, name, product|None, env|None) -> connector given by the user
         self._explicit: dict[tuple[str, str, str | None, str | None], Connector] = {}
         self._built: dict[tuple[str, str, str, str], Connector] = {}
@@ -58,7 +60,7 @@ class ConnectorRegistry:
 
     def spec_for(self, kind: str, name: str, product: str, env: str) -> ResourceSpec:
         section = KINDS[kind]
-        prod = self._dw.product_spec(product)
+        prod = self._products.get(product)
         resources = (prod.resources.get(kind) or {}) if prod is not None else {}
         definition = resources.get(name)
         if definition is None:
@@ -81,12 +83,12 @@ class ConnectorRegistry:
                 f"{kind} resource '{name}' has no config for env '{env}' (configured: "
                 f"{', '.join(sorted(envs)) or 'none'}); add `envs: {{{env}: ...}}` to it",
                 kind=kind, resource=name, env=env)
-        config = resolve_refs(dict(envs[env] or {}), environ=self._dw.environ,
-                              secrets=self._dw.secret_values, collect=self._dw.secrets,
+        config = resolve_refs(dict(envs[env] or {}), environ=self._secrets.environ,
+                              secrets=self._secrets.values, collect=self._secrets.seen,
                               where=f"{section}.{name}.envs.{env}")
         return ResourceSpec(kind=kind, name=name, env=env, product=product, config=config,
                             definition=dict(definition), base_dir=prod.base_dir if prod else ".",
-                            secrets=self._dw.secrets)
+                            secrets=self._secrets.seen)
 
     def resource_value(self, kind: str, name: str, product: str, env: str, section: str,
                        key: str) -> Any:

@@ -10,21 +10,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ductwork.durations import to_ms
-from ductwork.errors import (
-    ConfigurationError,
-    DuplicateWorkflowError,
-    WorkflowNotFoundError,
-)
+from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult, Handler, WorkflowDef, completed_tags
 from ductwork.store.protocol import TERMINAL, RunRow
 from ductwork.workflows import management
 
 if TYPE_CHECKING:
-    from ductwork.app import Ductwork
-
-ROLLBACK_STRATEGIES = ("reverse_all", "critical_only", "to_checkpoint", "none")
-_OPTION_KEYS = frozenset({"timeout", "rollback_strategy", "retries", "queue", "priority"})
+    from ductwork.interpreter.definitions import Definitions
+    from ductwork.interpreter.engine import Engine
+    from ductwork.interpreter.runtime import LazyEngine
 
 
 def new_workflow_id() -> str:
@@ -44,11 +39,25 @@ def check_workflow_id(workflow_id: Any, where: str) -> None:
         raise ConfigurationError(f"{where}: workflow_id must be a non-empty string")
 
 
+def prepare_input(defs: Definitions, wf: WorkflowDef, env: str, input: Any, where: str) -> str:
+    """Check env and input against the definition; the input encoded for the store."""
+    defs.check_env(wf, env)
+    data = {} if input is None else input
+    defs.validate_input(wf, data)
+    return encode_input(data, where)
+
+
 class Workflows:
-    def __init__(self, dw: Ductwork) -> None:
-        self._dw = dw
-        self._defs: dict[tuple[str, str], WorkflowDef] = {}
+    """dw.workflows. Definitions are kept by the interpreter (the engine looks handlers up
+    there); the engine is opened on first use."""
+
+    def __init__(self, engines: LazyEngine) -> None:
+        self._engines = engines
+        self._defs = engines.runtime.definitions
         self._worker: Any = None  # the Worker running in this process, if any
+
+    async def _engine(self) -> Engine:
+        return await self._engines.get()
 
     # -- definitions ------------------------------------------------------------------------------
     def define(
@@ -66,49 +75,10 @@ class Workflows:
         input_schema: Mapping[str, Any] | None = None,
         source: str | None = None,
     ) -> WorkflowDef:
-        for what, val in (("product", product), ("tag", tag)):
-            if not isinstance(val, str) or not val.strip():
-                raise ConfigurationError(f"define(): {what} must be a non-empty string, "
-                                         f"got {val!r}")
-        if not callable(handler):
-            raise ConfigurationError(
-                f"define({product}/{tag}): handler must be a function like "
-                f"`async def handler(ctx): ...`, got {type(handler).__name__}")
-        key = (product, tag)
-        if key in self._defs:
-            prev = self._defs[key].source or "python"
-            raise DuplicateWorkflowError(
-                f"Workflow {product}/{tag} is already defined (by {prev}); give this one "
-                "another tag, or remove the first definition")
-        opts = dict(options or {})
-        unknown = set(opts) - _OPTION_KEYS
-        if unknown:
-            raise ConfigurationError(
-                f"define({product}/{tag}): unknown option(s) {sorted(unknown)}; known: "
-                f"{sorted(_OPTION_KEYS)}")
-        strategy = opts.get("rollback_strategy", "reverse_all")
-        if strategy not in ROLLBACK_STRATEGIES:
-            hint = difflib.get_close_matches(str(strategy), ROLLBACK_STRATEGIES, 1)
-            raise ConfigurationError(
-                f"define({product}/{tag}): rollback_strategy {strategy!r} is not one of "
-                f"{', '.join(ROLLBACK_STRATEGIES)}"
-                + (f"; did you mean '{hint[0]}'?" if hint else ""))
-        if opts.get("timeout") is not None:
-            opts["timeout"] = to_ms(opts["timeout"], f"define({product}/{tag}) timeout")
-        sig: dict[str, Any]
-        if signals is None:
-            sig = {}
-        elif isinstance(signals, Mapping):
-            sig = dict(signals)
-        else:
-            sig = {str(s): None for s in signals}
-        wf = WorkflowDef(product=product, tag=tag, handler=handler, name=name,
-                         description=description, options=opts, signals=sig,
-                         queries=dict(queries or {}), envs=list(envs) if envs else None,
-                         input_schema=dict(input_schema) if input_schema else None,
-                         source=source or "python")
-        self._defs[key] = wf
-        return wf
+        return self._defs.define(
+            product=product, tag=tag, handler=handler, name=name, description=description,
+            options=options, signals=signals, queries=queries, envs=envs,
+            input_schema=input_schema, source=source)
 
     def workflow(self, *, product: str, tag: str, name: str | None = None,
                  **kw: Any) -> Callable[[Handler], Handler]:
@@ -121,19 +91,10 @@ class Workflows:
         return deco
 
     def get(self, product: str, tag: str) -> WorkflowDef:
-        wf = self._defs.get((product, tag))
-        if wf is None:
-            names = [f"{p}/{t}" for p, t in self._defs]
-            hint = difflib.get_close_matches(f"{product}/{tag}", names, 1)
-            raise WorkflowNotFoundError(
-                product, tag,
-                f"did you mean '{hint[0]}'?" if hint else
-                "define it with dw.workflows.define() or put its YAML under specs/ before "
-                "executing")
-        return wf
+        return self._defs.get(product, tag)
 
     def definitions(self) -> list[WorkflowDef]:
-        return list(self._defs.values())
+        return self._defs.all()
 
     # -- running ----------------------------------------------------------------------------------
     async def execute(
@@ -151,13 +112,12 @@ class Workflows:
         auth: Any = None,
     ) -> ExecutionResult:
         """Run a workflow to its end (or until it suspends, or `timeout` passes)."""
-        dw = self._dw
-        wf = self.get(product, tag)
-        enc = self.prepare_input(wf, env, input, f"execute({product}/{tag})")
+        wf = self._defs.get(product, tag)
+        enc = prepare_input(self._defs, wf, env, input, f"execute({product}/{tag})")
         check_workflow_id(workflow_id, "execute()")
         wid = workflow_id or (f"{product}:{tag}:{idempotency_key}" if idempotency_key
                               else new_workflow_id())
-        engine = await dw._engine()
+        engine = await self._engine()
         t = time.time()
         extra = {k: v for k, v in (("context", context), ("session", session), ("auth", auth))
                  if v is not None}
@@ -165,7 +125,7 @@ class Workflows:
         run = RunRow(
             workflow_id=wid, product=product, tag=tag, env=env, status="running", input=enc,
             options=codec.dumps(wf.options) if wf.options else None,
-            context=dw.redact(codec.dumps(extra)) if extra else None,
+            context=engine.runtime.redact(codec.dumps(extra)) if extra else None,
             created_at=t, updated_at=t, started_at=t,
             deadline_at=None if timeout_ms is None else t + float(timeout_ms) / 1000,
             owner=engine.owner, lease_until=t + engine.lease_s, attempt=1, name=wf.name,
@@ -190,7 +150,7 @@ class Workflows:
 
     async def _await(self, task: asyncio.Task[ExecutionResult], wid: str, timeout: Any
                      ) -> ExecutionResult:
-        engine = await self._dw._engine()
+        engine = await self._engine()
         if timeout is None:
             return await asyncio.shield(task)
         try:
@@ -198,40 +158,9 @@ class Workflows:
         except TimeoutError:
             return await engine.result_from_store(wid)
 
-    def prepare_input(self, wf: WorkflowDef, env: str, input: Any, where: str) -> str:
-        """Check env and input against the definition; the input encoded for the store."""
-        self._check_env(wf, env)
-        data = {} if input is None else input
-        self._validate_input(wf, data)
-        return encode_input(data, where)
-
-    def _check_env(self, wf: WorkflowDef, env: str) -> None:
-        if not isinstance(env, str) or not env:
-            raise ConfigurationError("execute(): env must be a non-empty string such as 'dev'")
-        allowed = wf.envs or self._dw.product_envs(wf.product)
-        if allowed and env not in allowed:
-            hint = difflib.get_close_matches(env, allowed, 1)
-            raise ConfigurationError(
-                f"Workflow {wf.product}/{wf.tag} is not active in env '{env}' (envs: "
-                f"{', '.join(allowed)})" + (f"; did you mean '{hint[0]}'?" if hint else ""))
-
-    def _validate_input(self, wf: WorkflowDef, data: Any) -> None:
-        if wf.input_schema is None:
-            return
-        import jsonschema
-
-        errors = sorted(jsonschema.Draft202012Validator(wf.input_schema).iter_errors(data),
-                        key=lambda e: list(e.path))
-        if errors:
-            lines = [f"  - {'/'.join(map(str, e.path)) or '(input)'}: {e.message}"
-                     for e in errors[:10]]
-            raise ConfigurationError(
-                f"execute({wf.product}/{wf.tag}): the input does not match the workflow's input "
-                "schema:\n" + "\n".join(lines))
-
     async def result(self, workflow_id: str, timeout: Any = None) -> ExecutionResult:
         """Wait for a run to end (resuming it here if it is due and nobody owns it)."""
-        engine = await self._dw._engine()
+        engine = await self._engine()
         deadline = None if timeout is None else time.monotonic() + to_ms(timeout) / 1000
         delay = 0.01
         while True:
@@ -241,7 +170,7 @@ class Workflows:
             if run.status in TERMINAL:
                 return await engine.result_from_store(workflow_id)
             task = engine.tasks.get(workflow_id)
-            if task is None and self._due(run, engine):
+            if task is None and engine.is_due(run):
                 claimed = await engine.store.claim(
                     workflow_id, engine.owner, engine.lease_s,
                     steal_from=engine.dead_owners([run.owner] if run.owner else []))
@@ -264,24 +193,17 @@ class Workflows:
             await asyncio.sleep(max(pause, 0.005))
             delay = min(delay * 2, 0.5)
 
-    @staticmethod
-    def _due(run: RunRow, engine: Any) -> bool:
-        t = time.time()
-        if run.owner is None:
-            return run.wake_at is not None and run.wake_at <= t
-        return (run.lease_until or 0) < t or bool(engine.dead_owners([run.owner]))
-
     async def recover(self) -> list[ExecutionResult]:
         """Resume every run a dead process left unfinished, and every suspended run now due."""
-        engine = await self._dw._engine()
+        engine = await self._engine()
         results: list[ExecutionResult] = []
         while True:
             dead = engine.dead_owners(await engine.store.live_owners())
             runs = await engine.store.claim_due(engine.owner, engine.lease_s, 500,
                                                 steal_from=dead)
-            known = [r for r in runs if (r.product, r.tag) in self._defs]
+            known = [r for r in runs if self._defs.knows(r.product, r.tag)]
             for r in runs:
-                if (r.product, r.tag) not in self._defs:
+                if not self._defs.knows(r.product, r.tag):
                     # Another process (with that definition) may run it; don't hold it.
                     await engine.store.release(r.workflow_id, engine.owner)
             if not known:
@@ -291,7 +213,7 @@ class Workflows:
 
     # -- reading ------------------------------------------------------------------------------
     async def status(self, workflow_id: str) -> dict[str, Any]:
-        engine = await self._dw._engine()
+        engine = await self._engine()
         run = await engine.store.get_run(workflow_id)
         if run is None:
             raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
@@ -310,7 +232,7 @@ class Workflows:
         }
 
     async def signal(self, workflow_id: str, signal: str, payload: Any = None) -> dict[str, Any]:
-        engine = await self._dw._engine()
+        engine = await self._engine()
         run = await engine.store.get_run(workflow_id)
         if run is None:
             raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
@@ -318,7 +240,7 @@ class Workflows:
             raise ConfigurationError(
                 f"run {workflow_id} has already ended ({run.status}); a signal can no longer "
                 "reach it")
-        wf = self._defs.get((run.product, run.tag))
+        wf = self._defs.find(run.product, run.tag)
         if wf is not None and wf.signals:
             if signal not in wf.signals:
                 hint = difflib.get_close_matches(signal, list(wf.signals), 1)
@@ -349,7 +271,7 @@ class Workflows:
 
     async def history(self, workflow_id: str) -> list[dict[str, Any]]:
         """Typed events with timestamps, oldest first."""
-        engine = await self._dw._engine()
+        engine = await self._engine()
         run = await engine.store.get_run(workflow_id)
         if run is None:
             raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
@@ -384,7 +306,7 @@ class Workflows:
                  "data": r["data"]} for _, _, r in rows]
 
     async def logs(self, workflow_id: str) -> list[dict[str, Any]]:
-        engine = await self._dw._engine()
+        engine = await self._engine()
         return [{"level": lg["level"], "message": lg["message"], "timestamp": _iso(lg["ts"]),
                  "step": lg["step"], "data": codec.loads(lg["data"])}
                 for lg in await engine.store.logs(workflow_id)]
@@ -398,34 +320,34 @@ class Workflows:
         scheduled|queued, scheduled_at, recurring, next_run_at}."""
         from ductwork.workflows import schedules
 
-        return await schedules.dispatch(self._dw, product, env, workflow, input, schedule,
+        return await schedules.dispatch(self._engines, product, env, workflow, input, schedule,
                                         options, workflow_id)
 
     async def pause_schedule(self, job_id: str) -> dict[str, Any]:
         from ductwork.workflows import schedules
 
-        return await schedules.pause(await self._dw._engine(), job_id)
+        return await schedules.pause(await self._engine(), job_id)
 
     async def resume_schedule(self, job_id: str) -> dict[str, Any]:
         from ductwork.workflows import schedules
 
-        return await schedules.resume(await self._dw._engine(), job_id)
+        return await schedules.resume(await self._engine(), job_id)
 
     async def cancel_schedule(self, job_id: str) -> dict[str, Any]:
         from ductwork.workflows import schedules
 
-        return await schedules.cancel(await self._dw._engine(), job_id)
+        return await schedules.cancel(await self._engine(), job_id)
 
     async def get_schedule(self, job_id: str) -> dict[str, Any]:
         from ductwork.workflows import schedules
 
-        return await schedules.get(await self._dw._engine(), job_id)
+        return await schedules.get(await self._engine(), job_id)
 
     async def list_schedules(self, status: str | list[str] | None = None,
                              limit: int = 100) -> list[dict[str, Any]]:
         from ductwork.workflows import schedules
 
-        engine = await self._dw._engine()
+        engine = await self._engine()
         return [schedules.describe(r)
                 for r in await engine.store.list_schedules(status=status, limit=limit)]
 
@@ -438,7 +360,7 @@ class Workflows:
 
         if not isinstance(reason, str) or not reason:
             raise ConfigurationError("cancel(): reason must be a non-empty string")
-        return await cancel_run(await self._dw._engine(), workflow_id, reason,
+        return await cancel_run(await self._engine(), workflow_id, reason,
                                 timeout=None if timeout is None else to_ms(
                                     timeout, "cancel() timeout") / 1000)
 
@@ -449,7 +371,7 @@ class Workflows:
         their steps, events, logs, state and signals; at most `limit` runs -> {"deleted": n}."""
         from ductwork.workflows import retention
 
-        return await retention.prune(self._dw, older_than=older_than, status=status,
+        return await retention.prune(self._engines, older_than=older_than, status=status,
                                      limit=limit)
 
     def worker(self, *, concurrency: int = 10, queues: list[str] | None = None,
@@ -458,7 +380,7 @@ class Workflows:
         """A Worker object (not started): `await w.run()`, `w.stop()`."""
         from ductwork.workflows.worker import Worker
 
-        return Worker(self._dw, concurrency=concurrency, queues=queues, poll=poll, grace=grace,
+        return Worker(self, concurrency=concurrency, queues=queues, poll=poll, grace=grace,
                       schedules=schedules, handle_signals=handle_signals)
 
     async def run_worker(self, *, concurrency: int = 10, queues: list[str] | None = None,
@@ -475,45 +397,46 @@ class Workflows:
     # -- queries and management (logic in management.py) -----------------------------------------
     async def query(self, workflow_id: str, query: str) -> Any:
         """Answer a declared query from the run's latest persisted state."""
-        return await management.query(self._dw, workflow_id, query)
+        return await management.query(await self._engine(), workflow_id, query)
 
     async def step_detail(self, workflow_id: str, step_tag: str) -> dict[str, Any]:
-        return await management.step_detail(self._dw, workflow_id, step_tag)
+        return await management.step_detail(await self._engine(), workflow_id, step_tag)
 
     async def replay(self, workflow_id: str, reason: str | None = None, **kw: Any
                      ) -> dict[str, Any]:
-        return await management.replay(self._dw, workflow_id, reason, **kw)
+        return await management.replay(await self._engine(), workflow_id, reason, **kw)
 
     async def restart(self, workflow_id: str, input: Any = None,
                       merge_input: Mapping[str, Any] | None = None, reason: str | None = None,
                       **kw: Any) -> dict[str, Any]:
-        return await management.restart(self._dw, workflow_id, input, merge_input, reason, **kw)
+        return await management.restart(await self._engine(), workflow_id, input, merge_input,
+                                        reason, **kw)
 
     async def resume(self, workflow_id: str, from_checkpoint: str | None = None,
                      from_step: str | None = None, skip_steps: Any = None, **kw: Any
                      ) -> dict[str, Any]:
-        return await management.resume(self._dw, workflow_id, from_checkpoint, from_step,
-                                       skip_steps, **kw)
+        return await management.resume(await self._engine(), workflow_id, from_checkpoint,
+                                       from_step, skip_steps, **kw)
 
     async def replay_from_step(self, workflow_id: str, from_step: str,
                                step_outputs: Mapping[str, Any] | None = None, **kw: Any
                                ) -> dict[str, Any]:
-        return await management.replay_from_step(self._dw, workflow_id, from_step, step_outputs,
-                                                 **kw)
+        return await management.replay_from_step(await self._engine(), workflow_id, from_step,
+                                                 step_outputs, **kw)
 
     async def related_executions(self, workflow_id: str) -> dict[str, Any]:
-        return await management.related_executions(self._dw, workflow_id)
+        return await management.related_executions(await self._engine(), workflow_id)
 
     async def compare(self, workflow_ids: Any) -> dict[str, Any]:
-        return await management.compare(self._dw, workflow_ids)
+        return await management.compare(self._engines, workflow_ids)
 
     # Keep `list` the last method: below it, mypy would read `list[...]` annotations as it.
     async def list(self, product: str | None = None, tag: str | None = None,
                    status: Any = None, since: Any = None, limit: int = 50,
                    cursor: str | None = None) -> dict[str, Any]:
         """{runs: [...], next_cursor}: newest first; pass next_cursor back for the next page."""
-        return await management.list_runs(self._dw, product=product, tag=tag, status=status,
-                                          since=since, limit=limit, cursor=cursor)
+        return await management.list_runs(await self._engine(), product=product, tag=tag,
+                                          status=status, since=since, limit=limit, cursor=cursor)
 
 
 _STEP_EVENT = {"completed": "step_completed", "failed": "step_failed", "skipped": "step_skipped"}

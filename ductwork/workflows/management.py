@@ -20,8 +20,8 @@ from ductwork.interpreter.transform import Transform
 from ductwork.store.protocol import ACTIVE, TERMINAL, Batch, RunRow, StepRow
 
 if TYPE_CHECKING:
-    from ductwork.app import Ductwork
     from ductwork.interpreter.engine import Engine
+    from ductwork.interpreter.runtime import LazyEngine
 
 STATUSES = tuple(sorted(ACTIVE | TERMINAL | {"preparing"}))
 # Re-run links live in the new run's context JSON under "flags"; the relation they express.
@@ -84,10 +84,6 @@ def summary(run: RunRow) -> dict[str, Any]:
     if link is not None:
         out["rerun_of"] = {"relation": link[0], "workflow_id": link[1]}
     return out
-
-
-async def _engine(dw: Ductwork) -> Engine:
-    return await dw._engine()
 
 
 async def get_run(engine: Engine, workflow_id: str) -> RunRow:
@@ -182,11 +178,10 @@ class QueryContext:
         raise AttributeError(name)
 
 
-async def query(dw: Ductwork, workflow_id: str, name: str) -> Any:
+async def query(engine: Engine, workflow_id: str, name: str) -> Any:
     """Answer a declared query from the run's latest persisted state (the handler never runs)."""
-    engine = await _engine(dw)
     run = await get_run(engine, workflow_id)
-    wf = dw.workflows.get(run.product, run.tag)
+    wf = engine.runtime.definitions.get(run.product, run.tag)
     if name not in wf.queries:
         declared = sorted(wf.queries)
         raise ConfigurationError(
@@ -205,7 +200,7 @@ async def query(dw: Ductwork, workflow_id: str, name: str) -> Any:
     except DuctworkError:
         raise
     except Exception as e:
-        raise DuctworkError(dw.redact(
+        raise DuctworkError(engine.runtime.redact(
             f"query {name!r} of run {workflow_id} failed: {type(e).__name__}: {e}")) from e
     try:
         codec.dumps(value)
@@ -244,10 +239,9 @@ def _since(value: Any) -> float | None:
         "('2024-05-01T12:00:00Z'), epoch seconds, or how long ago ('15m', '2h', '1d')")
 
 
-async def list_runs(dw: Ductwork, *, product: str | None = None, tag: str | None = None,
+async def list_runs(engine: Engine, *, product: str | None = None, tag: str | None = None,
                     status: str | Iterable[str] | None = None, since: Any = None,
                     limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
-    engine = await _engine(dw)
     sts: list[str] | None = None
     if status is not None:
         sts = [status] if isinstance(status, str) else list(status)
@@ -284,9 +278,8 @@ def _resolve_step(steps: list[StepRow], step_tag: str, run: RunRow, kind: str = 
     return sorted(rows, key=lambda s: s.seq)
 
 
-async def step_detail(dw: Ductwork, workflow_id: str, step_tag: str) -> dict[str, Any]:
+async def step_detail(engine: Engine, workflow_id: str, step_tag: str) -> dict[str, Any]:
     """One step's record: `tag` (first occurrence) or `tag#n` (the n-th)."""
-    engine = await _engine(dw)
     run = await get_run(engine, workflow_id)
     steps = await engine.store.load_steps(workflow_id)
     live = engine.contexts.get(workflow_id)
@@ -332,15 +325,14 @@ def _rerun_options(src: RunRow) -> dict[str, Any]:
     return {k: v for k, v in dict(opts).items() if not str(k).startswith("cancel")}
 
 
-async def _start(dw: Ductwork, src: RunRow, *, input: Any, flags: dict[str, Any],
+async def _start(engine: Engine, src: RunRow, *, input: Any, flags: dict[str, Any],
                  event: dict[str, Any], copies: list[StepRow] | None = None,
                  presets: dict[str, Any] | None = None, workflow_id: str | None = None,
                  wait: bool = True, timeout: Any = None, queue: bool = False) -> dict[str, Any]:
     """Create the new run and start it through the engine (or leave it for a worker)."""
     from ductwork.workflows.facade import check_workflow_id, encode_input, new_workflow_id
 
-    engine = await _engine(dw)
-    wf = dw.workflows._defs.get((src.product, src.tag))
+    wf = engine.runtime.definitions.find(src.product, src.tag)
     local = wf is not None and not queue
     enc = encode_input(input, "the new run")
     check_workflow_id(workflow_id, "the new run")
@@ -356,7 +348,7 @@ async def _start(dw: Ductwork, src: RunRow, *, input: Any, flags: dict[str, Any]
         workflow_id=wid, product=src.product, tag=src.tag, env=src.env,
         status=status if copies is None else PREPARING, input=enc,
         options=codec.dumps(opts) if opts else None,
-        context=dw.redact(_rerun_context(src, flags, presets)),
+        context=engine.runtime.redact(_rerun_context(src, flags, presets)),
         created_at=t, updated_at=t, started_at=t if owned else None,
         deadline_at=None if timeout_ms is None or not owned else t + float(timeout_ms) / 1000,
         owner=engine.owner if owned else None,
@@ -371,12 +363,12 @@ async def _start(dw: Ductwork, src: RunRow, *, input: Any, flags: dict[str, Any]
             raise ConfigurationError(
                 f"workflow_id {wid!r} is already taken by another run; pick a new one")
         if stored.status != PREPARING or copies is None:
-            return await _outcome(dw, engine, stored, wait, timeout, spawn=False)
+            return await _outcome(engine, stored, wait, timeout, spawn=False)
     if copies is not None:
         stored = await _commit_copies(engine, wid, copies, local, event)
     if not local:
-        return await _outcome(dw, engine, stored, wait=False, timeout=None, spawn=False)
-    return await _outcome(dw, engine, stored, wait, timeout, spawn=True, fresh=copies is None)
+        return await _outcome(engine, stored, wait=False, timeout=None, spawn=False)
+    return await _outcome(engine, stored, wait, timeout, spawn=True, fresh=copies is None)
 
 
 async def _commit_copies(engine: Engine, wid: str, copies: list[StepRow], local: bool,
@@ -404,7 +396,7 @@ async def _commit_copies(engine: Engine, wid: str, copies: list[StepRow], local:
     return run
 
 
-async def _outcome(dw: Ductwork, engine: Engine, run: RunRow, wait: bool, timeout: Any, *,
+async def _outcome(engine: Engine, run: RunRow, wait: bool, timeout: Any, *,
                    spawn: bool, fresh: bool = False) -> dict[str, Any]:
     wid = run.workflow_id
     if spawn:
@@ -440,25 +432,23 @@ def _with_links(res: ExecutionResult, run: RunRow) -> dict[str, Any]:
     return out
 
 
-async def replay(dw: Ductwork, workflow_id: str, reason: str | None = None, *,
+async def replay(engine: Engine, workflow_id: str, reason: str | None = None, *,
                  new_workflow_id: str | None = None, wait: bool = True, timeout: Any = None,
                  queue: bool = False) -> dict[str, Any]:
     """A new run of the same workflow with the same input."""
-    engine = await _engine(dw)
     src = await get_run(engine, workflow_id)
     flags = {"is_replay": True, "replayed_from": src.workflow_id,
              "replay_reason": reason or "replay"}
-    return await _start(dw, src, input=codec.loads(src.input), flags=flags,
+    return await _start(engine, src, input=codec.loads(src.input), flags=flags,
                         event={"replayed_from": src.workflow_id, "reason": flags["replay_reason"]},
                         workflow_id=new_workflow_id, wait=wait, timeout=timeout, queue=queue)
 
 
-async def restart(dw: Ductwork, workflow_id: str, input: Any = None,
+async def restart(engine: Engine, workflow_id: str, input: Any = None,
                   merge_input: Mapping[str, Any] | None = None, reason: str | None = None, *,
                   new_workflow_id: str | None = None, wait: bool = True, timeout: Any = None,
                   queue: bool = False) -> dict[str, Any]:
     """A new run from scratch, with a new input (`input`) or the old one updated (`merge_input`)."""
-    engine = await _engine(dw)
     src = await get_run(engine, workflow_id)
     original = codec.loads(src.input)
     if input is not None and merge_input is not None:
@@ -471,12 +461,12 @@ async def restart(dw: Ductwork, workflow_id: str, input: Any = None,
         new_input: Any = {**original, **merge_input}
     else:
         new_input = original if input is None else input
-    wf = dw.workflows._defs.get((src.product, src.tag))
+    wf = engine.runtime.definitions.find(src.product, src.tag)
     if wf is not None:
-        dw.workflows._validate_input(wf, new_input)
+        engine.runtime.definitions.validate_input(wf, new_input)
     flags = {"is_restart": True, "restarted_from": src.workflow_id,
              "restart_reason": reason or "restart", "original_input": original}
-    return await _start(dw, src, input=new_input, flags=flags,
+    return await _start(engine, src, input=new_input, flags=flags,
                         event={"restarted_from": src.workflow_id,
                                "reason": flags["restart_reason"]},
                         workflow_id=new_workflow_id, wait=wait, timeout=timeout, queue=queue)
@@ -514,14 +504,13 @@ def _presets(values: Mapping[str, Any], what: str) -> dict[str, Any]:
     return out
 
 
-async def resume(dw: Ductwork, workflow_id: str, from_checkpoint: str | None = None,
+async def resume(engine: Engine, workflow_id: str, from_checkpoint: str | None = None,
                  from_step: str | None = None, skip_steps: Iterable[str] | None = None, *,
                  new_workflow_id: str | None = None, wait: bool = True, timeout: Any = None,
                  queue: bool = False) -> dict[str, Any]:
     """A new run that reuses the original's recorded results up to a checkpoint or a step.
 
     No point given: the latest checkpoint, else everything before the step that failed."""
-    engine = await _engine(dw)
     src = await get_run(engine, workflow_id)
     _require_ended(src, "resume()")
     if from_checkpoint is not None and from_step is not None:
@@ -547,7 +536,7 @@ async def resume(dw: Ductwork, workflow_id: str, from_checkpoint: str | None = N
     copies = _prefix(steps, cut, src, "resume()")
     skip = [skip_steps] if isinstance(skip_steps, str) else list(skip_steps or [])
     recorded = {s.tag for s in steps if s.kind == "step"}
-    known = recorded | _plan_tags(dw, src)
+    known = recorded | _plan_tags(engine, src)
     presets: dict[str, Any] = {}
     for tag in skip:
         if tag not in known and "#" not in tag:
@@ -562,28 +551,27 @@ async def resume(dw: Ductwork, workflow_id: str, from_checkpoint: str | None = N
         flags["resumed_from_step"] = from_step
     if skip:
         flags["skip_steps"] = skip
-    return await _start(dw, src, input=codec.loads(src.input), flags=flags,
+    return await _start(engine, src, input=codec.loads(src.input), flags=flags,
                         event={"resumed_from": src.workflow_id, "checkpoint": checkpoint,
                                "from_step": from_step},
                         copies=copies, presets=presets, workflow_id=new_workflow_id, wait=wait,
                         timeout=timeout, queue=queue)
 
 
-async def replay_from_step(dw: Ductwork, workflow_id: str, from_step: str,
+async def replay_from_step(engine: Engine, workflow_id: str, from_step: str,
                            step_outputs: Mapping[str, Any] | None = None,
                            reason: str | None = None, *, new_workflow_id: str | None = None,
                            wait: bool = True, timeout: Any = None, queue: bool = False
                            ) -> dict[str, Any]:
     """A new run that reuses recorded outputs before `from_step` (`step_outputs` overrides any
     step's output, before or after that point: an overridden step does not run)."""
-    engine = await _engine(dw)
     src = await get_run(engine, workflow_id)
     _require_ended(src, "replay_from_step()")
     steps = await engine.store.load_steps(workflow_id)
     first = _resolve_step(steps, from_step, src)[0]
     copies = _prefix(steps, first.seq - 1, src, "replay_from_step()")
     overrides = _presets(dict(step_outputs or {}), "replay_from_step()")
-    known = {s.tag for s in steps if s.kind == "step"} | _plan_tags(dw, src)
+    known = {s.tag for s in steps if s.kind == "step"} | _plan_tags(engine, src)
     for tag in overrides:
         base = tag.partition("#")[0]
         if base not in known:
@@ -596,15 +584,15 @@ async def replay_from_step(dw: Ductwork, workflow_id: str, from_step: str,
     flags = {"is_replay": True, "replayed_from": src.workflow_id,
              "replay_reason": reason or f"replay from step '{first.tag}'",
              "replay_from_step": first.tag}
-    return await _start(dw, src, input=codec.loads(src.input), flags=flags,
+    return await _start(engine, src, input=codec.loads(src.input), flags=flags,
                         event={"replayed_from": src.workflow_id, "from_step": first.tag},
                         copies=copies, presets=overrides, workflow_id=new_workflow_id,
                         wait=wait, timeout=timeout, queue=queue)
 
 
-def _plan_tags(dw: Ductwork, run: RunRow) -> set[str]:
+def _plan_tags(engine: Engine, run: RunRow) -> set[str]:
     """Step tags a YAML workflow declares (a Python handler's are only known once recorded)."""
-    wf = dw.workflows._defs.get((run.product, run.tag))
+    wf = engine.runtime.definitions.find(run.product, run.tag)
     plan = getattr(wf.handler, "plan", None) if wf is not None else None
     walk: Callable[[], list[Any]] | None = getattr(plan, "walk", None)
     if walk is None:
@@ -626,9 +614,8 @@ async def _family_candidates(engine: Engine, root: RunRow) -> list[RunRow]:
             return out
 
 
-async def related_executions(dw: Ductwork, workflow_id: str) -> dict[str, Any]:
+async def related_executions(engine: Engine, workflow_id: str) -> dict[str, Any]:
     """Runs linked to this one: re-runs (replay/restart/resume, both ways) and parent/children."""
-    engine = await _engine(dw)
     run = await get_run(engine, workflow_id)
     ancestors: list[dict[str, Any]] = []
     cur, seen = run, {run.workflow_id}
@@ -704,12 +691,12 @@ def _diff(values: list[Any], path: str = "") -> list[dict[str, Any]]:
              "present": present}]
 
 
-async def compare(dw: Ductwork, workflow_ids: Iterable[str]) -> dict[str, Any]:
+async def compare(engines: LazyEngine, workflow_ids: Iterable[str]) -> dict[str, Any]:
     """Input, step and outcome differences between two or more runs."""
     ids = [workflow_ids] if isinstance(workflow_ids, str) else list(workflow_ids)
     if len(ids) < 2 or len(set(ids)) != len(ids):
         raise ConfigurationError("compare(): give two or more different workflow ids")
-    engine = await _engine(dw)
+    engine = await engines.get()
     runs = [await get_run(engine, w) for w in ids]
     journals = [await engine.store.load_steps(w) for w in ids]
     input_diffs = _diff([codec.loads(r.input) for r in runs])

@@ -8,7 +8,7 @@ from typing import Any
 
 from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
-from ductwork.store.protocol import QueueLimit
+from ductwork.store.protocol import QueueLimit, RunStore
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
 
@@ -25,8 +25,8 @@ class Queues:
     execute() are counted but never held back.
     """
 
-    def __init__(self, dw: Any) -> None:
-        self._dw = dw
+    def __init__(self, store: RunStore) -> None:
+        self._store = store
         self._limits: dict[str, QueueLimit] = {}
 
     def configure(self, name: str, *, concurrency: int | None = None,
@@ -54,7 +54,7 @@ class Queues:
             self._limits[name] = lim
         else:
             self._limits.pop(name, None)
-        self._dw.store.set_queue_limits(self._limits)
+        self._store.set_queue_limits(self._limits)
         return lim
 
     def get(self, name: str) -> QueueLimit | None:

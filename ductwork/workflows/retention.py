@@ -11,7 +11,7 @@ from ductwork.errors import ConfigurationError
 from ductwork.store.protocol import TERMINAL
 
 if TYPE_CHECKING:
-    from ductwork.app import Ductwork
+    from ductwork.interpreter.runtime import LazyEngine
 
 FINISHED = tuple(sorted(TERMINAL))
 
@@ -50,11 +50,11 @@ def statuses(status: str | list[str] | None) -> list[str]:
     return sts
 
 
-async def prune(dw: Ductwork, *, older_than: Any, status: str | list[str] | None = None,
+async def prune(engines: LazyEngine, *, older_than: Any, status: str | list[str] | None = None,
                 limit: int = 10_000) -> dict[str, Any]:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ConfigurationError(f"prune(): limit must be a positive integer, got {limit!r}")
     before = cutoff(older_than)
     sts = statuses(status)
-    engine = await dw._engine()
+    engine = await engines.get()
     return {"deleted": await engine.store.prune(before, sts, limit)}

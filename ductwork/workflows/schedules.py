@@ -13,11 +13,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
-from ductwork.store.protocol import RunRow, ScheduleRow
+from ductwork.interpreter.dispatched import pending_run, retry_failed_run
+from ductwork.store.protocol import ScheduleRow
 
 if TYPE_CHECKING:
-    from ductwork.app import Ductwork
     from ductwork.interpreter.engine import Engine
+    from ductwork.interpreter.runtime import LazyEngine
 
 SCHEDULE_KEYS = ("start_at", "cron", "every", "timezone", "limit", "end_date", "catchup")
 OPTION_KEYS = ("retries", "timeout", "queue", "priority")
@@ -25,16 +26,17 @@ CATCHUP = ("all", "latest")
 
 
 # -- dispatch -------------------------------------------------------------------------------------
-async def dispatch(dw: Ductwork, product: str, env: str, workflow: str, input: Any = None,
+async def dispatch(engines: LazyEngine, product: str, env: str, workflow: str, input: Any = None,
                    schedule: Mapping[str, Any] | None = None,
                    options: Mapping[str, Any] | None = None,
                    workflow_id: str | None = None) -> dict[str, Any]:
     """Queue a run for a worker (now or at start_at), or store a recurring schedule."""
-    from ductwork.workflows.facade import check_workflow_id
+    from ductwork.workflows.facade import check_workflow_id, prepare_input
 
-    wf = dw.workflows.get(product, workflow)
+    defs = engines.runtime.definitions
+    wf = defs.get(product, workflow)
     where = f"dispatch({product}/{workflow})"
-    enc = dw.workflows.prepare_input(wf, env, input, where)
+    enc = prepare_input(defs, wf, env, input, where)
     check_workflow_id(workflow_id, "dispatch()")
     sched = _check_keys(schedule, SCHEDULE_KEYS, f"{where} schedule")
     opts = {**wf.options, **_run_options(_check_keys(options, OPTION_KEYS, f"{where} options"),
@@ -43,7 +45,7 @@ async def dispatch(dw: Ductwork, product: str, env: str, workflow: str, input: A
     t = time.time()
     start = None if sched.get("start_at") is None else _instant(
         sched["start_at"], tzname, f"{where} schedule.start_at", t)
-    engine = await dw._engine()
+    engine = await engines.get()
     recurring = sched.get("cron") is not None or sched.get("every") is not None
     if not recurring:
         for k in ("limit", "end_date", "catchup"):
@@ -52,10 +54,10 @@ async def dispatch(dw: Ductwork, product: str, env: str, workflow: str, input: A
                                          "recurring schedule)")
         wid = workflow_id or "job_" + uuid.uuid4().hex[:20]
         due = max(start or t, t)
-        run = _run_row(wid, product, workflow, env, enc, opts, due, t, wf.name,
+        run = pending_run(wid, product, workflow, env, enc, opts, due, t, wf.name,
                        {"job_id": wid, "scheduled_at": _iso(start or t)})
         stored, _ = await engine.store.create_run(run, [(t, "workflow_queued", None, None)])
-        _nudge(dw)
+        engine.nudge()
         wake = stored.wake_at if stored.wake_at is not None else stored.created_at
         return {"job_id": wid, "workflow_id": wid,
                 "status": "scheduled" if stored.status == "pending" and wake > t else (
@@ -67,7 +69,7 @@ async def dispatch(dw: Ductwork, product: str, env: str, workflow: str, input: A
     row.product, row.tag, row.env = product, workflow, env
     row.input, row.options = enc, codec.dumps(opts)
     stored_s, _ = await engine.store.create_schedule(row)
-    _nudge(dw)
+    engine.nudge()
     return describe(stored_s)
 
 
@@ -201,22 +203,6 @@ def next_after(row: ScheduleRow, after: float) -> float | None:
     return float(nxt.timestamp())
 
 
-def _run_row(wid: str, product: str, tag: str, env: str, enc: str | None,
-             opts: dict[str, Any], due: float, t: float, name: str | None,
-             context: dict[str, Any] | None) -> RunRow:
-    timeout = opts.get("timeout")
-    return RunRow(
-        workflow_id=wid, product=product, tag=tag, env=env, status="pending", input=enc,
-        options=codec.dumps(opts),
-        context=codec.dumps({"context": context}) if context else None,
-        created_at=t, updated_at=t, wake_at=due,
-        # The timeout counts from the scheduled time (schedule-to-close), so a run that
-        # waited in a backlog does not get extra time.
-        deadline_at=None if timeout is None else due + float(timeout) / 1000,
-        name=name, queue=str(opts.get("queue", "default")),
-        priority=int(opts.get("priority", 0)))
-
-
 # -- the scheduler ------------------------------------------------------------------------------
 async def tick(engine: Engine, *, limit: int = 100) -> list[str]:
     """Turn every due occurrence of every active schedule into a pending run. Each occurrence
@@ -237,7 +223,7 @@ async def tick(engine: Engine, *, limit: int = 100) -> list[str]:
         if len(created) >= limit:
             break
     if created:
-        _nudge(engine.dw)
+        engine.nudge()
     return created
 
 
@@ -262,8 +248,8 @@ async def _fire(engine: Engine, row: ScheduleRow, t: float) -> str | None:
         row.end_at is not None and nxt > row.end_at)
     rid = f"{row.job_id}@{_iso_id(occ)}"
     opts = codec.loads(row.options) or {}
-    wf = engine.dw.workflows._defs.get((row.product, row.tag))
-    run = _run_row(rid, row.product, row.tag, row.env, row.input, opts, max(occ, t), t,
+    wf = engine.runtime.definitions.find(row.product, row.tag)
+    run = pending_run(rid, row.product, row.tag, row.env, row.input, opts, max(occ, t), t,
                    wf.name if wf else None, {"job_id": row.job_id, "scheduled_at": _iso(occ)})
     ok = await engine.store.fire_schedule(
         row.job_id, row.fired,
@@ -295,7 +281,7 @@ async def resume(engine: Engine, job_id: str) -> dict[str, Any]:
         if nxt is None or (row.end_at is not None and nxt > row.end_at):
             fields = {"status": "completed", "next_run_at": None}
         await engine.store.update_schedule(job_id, fields, only_status=frozenset({"paused"}))
-        _nudge(engine.dw)
+        engine.nudge()
     elif row.status != "active":
         raise ConfigurationError(f"schedule {job_id} is {row.status}; only a paused schedule "
                                  "can be resumed")
@@ -336,35 +322,6 @@ def describe(row: ScheduleRow) -> dict[str, Any]:
 
 
 # -- dispatched runs: retries ---------------------------------------------------------------------
-async def retry_failed_run(engine: Engine, run: RunRow) -> str | None:
-    """options.retries of a dispatched run: a failed run is re-run as a new run
-    f"{first_id}#{n}" (same input). Idempotent, so the worker's start-up sweep can repeat it
-    for a run whose process died between the failure and this call."""
-    opts = codec.loads(run.options) or {}
-    if not opts.get("job") or not opts.get("retries"):
-        return None
-    cur = await engine.store.get_run(run.workflow_id)
-    if cur is None or cur.status not in ("failed", "rolled_back"):
-        return None
-    attempt = int(opts.get("retry_attempt") or 1)
-    if attempt > int(opts["retries"]):
-        return None
-    base = str(opts.get("retry_of") or run.workflow_id)
-    new_id = f"{base}#{attempt + 1}"
-    new_opts = {k: v for k, v in opts.items() if k not in ("cancel_requested", "cancel_reason")}
-    new_opts.update(retry_of=base, retry_attempt=attempt + 1)
-    t = time.time()
-    extra = codec.loads(cur.context) or {}
-    row = _run_row(new_id, cur.product, cur.tag, cur.env, cur.input, new_opts, t, t, cur.name,
-                   extra.get("context"))
-    _, created = await engine.store.create_run(row, [
-        (t, "workflow_queued", None, engine.dumps_safe(
-            {"retry_of": run.workflow_id, "attempt": attempt + 1}))])
-    if created:
-        _nudge(engine.dw)
-    return new_id
-
-
 async def sweep_retries(engine: Engine, since: float) -> int:
     """Worker start-up: make sure every failed dispatched run with retries left has its
     successor (the creation may have been lost in a crash)."""
@@ -381,12 +338,6 @@ async def sweep_retries(engine: Engine, since: float) -> int:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-def _nudge(dw: Ductwork) -> None:
-    worker = getattr(dw.workflows, "_worker", None)
-    if worker is not None:
-        worker.nudge()
-
-
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None

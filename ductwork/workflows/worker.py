@@ -16,9 +16,9 @@ from ductwork.errors import ConfigurationError, DuctworkError
 from ductwork.workflows import schedules
 
 if TYPE_CHECKING:
-    from ductwork.app import Ductwork
     from ductwork.interpreter.engine import Engine
     from ductwork.interpreter.result import ExecutionResult
+    from ductwork.workflows.facade import Workflows
 
 log = logging.getLogger("ductwork.worker")
 # A run whose workflow this process does not define goes back to the store, due again after
@@ -39,9 +39,9 @@ class Worker:
     runs still inside a step after that are cancelled and released. A second signal skips
     the rest of the grace period."""
 
-    def __init__(self, dw: Ductwork, *, concurrency: int = 10, queues: list[str] | None = None,
-                 poll: Any = "1s", grace: Any = "30s", schedules: bool = True,
-                 handle_signals: bool = False) -> None:
+    def __init__(self, workflows: Workflows, *, concurrency: int = 10,
+                 queues: list[str] | None = None, poll: Any = "1s", grace: Any = "30s",
+                 schedules: bool = True, handle_signals: bool = False) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError(f"worker: concurrency must be a whole number >= 1, "
                                      f"got {concurrency!r}")
@@ -49,7 +49,7 @@ class Worker:
                 isinstance(q, str) and q for q in queues)):
             raise ConfigurationError("worker: queues must be a list of queue names, "
                                      "e.g. ['default', 'emails']")
-        self.dw = dw
+        self.workflows = workflows  # holds the engine and the one-worker-per-instance slot
         self.concurrency = concurrency
         self.queues = list(queues) if queues else None
         self.poll_s = to_ms(poll, "worker poll") / 1000
@@ -87,12 +87,13 @@ class Worker:
 
     # -- the loop -------------------------------------------------------------------------------
     async def run(self) -> None:
-        dw = self.dw
-        engine = await dw._engine()
-        if getattr(dw.workflows, "_worker", None) is not None:
+        workflows = self.workflows
+        engine = await workflows._engine()
+        if workflows._worker is not None:
             raise ConfigurationError("a worker is already running on this Ductwork instance; "
                                      "one worker per instance (raise its concurrency instead)")
-        dw.workflows._worker = self
+        workflows._worker = self
+        engine.on_due = self.nudge
         installed = self._install_signals()
         log.info("worker %s started (concurrency %d, queues %s)", engine.owner,
                  self.concurrency, ",".join(self.queues) if self.queues else "all")
@@ -110,7 +111,8 @@ class Worker:
             try:
                 await self._shutdown(engine)
             finally:
-                dw.workflows._worker = None
+                workflows._worker = None
+                engine.on_due = None
                 self._remove_signals(installed)
                 log.info("worker %s stopped", engine.owner)
 
@@ -123,7 +125,7 @@ class Worker:
             self._failures += 1
             pause = min(self.poll_s * 2 ** min(self._failures, 6), 30.0)
             log.error("worker pass failed (%s: %s); retrying in %.2gs", type(e).__name__,
-                      self.dw.redact(str(e)), pause)
+                      engine.runtime.redact(str(e)), pause)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_requested(), pause)
             return 0
@@ -148,10 +150,9 @@ class Worker:
         dead = engine.dead_owners(await store.live_owners())
         runs = await store.claim_due(engine.owner, engine.lease_s, free, steal_from=dead,
                                      queues=self.queues)
-        known = {(w.product, w.tag) for w in self.dw.workflows.definitions()}
         started = 0
         for run in runs:
-            if (run.product, run.tag) not in known:
+            if not engine.runtime.definitions.knows(run.product, run.tag):
                 log.warning("run %s needs workflow %s/%s, which this worker does not define; "
                             "leaving it to another worker", run.workflow_id, run.product,
                             run.tag)
