@@ -18,19 +18,19 @@ from ductwork.errors import (
     NonDeterminismError,
 )
 from ductwork.interpreter import codec
-from ductwork.interpreter.context import SuspendRun
 from ductwork.interpreter.dispatched import retry_failed_run
+from ductwork.interpreter.journal import SuspendRun
 from ductwork.store.protocol import ACTIVE, TERMINAL, Batch, RunRow, StepRow
 
 if TYPE_CHECKING:
-    from ductwork.interpreter.context import WorkflowContext
     from ductwork.interpreter.engine import Engine
+    from ductwork.interpreter.journal import Journal
     from ductwork.interpreter.result import ExecutionResult, WorkflowDef
 
 POLICIES = ("terminate", "abandon", "request_cancel")
-# Contexts that started (or replayed) a child in this process: only their end needs the
+# Journals of runs that started (or replayed) a child in this process: only their end needs the
 # parent-close query.
-_PARENTS: weakref.WeakSet[WorkflowContext] = weakref.WeakSet()
+_PARENTS: weakref.WeakSet[Journal] = weakref.WeakSet()
 
 
 class ChildWait(SuspendRun):
@@ -43,8 +43,8 @@ class ChildWait(SuspendRun):
 
 
 # -- ctx.workflow -------------------------------------------------------------------------------
-async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: str,
-                    input: Any = None, *, timeout: Any = None, retries: int = 0,
+async def run_child(journal: Journal, child_id: str, tag: str, input: Any = None, *,
+                    timeout: Any = None, retries: int = 0,
                     parent_close_policy: str = "terminate", idempotency_key: str | None = None,
                     product: str | None = None, env: str | None = None,
                     rollback: Callable[..., Any] | None = None, critical: bool = False) -> Any:
@@ -65,16 +65,17 @@ async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: st
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigurationError(f"{where}: retries must be a whole number >= 0")
     timeout_ms = None if timeout is None else to_ms(timeout, f"{where} timeout")
-    product = product or ctx.product
-    env = env or ctx.env
-    _PARENTS.add(ctx)
+    product = product or journal.run.product
+    env = env or journal.run.env
+    engine = journal.engine
+    _PARENTS.add(journal)
 
-    key = ctx._next_key(f"@child:{child_id}")
-    rec = ctx._take(key, "child")
+    key = journal.next_key(f"@child:{child_id}")
+    rec = journal.take(key, "child")
     meta: dict[str, Any] = json.loads(rec.meta or "{}") if rec is not None else {}
     if rec is not None and (meta.get("product"), meta.get("tag")) != (product, tag):
         raise NonDeterminismError(
-            f"run {ctx.workflow_id}: replay asked for child '{child_id}' of workflow "
+            f"run {journal.workflow_id}: replay asked for child '{child_id}' of workflow "
             f"{product}/{tag}, but the recorded history started {meta.get('product')}/"
             f"{meta.get('tag')} there; deploy the previous code to finish in-flight runs, or "
             "restart the run")
@@ -83,7 +84,7 @@ async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: st
     if rec is not None and rec.status == "completed":
         out = codec.loads(rec.result)
         if rollback is not None:
-            ctx._done.append((rec.seq, key, child_id, out, rollback, critical))
+            journal.add_compensation(rec.seq, key, child_id, out, rollback, critical)
         return out
     if rec is not None and rec.status == "failed":
         raise _child_error(child_id, meta, rec.error)
@@ -94,44 +95,44 @@ async def run_child(engine: Engine, ctx: WorkflowContext, child_id: str, tag: st
     defs.check_env(wf, env)
     data = {} if input is None else input
     defs.validate_input(wf, data)
-    enc = ctx._encode(data, f"{where} input")
-    ctx._inflight += 1
+    enc = journal.encode(data, f"{where} input")
+    journal.inflight += 1
     try:
-        starter = _Starter(engine, ctx, wf, env, enc, parent_close_policy, timeout_ms,
+        starter = _Starter(engine, journal, wf, env, enc, parent_close_policy, timeout_ms,
                            idempotency_key is not None)
         if rec is None:
-            await ctx._check_new("child", key)
+            await journal.check_new("child", key)
             base = (f"{product}:{tag}:{idempotency_key}" if idempotency_key
-                    else f"{ctx.workflow_id}:{child_id}")
+                    else f"{journal.workflow_id}:{child_id}")
             meta = {"child_id": child_id, "product": product, "tag": tag, "env": env,
                     "base": base, "run_id": base, "attempt": 1, "retries": retries,
                     "policy": parent_close_policy, "started": time.time()}
             meta["deadline"] = await starter.start(base)
-            ctx._event("child_workflow_started", child_id, {"workflow_id": base, "tag": tag})
-            await ctx._commit(Batch(steps=[StepRow(
-                ctx.workflow_id, key, child_id, "child", "waiting", 0, 1, enc, None, None,
+            journal.event("child_workflow_started", child_id, {"workflow_id": base, "tag": tag})
+            await journal.commit(Batch(steps=[StepRow(
+                journal.workflow_id, key, child_id, "child", "waiting", 0, 1, enc, None, None,
                 meta["started"], None, meta=json.dumps(meta))]))
-        out = await _wait(engine, ctx, key, meta, starter)
+        out = await _wait(engine, journal, key, meta, starter)
         if rollback is not None:
-            ctx._done.append((int(meta["seq"]), key, child_id, out, rollback, critical))
+            journal.add_compensation(int(meta["seq"]), key, child_id, out, rollback, critical)
         return out
     finally:
-        ctx._inflight -= 1
+        journal.inflight -= 1
 
 
 class _Starter:
     """Creates one attempt of a child run (idempotently) and starts it here when possible."""
 
-    def __init__(self, engine: Engine, ctx: WorkflowContext, wf: WorkflowDef, env: str,
+    def __init__(self, engine: Engine, journal: Journal, wf: WorkflowDef, env: str,
                  enc: str, policy: str, timeout_ms: float | None, shared: bool) -> None:
-        self.engine, self.ctx, self.wf, self.env, self.enc = engine, ctx, wf, env, enc
+        self.engine, self.journal, self.wf, self.env, self.enc = engine, journal, wf, env, enc
         self.policy, self.timeout_ms, self.shared = policy, timeout_ms, shared
         limits = [float(v) for v in (timeout_ms, wf.options.get("timeout")) if v is not None]
         self.limit_ms: float | None = min(limits) if limits else None
 
     async def start(self, run_id: str) -> float | None:
         """Create the run unless it exists; return its deadline (epoch seconds) or None."""
-        engine, ctx, wf = self.engine, self.ctx, self.wf
+        engine, journal, wf = self.engine, self.journal, self.wf
         t = time.time()
         opts: dict[str, Any] = dict(wf.options)
         opts["parent_close_policy"] = self.policy
@@ -139,26 +140,27 @@ class _Starter:
             opts["timeout"] = self.limit_ms
         deadline = None if self.limit_ms is None else t + self.limit_ms / 1000
         here = not engine.draining
-        parent_extra = codec.loads(ctx._run.context) or {}
+        parent_extra = codec.loads(journal.run.context) or {}
         parent_extra.pop("flags", None)
         run = RunRow(
             workflow_id=run_id, product=wf.product, tag=wf.tag, env=self.env,
             status="running" if here else "pending", input=self.enc, options=codec.dumps(opts),
             context=codec.dumps(parent_extra) if parent_extra else None,
-            parent_id=ctx.workflow_id, created_at=t, updated_at=t,
+            parent_id=journal.workflow_id, created_at=t, updated_at=t,
             started_at=t if here else None, wake_at=None if here else t, deadline_at=deadline,
             owner=engine.owner if here else None,
             lease_until=t + engine.lease_s if here else None, attempt=1 if here else 0,
             name=wf.name, queue=str(wf.options.get("queue", "default")),
             priority=int(wf.options.get("priority", 0)))
         stored, created = await engine.store.create_run(run, [
-            (t, "workflow_started", None, engine.dumps_safe({"parent_id": ctx.workflow_id}))])
+            (t, "workflow_started", None,
+             engine.dumps_safe({"parent_id": journal.workflow_id}))])
         if created:
             if here:
                 engine.spawn(stored, fresh=True)
             return deadline
         if (stored.product, stored.tag) != (wf.product, wf.tag) or (
-                stored.parent_id != ctx.workflow_id and not self.shared):
+                stored.parent_id != journal.workflow_id and not self.shared):
             raise ConfigurationError(
                 f"ctx.workflow: workflow id {run_id!r} already belongs to another run "
                 f"({stored.product}/{stored.tag}, parent {stored.parent_id}); give the child "
@@ -166,39 +168,39 @@ class _Starter:
         return stored.deadline_at
 
 
-async def _wait(engine: Engine, ctx: WorkflowContext, key: str, meta: dict[str, Any],
+async def _wait(engine: Engine, journal: Journal, key: str, meta: dict[str, Any],
                 starter: _Starter) -> Any:
     store = engine.store
     began = time.monotonic()
     delay = 0.005
     while True:
         deadline = meta.get("deadline") if not meta.get("timed_out") else None
-        if not ctx._unconsumed:
-            ctx._interrupt("waiting", deadline)
+        if not journal.unconsumed:
+            journal.interrupt("waiting", deadline)
         child = await store.get_run(meta["run_id"])
         if child is None:  # the parent crashed between journaling the child and creating it
             await starter.start(meta["run_id"])
             continue
         if child.status in TERMINAL:
             if child.status == "completed":
-                return await _record_done(ctx, key, meta, child, starter.enc)
+                return await _record_done(journal, key, meta, child, starter.enc)
             retryable = child.status != "cancelled" or meta.get("timed_out")
             if retryable and meta["attempt"] <= meta["retries"]:
-                await _next_attempt(ctx, key, meta, child, starter)
+                await _next_attempt(journal, key, meta, child, starter)
                 began = time.monotonic()
                 continue
-            await _record_failed(ctx, key, meta, child, starter.enc)  # raises
+            await _record_failed(journal, key, meta, child, starter.enc)  # raises
         now = time.time()
         if deadline is not None and now >= deadline:
             meta["timed_out"] = True
-            await ctx._commit(Batch(step_updates=[(key, {"meta": json.dumps(meta)})]))
+            await journal.commit(Batch(step_updates=[(key, {"meta": json.dumps(meta)})]))
             await cancel_run(engine, child.workflow_id,
                              f"timed out after {(starter.limit_ms or 0) / 1000:g}s", wait=False)
             continue
         if child.workflow_id not in engine.tasks:
             await _adopt(engine, child)
         budget = engine.inline_wait_s - (time.monotonic() - began)
-        if budget <= 0 and ctx._inflight <= 1:
+        if budget <= 0 and journal.inflight <= 1:
             wake = deadline
             if child.owner is None and child.wake_at is not None and child.wake_at > now:
                 # Wake with the child: whoever resumes the parent (even a result() call) then
@@ -208,7 +210,7 @@ async def _wait(engine: Engine, ctx: WorkflowContext, key: str, meta: dict[str, 
         pause = delay if budget <= 0 else min(delay, budget)
         if deadline is not None:
             pause = min(pause, max(deadline - now, 0.001))
-        await engine.wait_for_wakeup(ctx.workflow_id, pause)
+        await engine.wait_for_wakeup(journal.workflow_id, pause)
         delay = min(delay * 2, 0.25)
 
 
@@ -227,34 +229,35 @@ async def _adopt(engine: Engine, child: RunRow) -> None:
         engine.spawn(claimed)
 
 
-async def _next_attempt(ctx: WorkflowContext, key: str, meta: dict[str, Any], child: RunRow,
+async def _next_attempt(journal: Journal, key: str, meta: dict[str, Any], child: RunRow,
                         starter: _Starter) -> None:
     meta["attempt"] += 1
     meta.pop("timed_out", None)
     meta["run_id"] = f"{meta['base']}#{meta['attempt']}"
-    ctx._event("child_workflow_retried", meta["child_id"],
-               {"failed": child.workflow_id, "status": child.status, "error": child.error,
-                "workflow_id": meta["run_id"]})
+    journal.event("child_workflow_retried", meta["child_id"],
+                  {"failed": child.workflow_id, "status": child.status, "error": child.error,
+                   "workflow_id": meta["run_id"]})
     # Journal the new attempt first: a crash before the run exists re-creates it on replay.
-    await ctx._commit(Batch(step_updates=[(key, {"meta": json.dumps(meta),
-                                                  "attempts": meta["attempt"]})]))
+    await journal.commit(Batch(step_updates=[(key, {"meta": json.dumps(meta),
+                                                      "attempts": meta["attempt"]})]))
     meta["deadline"] = await starter.start(meta["run_id"])
-    await ctx._commit(Batch(step_updates=[(key, {"meta": json.dumps(meta)})]))
+    await journal.commit(Batch(step_updates=[(key, {"meta": json.dumps(meta)})]))
 
 
-async def _record_done(ctx: WorkflowContext, key: str, meta: dict[str, Any],
+async def _record_done(journal: Journal, key: str, meta: dict[str, Any],
                        child: RunRow, enc: str) -> Any:
-    ctx._event("child_workflow_completed", meta["child_id"], {"workflow_id": child.workflow_id})
-    seq = ctx._next_seq()
-    await ctx._commit(Batch(steps=[StepRow(
-        ctx.workflow_id, key, meta["child_id"], "child", "completed", seq,
+    journal.event("child_workflow_completed", meta["child_id"],
+                  {"workflow_id": child.workflow_id})
+    seq = journal.next_seq()
+    await journal.commit(Batch(steps=[StepRow(
+        journal.workflow_id, key, meta["child_id"], "child", "completed", seq,
         meta["attempt"], enc, child.output, None, meta.get("started"),
         time.time(), meta=json.dumps(meta))]))
     meta["seq"] = seq  # in memory only: where the child sits in the rollback order
     return codec.loads(child.output)
 
 
-async def _record_failed(ctx: WorkflowContext, key: str, meta: dict[str, Any],
+async def _record_failed(journal: Journal, key: str, meta: dict[str, Any],
                          child: RunRow, enc: str) -> None:
     deadline = meta.get("deadline")
     timed_out = meta.get("timed_out") or (
@@ -262,10 +265,10 @@ async def _record_failed(ctx: WorkflowContext, key: str, meta: dict[str, Any],
     meta["child_status"] = "timed_out" if timed_out else child.status
     meta["child_error"] = child.error
     err = _child_error(meta["child_id"], meta, None)
-    ctx._event("child_workflow_failed", meta["child_id"],
-               {"workflow_id": child.workflow_id, "status": child.status, "error": child.error})
-    await ctx._commit(Batch(steps=[StepRow(
-        ctx.workflow_id, key, meta["child_id"], "child", "failed", ctx._next_seq(),
+    journal.event("child_workflow_failed", meta["child_id"],
+                  {"workflow_id": child.workflow_id, "status": child.status, "error": child.error})
+    await journal.commit(Batch(steps=[StepRow(
+        journal.workflow_id, key, meta["child_id"], "child", "failed", journal.next_seq(),
         meta["attempt"], enc, None, str(err), meta.get("started"),
         time.time(), meta=json.dumps(meta))]))
     raise err
@@ -317,14 +320,14 @@ async def cancel_run(engine: Engine, workflow_id: str, reason: str, *,
             return await _summary(engine, workflow_id, reason)
     reason = str(opts.get("cancel_reason") or reason)
     task = engine.tasks.get(workflow_id)
-    ctx = engine.contexts.get(workflow_id)
-    for _ in range(20):  # a task spawned a moment ago registers its ctx on its first step
-        if ctx is not None or task is None or task.done():
+    journal = engine.journals.get(workflow_id)
+    for _ in range(20):  # a task spawned a moment ago registers its journal on its first step
+        if journal is not None or task is None or task.done():
             break
         await asyncio.sleep(0)
-        ctx = engine.contexts.get(workflow_id)
-    if ctx is not None:
-        ctx.cancel_reason = ctx.cancel_reason or reason
+        journal = engine.journals.get(workflow_id)
+    if journal is not None:
+        journal.cancel_reason = journal.cancel_reason or reason
         engine.wake(workflow_id)
     elif task is None:
         task = await _drive_cancel(engine, run, reason)
@@ -406,9 +409,9 @@ async def terminate_run(engine: Engine, workflow_id: str, reason: str) -> bool:
         only_status=ACTIVE,
         events=[(t, "workflow_terminated", None, engine.dumps_safe({"reason": reason}))])
     if ok:
-        ctx = engine.contexts.get(workflow_id)
-        if ctx is not None:  # driven here: stop it at its next durable point, no rollback
-            ctx.release_reason = f"terminated: {reason}"
+        journal = engine.journals.get(workflow_id)
+        if journal is not None:  # driven here: stop it at its next durable point, no rollback
+            journal.release_reason = f"terminated: {reason}"
             engine.wake(workflow_id)
         await close_children(engine, workflow_id, f"parent workflow {workflow_id} was terminated")
     return ok
@@ -417,9 +420,9 @@ async def terminate_run(engine: Engine, workflow_id: str, reason: str) -> bool:
 async def poll_cancel_requests(engine: Engine) -> None:
     """Heartbeat hook: apply cancels asked for by other processes to runs we drive."""
     for wid, reason in await engine.store.cancel_requests(engine.owner):
-        ctx = engine.contexts.get(wid)
-        if ctx is not None and ctx.cancel_reason is None:
-            ctx.cancel_reason = reason
+        journal = engine.journals.get(wid)
+        if journal is not None and journal.cancel_reason is None:
+            journal.cancel_reason = reason
             engine.wake(wid)
 
 
@@ -441,9 +444,9 @@ async def close_children(engine: Engine, parent_id: str, reason: str) -> None:
 
 async def on_run_end(engine: Engine, run: RunRow) -> None:
     """Called by the engine after a run's terminal status is committed."""
-    ctx = engine.contexts.get(run.workflow_id)
-    if ctx is None or ctx in _PARENTS or any(s.kind == "child"
-                                             for s in ctx._history.values()):
+    journal = engine.journals.get(run.workflow_id)
+    if journal is None or journal in _PARENTS or any(s.kind == "child"
+                                                     for s in journal.history.values()):
         await close_children(engine, run.workflow_id,
                              f"parent workflow {run.workflow_id} ended")
     await retry_failed_run(engine, run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ductwork.durations import to_ms
@@ -10,39 +11,39 @@ from ductwork.errors import ConfigurationError, ConnectorError, DuctworkError
 
 if TYPE_CHECKING:
     from ductwork.connectors.base import Connector
-    from ductwork.interpreter.context import WorkflowContext
+    from ductwork.interpreter.journal import Journal
 
 
 class _Component:
     kind = ""
 
-    def __init__(self, ctx: WorkflowContext) -> None:
-        self._ctx = ctx
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
 
     def _get(self, name: str) -> Any:
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"ctx.{self.kind}: name the resource, e.g. "
                                      f"{_ARG[self.kind]}='my-resource'")
-        ctx = self._ctx
-        return ctx._engine.runtime.connectors.get(self.kind, name, ctx.product, ctx.env)
+        run = self._journal.run
+        return self._journal.engine.runtime.connectors.get(self.kind, name, run.product, run.env)
 
     async def _call(self, name: str, event: str | None, op: str, *args: Any, **kw: Any) -> Any:
         conn: Connector = self._get(name)
         method = getattr(conn, op, None)
         if method is None:
             raise ConnectorError(f"this connector does not support '{op}'", kind=self.kind,
-                                 resource=name, event=event, env=self._ctx.env)
+                                 resource=name, event=event, env=self._journal.run.env)
         try:
             return await method(*args, **kw)
         except DuctworkError:
             raise
         except NotImplementedError:
             raise ConnectorError(f"'{op}' is not implemented by this provider", kind=self.kind,
-                                 resource=name, event=event, env=self._ctx.env) from None
+                                 resource=name, event=event, env=self._journal.run.env) from None
         except Exception as e:  # a provider bug or an unexpected client error
-            msg = self._ctx._engine.runtime.redact(f"{type(e).__name__}: {e}")
+            msg = self._journal.engine.runtime.redact(f"{type(e).__name__}: {e}")
             raise ConnectorError(msg, kind=self.kind, resource=name, event=event,
-                                 env=self._ctx.env) from None
+                                 env=self._journal.run.env) from None
 
 
 _ARG = {"action": "app", "database": "database", "notification": "notification",
@@ -188,41 +189,32 @@ class PublishComponent(_Component):
 class Components:
     """Mixed into ctx: the component accessors are created on first use."""
 
-    _engine: Any
+    _journal: Journal
 
-    def __init__(self) -> None:
-        self._components: dict[str, _Component] = {}
-
-    def _component(self, cls: type[_Component]) -> Any:
-        c = self._components.get(cls.__name__)
-        if c is None:
-            c = self._components[cls.__name__] = cls(self)  # type: ignore[arg-type]
-        return c
-
-    @property
+    @cached_property
     def action(self) -> ActionComponent:
-        return self._component(ActionComponent)
+        return ActionComponent(self._journal)
 
-    @property
+    @cached_property
     def database(self) -> DatabaseComponent:
-        return self._component(DatabaseComponent)
+        return DatabaseComponent(self._journal)
 
-    @property
+    @cached_property
     def notification(self) -> NotificationComponent:
-        return self._component(NotificationComponent)
+        return NotificationComponent(self._journal)
 
-    @property
+    @cached_property
     def storage(self) -> StorageComponent:
-        return self._component(StorageComponent)
+        return StorageComponent(self._journal)
 
-    @property
+    @cached_property
     def graph(self) -> GraphComponent:
-        return self._component(GraphComponent)
+        return GraphComponent(self._journal)
 
-    @property
+    @cached_property
     def messaging(self) -> MessagingComponent:
-        return self._component(MessagingComponent)
+        return MessagingComponent(self._journal)
 
-    @property
+    @cached_property
     def publish(self) -> PublishComponent:
-        return self._component(PublishComponent)
+        return PublishComponent(self._journal)

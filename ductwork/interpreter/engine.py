@@ -23,11 +23,12 @@ from ductwork.errors import (
 )
 from ductwork.interpreter import children, codec
 from ductwork.interpreter.clock import Clock, SystemClock
-from ductwork.interpreter.context import (
+from ductwork.interpreter.context import WorkflowContext
+from ductwork.interpreter.journal import (
     CancelRun,
+    Journal,
     LeaseLost,
     SuspendRun,
-    WorkflowContext,
     current_ctx,
     key_scope,
 )
@@ -52,7 +53,9 @@ class Engine:
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         _LIVE_OWNERS.add(self.owner)
         self.tasks: dict[str, asyncio.Task[ExecutionResult]] = {}
+        # The runs driven here: their ctx (read by management) and their journal.
         self.contexts: dict[str, WorkflowContext] = {}
+        self.journals: dict[str, Journal] = {}
         self._wakeups: dict[str, set[asyncio.Event]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
@@ -166,15 +169,18 @@ class Engine:
                 f"run {run.workflow_id} needs workflow {run.product}/{run.tag}, which is not "
                 f"defined in this process ({e}); define it before recover()/worker") from None
         history = [] if fresh else await self.store.load_steps(run.workflow_id)
-        ctx = WorkflowContext(self, run, wf, history)
+        journal = Journal(self, run, wf, history)
+        ctx = WorkflowContext(journal)
         self.contexts[run.workflow_id] = ctx
+        self.journals[run.workflow_id] = journal
         try:
-            return await self._drive(ctx, run, wf, fresh)
+            return await self._drive(journal, run, wf, fresh)
         finally:
             self.contexts.pop(run.workflow_id, None)
+            self.journals.pop(run.workflow_id, None)
             self._wakeups.pop(run.workflow_id, None)
 
-    async def _drive(self, ctx: WorkflowContext, run: RunRow, wf: WorkflowDef, fresh: bool
+    async def _drive(self, journal: Journal, run: RunRow, wf: WorkflowDef, fresh: bool
                      ) -> ExecutionResult:
         t0 = time.time()
         if not fresh:
@@ -186,16 +192,17 @@ class Engine:
                     float(wf.options["timeout"]) / 1000
             opts = codec.loads(run.options) or {}
             if opts.get("cancel_requested"):
-                ctx.cancel_reason = str(opts.get("cancel_reason") or "cancelled")
-            ctx._event("workflow_resumed" if run.attempt > 1 or ctx._history
-                       else "workflow_started")
+                journal.cancel_reason = str(opts.get("cancel_reason") or "cancelled")
+            journal.event("workflow_resumed" if run.attempt > 1 or journal.history
+                          else "workflow_started")
             try:
-                await ctx._commit(Batch(run=fields))
+                await journal.commit(Batch(run=fields))
             except (LeaseLostError, LeaseLost):
                 return await self.result_from_store(run.workflow_id)
+        ctx = journal.ctx
         token = current_ctx.set(ctx)
         key_scope.set("")
-        ctx._main_task = asyncio.current_task()
+        journal.main_task = asyncio.current_task()
         scope: asyncio.Timeout | None = None
         try:
             if run.deadline_at is not None:
@@ -205,16 +212,16 @@ class Engine:
                     output = await _call_handler(wf, ctx)
             else:
                 output = await _call_handler(wf, ctx)
-            if ctx._unconsumed:
+            if journal.unconsumed:
                 raise NonDeterminismError(
                     f"run {run.workflow_id}: the handler finished without asking for recorded "
-                    f"operation(s) {sorted(ctx._unconsumed)}; the code changed under a running "
+                    f"operation(s) {sorted(journal.unconsumed)}; the code changed under a running "
                     "workflow (deploy the previous code to finish it, or restart the run)")
-            out = ctx._encode(output, "The workflow's return value")
+            out = journal.encode(output, "The workflow's return value")
         except SuspendRun as s:
-            return await self._suspend(ctx, run, s)
+            return await self._suspend(journal, run, s)
         except CancelRun as c:
-            return await self._finish_failed(ctx, run, wf, c, cancelled=True)
+            return await self._finish_failed(journal, run, wf, c, cancelled=True)
         except (LeaseLostError, LeaseLost):
             return await self.result_from_store(run.workflow_id)
         except asyncio.CancelledError:
@@ -227,59 +234,60 @@ class Engine:
                               or wf.options.get("timeout") or 0)
                 err: BaseException = WorkflowTimeoutError(
                     f"Workflow timed out after {limit / 1000:g}s"
-                    + (f" (while running step '{ctx.current_step}')" if ctx.current_step else ""))
-                return await self._finish_failed(ctx, run, wf, err)
-            return await self._finish_failed(ctx, run, wf, e)
+                    + (f" (while running step '{journal.current_step}')"
+                       if journal.current_step else ""))
+                return await self._finish_failed(journal, run, wf, err)
+            return await self._finish_failed(journal, run, wf, e)
         except Exception as e:
-            return await self._finish_failed(ctx, run, wf, e)
+            return await self._finish_failed(journal, run, wf, e)
         finally:
             current_ctx.reset(token)
-        return await self._finish(ctx, run, out)
+        return await self._finish(journal, run, out)
 
-    async def _finish(self, ctx: WorkflowContext, run: RunRow, out: str) -> ExecutionResult:
+    async def _finish(self, journal: Journal, run: RunRow, out: str) -> ExecutionResult:
         t = time.time()
-        manual = ctx.manual_rollback
+        manual = journal.manual_rollback
         status = "rolled_back" if manual and manual.get("rolled_back_steps") else "completed"
         if status != "completed":  # history derives workflow_completed from the run row
-            ctx._event("workflow_rolled_back")
+            journal.event("workflow_rolled_back")
         fields = {"status": status, "output": out, "finished_at": t, "owner": None,
                   "lease_until": None, "current_step": None, "wake_at": None,
                   "rollback_result": None if manual is None else codec.dumps(manual)}
         try:
-            await ctx._commit(Batch(run=fields))
+            await journal.commit(Batch(run=fields))
         except (LeaseLostError, LeaseLost):
             return await self.result_from_store(run.workflow_id)
         await self._notify_parent(run)
         return ExecutionResult(run.workflow_id, status, codec.loads(out), None,
-                               ctx.completed_steps, None, _ms(run.started_at, t), manual)
+                               list(journal.completed), None, _ms(run.started_at, t), manual)
 
-    async def _suspend(self, ctx: WorkflowContext, run: RunRow, s: SuspendRun) -> ExecutionResult:
+    async def _suspend(self, journal: Journal, run: RunRow, s: SuspendRun) -> ExecutionResult:
         wake_at = s.wake_at
         if run.deadline_at is not None and (wake_at is None or wake_at > run.deadline_at):
             wake_at = run.deadline_at  # wake up to fail the run when its timeout passes
-        ctx._event("workflow_suspended", None, {"status": s.status, "wake_at": wake_at})
+        journal.event("workflow_suspended", None, {"status": s.status, "wake_at": wake_at})
         fields = {"status": s.status, "wake_at": wake_at, "owner": None, "lease_until": None}
         try:
-            await ctx._commit(Batch(run=fields))
+            await journal.commit(Batch(run=fields))
         except (LeaseLostError, LeaseLost):
             pass
         else:
             await children.after_suspend(self, run, s)
         return await self.result_from_store(run.workflow_id)
 
-    async def _finish_failed(self, ctx: WorkflowContext, run: RunRow, wf: WorkflowDef,
+    async def _finish_failed(self, journal: Journal, run: RunRow, wf: WorkflowDef,
                              err: BaseException, *, cancelled: bool = False) -> ExecutionResult:
         failed_step = err.step if isinstance(err, StepError) else None
         if isinstance(err, SerializationError) and failed_step is None:
-            failed_step = ctx.current_step
+            failed_step = journal.current_step
         message = self.runtime.redact(_run_message(err))
-        await ctx.settle(self.inline_wait_s)
+        await journal.settle(self.inline_wait_s)
         strategy = str(wf.options.get("rollback_strategy", "reverse_all"))
-        rb: dict[str, Any] | None = ctx.manual_rollback
+        rb: dict[str, Any] | None = journal.manual_rollback
         if not isinstance(err, NonDeterminismError) and (strategy != "none" or cancelled):
             try:
-                rb = await self.rollback(ctx, "reverse_all" if strategy == "none" else strategy,
-                                         message)
+                rb = await self.rollback(journal, "reverse_all" if strategy == "none"
+                                         else strategy, message)
             except (LeaseLostError, LeaseLost):
                 return await self.result_from_store(run.workflow_id)
         if cancelled:
@@ -292,17 +300,17 @@ class Engine:
             message += "; rollback failed for " + ", ".join(
                 f"'{t}' ({rb['errors'].get(t, '')})" for t in rb["failed_steps"])
         t = time.time()
-        ctx._event({"cancelled": "workflow_cancelled", "rolled_back": "workflow_rolled_back"}
-                   .get(status, "workflow_failed"), failed_step, {"error": message})
+        journal.event({"cancelled": "workflow_cancelled", "rolled_back": "workflow_rolled_back"}
+                      .get(status, "workflow_failed"), failed_step, {"error": message})
         fields = {"status": status, "error": message, "failed_step": failed_step,
                   "finished_at": t, "owner": None, "lease_until": None, "current_step": None,
                   "wake_at": None, "rollback_result": None if rb is None else codec.dumps(rb)}
         try:
-            await ctx._commit(Batch(run=fields))
+            await journal.commit(Batch(run=fields))
         except (LeaseLostError, LeaseLost):
             return await self.result_from_store(run.workflow_id)
         await self._notify_parent(run)
-        return ExecutionResult(run.workflow_id, status, None, message, ctx.completed_steps,
+        return ExecutionResult(run.workflow_id, status, None, message, list(journal.completed),
                                failed_step, _ms(run.started_at, t), rb)
 
     async def _release(self, run: RunRow) -> None:
@@ -317,20 +325,20 @@ class Engine:
         await children.on_run_end(self, run)  # parent-close policies, dispatch retries
 
     # -- compensation ---------------------------------------------------------------------------
-    async def rollback(self, ctx: WorkflowContext, strategy: str, reason: str) -> dict[str, Any]:
-        entries = sorted(ctx._done, key=lambda e: e[0], reverse=True)
+    async def rollback(self, journal: Journal, strategy: str, reason: str) -> dict[str, Any]:
+        entries = sorted(journal.compensations, key=lambda e: e[0], reverse=True)
         if strategy == "critical_only":
             entries = [e for e in entries if e[5]]
         elif strategy == "to_checkpoint":
-            entries = [e for e in entries if e[0] > ctx._checkpoint_seq]
+            entries = [e for e in entries if e[0] > journal.checkpoint_seq]
         rolled: list[str] = []
         failed: list[str] = []
         errors: dict[str, str] = {}
         if entries:
-            ctx._event("rollback_started", None, {"reason": reason, "strategy": strategy})
+            journal.event("rollback_started", None, {"reason": reason, "strategy": strategy})
         for _seq, key, tag, result, fn, _critical in entries:
-            rec = ctx._history.get(key)
-            done = ctx._rolled.get(key) or (rec.rollback_status if rec is not None else None)
+            rec = journal.history.get(key)
+            done = journal.rolled.get(key) or (rec.rollback_status if rec is not None else None)
             if done == "rolled_back":
                 rolled.append(tag)
                 continue
@@ -338,32 +346,25 @@ class Engine:
                 failed.append(tag)
                 errors[tag] = (rec.rollback_error if rec is not None else None) or ""
                 continue
-            token = current_ctx.set(ctx)
+            token = current_ctx.set(journal.ctx)
             try:
                 await _call_rollback(fn, result)
                 upd: dict[str, Any] = {"rollback_status": "rolled_back"}
-                ctx._event("step_rolled_back", tag)
+                journal.event("step_rolled_back", tag)
                 rolled.append(tag)
             except Exception as e:
                 msg = self.runtime.redact(f"{type(e).__name__}: {e}" if not isinstance(
                     e, DuctworkError) else str(e))
                 upd = {"rollback_status": "rollback_failed", "rollback_error": msg}
-                ctx._event("rollback_failed", tag, {"error": msg})
+                journal.event("rollback_failed", tag, {"error": msg})
                 failed.append(tag)
                 errors[tag] = msg
             finally:
                 current_ctx.reset(token)
-            ctx._rolled[key] = upd["rollback_status"]
-            await ctx._commit(Batch(step_updates=[(key, upd)]))
+            journal.rolled[key] = upd["rollback_status"]
+            await journal.commit(Batch(step_updates=[(key, upd)]))
         return {"success": not failed, "rolled_back_steps": rolled, "failed_steps": failed,
                 "errors": errors, "reason": reason, "strategy": strategy}
-
-    # -- children -------------------------------------------------------------------------------
-    async def child_workflow(self, ctx: WorkflowContext, child_id: str, tag: str, input: Any,
-                             **options: Any) -> Any:
-        from ductwork.interpreter.children import run_child
-
-        return await run_child(self, ctx, child_id, tag, input, **options)
 
     # -- reading --------------------------------------------------------------------------------
     async def result_from_store(self, workflow_id: str) -> ExecutionResult:
