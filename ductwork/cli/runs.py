@@ -301,7 +301,7 @@ async def cmd_show(dw: Ductwork, args: argparse.Namespace, out: Console) -> int:
     from rich.table import Table
 
     from ductwork.interpreter import codec
-    from ductwork.workflows.management import get_run
+    from ductwork.workflows.reads import get_run
 
     wid = args.workflow_id
     engine = await dw._engine()

@@ -15,6 +15,7 @@ from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.dispatched import pending_run, retry_failed_run
 from ductwork.store.protocol import ScheduleRow
+from ductwork.workflows.inputs import check_workflow_id, prepare_input
 
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
@@ -31,8 +32,6 @@ async def dispatch(engines: LazyEngine, product: str, env: str, workflow: str, i
                    options: Mapping[str, Any] | None = None,
                    workflow_id: str | None = None) -> dict[str, Any]:
     """Queue a run for a worker (now or at start_at), or store a recurring schedule."""
-    from ductwork.workflows.facade import check_workflow_id, prepare_input
-
     defs = engines.runtime.definitions
     wf = defs.get(product, workflow)
     where = f"dispatch({product}/{workflow})"

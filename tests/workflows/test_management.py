@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ductwork import ConfigurationError, Ductwork
-from ductwork.workflows import management
+from ductwork.workflows import reruns
 from tests.support.postgres import PgServer, postgres_server  # noqa: F401 (session fixture)
 
 
@@ -356,18 +356,18 @@ async def test_a_crash_between_creating_and_filling_a_resumed_run(
         dw: Ductwork, monkeypatch: pytest.MonkeyPatch) -> None:
     log: list[str] = []
     await failed_pipeline(dw, log, {})
-    real = management._commit_copies
+    real = reruns._commit_copies
 
     async def crash(*a: Any, **kw: Any) -> Any:
         raise KeyboardInterrupt  # the process dies between the two writes
 
-    monkeypatch.setattr(management, "_commit_copies", crash)
+    monkeypatch.setattr(reruns, "_commit_copies", crash)
     with pytest.raises(KeyboardInterrupt):
         await dw.workflows.resume("run-1", new_workflow_id="resumed")
     assert (await dw.workflows.status("resumed"))["status"] == "preparing"
     assert await dw.workflows.recover() == []  # never picked up without its reused results
     assert log == []
-    monkeypatch.setattr(management, "_commit_copies", real)
+    monkeypatch.setattr(reruns, "_commit_copies", real)
     out = await dw.workflows.resume("run-1", new_workflow_id="resumed")  # the retried call
     assert out["workflow_id"] == "resumed" and out["status"] == "completed"
     assert log == ["transform", "load"]

@@ -1,0 +1,38 @@
+"""Checks and encoding of what callers pass in: a new run's input and its workflow_id."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ductwork.errors import ConfigurationError
+from ductwork.interpreter import codec
+
+if TYPE_CHECKING:
+    from ductwork.interpreter.definitions import Definitions
+    from ductwork.interpreter.result import WorkflowDef
+
+
+def new_workflow_id() -> str:
+    return "wf_" + uuid.uuid4().hex[:20]
+
+
+def check_workflow_id(workflow_id: Any, where: str) -> None:
+    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
+        raise ConfigurationError(f"{where}: workflow_id must be a non-empty string")
+
+
+def encode_input(data: Any, where: str) -> str:
+    try:
+        return codec.dumps(data)
+    except (TypeError, ValueError) as e:
+        raise ConfigurationError(
+            f"{where}: the input cannot be stored: {e}; use {codec.SUPPORTED}") from None
+
+
+def prepare_input(defs: Definitions, wf: WorkflowDef, env: str, input: Any, where: str) -> str:
+    """Check env and input against the definition; the input encoded for the store."""
+    defs.check_env(wf, env)
+    data = {} if input is None else input
+    defs.validate_input(wf, data)
+    return encode_input(data, where)
