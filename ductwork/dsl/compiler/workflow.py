@@ -1,0 +1,172 @@
+"""Workflow files -> WorkflowPlan: schema, then every semantic check, all errors collected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from ductwork.dsl import plan as p
+from ductwork.dsl.compiler.base import duration_ms
+from ductwork.dsl.compiler.steps import StepCompiler
+from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known
+from ductwork.dsl.expr.checker import Scope, TagInfo
+from ductwork.dsl.loader import DataPath, Document
+from ductwork.dsl.schema import checker as schema_check
+from ductwork.errors import CompileError
+
+
+class WorkflowCompiler(StepCompiler):
+    """Compiles one workflow document against its product. Use compile_workflow()."""
+
+    # -- the workflow ------------------------------------------------------------------------
+
+    def compile(self) -> p.WorkflowPlan | None:
+        plan = self._compile()
+        # Where the compiler has a sharper word for the same spot than the schema, keep it.
+        mine = {(d.line, d.col) for d in self.diagnostics}
+        schema_diags = schema_check.check(self.doc, "workflow")
+        self.diagnostics.extend(d for d in schema_diags if (d.line, d.col) not in mine)
+        return None if self.diagnostics else plan
+
+    def _compile(self) -> p.WorkflowPlan | None:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            return None
+        tag = data.get("workflow")
+        if isinstance(tag, str) and self.expected_tag and tag != self.expected_tag:
+            self.fail(("workflow",), f"workflow tag '{tag}' does not match the file name "
+                      f"'{self.expected_tag}.yaml'", "rename the file or the tag; they must agree")
+        prod = data.get("product")
+        if isinstance(prod, str) and prod != self.product.name:
+            self.fail(("product",), f"this workflow is in product '{self.product.name}', "
+                      f"not '{prod}'", "remove 'product:' (the folder decides) or fix it")
+        envs = data.get("envs")
+        if isinstance(envs, list):
+            for i, env in enumerate(envs):
+                if isinstance(env, str) and env not in self.product.envs:
+                    self.fail(("envs", i), f"unknown environment '{env}'",
+                              did_you_mean(env, self.product.envs)
+                              or f"the product declares {known(self.product.envs)}")
+        input_schema = data.get("input")
+        if isinstance(input_schema, dict):
+            self._check_input_schema(input_schema)
+            self.exprs.input_schema = input_schema
+        signals = data.get("signals")
+        if isinstance(signals, dict):
+            self.signals = signals
+        steps_raw = data.get("steps")
+        self._index_tags(steps_raw, ("steps",), (), ())
+        scope = Scope()
+        steps, visible = self.steps(("steps",), steps_raw, scope)
+        output = None
+        if "output" in data:
+            output = self.exprs.tree(("output",), data["output"],
+                                     Scope(visible=frozenset(visible)))
+        options = self._options(data.get("options"))
+        if not isinstance(tag, str):
+            return None
+        return p.WorkflowPlan(
+            product=self.product.name, tag=tag, name=str(data.get("name") or tag),
+            description=str(data.get("description") or ""),
+            input_schema=input_schema if isinstance(input_schema, dict) else None,
+            options=options, signals=dict(signals or {}),
+            envs=tuple(envs) if isinstance(envs, list) else None,
+            steps=tuple(steps), output=output, path=self.doc.path,
+        )
+
+    def _check_input_schema(self, schema: dict[str, Any]) -> None:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as e:
+            where = ("input", *e.absolute_path)
+            if e.absolute_path and e.absolute_path[-1] == "type":
+                types = ("string", "number", "integer", "boolean", "object", "array", "null")
+                self.fail(where, f"'{e.instance}' is not a JSON Schema type",
+                          did_you_mean(e.instance, types) or f"types: {', '.join(types)}")
+            else:
+                self.fail(where, f"input is not a valid JSON Schema: {e.message}")
+
+    def _options(self, raw: Any) -> p.WorkflowOptions:
+        if not isinstance(raw, dict):
+            return p.WorkflowOptions()
+        strategy = raw.get("rollback_strategy", "reverse_all")
+        retries = raw.get("retries")
+        return p.WorkflowOptions(
+            rollback_strategy=strategy if isinstance(strategy, str) else "reverse_all",
+            timeout=duration_ms(raw.get("timeout")),
+            retries=retries if isinstance(retries, int) else None,
+        )
+
+    # -- tags ----------------------------------------------------------------------------------
+
+    def _index_tags(self, steps: Any, path: DataPath,
+                    foreach: tuple[tuple[DataPath, str | None], ...],
+                    branches: tuple[tuple[DataPath, int], ...]) -> None:
+        """First pass: every tag with its place, so later references can be explained."""
+        if not isinstance(steps, list):
+            return
+        for i, step in enumerate(steps):
+            spath = (*path, i)
+            if not isinstance(step, dict):
+                continue
+            tag = step.get("tag")
+            if isinstance(tag, str):
+                if tag in self.exprs.tags:
+                    first = self.exprs.tags[tag]
+                    self.fail((*spath, "tag"), f"duplicate step tag '{tag}'",
+                              f"first defined on line {first.line}; tags are unique in the "
+                              "whole workflow, nested steps included")
+                else:
+                    line, _ = self.doc.locate((*spath, "tag"))
+                    self.exprs.tags[tag] = TagInfo(spath, line, len(self.exprs.tags), foreach,
+                                                   branches)
+            body = step.get("foreach")
+            if isinstance(body, dict):
+                ftag = tag if isinstance(tag, str) else None
+                self._index_tags(body.get("steps"), (*spath, "foreach", "steps"),
+                                 (*foreach, (spath, ftag)), branches)
+            body = step.get("parallel")
+            if isinstance(body, list):
+                for b, branch in enumerate(body):
+                    if isinstance(branch, dict):
+                        self._index_tags(branch.get("steps"), (*spath, "parallel", b, "steps"),
+                                         foreach, (*branches, (spath, b)))
+            body = step.get("switch")
+            if isinstance(body, dict):
+                cases = body.get("cases")
+                for c, case in enumerate(cases if isinstance(cases, list) else []):
+                    if isinstance(case, dict):
+                        self._index_tags(case.get("steps"), (*spath, "switch", "cases", c, "steps"),
+                                         foreach, branches)
+                self._index_tags(body.get("default"), (*spath, "switch", "default"),
+                                 foreach, branches)
+            handlers = step.get("catch")
+            for h, handler in enumerate(handlers if isinstance(handlers, list) else []):
+                if isinstance(handler, dict):
+                    self._index_tags(handler.get("steps"), (*spath, "catch", h, "steps"),
+                                     foreach, branches)
+
+
+def compile_workflow(doc: Document, product: p.ProductSpec, *,
+                     workflows: frozenset[str] | set[str] = frozenset(),
+                     expected_tag: str | None = None) -> tuple[p.WorkflowPlan | None,
+                                                               list[Diagnostic]]:
+    """Compile one loaded workflow file; returns the plan (None on errors) and diagnostics."""
+    c = WorkflowCompiler(doc, product, frozenset(workflows), expected_tag)
+    plan = c.compile()
+    return plan, sorted(c.diagnostics, key=lambda d: (d.line, d.col))
+
+
+def compile(doc: Document, product: p.ProductSpec, **kw: Any) -> p.WorkflowPlan:
+    """Compile one workflow document or raise CompileError with every diagnostic."""
+    plan, diagnostics = compile_workflow(doc, product, **kw)
+    if diagnostics or plan is None:
+        raise CompileError(sorted(diagnostics, key=lambda d: (d.path, d.line, d.col)))
+    return plan
+
+
+def tag_of(path: str | Path) -> str:
+    return Path(path).name.removesuffix(".yaml").removesuffix(".yml")
