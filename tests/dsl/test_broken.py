@@ -1,8 +1,10 @@
-"""The broken-spec catalogue: each file in broken/ pins every diagnostic it must produce.
+"""The broken-spec catalogue: each file in broken/<category>/ is one realistic mistake.
 
-A file starts with one `# expect: LINE:COL: message` line per diagnostic (the header counts
-in the line numbers). `product-*.yaml` files are product files; the others are workflows
-compiled against broken/product.yaml (product "shop").
+A file starts with one `# expect: LINE:COL: message` line per diagnostic, each followed by
+`#   hint: text` when the diagnostic carries a hint (no hint line pins "no hint"); the header
+counts in the line numbers. Categories: yaml, shape, expr, connector, product, flow.
+`product-*.yaml` files are product files; the others are workflows compiled against
+broken/product.yaml (product "shop").
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from ductwork.dsl.product import compile_product
 from ductwork.errors import CompileError
 
 HERE = Path(__file__).parent / "broken"
-CASES = sorted(f for f in HERE.glob("*.yaml") if f.name != "product.yaml")
+CASES = sorted(HERE.glob("*/*.yaml"))
+CATEGORIES = ("yaml", "shape", "expr", "connector", "product", "flow")
 
 
 @pytest.fixture(scope="module")
@@ -44,21 +47,31 @@ def compile_case(path: Path, shop: ProductSpec) -> list[Diagnostic]:
     return diagnostics
 
 
-def expected(path: Path) -> list[str]:
-    lines = path.read_text("utf-8").splitlines()
-    return [line.removeprefix("# expect: ") for line in lines if line.startswith("# expect: ")]
+def expected(path: Path) -> list[tuple[str, str | None]]:
+    """(LINE:COL: message, hint or None) pairs from the file's header."""
+    out: list[tuple[str, str | None]] = []
+    for line in path.read_text("utf-8").splitlines():
+        if line.startswith("# expect: "):
+            out.append((line.removeprefix("# expect: "), None))
+        elif line.startswith("#   hint: "):
+            assert out, f"{path.name}: a hint line before any expect line"
+            out[-1] = (out[-1][0], line.removeprefix("#   hint: "))
+        else:
+            break
+    return out
 
 
 def test_the_catalogue_is_large_enough() -> None:
-    assert len(CASES) >= 40
+    assert len(CASES) >= 69
+    assert {c.parent.name for c in CASES} == set(CATEGORIES)
 
 
-@pytest.mark.parametrize("path", CASES, ids=[c.stem for c in CASES])
+@pytest.mark.parametrize("path", CASES, ids=[f"{c.parent.name}/{c.stem}" for c in CASES])
 def test_broken_spec(path: Path, shop: ProductSpec) -> None:
     want = expected(path)
     assert want, f"{path.name} has no '# expect:' header"
     diagnostics = compile_case(path, shop)
-    got = [d.short() for d in sorted(diagnostics, key=lambda d: (d.line, d.col))]
+    got = [(d.short(), d.hint) for d in sorted(diagnostics, key=lambda d: (d.line, d.col))]
     assert got == want
     for d in diagnostics:
         assert d.path == str(path)
