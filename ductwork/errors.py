@@ -3,7 +3,8 @@
     DuctworkError                     base of every error ductwork raises on purpose
     ├── ConfigurationError            bad arguments to the public API (define, execute, ...)
     │   ├── WorkflowNotFoundError     "Workflow not found: <product>/<tag>"
-    │   └── DuplicateWorkflowError    the same product/tag defined twice
+    │   ├── DuplicateWorkflowError    the same product/tag defined twice
+    │   └── RunNotFoundError          "No workflow run with id '<id>'" (status, result, ...)
     ├── InputFieldNotFoundError       "Input field not found: <name>" (a KeyError too)
     ├── SerializationError            a value the JSON codec cannot store (names the step)
     ├── NonDeterminismError           a replay asked for other steps than were recorded
@@ -44,6 +45,14 @@ class WorkflowNotFoundError(ConfigurationError):
 
 class DuplicateWorkflowError(ConfigurationError):
     pass
+
+
+class RunNotFoundError(ConfigurationError):
+    """No run has this workflow_id (a ConfigurationError, as it was before it had a name)."""
+
+    def __init__(self, workflow_id: str, hint: str = "") -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"No workflow run with id {workflow_id!r}" + (f"; {hint}" if hint else ""))
 
 
 class InputFieldNotFoundError(DuctworkError, KeyError, AttributeError):

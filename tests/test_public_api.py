@@ -10,7 +10,7 @@ def test_public_names_are_pinned() -> None:
         "ChildWorkflowError", "CompileError", "ConfigurationError", "ConnectorError",
         "ConnectorNotConfiguredError",
         "Ductwork", "DuctworkError", "DuplicateWorkflowError", "ExecutionResult",
-        "ExpressionError", "InputFieldNotFoundError", "NonDeterminismError",
+        "ExpressionError", "InputFieldNotFoundError", "NonDeterminismError", "RunNotFoundError",
         "SerializationError", "SignalTimeoutError", "StepError", "StepTimeoutError",
         "StoreError", "WorkflowContext", "WorkflowNotFoundError", "WorkflowTimeoutError",
     ]

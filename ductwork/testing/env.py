@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ductwork.errors import ConfigurationError
+from ductwork.errors import ConfigurationError, RunNotFoundError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult, WorkflowDef
 from ductwork.store.protocol import ACTIVE, TERMINAL, RunRow, StepRow
@@ -283,7 +283,7 @@ class WorkflowTestEnv:
                 continue
             run = await engine.store.get_run(workflow_id)
             if run is None:
-                raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+                raise RunNotFoundError(workflow_id)
             if run.status in TERMINAL or not await self._unblock(run):
                 break
             claimed = await engine.store.claim(workflow_id, engine.owner, engine.lease_s)
@@ -352,7 +352,7 @@ class WorkflowTestEnv:
         engine = self.engine
         run = await engine.store.get_run(workflow_id)
         if run is None:
-            raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+            raise RunNotFoundError(workflow_id)
         steps = await engine.store.load_steps(workflow_id)
         self._journals[workflow_id] = (run, steps)
         return ExecutionResult.from_rows(run, steps)

@@ -11,7 +11,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ductwork.durations import to_ms
-from ductwork.errors import ConfigurationError, DuctworkError, SerializationError
+from ductwork.errors import (
+    ConfigurationError,
+    DuctworkError,
+    RunNotFoundError,
+    SerializationError,
+)
 from ductwork.interpreter import codec
 from ductwork.interpreter.context import InputView
 from ductwork.interpreter.result import completed_tags, elapsed_ms
@@ -83,8 +88,8 @@ async def get_run(engine: Engine, workflow_id: str) -> RunRow:
     run = await engine.store.get_run(workflow_id)
     if run is None:
         recent, _ = await engine.store.list_runs(limit=200)
-        raise ConfigurationError(f"No workflow run with id {workflow_id!r}"
-                                 + hint(workflow_id, [r.workflow_id for r in recent]))
+        found = difflib.get_close_matches(workflow_id, [r.workflow_id for r in recent], 1)
+        raise RunNotFoundError(workflow_id, f"did you mean '{found[0]}'?" if found else "")
     return run
 
 
@@ -301,7 +306,7 @@ async def step_detail(engine: Engine, workflow_id: str, step_tag: str) -> dict[s
 async def status(engine: Engine, workflow_id: str) -> dict[str, Any]:
     run = await engine.store.get_run(workflow_id)
     if run is None:
-        raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+        raise RunNotFoundError(workflow_id)
     steps = await engine.store.load_steps(workflow_id)
     state = {k: codec.loads(v) for k, v in (await engine.store.get_state(workflow_id)).items()}
     return {
@@ -321,7 +326,7 @@ async def history(engine: Engine, workflow_id: str) -> list[dict[str, Any]]:
     """Typed events with timestamps, oldest first."""
     run = await engine.store.get_run(workflow_id)
     if run is None:
-        raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+        raise RunNotFoundError(workflow_id)
     rows: list[tuple[float, int, dict[str, Any]]] = []
     for e in await engine.store.events(workflow_id):
         rows.append((e["ts"], 1, {"type": e["type"], "step": e["step"],

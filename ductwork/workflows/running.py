@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ductwork.durations import to_ms
-from ductwork.errors import ConfigurationError
+from ductwork.errors import ConfigurationError, RunNotFoundError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, RunRow
@@ -90,7 +90,7 @@ async def result(engine: Engine, workflow_id: str, timeout: Any = None) -> Execu
     while True:
         run = await engine.store.get_run(workflow_id)
         if run is None:
-            raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+            raise RunNotFoundError(workflow_id)
         if run.status in TERMINAL:
             return await engine.result_from_store(workflow_id)
         task = engine.tasks.get(workflow_id)
@@ -141,7 +141,7 @@ async def signal(engine: Engine, workflow_id: str, signal: str, payload: Any = N
                  ) -> dict[str, Any]:
     run = await engine.store.get_run(workflow_id)
     if run is None:
-        raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+        raise RunNotFoundError(workflow_id)
     if run.status in TERMINAL:
         raise ConfigurationError(
             f"run {workflow_id} has already ended ({run.status}); a signal can no longer "

@@ -483,3 +483,18 @@ def test_resume_after_the_original_process_died_survives_its_own_crash(tmp_path:
     assert lines.count("undo extract") == 0 and lines.count("undo transform") == 1
     assert lines.count("start transform") == 3  # original, killed resume, recovered resume
     assert lines.count("done load") == 1
+
+
+async def test_an_unknown_run_id_is_one_error_everywhere(dw: Ductwork) -> None:
+    from ductwork import RunNotFoundError
+
+    define_pipeline(dw, [], {})
+    wf = dw.workflows
+    calls = [lambda: wf.status("nope"), lambda: wf.result("nope"), lambda: wf.history("nope"),
+             lambda: wf.signal("nope", "s"),
+             lambda: wf.replay("nope"), lambda: wf.step_detail("nope", "load"),
+             lambda: wf.query("nope", "q"), lambda: wf.related_executions("nope")]
+    for call in calls:
+        with pytest.raises(RunNotFoundError, match=r"^No workflow run with id 'nope'") as e:
+            await call()
+        assert isinstance(e.value, ConfigurationError) and e.value.workflow_id == "nope"
