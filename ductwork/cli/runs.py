@@ -12,9 +12,9 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ductwork.cli.common import read_json
 from ductwork.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -217,21 +217,6 @@ def _json_default(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=_json_default, ensure_ascii=False))
-
-
-def read_json(text: str | None, what: str) -> Any:
-    if text is None:
-        return None
-    if text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text()
-        except OSError as e:
-            raise ConfigurationError(f"{what}: cannot read {text[1:]}: {e.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigurationError(f"{what}: not valid JSON ({e.msg} at line {e.lineno} column "
-                                 f"{e.colno}); quote it for the shell: '{{\"a\": 1}}'") from None
 
 
 def _short(value: Any, width: int = 60) -> str:

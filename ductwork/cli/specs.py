@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ductwork.cli.common import read_json
 from ductwork.dsl.schema import build as schemas
 from ductwork.errors import ConfigurationError, WorkflowNotFoundError
 
@@ -204,23 +205,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
 # -- run ----------------------------------------------------------------------------------------
 
 
-def read_input(raw: str) -> Any:
-    """`--input`: JSON text, or `@file.json`."""
-    where = "--input"
-    text = raw
-    if raw.startswith("@"):
-        where = raw[1:]
-        try:
-            text = Path(where).read_text("utf-8")
-        except OSError as e:
-            raise ConfigurationError(f"--input: cannot read {where}: {e.strerror or e}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigurationError(f"{where}: not valid JSON ({e.msg} at line {e.lineno} column "
-                                 f"{e.colno})") from None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -228,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if not Path(args.specs).exists():
         raise ConfigurationError(f"specs folder not found: {args.specs} (use --specs DIR)")
-    data = read_input(args.input)
+    data = read_json(args.input, "--input")
     cwd = os.getcwd()
     if cwd not in sys.path:  # python: targets are importable from where the command runs
         sys.path.insert(0, cwd)

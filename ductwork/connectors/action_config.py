@@ -8,8 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from ductwork.connectors.base import Problem
-from ductwork.connectors.util import did_you_mean, env_path, first_env, is_ref
+from ductwork.connectors.util import env_path, first_env, is_ref
 from ductwork.durations import parse_ms
+from ductwork.util.suggest import did_you_mean
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Methods whose unknown flat input keys go to the body; the others send them as query.
@@ -103,7 +104,7 @@ def parse_event(name: str, raw: Any) -> EventDef:
     unknown = sorted(set(raw) - set(EVENT_KEYS))
     if unknown:
         raise EventError(f"unknown key '{unknown[0]}' (known: {', '.join(EVENT_KEYS)})"
-                         + did_you_mean(unknown[0], EVENT_KEYS), unknown[0])
+                         + did_you_mean(unknown[0], EVENT_KEYS, prefix="; "), unknown[0])
     method = str(raw.get("method", "GET")).upper()
     if method not in METHODS:
         raise EventError(f"method '{raw.get('method')}' is not one of {', '.join(METHODS)}",
@@ -205,7 +206,7 @@ def _auth_problems(auth: Any) -> list[Problem]:
     kind = auth.get("type")
     if kind not in AUTH_KEYS:
         return [(("type",), f"auth type {kind!r} is not one of {', '.join(AUTH_KEYS)}"
-                 + did_you_mean(str(kind), list(AUTH_KEYS)))]
+                 + did_you_mean(str(kind), AUTH_KEYS, prefix="; "))]
     required, optional = AUTH_KEYS[kind]
     problems: list[Problem] = []
     for key in required:
@@ -215,7 +216,7 @@ def _auth_problems(auth: Any) -> list[Problem]:
     for key in unknown:
         known = ("type", *required, *optional)
         problems.append(((key,), f"unknown auth key '{key}' for type {kind} (known: "
-                         f"{', '.join(known)})" + did_you_mean(key, known)))
+                         f"{', '.join(known)})" + did_you_mean(key, known, prefix="; ")))
     if kind == "api_key" and auth.get("in", "header") not in ("header", "query"):
         problems.append((("in",), "api_key 'in' must be header or query"))
     if kind == "oauth2_client_credentials":
@@ -238,7 +239,7 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
         return [(where, "an environment's config must be a mapping")]
     for key in sorted(set(config) - set(ENV_KEYS)):
         problems.append(((*where, key), f"unknown key '{key}' (known: {', '.join(ENV_KEYS)})"
-                         + did_you_mean(key, ENV_KEYS)))
+                         + did_you_mean(key, ENV_KEYS, prefix="; ")))
     base_url = config.get("base_url")
     if not isinstance(base_url, str) or not base_url:
         problems.append(((*where, "base_url"), "base_url is required (e.g. https://api.x.com)"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -86,18 +85,6 @@ def first_env(definition: Mapping[str, Any], config: Mapping[str, Any]) -> bool:
     if name is None or not isinstance(envs, Mapping) or not envs:
         return True
     return name == str(next(iter(envs)))
-
-
-def close_match(word: str, known: Iterable[Any], cutoff: float = 0.6) -> str | None:
-    """The known name closest to a mistyped one, if any is close enough."""
-    match = difflib.get_close_matches(word, [str(k) for k in known], n=1, cutoff=cutoff)
-    return match[0] if match else None
-
-
-def did_you_mean(word: str, known: Iterable[Any]) -> str:
-    """The "; did you mean 'x'?" ending of a message (`ductwork validate` shows it as a hint)."""
-    match = close_match(word, known)
-    return f"; did you mean '{match}'?" if match else ""
 
 
 def secret_set(spec: ResourceSpec) -> SecretSet:

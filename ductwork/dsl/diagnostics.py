@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from ductwork.util import suggest
 
 
 @dataclass(frozen=True)
@@ -52,20 +52,8 @@ class Diagnostic:
 
 
 def did_you_mean(name: object, candidates: Iterable[str]) -> str | None:
-    """A "did you mean 'x'?" hint when a candidate is close to `name`, else None."""
-    if not isinstance(name, str):
-        return None
-    pool = sorted(set(candidates))
-    match = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
-    if not match:
-        lowered = {c.lower(): c for c in pool}
-        if name.lower() in lowered:
-            match = [lowered[name.lower()]]
-    if not match:  # 'chrage' -> 'charge-payment': a close word of a kebab/snake-case name
-        words = {w: c for c in pool for w in re.split(r"[-_.]", c) if len(w) > 2}
-        near = difflib.get_close_matches(name, list(words), n=1, cutoff=0.75)
-        match = [words[near[0]]] if near else []
-    return f"did you mean '{match[0]}'?" if match else None
+    """The "did you mean 'x'?" hint of a Diagnostic, or None (no hint) when nothing is close."""
+    return suggest.did_you_mean(name, candidates) or None
 
 
 def known(candidates: Iterable[str]) -> str:

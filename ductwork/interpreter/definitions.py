@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, DuplicateWorkflowError, WorkflowNotFoundError
 from ductwork.interpreter.result import Handler, WorkflowDef
+from ductwork.util.suggest import did_you_mean
 
 ROLLBACK_STRATEGIES = ("reverse_all", "critical_only", "to_checkpoint", "none")
 _OPTION_KEYS = frozenset({"timeout", "rollback_strategy", "retries", "queue", "priority"})
@@ -61,11 +61,10 @@ class Definitions:
                 f"{sorted(_OPTION_KEYS)}")
         strategy = opts.get("rollback_strategy", "reverse_all")
         if strategy not in ROLLBACK_STRATEGIES:
-            hint = difflib.get_close_matches(str(strategy), ROLLBACK_STRATEGIES, 1)
             raise ConfigurationError(
                 f"define({product}/{tag}): rollback_strategy {strategy!r} is not one of "
                 f"{', '.join(ROLLBACK_STRATEGIES)}"
-                + (f"; did you mean '{hint[0]}'?" if hint else ""))
+                + did_you_mean(str(strategy), ROLLBACK_STRATEGIES, prefix="; "))
         if opts.get("timeout") is not None:
             opts["timeout"] = to_ms(opts["timeout"], f"define({product}/{tag}) timeout")
         sig: dict[str, Any]
@@ -88,10 +87,9 @@ class Definitions:
         wf = self._defs.get((product, tag))
         if wf is None:
             names = [f"{p}/{t}" for p, t in self._defs]
-            hint = difflib.get_close_matches(f"{product}/{tag}", names, 1)
             raise WorkflowNotFoundError(
                 product, tag,
-                f"did you mean '{hint[0]}'?" if hint else
+                did_you_mean(f"{product}/{tag}", names) or
                 "define it with dw.workflows.define() or put its YAML under specs/ before "
                 "executing")
         return wf
@@ -110,10 +108,9 @@ class Definitions:
             raise ConfigurationError("execute(): env must be a non-empty string such as 'dev'")
         allowed = wf.envs or self._product_envs(wf.product)
         if allowed and env not in allowed:
-            hint = difflib.get_close_matches(env, allowed, 1)
             raise ConfigurationError(
                 f"Workflow {wf.product}/{wf.tag} is not active in env '{env}' (envs: "
-                f"{', '.join(allowed)})" + (f"; did you mean '{hint[0]}'?" if hint else ""))
+                f"{', '.join(allowed)})" + did_you_mean(env, allowed, prefix="; "))
 
     def validate_input(self, wf: WorkflowDef, data: Any) -> None:
         if wf.input_schema is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from ductwork.connectors.base import (
     resolve_refs,
 )
 from ductwork.errors import ConfigurationError, ConnectorNotConfiguredError
+from ductwork.util.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from ductwork.interpreter.runtime import Secrets
@@ -33,10 +33,9 @@ class ConnectorRegistry:
         """Serve `kind`/`name` with this instance (for every product/env unless narrowed)."""
         kind = "broker" if kind in ("messaging", "publish") else kind
         if kind not in KINDS:
-            hint = difflib.get_close_matches(kind, list(KINDS), 1)
             raise ConfigurationError(
                 f"unknown connector kind {kind!r} (known: {', '.join(KINDS)})"
-                + (f"; did you mean '{hint[0]}'?" if hint else ""))
+                + did_you_mean(kind, KINDS, prefix="; "))
         base = BASES[kind]
         if not isinstance(connector, base):
             raise ConfigurationError(
@@ -66,7 +65,6 @@ class ConnectorRegistry:
         if definition is None:
             known = sorted(resources) + sorted(
                 n for (k, n, p, _e) in self._explicit if k == kind and p in (None, product))
-            hint = difflib.get_close_matches(name, known, 1)
             where = (f"declare it under `{section}:` in the product file of {product}"
                      if prod is not None else
                      f"load a product file with Ductwork(specs=...) that declares it under "
@@ -75,7 +73,7 @@ class ConnectorRegistry:
                 f"no {kind} resource named '{name}' is configured for product '{product}' "
                 f"(env {env}); {where}, or register one with "
                 f"dw.connectors.register('{kind}', '{name}', connector)"
-                + (f"; did you mean '{hint[0]}'?" if hint else ""),
+                + did_you_mean(name, known, prefix="; "),
                 kind=kind, resource=name, env=env)
         envs = definition.get("envs") or {}
         if env not in envs:

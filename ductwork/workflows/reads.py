@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import inspect
 import time
 from collections.abc import Iterable, Mapping
@@ -22,6 +21,8 @@ from ductwork.interpreter.context import InputView
 from ductwork.interpreter.result import completed_tags, elapsed_ms
 from ductwork.interpreter.transform import Transform
 from ductwork.store.protocol import ACTIVE, TERMINAL, RunRow, StepRow
+from ductwork.util.suggest import did_you_mean
+from ductwork.util.timefmt import iso
 
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
@@ -32,17 +33,6 @@ LINKS = (("replayed_from", "replay"), ("restarted_from", "restart"), ("resumed_f
 
 
 # -- small helpers -----------------------------------------------------------------------------
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
-
-
-def hint(word: str, choices: Iterable[str]) -> str:
-    found = difflib.get_close_matches(word, list(choices), 1)
-    return f"; did you mean '{found[0]}'?" if found else ""
-
-
 def run_context(run: RunRow) -> dict[str, Any]:
     try:
         extra = codec.loads(run.context)
@@ -88,8 +78,8 @@ async def get_run(engine: Engine, workflow_id: str) -> RunRow:
     run = await engine.store.get_run(workflow_id)
     if run is None:
         recent, _ = await engine.store.list_runs(limit=200)
-        found = difflib.get_close_matches(workflow_id, [r.workflow_id for r in recent], 1)
-        raise RunNotFoundError(workflow_id, f"did you mean '{found[0]}'?" if found else "")
+        raise RunNotFoundError(workflow_id, did_you_mean(workflow_id,
+                                                         [r.workflow_id for r in recent]))
     return run
 
 
@@ -184,7 +174,7 @@ async def query(engine: Engine, workflow_id: str, name: str) -> Any:
             f"workflow {run.product}/{run.tag} has no query {name!r} "
             + (f"(declared: {', '.join(declared)})" if declared else
                "(it declares none: define(..., queries={'name': fn}))")
-            + hint(name, declared))
+            + did_you_mean(name, declared, prefix="; "))
     steps = await engine.store.load_steps(workflow_id)
     state = {k: codec.loads(v) for k, v in (await engine.store.get_state(workflow_id)).items()}
     qctx = QueryContext(run, steps, state)
@@ -244,7 +234,8 @@ async def list_runs(engine: Engine, *, product: str | None = None, tag: str | No
         for s in sts:
             if s not in STATUSES:
                 raise ConfigurationError(f"list(): unknown status {s!r} (statuses: "
-                                         f"{', '.join(STATUSES)})" + hint(str(s), STATUSES))
+                                         f"{', '.join(STATUSES)})"
+                                         + did_you_mean(str(s), STATUSES, prefix="; "))
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
         raise ConfigurationError(f"list(): limit must be an integer from 1 to 1000, got {limit!r}")
     if cursor is not None:
@@ -270,7 +261,8 @@ def resolve_step(steps: list[StepRow], step_tag: str, run: RunRow, kind: str = "
         what = "step" if kind == "step" else kind
         raise ConfigurationError(
             f"run {run.workflow_id} ({run.product}/{run.tag}) has no recorded {what} "
-            f"{step_tag!r} (recorded: {', '.join(known) or 'none'})" + hint(step_tag, known))
+            f"{step_tag!r} (recorded: {', '.join(known) or 'none'})"
+            + did_you_mean(step_tag, known, prefix="; "))
     return sorted(rows, key=lambda s: s.seq)
 
 

@@ -12,8 +12,9 @@ from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, Batch, RunRow, StepRow
+from ductwork.util.suggest import did_you_mean
 from ductwork.workflows.inputs import check_workflow_id, encode_input, new_workflow_id
-from ductwork.workflows.reads import get_run, hint, origin_of, resolve_step, run_context, run_flags
+from ductwork.workflows.reads import get_run, origin_of, resolve_step, run_context, run_flags
 
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
@@ -257,7 +258,8 @@ async def resume(engine: Engine, workflow_id: str, from_checkpoint: str | None =
     for tag in skip:
         if tag not in known and "#" not in tag:
             raise ConfigurationError(f"resume(): skip_steps names {tag!r}, which is not a step "
-                                     f"of run {src.workflow_id}" + hint(tag, known))
+                                     f"of run {src.workflow_id}"
+                                     + did_you_mean(tag, known, prefix="; "))
         rec = [s for s in steps if s.kind == "step" and s.status == "completed"
                and (s.tag == tag or s.step_key == tag)]
         presets[tag] = codec.loads(rec[0].result) if rec else None
@@ -292,7 +294,8 @@ async def replay_from_step(engine: Engine, workflow_id: str, from_step: str,
         base = tag.partition("#")[0]
         if base not in known:
             raise ConfigurationError(f"replay_from_step(): step_outputs names {tag!r}, which is "
-                                     f"not a step of run {src.workflow_id}" + hint(tag, known))
+                                     f"not a step of run {src.workflow_id}"
+                                     + did_you_mean(tag, known, prefix="; "))
     for s in copies:
         if s.kind == "step" and (s.step_key in overrides or s.tag in overrides):
             value = overrides.get(s.step_key, overrides.get(s.tag))

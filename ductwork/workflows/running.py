@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import difflib
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from ductwork.errors import ConfigurationError, RunNotFoundError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, RunRow
+from ductwork.util.suggest import did_you_mean
 from ductwork.workflows.inputs import check_workflow_id, new_workflow_id, prepare_input
 
 if TYPE_CHECKING:
@@ -149,11 +149,10 @@ async def signal(engine: Engine, workflow_id: str, signal: str, payload: Any = N
     wf = engine.runtime.definitions.find(run.product, run.tag)
     if wf is not None and wf.signals:
         if signal not in wf.signals:
-            hint = difflib.get_close_matches(signal, list(wf.signals), 1)
             raise ConfigurationError(
                 f"workflow {run.product}/{run.tag} does not accept signal {signal!r} "
                 f"(declared: {', '.join(sorted(wf.signals))})"
-                + (f"; did you mean '{hint[0]}'?" if hint else ""))
+                + did_you_mean(signal, wf.signals, prefix="; "))
         schema = wf.signals[signal]
         if isinstance(schema, Mapping):
             import jsonschema

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import time
 import uuid
 from collections.abc import Mapping
@@ -15,6 +14,8 @@ from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.dispatched import pending_run, retry_failed_run
 from ductwork.store.protocol import ScheduleRow
+from ductwork.util.suggest import did_you_mean
+from ductwork.util.timefmt import iso, iso_z
 from ductwork.workflows.inputs import check_workflow_id, prepare_input
 
 if TYPE_CHECKING:
@@ -54,14 +55,14 @@ async def dispatch(engines: LazyEngine, product: str, env: str, workflow: str, i
         wid = workflow_id or "job_" + uuid.uuid4().hex[:20]
         due = max(start or t, t)
         run = pending_run(wid, product, workflow, env, enc, opts, due, t, wf.name,
-                       {"job_id": wid, "scheduled_at": _iso(start or t)})
+                       {"job_id": wid, "scheduled_at": iso(start or t)})
         stored, _ = await engine.store.create_run(run, [(t, "workflow_queued", None, None)])
         engine.nudge()
         wake = stored.wake_at if stored.wake_at is not None else stored.created_at
         return {"job_id": wid, "workflow_id": wid,
                 "status": "scheduled" if stored.status == "pending" and wake > t else (
                     "queued" if stored.status == "pending" else stored.status),
-                "scheduled_at": _iso(wake), "recurring": False, "next_run_at": _iso(wake)}
+                "scheduled_at": iso(wake), "recurring": False, "next_run_at": iso(wake)}
 
     row = _schedule_row(sched, where, tzname, start, t)
     row.job_id = workflow_id or "sch_" + uuid.uuid4().hex[:20]
@@ -80,10 +81,9 @@ def _check_keys(value: Mapping[str, Any] | None, known: tuple[str, ...], what: s
         raise ConfigurationError(f"{what} must be a dict with keys {', '.join(known)}")
     for k in value:
         if k not in known:
-            hint = difflib.get_close_matches(str(k), known, 1)
             raise ConfigurationError(
                 f"{what}: unknown key {k!r} (known: {', '.join(known)})"
-                + (f"; did you mean '{hint[0]}'?" if hint else ""))
+                + did_you_mean(str(k), known, prefix="; "))
     return {k: v for k, v in value.items() if v is not None}
 
 
@@ -245,17 +245,17 @@ async def _fire(engine: Engine, row: ScheduleRow, t: float) -> str | None:
     nxt = next_after(row, occ)
     done = (row.max_runs is not None and fired >= row.max_runs) or nxt is None or (
         row.end_at is not None and nxt > row.end_at)
-    rid = f"{row.job_id}@{_iso_id(occ)}"
+    rid = f"{row.job_id}@{iso_z(occ)}"
     opts = codec.loads(row.options) or {}
     wf = engine.runtime.definitions.find(row.product, row.tag)
     run = pending_run(rid, row.product, row.tag, row.env, row.input, opts, max(occ, t), t,
-                   wf.name if wf else None, {"job_id": row.job_id, "scheduled_at": _iso(occ)})
+                   wf.name if wf else None, {"job_id": row.job_id, "scheduled_at": iso(occ)})
     ok = await engine.store.fire_schedule(
         row.job_id, row.fired,
         {"fired": fired, "status": "completed" if done else "active",
          "next_run_at": None if done else nxt, "last_run_id": rid},
         run, [(t, "workflow_queued", None, engine.dumps_safe({"job_id": row.job_id,
-                                                              "occurrence": _iso(occ)}))])
+                                                              "occurrence": iso(occ)}))])
     return rid if ok else None
 
 
@@ -314,8 +314,8 @@ def describe(row: ScheduleRow) -> dict[str, Any]:
         "status": "scheduled" if row.status == "active" else row.status,
         "recurring": True, "cron": row.cron,
         "every_ms": row.every_ms, "timezone": row.timezone,
-        "scheduled_at": _iso(row.start_at if row.start_at is not None else row.created_at),
-        "next_run_at": _iso(row.next_run_at), "end_date": _iso(row.end_at),
+        "scheduled_at": iso(row.start_at if row.start_at is not None else row.created_at),
+        "next_run_at": iso(row.next_run_at), "end_date": iso(row.end_at),
         "limit": row.max_runs, "runs": row.fired, "last_run_id": row.last_run_id,
     }
 
@@ -334,14 +334,3 @@ async def sweep_retries(engine: Engine, since: float) -> int:
                 made += 1
         if cursor is None:
             return made
-
-
-# -- helpers --------------------------------------------------------------------------------------
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
-
-
-def _iso_id(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

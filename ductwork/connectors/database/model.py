@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ductwork.connectors.util import close_match
+from ductwork.util.suggest import did_you_mean
 
 # Identifiers are checked against this before they are quoted into SQL; 63 = PostgreSQL's limit.
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -44,24 +44,19 @@ COMMON_EVENT_KEYS = {"op", "table", "description"}
 NOW = "now"
 
 
+# Column and event names are short: a looser match than elsewhere still suggests the right one.
+HINT_CUTOFF = 0.5
+
+
 class InputError(ValueError):
     """A caller's input does not fit the declared table/event; the message says how to fix it."""
-
-
-def did_you_mean(name: str, known: list[str] | set[str] | Mapping[str, Any]) -> str:
-    close = close_match(str(name), known, cutoff=0.5)
-    if close is None:
-        # "email; DROP TABLE users" is far from "email" as a whole, but its leading word is not.
-        word = re.match(r"[A-Za-z_$][A-Za-z0-9_]*", str(name))
-        if word and word.group(0) != name:
-            close = close_match(word.group(0), known, cutoff=0.5)
-    return f"; did you mean '{close}'?" if close else ""
 
 
 def unknown(what: str, name: str, known: Mapping[str, Any] | list[str] | set[str]) -> str:
     listed = ", ".join(sorted(str(k) for k in known)) or "none"
     shown = name if len(str(name)) <= 80 else str(name)[:77] + "..."
-    return f"unknown {what} {shown!r}{did_you_mean(name, known)} (known: {listed})"
+    hint = did_you_mean(name, known, prefix="; ", cutoff=HINT_CUTOFF)
+    return f"unknown {what} {shown!r}{hint} (known: {listed})"
 
 
 @dataclass(frozen=True)

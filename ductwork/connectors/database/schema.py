@@ -10,6 +10,7 @@ from ductwork.connectors.database.model import (
     COLUMN_KEYS,
     COMMON_EVENT_KEYS,
     EVENT_KEYS,
+    HINT_CUTOFF,
     IDENT,
     NOW,
     OPS,
@@ -20,12 +21,12 @@ from ductwork.connectors.database.model import (
     Schema,
     Table,
     coerce,
-    did_you_mean,
     unknown,
 )
 from ductwork.connectors.database.params import named_params
 from ductwork.connectors.database.sql import check_where
 from ductwork.connectors.util import is_identifier
+from ductwork.util.suggest import did_you_mean
 
 
 def parse_order_by(value: Any) -> list[tuple[str, bool]]:
@@ -239,8 +240,8 @@ def _load_sql_event(ev: Event, edef: Mapping[str, Any], at: tuple[str | int, ...
     used = named_params(sql)
     for n in used:
         if n not in ev.params:
-            problems.append(((*at, "sql"), f"parameter :{n} is not declared in params"
-                                            f"{did_you_mean(n, ev.params)}"))
+            hint = did_you_mean(n, ev.params, prefix="; ", cutoff=HINT_CUTOFF)
+            problems.append(((*at, "sql"), f"parameter :{n} is not declared in params{hint}"))
     for i, p in enumerate(ev.params):
         if p not in used:
             problems.append(((*at, "params", i), f"parameter '{p}' is declared but the sql "

@@ -7,15 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ductwork.connectors.database.model import (
+    HINT_CUTOFF,
     IDENT,
     Column,
     InputError,
     Table,
     coerce,
-    did_you_mean,
     unknown,
 )
 from ductwork.connectors.database.params import scan_params
+from ductwork.util.suggest import did_you_mean
 
 COMPARE = {"$eq": "=", "$ne": "<>", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 OPERATORS = (*COMPARE, "$in", "$nin", "$like", "$ilike", "$isNull", "$isNotNull", "$between")
@@ -185,7 +186,7 @@ class Builder:
 
     def _logical(self, key: str, value: Any, params: list[Any], depth: int) -> str:
         if key not in LOGICAL:
-            hint = did_you_mean(key, list(LOGICAL))
+            hint = did_you_mean(key, LOGICAL, prefix="; ", cutoff=HINT_CUTOFF)
             raise InputError(f"unknown logical operator {key[:40]!r}{hint} "
                              f"(filters use {', '.join(LOGICAL)} at the top level and "
                              f"{', '.join(OPERATORS)} under a column)")

@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ductwork.connectors.base import BrokerConnector, Problem, ResourceSpec
-from ductwork.connectors.util import close_match, duration_problem, duration_s, env_path, is_ref
+from ductwork.connectors.util import duration_problem, duration_s, env_path, is_ref
 from ductwork.errors import ConnectorError
+from ductwork.util.suggest import suggest
 
 DEFAULT_TIMEOUT = 10.0
 COMMON_KEYS = ("provider", "prefix", "timeout", "tls")
@@ -381,5 +382,5 @@ def validate_topics(provider: str, definition: Mapping[str, Any], prefix: str) -
 
 
 def _close(word: str, options: Iterable[str]) -> str:
-    match = close_match(word, options)
+    match = suggest(word, options)
     return f" (did you mean '{match}'?)" if match else ""

@@ -15,12 +15,12 @@ from ductwork.connectors.notification.templates import (
     syntax_problem,
 )
 from ductwork.connectors.util import (
-    did_you_mean,
     duration_problem,
     env_name,
     env_path,
     first_env,
 )
+from ductwork.util.suggest import did_you_mean
 
 # provider -> (required keys, optional keys)
 PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -178,7 +178,8 @@ def _config_problems(
     for key in config:
         if key not in known:
             c.add(str(key), f"unknown key '{key}' for provider '{provider}' "
-                            f"(known: {', '.join(sorted(known))}){did_you_mean(str(key), known)}")
+                            f"(known: {', '.join(sorted(known))})"
+                            + did_you_mean(str(key), known, prefix="; "))
     for key in sorted(required):
         if key not in config:
             c.whole(f"provider '{provider}' needs `{key}`")
@@ -207,7 +208,7 @@ def _event_problems(events: Any) -> list[Problem]:
             if key not in EVENT_KEYS:
                 out.append(((*path, key), f"unknown key '{key}' in event '{name}' (known: "
                             f"{', '.join(sorted(EVENT_KEYS))})"
-                            + did_you_mean(str(key), EVENT_KEYS)))
+                            + did_you_mean(str(key), EVENT_KEYS, prefix="; ")))
             elif key != "description":
                 problem = syntax_problem(str(key), source)
                 if problem:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import json
 import re
 import uuid as _uuid
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
+
+from ductwork.util.suggest import did_you_mean
 
 # Size caps so that one expression cannot exhaust memory (`"x" * 10**9`, range(10**9), ...).
 MAX_TEXT = 1_000_000
@@ -87,8 +88,7 @@ def close_hint(name: str, names: Iterable[str]) -> str:
 
     For run-time messages; compile-time diagnostics use diagnostics.did_you_mean.
     """
-    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return did_you_mean(name, names, prefix="; ")
 
 
 def _fields_hint(

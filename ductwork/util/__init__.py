@@ -1,0 +1,1 @@
+"""Helpers every layer may use; they import only the standard library and ductwork.errors."""

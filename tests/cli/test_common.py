@@ -1,0 +1,30 @@
+"""ductwork.cli.common.read_json: JSON options given inline or as @FILE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ductwork.cli.common import read_json
+from ductwork.errors import ConfigurationError
+
+
+def test_inline_file_and_absent(tmp_path: Path) -> None:
+    f = tmp_path / "in.json"
+    f.write_text('{"a": "é"}', "utf-8")
+    assert read_json('{"a": 1}', "--input") == {"a": 1}
+    assert read_json(f"@{f}", "--input") == {"a": "é"}
+    assert read_json(None, "--merge") is None
+
+
+def test_errors_name_the_option_or_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"--payload: not valid JSON .*quote it"):
+        read_json("{a: 1}", "--payload")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{", "utf-8")
+    with pytest.raises(ConfigurationError, match=r"bad\.json: not valid JSON \(") as e:
+        read_json(f"@{bad}", "--input")
+    assert "quote it" not in str(e.value)
+    with pytest.raises(ConfigurationError, match=r"--input: cannot read .*missing\.json"):
+        read_json(f"@{tmp_path / 'missing.json'}", "--input")
