@@ -21,8 +21,9 @@ from ductwork.dsl.expr.runtime import (
     truthy,
 )
 
-Scope = Mapping[str, Any]
-Fn = Callable[[Scope], Any]
+# Run-time values of the roots an expression reads (ctx, steps, state, item, ...), by name.
+Bindings = Mapping[str, Any]
+Fn = Callable[[Bindings], Any]
 
 ROOTS: frozenset[str] = frozenset(
     {"ctx", "steps", "state", "result", "item", "index", "env", "secrets", "error"}
@@ -36,7 +37,7 @@ ROOT_HELP = {
     "secrets": "no secrets were given to this run",
 }
 # Bare names people write for things that live under ctx.
-CTX_FIELDS = {
+BARE_CTX_NAMES = {
     "input", "workflow_id", "workflow_tag", "product", "checkpoint_name", "checkpoint_data",
 }
 
@@ -46,14 +47,14 @@ _MISSING = object()
 def unknown_name_message(name: str, known: set[str] | frozenset[str]) -> str:
     if name in ROOT_HELP and name not in known:
         return f"'{name}' is not available here: {ROOT_HELP[name]}"
-    if name in CTX_FIELDS:
+    if name in BARE_CTX_NAMES:
         return f"unknown name '{name}'; did you mean 'ctx.{name}'?"
     if name == "transform":
         return "transform.* are functions: call one, e.g. transform.upper(x)"
     return f"unknown name '{name}'{close_hint(name, known)} (names: {', '.join(sorted(known))})"
 
 
-def _unknown_root(name: str, scope: Scope) -> str:
+def _unknown_root(name: str, scope: Bindings) -> str:
     known = {k for k in scope if isinstance(k, str)} | ROOTS - set(ROOT_HELP)
     return unknown_name_message(name, known)
 
@@ -80,7 +81,7 @@ def _fast_path(root: str, keys: tuple[str | int, ...], slow: Fn) -> Fn:
     """Walk plain dicts/lists directly; anything unusual reruns the general closure,
     which produces the detailed error (or handles Mapping objects)."""
 
-    def run(scope: Scope) -> Any:
+    def run(scope: Bindings) -> Any:
         try:
             v = scope[root]
             for k in keys:
@@ -96,7 +97,7 @@ def _fast_path(root: str, keys: tuple[str | int, ...], slow: Fn) -> Fn:
     if len(keys) == 2 and all(type(k) is str for k in keys):
         k1, k2 = keys
 
-        def run2(scope: Scope) -> Any:
+        def run2(scope: Bindings) -> Any:
             try:
                 v = scope[root]
                 if type(v) is dict:
@@ -119,7 +120,7 @@ def _compile_general(node: ast.Node) -> tuple[Fn, str | None, str | None]:
     if isinstance(node, ast.Name):
         name = node.name
 
-        def get_root(scope: Scope) -> Any:
+        def get_root(scope: Bindings) -> Any:
             try:
                 return scope[name]
             except KeyError:
@@ -158,7 +159,7 @@ def _compile_access(node: ast.Field | ast.Index) -> tuple[Fn, str | None, str | 
         key: Any = node.name
         out_desc = desc + render_key(key) if desc is not None else None
 
-        def field(scope: Scope) -> Any:
+        def field(scope: Bindings) -> Any:
             o = obj(scope)
             if type(o) is dict:
                 v = o.get(key, _MISSING)
@@ -174,7 +175,7 @@ def _compile_access(node: ast.Field | ast.Index) -> tuple[Fn, str | None, str | 
     else:
         out_desc = None
 
-    def index(scope: Scope) -> Any:
+    def index(scope: Bindings) -> Any:
         return get_item(obj(scope), key_fn(scope), desc, root, pos)
 
     return index, out_desc, root
@@ -196,7 +197,7 @@ def _compile_compare(node: ast.Compare) -> Fn:
     if op in ("in", "not in"):
         negated = op == "not in"
 
-        def in_(scope: Scope) -> bool:
+        def in_(scope: Bindings) -> bool:
             item = left(scope)  # left to right, like every other operator
             return contains(right(scope), item, pos) != negated
 
@@ -208,13 +209,13 @@ def _compile_boolop(node: ast.BoolOp) -> Fn:
     left, right = compile_node(node.left), compile_node(node.right)
     if node.op == "and":
 
-        def and_(scope: Scope) -> Any:
+        def and_(scope: Bindings) -> Any:
             v = left(scope)
             return right(scope) if truthy(v) else v
 
         return and_
 
-    def or_(scope: Scope) -> Any:
+    def or_(scope: Bindings) -> Any:
         v = left(scope)
         return v if truthy(v) else right(scope)
 
@@ -227,7 +228,7 @@ def _compile_call(node: ast.Call) -> Fn:
     if entry is None:
         message = unknown_function_message(written)
 
-        def unknown(scope: Scope) -> Any:
+        def unknown(scope: Bindings) -> Any:
             raise Fail(message, pos)
 
         return unknown
@@ -235,14 +236,14 @@ def _compile_call(node: ast.Call) -> Fn:
     if not info.accepts(len(node.args)):
         message = f"{written}() takes {info.arity()}, got {len(node.args)}: {info.signature}"
 
-        def bad_arity(scope: Scope) -> Any:
+        def bad_arity(scope: Bindings) -> Any:
             raise Fail(message, pos)
 
         return bad_arity
     args = [compile_node(a) for a in node.args]
     if lazy:
 
-        def call_lazy(scope: Scope) -> Any:
+        def call_lazy(scope: Bindings) -> Any:
             try:
                 return impl(*[functools.partial(f, scope) for f in args])
             except ArgError as exc:
@@ -250,7 +251,7 @@ def _compile_call(node: ast.Call) -> Fn:
 
         return call_lazy
 
-    def call(scope: Scope) -> Any:
+    def call(scope: Bindings) -> Any:
         values = [f(scope) for f in args]
         try:
             return impl(*values)
