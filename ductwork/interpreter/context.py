@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, InputFieldNotFoundError
 from ductwork.interpreter import codec
+from ductwork.interpreter import rollback as saga
 from ductwork.interpreter.children import run_child
 from ductwork.interpreter.components import Components
 from ductwork.interpreter.journal import key_scope
@@ -263,7 +264,7 @@ class WorkflowContext(Components):
     # -- rollback -------------------------------------------------------------------------------
     async def trigger_rollback(self, reason: str = "") -> dict[str, Any]:
         """Run the rollbacks now (for rollback_strategy 'none' and manual compensation)."""
-        return dict(await self._journal.trigger_rollback(reason))
+        return dict(await saga.trigger(self._journal, reason))
 
     # -- fan-out --------------------------------------------------------------------------------
     async def parallel(self, branches: Iterable[Callable[[], Awaitable[Any]] | Awaitable[Any]]

@@ -22,10 +22,10 @@ from ductwork.errors import (
     WorkflowTimeoutError,
 )
 from ductwork.interpreter import children, codec
+from ductwork.interpreter.cancel import CancelRun, poll_cancel_requests
 from ductwork.interpreter.clock import Clock, SystemClock
 from ductwork.interpreter.context import WorkflowContext
 from ductwork.interpreter.journal import (
-    CancelRun,
     Journal,
     LeaseLost,
     SuspendRun,
@@ -33,6 +33,7 @@ from ductwork.interpreter.journal import (
     key_scope,
 )
 from ductwork.interpreter.result import ExecutionResult, WorkflowDef
+from ductwork.interpreter.rollback import compensate
 from ductwork.store.protocol import Batch, LeaseLostError, RunRow, RunStore
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class Engine:
             with contextlib.suppress(DuctworkError):
                 await self.store.renew_leases(self.owner, self.lease_s)
             with contextlib.suppress(DuctworkError):
-                await children.poll_cancel_requests(self)  # cancels asked by other processes
+                await poll_cancel_requests(self)  # cancels asked by other processes
 
     def nudge(self) -> None:
         """Tell a worker in this process that something may have become due."""
@@ -257,7 +258,7 @@ class Engine:
             await journal.commit(Batch(run=fields))
         except (LeaseLostError, LeaseLost):
             return await self.result_from_store(run.workflow_id)
-        await self._notify_parent(run)
+        await self.notify_parent(run)
         return ExecutionResult(run.workflow_id, status, codec.loads(out), None,
                                list(journal.completed), None, _ms(run.started_at, t), manual)
 
@@ -286,8 +287,8 @@ class Engine:
         rb: dict[str, Any] | None = journal.manual_rollback
         if not isinstance(err, NonDeterminismError) and (strategy != "none" or cancelled):
             try:
-                rb = await self.rollback(journal, "reverse_all" if strategy == "none"
-                                         else strategy, message)
+                rb = await compensate(journal, "reverse_all" if strategy == "none" else strategy,
+                                      message)
             except (LeaseLostError, LeaseLost):
                 return await self.result_from_store(run.workflow_id)
         if cancelled:
@@ -309,7 +310,7 @@ class Engine:
             await journal.commit(Batch(run=fields))
         except (LeaseLostError, LeaseLost):
             return await self.result_from_store(run.workflow_id)
-        await self._notify_parent(run)
+        await self.notify_parent(run)
         return ExecutionResult(run.workflow_id, status, None, message, list(journal.completed),
                                failed_step, _ms(run.started_at, t), rb)
 
@@ -317,54 +318,12 @@ class Engine:
         with contextlib.suppress(DuctworkError):
             await self.store.release(run.workflow_id, self.owner)
 
-    async def _notify_parent(self, run: RunRow) -> None:
+    async def notify_parent(self, run: RunRow) -> None:
         if run.parent_id:
             await self.store.update_run(run.parent_id, {"wake_at": time.time()},
                                         only_status=frozenset({"waiting"}))
             self.wake(run.parent_id)
         await children.on_run_end(self, run)  # parent-close policies, dispatch retries
-
-    # -- compensation ---------------------------------------------------------------------------
-    async def rollback(self, journal: Journal, strategy: str, reason: str) -> dict[str, Any]:
-        entries = sorted(journal.compensations, key=lambda e: e[0], reverse=True)
-        if strategy == "critical_only":
-            entries = [e for e in entries if e[5]]
-        elif strategy == "to_checkpoint":
-            entries = [e for e in entries if e[0] > journal.checkpoint_seq]
-        rolled: list[str] = []
-        failed: list[str] = []
-        errors: dict[str, str] = {}
-        if entries:
-            journal.event("rollback_started", None, {"reason": reason, "strategy": strategy})
-        for _seq, key, tag, result, fn, _critical in entries:
-            rec = journal.history.get(key)
-            done = journal.rolled.get(key) or (rec.rollback_status if rec is not None else None)
-            if done == "rolled_back":
-                rolled.append(tag)
-                continue
-            if done == "rollback_failed":
-                failed.append(tag)
-                errors[tag] = (rec.rollback_error if rec is not None else None) or ""
-                continue
-            token = current_ctx.set(journal.ctx)
-            try:
-                await _call_rollback(fn, result)
-                upd: dict[str, Any] = {"rollback_status": "rolled_back"}
-                journal.event("step_rolled_back", tag)
-                rolled.append(tag)
-            except Exception as e:
-                msg = self.runtime.redact(f"{type(e).__name__}: {e}" if not isinstance(
-                    e, DuctworkError) else str(e))
-                upd = {"rollback_status": "rollback_failed", "rollback_error": msg}
-                journal.event("rollback_failed", tag, {"error": msg})
-                failed.append(tag)
-                errors[tag] = msg
-            finally:
-                current_ctx.reset(token)
-            journal.rolled[key] = upd["rollback_status"]
-            await journal.commit(Batch(step_updates=[(key, upd)]))
-        return {"success": not failed, "rolled_back_steps": rolled, "failed_steps": failed,
-                "errors": errors, "reason": reason, "strategy": strategy}
 
     # -- reading --------------------------------------------------------------------------------
     async def result_from_store(self, workflow_id: str) -> ExecutionResult:
@@ -380,17 +339,6 @@ async def _call_handler(wf: WorkflowDef, ctx: WorkflowContext) -> Any:
     if inspect.isawaitable(out):
         out = await out
     return out
-
-
-async def _call_rollback(fn: Any, result: Any) -> None:
-    try:
-        takes = len([p for p in inspect.signature(fn).parameters.values()
-                     if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)])
-    except (TypeError, ValueError):
-        takes = 1
-    out = fn(result) if takes else fn()
-    if inspect.isawaitable(out):
-        await out
 
 
 def _run_message(err: BaseException) -> str:

@@ -23,6 +23,7 @@ from ductwork.errors import (
     WorkflowTimeoutError,
 )
 from ductwork.interpreter import codec
+from ductwork.interpreter.cancel import CancelRun
 from ductwork.store.protocol import Batch, LeaseLostError, StepRow
 
 if TYPE_CHECKING:
@@ -51,14 +52,6 @@ class SuspendRun(BaseException):
     def __init__(self, status: str, wake_at: float | None, reason: str) -> None:
         super().__init__(reason)
         self.status, self.wake_at, self.reason = status, wake_at, reason
-
-
-class CancelRun(BaseException):
-    """Stop a run at its next durable operation and compensate (BaseException on purpose)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class LeaseLost(BaseException):
@@ -428,23 +421,6 @@ class Journal:
         else:
             value = codec.loads(rec.result)
         self.state[key] = value
-
-    # -- rollback -------------------------------------------------------------------------------
-    async def trigger_rollback(self, reason: str) -> dict[str, Any]:
-        key = self.next_key("@rollback")
-        rec = self.take(key, "rollback")
-        if rec is not None:
-            result = codec.loads(rec.result)
-        else:
-            await self.check_new("rollback", key)
-            strategy = self.wf.options.get("rollback_strategy", "reverse_all")
-            result = await self.engine.rollback(self, "reverse_all" if strategy == "none"
-                                                else strategy, reason)
-            await self.commit(Batch(steps=[StepRow(
-                self.workflow_id, key, "rollback", "rollback", "completed", self.next_seq(), 1,
-                None, codec.dumps(result), None, time.time(), time.time())]))
-        self.manual_rollback = result
-        return result
 
     # -- signals --------------------------------------------------------------------------------
     async def wait_for_signal(self, names: list[str], timeout: Any) -> Any:
