@@ -34,7 +34,7 @@ from ductwork.interpreter.journal import (
 )
 from ductwork.interpreter.result import ExecutionResult, WorkflowDef
 from ductwork.interpreter.rollback import compensate
-from ductwork.store.protocol import Batch, LeaseLostError, RunRow, RunStore
+from ductwork.store.protocol import Batch, RunRow, RunStore
 
 if TYPE_CHECKING:
     from ductwork.interpreter.runtime import Runtime
@@ -198,7 +198,7 @@ class Engine:
                           else "workflow_started")
             try:
                 await journal.commit(Batch(run=fields))
-            except (LeaseLostError, LeaseLost):
+            except LeaseLost:
                 return await self.result_from_store(run.workflow_id)
         ctx = journal.ctx
         token = current_ctx.set(ctx)
@@ -223,7 +223,7 @@ class Engine:
             return await self._suspend(journal, run, s)
         except CancelRun as c:
             return await self._finish_failed(journal, run, wf, c, cancelled=True)
-        except (LeaseLostError, LeaseLost):
+        except LeaseLost:
             return await self.result_from_store(run.workflow_id)
         except asyncio.CancelledError:
             if self._closing:
@@ -256,7 +256,7 @@ class Engine:
                   "rollback_result": None if manual is None else codec.dumps(manual)}
         try:
             await journal.commit(Batch(run=fields))
-        except (LeaseLostError, LeaseLost):
+        except LeaseLost:
             return await self.result_from_store(run.workflow_id)
         await self.notify_parent(run)
         return ExecutionResult(run.workflow_id, status, codec.loads(out), None,
@@ -270,7 +270,7 @@ class Engine:
         fields = {"status": s.status, "wake_at": wake_at, "owner": None, "lease_until": None}
         try:
             await journal.commit(Batch(run=fields))
-        except (LeaseLostError, LeaseLost):
+        except LeaseLost:
             pass
         else:
             await children.after_suspend(self, run, s)
@@ -289,7 +289,7 @@ class Engine:
             try:
                 rb = await compensate(journal, "reverse_all" if strategy == "none" else strategy,
                                       message)
-            except (LeaseLostError, LeaseLost):
+            except LeaseLost:
                 return await self.result_from_store(run.workflow_id)
         if cancelled:
             status = "cancelled"
@@ -308,7 +308,7 @@ class Engine:
                   "wake_at": None, "rollback_result": None if rb is None else codec.dumps(rb)}
         try:
             await journal.commit(Batch(run=fields))
-        except (LeaseLostError, LeaseLost):
+        except LeaseLost:
             return await self.result_from_store(run.workflow_id)
         await self.notify_parent(run)
         return ExecutionResult(run.workflow_id, status, None, message, list(journal.completed),
