@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from ductwork.errors import ConfigurationError, DuctworkError
+from ductwork.errors import DuctworkError, RunNotFoundError
 from ductwork.interpreter import codec
 from ductwork.store.protocol import ACTIVE, TERMINAL, Batch, RunRow
 
@@ -35,7 +35,7 @@ async def cancel_run(engine: Engine, workflow_id: str, reason: str, *,
     store = engine.store
     run = await store.get_run(workflow_id)
     if run is None:
-        raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+        raise RunNotFoundError(workflow_id)
     if run.status in TERMINAL:
         return await _summary(engine, workflow_id, reason)
     opts = codec.loads(run.options) or {}

@@ -16,6 +16,7 @@ from ductwork.errors import (
     ConfigurationError,
     DuctworkError,
     NonDeterminismError,
+    RunNotFoundError,
     SerializationError,
     StepError,
     WorkflowNotFoundError,
@@ -329,7 +330,7 @@ class Engine:
     async def result_from_store(self, workflow_id: str) -> ExecutionResult:
         run = await self.store.get_run(workflow_id)
         if run is None:
-            raise ConfigurationError(f"No workflow run with id {workflow_id!r}")
+            raise RunNotFoundError(workflow_id)
         steps = await self.store.load_steps(workflow_id)
         return ExecutionResult.from_rows(run, steps)
 

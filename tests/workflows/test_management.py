@@ -491,7 +491,7 @@ async def test_an_unknown_run_id_is_one_error_everywhere(dw: Ductwork) -> None:
     define_pipeline(dw, [], {})
     wf = dw.workflows
     calls = [lambda: wf.status("nope"), lambda: wf.result("nope"), lambda: wf.history("nope"),
-             lambda: wf.signal("nope", "s"),
+             lambda: wf.signal("nope", "s"), lambda: wf.cancel("nope"),
              lambda: wf.replay("nope"), lambda: wf.step_detail("nope", "load"),
              lambda: wf.query("nope", "q"), lambda: wf.related_executions("nope")]
     for call in calls:
