@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 import weakref
@@ -20,6 +19,7 @@ from ductwork.interpreter.cancel import cancel_run, close_children
 from ductwork.interpreter.dispatched import retry_failed_run
 from ductwork.interpreter.journal import SuspendRun
 from ductwork.store.protocol import TERMINAL, Batch, RunRow, StepRow
+from ductwork.util.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
@@ -57,10 +57,10 @@ async def run_child(journal: Journal, child_id: str, tag: str, input: Any = None
     if not isinstance(tag, str) or not tag:
         raise ConfigurationError(f"{where}: the workflow tag must be a non-empty string")
     if parent_close_policy not in POLICIES:
-        hint = difflib.get_close_matches(str(parent_close_policy), POLICIES, 1)
         raise ConfigurationError(
             f"{where}: parent_close_policy {parent_close_policy!r} is not one of "
-            f"{', '.join(POLICIES)}" + (f"; did you mean '{hint[0]}'?" if hint else ""))
+            f"{', '.join(POLICIES)}" + did_you_mean(str(parent_close_policy), POLICIES,
+                                                    prefix="; "))
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigurationError(f"{where}: retries must be a whole number >= 0")
     timeout_ms = None if timeout is None else to_ms(timeout, f"{where} timeout")
