@@ -1,58 +1,61 @@
-"""ctx.transform: the small data helpers of the original SDK."""
+"""ctx.transform: every function of the expression library, callable from a Python handler."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-from collections.abc import Sized
+from collections.abc import Callable
 from typing import Any
 
-from ductwork.interpreter import codec
+from ductwork.dsl.expr.functions import FUNCTIONS, ArgError, lookup
+from ductwork.dsl.expr.runtime import Fail, close_hint
+from ductwork.errors import ExpressionError
+
+
+def call(name: str, *args: Any) -> Any:
+    """Run library function `name` on Python values, as `${name(...)}` would in YAML; a bad
+    argument raises the same ExpressionError text ("upper(): text must be a string, ...")."""
+    entry = lookup(name)
+    if entry is None:
+        raise ExpressionError(f"unknown function '{name}'{close_hint(name, FUNCTIONS)}")
+    info, impl, lazy = entry
+    if not info.accepts(len(args)):
+        raise ExpressionError(f"{name}() takes {info.arity()}, got {len(args)}: "
+                              f"{info.signature}")
+    try:
+        if lazy:  # default/coalesce/exists take thunks: in Python every value already exists
+            return impl(*[_const(a) for a in args])
+        return impl(*args)
+    except ArgError as exc:
+        raise ExpressionError(f"{name}(): {exc}") from None
+    except Fail as exc:
+        raise ExpressionError(f"{name}(): {exc.message}") from None
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
+        raise ExpressionError(f"{name}() failed ({type(exc).__name__})") from None
+
+
+def _const(value: Any) -> Callable[[], Any]:
+    return lambda: value
 
 
 class Transform:
-    @staticmethod
-    def size(value: Any) -> int:
-        return len(value) if isinstance(value, Sized) else 0
+    """`ctx.transform.<name>(...)` for every name of FUNCTIONS (aliases included), with the
+    semantics of the YAML functions; positional arguments only, as in expressions."""
 
-    length = size
+    __slots__ = ()
 
-    @staticmethod
-    def parse_json(text: str | bytes) -> Any:
-        return json.loads(text)
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name not in FUNCTIONS:
+            raise AttributeError(f"ctx.transform has no function '{name}'"
+                                 f"{close_hint(name, FUNCTIONS)} (see docs/functions.md)")
 
-    @staticmethod
-    def stringify(value: Any) -> str:
-        return codec.dumps(value)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            if kwargs:
+                raise ExpressionError(f"ctx.transform.{name}() takes positional arguments "
+                                      f"only: {FUNCTIONS[name].signature}")
+            return call(name, *args)
 
-    @staticmethod
-    def upper(text: str) -> str:
-        return str(text).upper()
+        bound.__name__ = bound.__qualname__ = name
+        bound.__doc__ = f"{FUNCTIONS[name].typed_signature()}: {FUNCTIONS[name].doc}"
+        return bound
 
-    @staticmethod
-    def lower(text: str) -> str:
-        return str(text).lower()
-
-    @staticmethod
-    def trim(text: str) -> str:
-        return str(text).strip()
-
-    @staticmethod
-    def split(text: str, sep: str | None = None) -> list[str]:
-        return str(text).split(sep)
-
-    @staticmethod
-    def join(items: list[Any], sep: str = "") -> str:
-        return sep.join(str(i) for i in items)
-
-    @staticmethod
-    def now() -> str:
-        return dt.datetime.now(dt.UTC).isoformat()
-
-    @staticmethod
-    def format_date(value: Any, fmt: str = "%Y-%m-%d") -> str:
-        if isinstance(value, str):
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        elif isinstance(value, int | float):
-            value = dt.datetime.fromtimestamp(value, dt.UTC)
-        return str(value.strftime(fmt))
+    def __dir__(self) -> list[str]:
+        return sorted(FUNCTIONS)
