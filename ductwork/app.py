@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.connectors.base import SecretSet
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter.definitions import Definitions
 from ductwork.interpreter.engine import Engine
 from ductwork.interpreter.resources import ConnectorRegistry
 from ductwork.interpreter.runtime import LazyEngine, Runtime, Secrets
 from ductwork.store import RunStore, open_store
+from ductwork.util.durations import to_ms
 from ductwork.workflows.facade import Workflows
 from ductwork.workflows.queues import Queues
 

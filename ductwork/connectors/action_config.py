@@ -9,7 +9,7 @@ from typing import Any
 
 from ductwork.connectors.base import Problem
 from ductwork.connectors.util import env_path, first_env, is_ref
-from ductwork.durations import parse_ms
+from ductwork.util.durations import parse_ms
 from ductwork.util.suggest import did_you_mean
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

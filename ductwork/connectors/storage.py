@@ -19,8 +19,8 @@ from urllib.parse import quote, unquote
 
 from ductwork.connectors.base import Problem, ResourceSpec, StorageConnector
 from ductwork.connectors.util import env_path, first_env, is_ref, unknown_keys
-from ductwork.durations import parse_ms
 from ductwork.errors import ConnectorError
+from ductwork.util.durations import parse_ms
 
 DEFAULT_ROOT = ".ductwork/files"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from ductwork.connectors.base import Problem, ResourceSpec, SecretSet
-from ductwork.durations import parse_ms
+from ductwork.util.durations import parse_ms
 
 _REF = re.compile(r"\$\{[^}]*\}")
 # A plain identifier: names of graph labels and properties, SQL and Cypher parameters.

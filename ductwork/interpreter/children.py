@@ -8,7 +8,6 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import (
     ChildWorkflowError,
     ConfigurationError,
@@ -19,6 +18,7 @@ from ductwork.interpreter.cancel import cancel_run, close_children
 from ductwork.interpreter.dispatched import retry_failed_run
 from ductwork.interpreter.journal import SuspendRun
 from ductwork.store.protocol import TERMINAL, Batch, RunRow, StepRow
+from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
 
 if TYPE_CHECKING:

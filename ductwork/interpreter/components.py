@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, ConnectorError, DuctworkError
+from ductwork.util.durations import to_ms
 
 if TYPE_CHECKING:
     from ductwork.connectors.base import Connector

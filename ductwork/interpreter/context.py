@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, InputFieldNotFoundError
 from ductwork.interpreter import codec
 from ductwork.interpreter import rollback as saga
@@ -16,6 +15,7 @@ from ductwork.interpreter.children import run_child
 from ductwork.interpreter.components import Components
 from ductwork.interpreter.journal import key_scope
 from ductwork.interpreter.transform import Transform
+from ductwork.util.durations import to_ms
 
 if TYPE_CHECKING:
     from ductwork.interpreter.journal import Journal

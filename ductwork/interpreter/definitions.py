@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, DuplicateWorkflowError, WorkflowNotFoundError
 from ductwork.interpreter.result import Handler, WorkflowDef
+from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
 
 ROLLBACK_STRATEGIES = ("reverse_all", "critical_only", "to_checkpoint", "none")

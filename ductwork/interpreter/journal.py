@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import (
     ConnectorError,
     DuctworkError,
@@ -25,6 +24,7 @@ from ductwork.errors import (
 from ductwork.interpreter import codec
 from ductwork.interpreter.cancel import CancelRun
 from ductwork.store.protocol import Batch, LeaseLostError, StepRow
+from ductwork.util.durations import to_ms
 
 if TYPE_CHECKING:
     from ductwork.interpreter.context import WorkflowContext

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ductwork.durations import to_ms
+from ductwork.util.durations import to_ms
 
 
 class FakeClock:

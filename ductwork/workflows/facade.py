@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter.result import ExecutionResult, Handler, WorkflowDef
+from ductwork.util.durations import to_ms
 from ductwork.workflows import lineage, reads, reruns, retention, running, schedules
 from ductwork.workflows.worker import Worker
 

@@ -6,9 +6,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
 from ductwork.store.protocol import QueueLimit, RunStore
+from ductwork.util.durations import to_ms
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\S+)\s*$")
 

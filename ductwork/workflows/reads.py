@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import (
     ConfigurationError,
     DuctworkError,
@@ -21,6 +20,7 @@ from ductwork.interpreter.context import InputView
 from ductwork.interpreter.result import completed_tags, elapsed_ms
 from ductwork.interpreter.transform import Transform
 from ductwork.store.protocol import ACTIVE, TERMINAL, RunRow, StepRow
+from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
 from ductwork.util.timefmt import iso
 

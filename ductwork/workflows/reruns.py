@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, Batch, RunRow, StepRow
+from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
 from ductwork.workflows.inputs import check_workflow_id, encode_input, new_workflow_id
 from ductwork.workflows.reads import get_run, origin_of, resolve_step, run_context, run_flags

@@ -6,9 +6,9 @@ import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import parse_ms
 from ductwork.errors import ConfigurationError
 from ductwork.store.protocol import TERMINAL
+from ductwork.util.durations import parse_ms
 
 if TYPE_CHECKING:
     from ductwork.interpreter.runtime import LazyEngine

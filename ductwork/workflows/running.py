@@ -7,11 +7,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, RunNotFoundError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, RunRow
+from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
 from ductwork.workflows.inputs import check_workflow_id, new_workflow_id, prepare_input
 

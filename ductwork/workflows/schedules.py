@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.dispatched import pending_run, retry_failed_run
 from ductwork.store.protocol import ScheduleRow
+from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
 from ductwork.util.timefmt import iso, iso_z
 from ductwork.workflows.inputs import check_workflow_id, prepare_input

@@ -11,8 +11,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ductwork.durations import to_ms
 from ductwork.errors import ConfigurationError, DuctworkError
+from ductwork.util.durations import to_ms
 from ductwork.workflows import schedules
 
 if TYPE_CHECKING:

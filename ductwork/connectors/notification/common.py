@@ -15,8 +15,8 @@ import httpx
 from ductwork.connectors.base import NotificationConnector, ResourceSpec
 from ductwork.connectors.notification.templates import Templates
 from ductwork.connectors.util import duration_s
-from ductwork.durations import parse_ms
 from ductwork.errors import ConnectorError
+from ductwork.util.durations import parse_ms
 
 # dot-atom local part and LDH domain labels: enough for real addresses, and nothing that can
 # smuggle a header (CR/LF), a second address (",") or a route into the envelope.
@@ -298,7 +298,7 @@ def webpush_ttl(value: Any) -> int:
 
     A deliberate exception to "bare numbers are milliseconds": RFC 8030's TTL header is in
     seconds and configs copy it from push-service docs, so a bare number (or a digits-only
-    string from ${env.X}) stays seconds; a string with a unit goes through ductwork.durations.
+    string from ${env.X}) stays seconds; a string with a unit goes through ductwork.util.durations.
     """
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value

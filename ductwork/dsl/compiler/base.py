@@ -10,7 +10,7 @@ from ductwork.dsl import vocabulary as v
 from ductwork.dsl.diagnostics import Diagnostic
 from ductwork.dsl.expr.checker import ExprChecker
 from ductwork.dsl.loader import DataPath, Document
-from ductwork.durations import parse_ms
+from ductwork.util.durations import parse_ms
 
 # Bodies that must carry a tag: their result is recorded under it.
 NEEDS_TAG = v.TASKS | {"workflow"}
