@@ -40,7 +40,7 @@ current_ctx: contextvars.ContextVar[WorkflowContext | None] = contextvars.Contex
 key_scope: contextvars.ContextVar[str] = contextvars.ContextVar("ductwork_key_scope",
                                                                 default="")
 _pylog = logging.getLogger("ductwork.workflow")
-DONE = frozenset({"completed", "skipped", "failed"})
+_DONE = frozenset({"completed", "skipped", "failed"})
 # (seq, key, tag, result, rollback, critical): a completed step or child to compensate.
 Compensation = tuple[int, str, str, Any, Callable[..., Any], bool]
 
@@ -77,7 +77,7 @@ class Journal:
         # Outputs preset by resume/replay_from_step, by key or tag (bound with the ctx).
         self.presets: dict[str, Any] = {}
         self.history: dict[str, StepRow] = {s.step_key: s for s in history}
-        self.unconsumed: set[str] = {s.step_key for s in history if s.status in DONE}
+        self.unconsumed: set[str] = {s.step_key for s in history if s.status in _DONE}
         self._occurrence: dict[str, int] = {}
         self._seq = max((s.seq for s in history), default=0)
         # Operations in flight (fan-out branches): a wait suspends the run only when alone.
@@ -105,12 +105,9 @@ class Journal:
         self.ctx = ctx
         self.presets = presets
 
-    @property
-    def replaying(self) -> bool:
-        return bool(self.unconsumed)
-
     # -- keys, replay, non-determinism ----------------------------------------------------------
     def next_key(self, base: str) -> str:
+        """Operation identity: `base` in the current fan-out scope, "#n" from the 2nd time on."""
         scope = key_scope.get()
         if scope:
             base = scope + base
@@ -119,6 +116,7 @@ class Journal:
         return base if n == 1 else f"{base}#{n}"
 
     def take(self, key: str, kind: str) -> StepRow | None:
+        """The recorded row of `key` (now replayed), or None if it is a new operation."""
         rec = self.history.get(key)
         if rec is None:
             return None
@@ -231,7 +229,7 @@ class Journal:
         """Replay the recorded outcome of step `tag`, or run `fn` and commit its result."""
         key = self.next_key(tag)
         rec = self.take(key, "step")
-        if rec is not None and rec.status in DONE:
+        if rec is not None and rec.status in _DONE:
             return self._replayed(rec, tag, rollback, critical)
         self.inflight += 1
         try:
