@@ -32,12 +32,12 @@ truthiness is Python's (null, false, 0, "", [] and {} are false). `true == 1` is
 a boolean is never a number. Sizes are capped (text 1,000,000 characters, lists 100,000
 items, range 10,000).
 
-Functions (FUNCTIONS), also callable as `transform.name(...)`: size/length/len, parse_json,
-stringify/json, upper, lower, trim, split, join, replace, starts_with, ends_with, contains,
-now, format_date, uuid, default, coalesce, exists, int, float, str, bool, round, abs, min,
-max, sum, range, keys, values, merge. `default`, `coalesce` and `exists` treat a missing
-path (absent key or index, absent root, or a null on the way) as "no value", so
-`default(ctx.input.nickname, "friend")` works when the input has no nickname.
+Functions (FUNCTIONS, the library in dsl/expr/functions/, listed in docs/functions.md), also
+callable as `transform.name(...)`, and from Python as `ctx.transform.name(...)` with the same
+results. `default`, `coalesce` and `exists` treat a missing path (absent key or index, absent
+root, or a null on the way) as "no value", so `default(ctx.input.nickname, "friend")` works
+when the input has no nickname. problems() also checks arguments: literals and the result
+kinds of inner calls against each function's signature.
 
 Strings in YAML values (compile_value): a string that is exactly one `${...}` keeps the
 expression's type; text around it makes a string (null -> "null", booleans -> "true"/
@@ -66,6 +66,7 @@ from ductwork.dsl.expr.functions import FUNCTIONS, FunctionInfo
 from ductwork.dsl.expr.nodes import Reference
 from ductwork.dsl.expr.parser import ParseFailure, parse_ast, string_end
 from ductwork.dsl.expr.runtime import Fail, to_text
+from ductwork.dsl.expr.typecheck import call_problems
 from ductwork.errors import ExpressionError
 
 __all__ = [
@@ -149,8 +150,10 @@ class Expr:
         return self.references()[0]
 
     def problems(self, roots: frozenset[str] | set[str] = ROOTS) -> list[ExpressionError]:
-        """What can be known without running: unknown roots, unknown functions, arity."""
+        """What can be known without running: unknown roots, unknown functions, arity, and
+        arguments of the wrong kind (a literal, or the result of another function)."""
         out: list[ExpressionError] = []
+        memo: dict[int, Any] = {}
         for ref in self.references():
             if ref.root not in roots:
                 msg = unknown_name_message(ref.root, frozenset(roots))
@@ -168,6 +171,8 @@ class Expr:
                 msg = (f"{node.written}() takes {info.arity()}, got {len(node.args)}: "
                        f"{info.signature}")
             else:
+                out.extend(ExpressionError(m, expression=self.source, column=pos + 1)
+                           for m, pos in call_problems(node, memo))
                 continue
             out.append(ExpressionError(msg, expression=self.source, column=node.pos + 1))
         out.sort(key=lambda e: e.column or 0)

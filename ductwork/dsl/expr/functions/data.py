@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from ductwork.dsl.expr.functions.lists import _ABSENT, dig, field_path
 from ductwork.dsl.expr.functions.registry import ArgError, fn
 from ductwork.dsl.expr.runtime import Fail, to_json, to_text, truthy
 
@@ -173,6 +174,25 @@ def _round(n: Any, digits: int | None = None) -> Any:
         raise ArgError("cannot round infinity or NaN") from None
 
 
+def _whole(op: Callable[[Any], int], n: Any) -> int:
+    try:
+        return op(n)
+    except (OverflowError, ValueError, ArithmeticError):
+        raise ArgError("cannot round infinity or NaN") from None
+
+
+@fn("floor(number: number) -> integer", "the largest whole number not above the number",
+    group=G, example="floor(2.7)")
+def _floor(n: Any) -> int:
+    return _whole(math.floor, n)
+
+
+@fn("ceil(number: number) -> integer", "the smallest whole number not below the number",
+    group=G, example="ceil(2.1)")
+def _ceil(n: Any) -> int:
+    return _whole(math.ceil, n)
+
+
 @fn("abs(number: number) -> number", "the absolute value", group=G, example="abs(-3)")
 def _abs(n: Any) -> Any:
     return abs(n)
@@ -200,6 +220,39 @@ def _merge(*maps: Mapping[Any, Any]) -> dict[Any, Any]:
     for m in maps:
         out.update(m)
     return out
+
+
+def _key_list(keys: Any) -> set[Any]:
+    if not all(isinstance(k, str) for k in keys):
+        raise ArgError("keys must be a list of strings")
+    return set(keys)
+
+
+@fn("pick(map: map, keys: list) -> map", "the map with only the given keys", group=G,
+    example="pick({a: 1, b: 2, c: 3}, ['a', 'c'])")
+def _pick(m: Mapping[Any, Any], keys: list[Any]) -> dict[Any, Any]:
+    wanted = _key_list(keys)
+    return {k: v for k, v in m.items() if k in wanted}
+
+
+@fn("omit(map: map, keys: list) -> map", "the map without the given keys", group=G,
+    example="omit({a: 1, b: 2, c: 3}, ['b'])")
+def _omit(m: Mapping[Any, Any], keys: list[Any]) -> dict[Any, Any]:
+    unwanted = _key_list(keys)
+    return {k: v for k, v in m.items() if k not in unwanted}
+
+
+def _check_path(v: Any) -> None:
+    field_path(v)
+
+
+@fn("get(value: map|list, path: string, [fallback: any]) -> any",
+    "the value at a path given as text ('customer.address.city', 'items.0.sku'), or fallback "
+    "(default null) when it is missing or null", group=G,
+    example="get({customer: {id: 7}}, 'customer.id')", checks={"path": _check_path})
+def _get(v: Any, path: str, fallback: Any = None) -> Any:
+    found = dig(v, field_path(path))
+    return fallback if found is _ABSENT or found is None else found
 
 
 # -- ids --------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Date functions: now() and format_date() with YYYY-MM-DD tokens, over one date reading."""
+"""Date functions: now, formatting and parsing with YYYY-MM-DD tokens, duration arithmetic."""
 
 from __future__ import annotations
 
+import calendar
 import datetime as _dt
 import re
 import zoneinfo
@@ -9,7 +10,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from ductwork.dsl.expr.functions.registry import ArgError, fn
+from ductwork.dsl.expr.functions.registry import ArgError, fn, one_of
+from ductwork.util.durations import parse_ms
 
 G = "dates"
 # A date argument is ISO 8601 text ("2024-05-01", "2024-05-01T12:00:00Z", with any offset), a
@@ -17,7 +19,9 @@ G = "dates"
 # and datetimes without an offset are UTC. Results are ISO 8601 text: "2024-05-01T12:00:00.000Z"
 # (milliseconds, "Z" for UTC, else the offset kept, "+02:00"), or "2024-05-01" for a date alone.
 UTC = _dt.UTC
+_DAY_MS = 86_400_000
 _DATE_ONLY = re.compile(r"\d{4}-\d\d-\d\d\Z")
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": _DAY_MS, "w": 7 * _DAY_MS}
 # English names, whatever the process's locale (calendar.month_name follows it).
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December"]
@@ -119,6 +123,72 @@ def format_with(d: _dt.datetime, fmt: str) -> str:
     return _TOKEN.sub(lambda m: m[0][1:-1] if m[0][0] == "[" else _WRITE[m[0]](d), fmt)
 
 
+_NAMES = "|".join(_MONTHS + [m[:3] for m in _MONTHS])
+_READ: dict[str, str] = {
+    "YYYY": r"(?P<Y>\d{4})", "YY": r"(?P<y>\d{2})", "MMMM": rf"(?P<N>{_NAMES})",
+    "MMM": rf"(?P<N>{_NAMES})", "MM": r"(?P<M>\d{2})", "M": r"(?P<M>\d{1,2})",
+    "DD": r"(?P<D>\d{2})", "D": r"(?P<D>\d{1,2})",
+    "dddd": "(?:" + "|".join(_DAYS) + ")", "ddd": "(?:" + "|".join(d[:3] for d in _DAYS) + ")",
+    "HH": r"(?P<H>\d{2})", "H": r"(?P<H>\d{1,2})", "hh": r"(?P<h>\d{2})", "h": r"(?P<h>\d{1,2})",
+    "mm": r"(?P<m>\d{2})", "m": r"(?P<m>\d{1,2})", "ss": r"(?P<s>\d{2})", "s": r"(?P<s>\d{1,2})",
+    "SSS": r"(?P<S>\d{3})", "A": r"(?P<A>AM|PM)", "a": r"(?P<A>am|pm)",
+    "Z": r"(?P<Z>Z|[+-]\d\d:?\d\d)", "ZZ": r"(?P<Z>Z|[+-]\d\d:?\d\d)", "x": r"(?P<x>-?\d{1,15})",
+}
+_TIME_GROUPS = set("HhmsSAZx")
+
+
+def _pattern(fmt: str) -> re.Pattern[str]:
+    parts, seen, pos = [], set(), 0
+    for m in _TOKEN.finditer(fmt):
+        parts.append(re.escape(fmt[pos:m.start()]))
+        tok = m[0]
+        if tok[0] == "[":
+            parts.append(re.escape(tok[1:-1]))
+        else:
+            group = re.search(r"\?P<(\w)>", _READ[tok])
+            if group is not None:
+                if group[1] in seen:
+                    raise ArgError(f"format names the same field twice ('{tok}')")
+                seen.add(group[1])
+            parts.append(_READ[tok])
+        pos = m.end()
+    parts.append(re.escape(fmt[pos:]))
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
+def _parse_with(text: str, fmt: str) -> tuple[_dt.datetime, bool]:
+    """(the datetime, whether the format had a time of day or an offset)."""
+    m = _pattern(fmt).fullmatch(text.strip())
+    if m is None:
+        raise ArgError(f"text {text[:60]!r} does not match format {fmt!r}")
+    g = {k: v for k, v in m.groupdict().items() if v is not None}
+    if "x" in g:
+        return to_datetime(int(g["x"])), True
+    year = 1970
+    if "Y" in g:
+        year = int(g["Y"])
+    elif "y" in g:  # two digits: 00-68 are 2000-2068, 69-99 are 1969-1999 (as POSIX does)
+        year = int(g["y"]) + (2000 if int(g["y"]) < 69 else 1900)
+    month = int(g["M"]) if "M" in g else 1
+    if "N" in g:
+        month = next(i for i, n in enumerate(_MONTHS, 1) if n.lower().startswith(
+            g["N"][:3].lower()))
+    hour = int(g.get("H", 0))
+    if "h" in g:
+        hour = int(g["h"]) % 12 + (12 if g.get("A", "").upper() == "PM" else 0)
+    tz: _dt.tzinfo = UTC
+    if g.get("Z", "Z").upper() != "Z":
+        z = g["Z"].replace(":", "")
+        mins = int(z[1:3]) * 60 + int(z[3:5])
+        tz = _dt.timezone(_dt.timedelta(minutes=-mins if z[0] == "-" else mins))
+    try:
+        d = _dt.datetime(year, month, int(g.get("D", 1)), hour, int(g.get("m", 0)),
+                         int(g.get("s", 0)), int(g.get("S", 0)) * 1000, tzinfo=tz)
+    except ValueError as exc:
+        raise ArgError(f"text {text[:60]!r} is not a valid date ({exc})") from None
+    return d, bool(_TIME_GROUPS & set(g))
+
+
 def _zone(name: str) -> _dt.tzinfo:
     if name.upper() == "UTC":
         return UTC
@@ -163,3 +233,81 @@ def _format_date(v: Any, fmt: str | None = None, zone: str | None = None) -> str
     return format_with(d, fmt)
 
 
+@fn("parse_date(text: string, [format: string]) -> string",
+    "the date that text writes in format (the tokens of format_date), as ISO 8601 text; a "
+    "format without a time of day gives a date alone; without a format, text is ISO 8601",
+    group=G, example="parse_date('01/05/2024', 'DD/MM/YYYY')", checks={"format": check_format})
+def _parse_date(text: str, fmt: str | None = None) -> str:
+    if fmt is None:
+        return _format_date(text)
+    d, timed = _parse_with(text, fmt)
+    return iso(d) if timed else d.date().isoformat()
+
+
+def duration_ms(v: Any, what: str = "duration") -> float:
+    """Milliseconds of a signed duration: "1d", "-2h", "90m", a timedelta, or a number."""
+    if isinstance(v, _dt.timedelta):
+        return v.total_seconds() * 1000
+    if isinstance(v, int | float | Decimal) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        text = v.strip()
+        negative = text.startswith("-")
+        ms = parse_ms(text[1:] if negative else text)
+        if ms is not None:
+            return -ms if negative else ms
+    raise ArgError(f"{what} must be like '1d', '2h', '30m', '-1w' or milliseconds, not "
+                   f"{str(v)[:40]!r}")
+
+
+def _check_duration(v: Any) -> None:
+    duration_ms(v)
+
+
+def _shifted(d: _dt.datetime, ms: float) -> _dt.datetime:
+    try:
+        return d + _dt.timedelta(milliseconds=ms)
+    except (OverflowError, ValueError):
+        raise ArgError("the result is out of the range of dates") from None
+
+
+@fn("add(date: date, duration: duration) -> string",
+    "the date moved by a duration ('1d', '-2h', '90m', '1w', or milliseconds); a date "
+    "alone plus whole days stays a date alone", group=G, example="add('2024-05-01', '1d')",
+    checks={"duration": _check_duration})
+def _add(v: Any, duration: Any) -> str:
+    ms = duration_ms(duration)
+    d = _shifted(to_datetime(v), ms)
+    return d.date().isoformat() if _date_only(v) and ms % _DAY_MS == 0 else iso(d)
+
+
+@fn("add_months(date: date, months: integer) -> string",
+    "the date moved by whole calendar months (negative: back), the day clamped to the end of "
+    "a shorter month", group=G, example="add_months('2024-01-31', 1)")
+def _add_months(v: Any, months: int) -> str:
+    d = to_datetime(v)
+    total = d.year * 12 + d.month - 1 + months
+    year, month = divmod(total, 12)
+    if not 1 <= year <= 9999:
+        raise ArgError("the result is out of the range of dates")
+    day = min(d.day, calendar.monthrange(year, month + 1)[1])
+    out = d.replace(year=year, month=month + 1, day=day)
+    return out.date().isoformat() if _date_only(v) else iso(out)
+
+
+@fn("diff(a: date, b: date, [unit: string]) -> integer",
+    "a - b in whole units (truncated toward zero): 'ms' (default), 's', 'm', 'h', 'd', 'w'",
+    group=G, example="diff('2024-05-03', '2024-05-01', 'd')",
+    checks={"unit": one_of("unit", tuple(_UNITS))})
+def _diff(a: Any, b: Any, unit: str | None = None) -> int:
+    delta = to_datetime(a, "a") - to_datetime(b, "b")
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    size = _UNITS[unit or "ms"] * 1000
+    q = abs(micros) // size
+    return -q if micros < 0 else q
+
+
+@fn("timestamp(date: date) -> integer", "the date as epoch milliseconds", group=G,
+    example="timestamp('2024-05-01T00:00:00Z')")
+def _timestamp(v: Any) -> int:
+    return _epoch_ms(to_datetime(v))

@@ -99,6 +99,7 @@ class FunctionInfo:
     example: str = ""  # an expression, shown (and run) by docs and tests
     group: str = ""  # the theme it is listed under: text, lists, dates, data
     aliases: tuple[str, ...] = field(default=(), compare=False)  # other names of the function
+    primary: str = ""  # the name it is documented under (itself, unless it is an alias)
 
     def accepts(self, n: int) -> bool:
         return n >= self.min_args and (self.max_args is None or n <= self.max_args)
@@ -196,7 +197,7 @@ def fn(
         for n in (name, *aliases):
             info = FunctionInfo(n, lo, hi, f"{n}({plain})", doc, deterministic, params,
                                 m["returns"], example, group,
-                                tuple(a for a in (name, *aliases) if a != n))
+                                tuple(a for a in (name, *aliases) if a != n), name)
             TABLE[n] = (info, impl if lazy else _checked(info, impl), lazy)
         return impl
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import re
+import unicodedata
+import urllib.parse
 from typing import Any
 
 from ductwork.dsl.expr.functions.registry import ArgError, article, cap_items, cap_text, fn
@@ -21,6 +27,34 @@ def _upper(v: str) -> str:
     example="lower('ADA')")
 def _lower(v: str) -> str:
     return v.lower()
+
+
+@fn("capitalize(text: string) -> string",
+    "the text with its first character in upper case (the rest unchanged)", group=G,
+    example="capitalize('ada lovelace')")
+def _capitalize(v: str) -> str:
+    return v[:1].upper() + v[1:]
+
+
+_WORD = re.compile(r"\S+")
+
+
+@fn("title(text: string) -> string",
+    "every whitespace-separated word with a capital first letter and the rest in lower case",
+    group=G, example="title('ada LOVELACE')")
+def _title(v: str) -> str:
+    return _WORD.sub(lambda m: m[0][:1].upper() + m[0][1:].lower(), v)
+
+
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+@fn("slug(text: string) -> string",
+    "lower-case ASCII letters and digits joined by '-' (accents dropped), for ids and URLs",
+    group=G, example="slug('Crème Brûlée: 2 pots!')")
+def _slug(v: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", v).encode("ascii", "ignore").decode()
+    return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")
 
 
 @fn("trim(text: string, [chars: string]) -> string",
@@ -89,3 +123,73 @@ def _contains(container: Any, item: Any) -> bool:
         raise ArgError(exc.message.replace("'in'", "contains()")) from None
 
 
+def _pad(v: Any, width: int, fill: str | None, at_start: bool) -> str:
+    s = to_text(v, 0)
+    if width > MAX_TEXT:
+        raise ArgError(f"width must be at most {MAX_TEXT}")
+    need = width - len(s)
+    if need <= 0:
+        return s
+    f = " " if fill is None else fill
+    pad = (f * (need // len(f) + 1))[:need]
+    return pad + s if at_start else s + pad
+
+
+@fn("pad_start(text: string|number, width: integer, [fill: string]) -> string",
+    "the text (or number) padded on the left with fill (default ' ') to width characters",
+    group=G, example="pad_start(7, 3, '0')", checks={"fill": _non_empty("fill")})
+def _pad_start(v: Any, width: int, fill: str | None = None) -> str:
+    return _pad(v, width, fill, True)
+
+
+@fn("pad_end(text: string|number, width: integer, [fill: string]) -> string",
+    "the text (or number) padded on the right with fill (default ' ') to width characters",
+    group=G, example="pad_end('ab', 4, '.')", checks={"fill": _non_empty("fill")})
+def _pad_end(v: Any, width: int, fill: str | None = None) -> str:
+    return _pad(v, width, fill, False)
+
+
+def _not_negative(what: str) -> Any:
+    def check(v: Any) -> None:
+        if v < 0:
+            raise ArgError(f"{what} must not be negative")
+
+    return check
+
+
+@fn("truncate(text: string, length: integer, [suffix: string]) -> string",
+    "the text cut to at most length characters, ending with suffix (default '...') when cut",
+    group=G, example="truncate('a long sentence', 8)", checks={"length": _not_negative("length")})
+def _truncate(v: str, length: int, suffix: str | None = None) -> str:
+    if len(v) <= length:
+        return v
+    end = "..." if suffix is None else suffix
+    return (v[: max(length - len(end), 0)] + end)[:length]
+
+
+@fn("url_encode(text: string) -> string",
+    "the text percent-encoded for a URL query value or path segment", group=G,
+    example="url_encode('a b&c')")
+def _url_encode(v: str) -> str:
+    return cap_text(urllib.parse.quote(v, safe=""))
+
+
+@fn("base64_encode(text: string) -> string", "the UTF-8 bytes of the text in base64",
+    group=G, example="base64_encode('hi')")
+def _b64encode(v: str) -> str:
+    return cap_text(base64.b64encode(v.encode()).decode("ascii"))
+
+
+@fn("base64_decode(text: string) -> string", "the text that base64 encodes (UTF-8)",
+    group=G, example="base64_decode('aGk=')")
+def _b64decode(v: str) -> str:
+    try:
+        return base64.b64decode(v.encode("ascii"), validate=True).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        raise ArgError("text is not base64 of UTF-8 text") from None
+
+
+@fn("sha256(text: string) -> string", "the SHA-256 digest of the UTF-8 text, in hex "
+    "(e.g. for idempotency keys)", group=G, example="sha256('order-7')")
+def _sha256(v: str) -> str:
+    return hashlib.sha256(v.encode()).hexdigest()
