@@ -1,4 +1,4 @@
-"""The data-work functions: results, clear errors, and what `ductwork validate` finds before a run."""
+"""Data-work functions: results, clear errors, and what `ductwork validate` finds early."""
 
 from __future__ import annotations
 
