@@ -49,9 +49,24 @@ _STATUS_STYLE = {"completed": "green", "failed": "red", "rolled_back": "yellow",
 
 
 def register(subparsers: Any) -> None:
+    common, apps, start = _shared_options()
+    runs = subparsers.add_parser("runs", help="list, show and manage workflow runs",
+                                 description=RUNS_HELP,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND")
+    runs.set_defaults(func=lambda args: _usage(runs))
+    _register_reads(sub, common)
+    _register_actions(sub, common, apps)
+    _register_reruns(sub, common, apps, start)
+    _register_test(subparsers)
+
+
+def _shared_options() -> tuple[argparse.ArgumentParser, ...]:
+    """Option groups shared by subcommands: store/json, where workflows come from, new runs."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--store", metavar="URL",
-                        help="run store URL (default sqlite:///.ductwork/runs.db)")
+                        help="run store URL (default: $DUCTWORK_STORE, else "
+                             "sqlite:///.ductwork/runs.db)")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     apps = argparse.ArgumentParser(add_help=False)
     apps.add_argument("--specs", metavar="DIR", help="YAML products (default ./specs)")
@@ -59,13 +74,18 @@ def register(subparsers: Any) -> None:
                       "workflows, e.g. myapp.workflows:dw")
     apps.add_argument("--import", dest="imports", action="append", default=[],
                       metavar="MODULE", help="import a module that defines workflows")
+    start = argparse.ArgumentParser(add_help=False)
+    start.add_argument("--id", dest="new_id", metavar="ID",
+                       help="the new run's workflow id (retrying with it never runs twice)")
+    start.add_argument("--queue", action="store_true",
+                       help="leave the new run to a worker instead of running it here")
+    start.add_argument("--timeout", metavar="DURATION",
+                       help="stop waiting after this long (the run goes on)")
+    return common, apps, start
 
-    runs = subparsers.add_parser("runs", help="list, show and manage workflow runs",
-                                 description=RUNS_HELP,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND")
-    runs.set_defaults(func=lambda args: _usage(runs))
 
+def _register_reads(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Commands that only read the store (no workflow definitions needed): list, show, ..."""
     p = sub.add_parser("list", parents=[common], help="runs, newest first")
     p.add_argument("--product")
     p.add_argument("--tag")
@@ -85,6 +105,20 @@ def register(subparsers: Any) -> None:
     p.add_argument("--logs", action="store_true", help="also the ctx.log lines")
     p.set_defaults(func=_cmd(cmd_history, needs_app=False))
 
+    p = sub.add_parser("prune", parents=[common],
+                       help="delete finished runs older than a cutoff, with all they recorded")
+    p.add_argument("--older-than", required=True, metavar="AGE|TIME",
+                   help="how long ago they finished (30d, 12h, 2w) or an ISO time")
+    p.add_argument("--status", action="append", metavar="STATUS",
+                   help="only these finished statuses (repeatable, or comma-separated; "
+                        "default: completed, failed, rolled_back, cancelled)")
+    p.add_argument("--limit", type=int, default=10_000, help="at most this many runs")
+    p.set_defaults(func=_cmd(cmd_prune, needs_app=False))
+
+
+def _register_actions(sub: Any, common: argparse.ArgumentParser,
+                      apps: argparse.ArgumentParser) -> None:
+    """Commands that act on a live run: signal, cancel, query."""
     p = sub.add_parser("signal", parents=[common, apps], help="send a signal to a run")
     p.add_argument("workflow_id")
     p.add_argument("name")
@@ -105,24 +139,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("name")
     p.set_defaults(func=_cmd(cmd_query))
 
-    p = sub.add_parser("prune", parents=[common],
-                       help="delete finished runs older than a cutoff, with all they recorded")
-    p.add_argument("--older-than", required=True, metavar="AGE|TIME",
-                   help="how long ago they finished (30d, 12h, 2w) or an ISO time")
-    p.add_argument("--status", action="append", metavar="STATUS",
-                   help="only these finished statuses (repeatable, or comma-separated; "
-                        "default: completed, failed, rolled_back, cancelled)")
-    p.add_argument("--limit", type=int, default=10_000, help="at most this many runs")
-    p.set_defaults(func=_cmd(cmd_prune, needs_app=False))
 
-    start = argparse.ArgumentParser(add_help=False)
-    start.add_argument("--id", dest="new_id", metavar="ID",
-                       help="the new run's workflow id (retrying with it never runs twice)")
-    start.add_argument("--queue", action="store_true",
-                       help="leave the new run to a worker instead of running it here")
-    start.add_argument("--timeout", metavar="DURATION",
-                       help="stop waiting after this long (the run goes on)")
-
+def _register_reruns(sub: Any, common: argparse.ArgumentParser, apps: argparse.ArgumentParser,
+                     start: argparse.ArgumentParser) -> None:
+    """Commands that start a new run from an old one: replay, restart, resume."""
     p = sub.add_parser("replay", parents=[common, apps, start],
                        help="a new run with the same input (or from a step)")
     p.add_argument("workflow_id")
@@ -151,6 +171,8 @@ def register(subparsers: Any) -> None:
                    help="do not run step TAG again (repeatable)")
     p.set_defaults(func=_cmd(cmd_resume))
 
+
+def _register_test(subparsers: Any) -> None:
     t = subparsers.add_parser(
         "test", help="run the YAML test cases of workflows (exit 0 when all pass)",
         description="Run the test cases in <product>/tests/*.yaml against the workflows of "
