@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ductwork.connectors.base import Problem, ResourceSpec, StorageConnector
+from ductwork.connectors.checks import CallProblem, Detail, Runtime
 from ductwork.connectors.util import env_path, first_env, is_ref, unknown_keys
 from ductwork.errors import ConnectorError
 from ductwork.util.durations import parse_ms
@@ -385,6 +386,63 @@ class BaseStorage(StorageConnector):
         key = self.scoped_key(ev, inp.get("file_key"))
         expires = self._expires(event, inp)
         return str(await self._call("signed_url", event, key, self._signed, key, expires))
+
+
+def check_call(method: str, definition: Mapping[str, Any],
+               args: Mapping[str, Any]) -> list[CallProblem]:
+    """For `ductwork validate`: what an upload, download or delete surely lacks, and a
+    content type (written, or read from a written file name) the event does not accept."""
+    value = args.get("input")
+    if not isinstance(value, Mapping):
+        return []
+    if method in ("download", "delete") and "file_key" not in value:
+        return [(("input",), Detail(f"storage.{method} needs input.file_key",
+                                    "the file_key an upload returned, e.g. file_key: "
+                                    "\"${steps.<upload>.file_key}\"", key=True))]
+    if method != "upload":
+        return []
+    out: list[CallProblem] = []
+    if "buffer" not in value:
+        out.append((("input",), Detail("storage.upload needs input.buffer (the content)",
+                                       "e.g. buffer: \"${json(steps.report)}\"", key=True)))
+    events = definition.get("events")
+    ev = events.get(args.get("event")) if isinstance(events, Mapping) else None
+    allowed = ev.get("content_types") if isinstance(ev, Mapping) else None
+    typed = _written_type(value)
+    if typed is None or not isinstance(allowed, list) or not allowed:
+        return out
+    ctype, field, how = typed
+    if not _CONTENT_TYPE.match(ctype.split(";")[0].strip()):
+        return out  # refused as "not a content type" by the upload itself; reported below
+    if not content_type_matches(ctype, [str(a) for a in allowed]):
+        at = ("input", field) if field else ("input",)
+        out.append((at, Detail(
+            f"event '{args.get('event')}' accepts {', '.join(map(str, allowed))}, "
+            f"not '{ctype}'", how, key=not field)))
+    return out
+
+
+def _written_type(value: Mapping[str, Any]) -> tuple[str, str | None, str] | None:
+    """(content type, the input field it comes from, how to change it) when the written input
+    decides it; None when only the run can tell."""
+    for field in ("mime_type", "content_type"):
+        declared = value.get(field)
+        if isinstance(declared, Runtime):
+            return None
+        if isinstance(declared, str) and declared:
+            return declared, field, "upload a file of an accepted type, or accept this one " \
+                                    "in the event's content_types"
+    name = value.get("file_name") or value.get("key")
+    if isinstance(name, Runtime) or (name is not None and not isinstance(name, str)):
+        return None
+    if isinstance(name, str):
+        guessed = mimetypes.guess_type(name)[0]
+        field = "file_name" if value.get("file_name") else "key"
+        if guessed:
+            return guessed, field, f"the type is guessed from the name '{name}': give " \
+                                   "mime_type, or a name with an accepted extension"
+    return DEFAULT_CONTENT_TYPE, None, "with no mime_type and no file name extension the " \
+        f"type is {DEFAULT_CONTENT_TYPE}: give mime_type"
 
 
 # -- local filesystem -----------------------------------------------------------------------------

@@ -6,12 +6,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ductwork.connectors.base import ResourceSpec
+from ductwork.connectors.checks import Detail
 from ductwork.errors import ConnectorError
+from ductwork.util.suggest import did_you_mean
 
 # The template fields an event may declare, per channel.
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
@@ -46,6 +48,102 @@ def syntax_problem(field: str, source: Any) -> str | None:
     except TemplateSyntaxError as e:
         return f"template '{field}' does not parse (line {e.lineno}): {e.message}"
     return None
+
+
+# Filters and tests that make a variable optional: `{{ x|default('') }}`, `{% if x is defined %}`.
+_OPTIONAL_FILTERS = frozenset({"default", "d"})
+_OPTIONAL_TESTS = frozenset({"defined", "undefined"})
+_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_UNKNOWN = re.compile(r"^No (filter|test) named '([^']+)'")
+_UNEXPECTED = re.compile(r"unexpected '(.+?)'")
+
+
+def template_problems(field: str, source: Any) -> list[Detail]:
+    """What `ductwork validate` finds in one template: a syntax error, unknown filters and
+    tests (also those in a branch that may not run), each at its place in the source."""
+    if not isinstance(source, str):
+        return [Detail(f"template '{field}' must be a string, not {type(source).__name__}")]
+    env = _env(field)
+    try:
+        ast = env.parse(source)
+    except TemplateSyntaxError as e:
+        return [_syntax_detail(field, source, e)]
+    out: list[Detail] = []
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        is_filter = isinstance(node, nodes.Filter)
+        known = env.filters if is_filter else env.tests
+        if node.name not in known:
+            out.append(_unknown(field, source, "filter" if is_filter else "test", node.name,
+                                known))
+    return out
+
+
+def _syntax_detail(field: str, source: str, e: TemplateSyntaxError) -> Detail:
+    unknown = _UNKNOWN.match(e.message or "")
+    if unknown:
+        kind = unknown.group(1)
+        env = _env(field)
+        return _unknown(field, source, kind, unknown.group(2),
+                        env.filters if kind == "filter" else env.tests)
+    lines = source.split("\n")
+    lineno = min(max(e.lineno or 1, 1), len(lines))
+    start = sum(len(line) + 1 for line in lines[:lineno - 1])
+    text = lines[lineno - 1]
+    col = len(text) - len(text.lstrip())
+    message = e.message or ""
+    token = _UNEXPECTED.search(message)
+    opener = max(text.rfind("{{"), text.rfind("{%"))
+    if token and token.group(1) in text:
+        col = text.rindex(token.group(1))
+    elif opener >= 0:
+        col = opener
+    hint = None
+    if "was looking for the following tags" in message:
+        hint = "close the block ({% endif %}, {% endfor %}, ...)"
+    elif "print statement" in message or (token and token.group(1) == "}"):
+        hint = "close '{{' with '}}'"
+    elif "end of statement block" in message:
+        hint = "close '{%' with '%}'"
+    return Detail(f"template '{field}' does not parse (line {e.lineno}): {e.message}", hint,
+                  offset=start + col, length=2)
+
+
+def _unknown(field: str, source: str, kind: str, name: str, known: Any) -> Detail:
+    pattern = r"\|\s*" if kind == "filter" else r"\bis\s+(?:not\s+)?"
+    found = re.search(pattern + "(" + re.escape(name) + r")\b", source)
+    hint = did_you_mean(name, known) or f"Jinja's {kind}s: {', '.join(sorted(known)[:12])}, ..."
+    return Detail(f"template '{field}' uses an unknown {kind} '{name}'", hint,
+                  offset=found.start(1) if found else None, length=len(name))
+
+
+def variables(field: str, source: Any) -> dict[str, int]:
+    """The variables a template needs from the caller, each with the offset of its first use;
+    one read only through `default` or an `is defined` test is optional and left out."""
+    if not isinstance(source, str):
+        return {}
+    try:
+        ast = _env(field).parse(source)
+        names = meta.find_undeclared_variables(ast)
+    except TemplateSyntaxError:  # an unknown filter fails here: reported by template_problems
+        return {}
+    optional: set[str] = set()
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        guarded = _OPTIONAL_FILTERS if isinstance(node, nodes.Filter) else _OPTIONAL_TESTS
+        if node.name in guarded and isinstance(node.node, nodes.Name):
+            optional.add(node.node.name)
+    out: dict[str, int] = {}
+    for name in sorted(names - optional):
+        out[name] = _first_use(source, name)
+    return out
+
+
+def _first_use(source: str, name: str) -> int:
+    word = re.compile(r"(?<![\w.])" + re.escape(name) + r"\b")
+    for block in _BLOCK.finditer(source):
+        found = word.search(block.group(0))
+        if found:
+            return block.start() + found.start()
+    return 0
 
 
 def channels_of(event: Mapping[str, Any]) -> list[str]:

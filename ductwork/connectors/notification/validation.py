@@ -12,7 +12,7 @@ from ductwork.connectors.notification.templates import (
     CHANNEL_FIELDS,
     EVENT_KEYS,
     channels_of,
-    syntax_problem,
+    template_problems,
 )
 from ductwork.connectors.util import (
     duration_problem,
@@ -210,9 +210,7 @@ def _event_problems(events: Any) -> list[Problem]:
                             f"{', '.join(sorted(EVENT_KEYS))})"
                             + did_you_mean(str(key), EVENT_KEYS, prefix="; ")))
             elif key != "description":
-                problem = syntax_problem(str(key), source)
-                if problem:
-                    out.append(((*path, key), problem))
+                out += [((*path, key), problem) for problem in template_problems(str(key), source)]
         channels = channels_of(event)
         if not channels:
             out.append((path, f"event '{name}' declares no template: give subject + text/html "

@@ -6,6 +6,7 @@ from typing import Any
 
 from ductwork.dsl import plan as p
 from ductwork.dsl import vocabulary as v
+from ductwork.dsl.compiler.arguments import call_problems
 from ductwork.dsl.compiler.base import CompilerBase
 from ductwork.dsl.diagnostics import did_you_mean, known
 from ductwork.dsl.expr.checker import Scope
@@ -38,8 +39,22 @@ class CallCompiler(CompilerBase):
                           "not text")
                 ok = False
         resource = self._resource(path, call, args) if ok else None
+        if resource is not None:
+            self._arguments(path, call, resource, args)
         tree = self.exprs.tree(path, args, scope)
         return p.Call(call.component, call.method, resource, tree, self.loc(path))
+
+    def _arguments(self, path: DataPath, call: v.Call, resource: str, args: dict[str, Any]
+                   ) -> None:
+        """The arguments against the resource's declaration, by the connector's own rules."""
+        definition = self.product.resources[call.kind].get(resource)
+        if definition is None:
+            return
+        for where, message in call_problems(call.kind, call.method, definition, args,
+                                            self.exprs.input_schema):
+            self.fail((*path, *where), str(message), getattr(message, "hint", None),
+                      key=getattr(message, "key", False), offset=getattr(message, "offset", None),
+                      length=getattr(message, "length", 1))
 
     def _resource(self, path: DataPath, call: v.Call, args: dict[str, Any]) -> str | None:
         kind = call.kind
