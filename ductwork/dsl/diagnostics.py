@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ductwork.util import suggest
+
+ERROR, WARNING = "error", "warning"
 
 
 @dataclass(frozen=True)
@@ -20,17 +22,29 @@ class Diagnostic:
     hint: str | None = None
     source: str | None = None  # the offending source line, for the caret display
     length: int = 1  # how many characters to underline
+    # A warning is printed and counted but does not fail `ductwork validate` (unless --strict)
+    # nor stop a product from loading: the spec runs, maybe not as meant.
+    severity: str = ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
 
     @property
     def location(self) -> str:
         return f"{self.path}:{self.line}:{self.col}" if self.line else self.path
 
+    @property
+    def text(self) -> str:
+        """The message, with "warning: " in front of a warning (errors are the default)."""
+        return self.message if self.is_error else f"{self.severity}: {self.message}"
+
     def short(self) -> str:
         """`line:col: message`, the form the broken-spec catalogue pins."""
-        return f"{self.line}:{self.col}: {self.message}"
+        return f"{self.line}:{self.col}: {self.text}"
 
     def render(self) -> str:
-        out = [f"{self.location}: {self.message}"]
+        out = [f"{self.location}: {self.text}"]
         if self.source is not None and self.source.strip():
             gutter = f"{self.line:>4} | "
             text = self.source.replace("\t", " ")
@@ -47,7 +61,7 @@ class Diagnostic:
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path, "line": self.line, "col": self.col,
-            "message": self.message, "hint": self.hint,
+            "message": self.message, "hint": self.hint, "severity": self.severity,
         }
 
 
@@ -67,3 +81,13 @@ def known(candidates: Iterable[str]) -> str:
 
 def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
     return (d.path, d.line, d.col, d.message)
+
+
+def errors(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """The diagnostics that make a spec invalid (warnings left out)."""
+    return [d for d in diagnostics if d.is_error]
+
+
+def as_error(d: Diagnostic) -> Diagnostic:
+    """A warning promoted to an error (`ductwork validate --strict`)."""
+    return replace(d, severity=ERROR)

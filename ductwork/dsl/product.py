@@ -8,10 +8,11 @@ from typing import Any
 
 from ductwork.connectors import base as connectors
 from ductwork.dsl import vocabulary as v
-from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known
+from ductwork.dsl.diagnostics import WARNING, Diagnostic, did_you_mean, known
 from ductwork.dsl.loader import DataPath, Document
 from ductwork.dsl.plan import ProductSpec
 from ductwork.dsl.schema import checker as schema_check
+from ductwork.dsl.secrets import secret_findings
 from ductwork.errors import DuctworkError
 
 
@@ -20,10 +21,14 @@ def compile_product(doc: Document, folder: str | None = None
     """Check one product file; returns the spec (even with errors, for workflow checks)."""
     diagnostics = list(schema_check.check(doc, "product"))
 
-    def fail(path: DataPath, message: str, hint: str | None = None, *, key: bool = False) -> None:
-        line, col = doc.locate(path, key=key)
-        length = len(str(path[-1])) if key and path else doc.width(path)
-        d = Diagnostic(doc.path, line, col, message, hint, doc.source_line(line), length)
+    def fail(path: DataPath, message: str, hint: str | None = None, *, key: bool = False,
+             offset: int | None = None, length: int | None = None,
+             severity: str = "error") -> None:
+        line, col = doc.locate(path, key=key, offset=offset)
+        if length is None:
+            length = len(str(path[-1])) if key and path else doc.width(path)
+        d = Diagnostic(doc.path, line, col, message, hint, doc.source_line(line), length,
+                       severity)
         if d not in diagnostics:  # validators of several envs may report a shared block twice
             diagnostics.append(d)
 
@@ -52,6 +57,18 @@ def compile_product(doc: Document, folder: str | None = None
             configs = checked.get("envs")
             if not isinstance(configs, dict):
                 continue
+            missing = [e for e in envs if e not in configs]
+            if missing:
+                names = " and ".join(f"'{e}'" for e in missing)
+                strays = [str(e) for e in configs if e not in envs]
+                hint = (f"a step that uses it in {missing[0]} fails when it runs: add "
+                        f"{missing[0]}: {{...}} under its envs")
+                if strays:
+                    hint = f"'{strays[0]}' is no env of the product: rename it {missing[0]}, " \
+                           f"or add {missing[0]}: {{...}}"
+                fail((section, rname, "envs"), f"{v.NOUN[kind]} '{rname}' has no configuration "
+                     f"for env{'s' if len(missing) > 1 else ''} {names}", hint, key=True,
+                     severity=WARNING)
             for env, config in configs.items():
                 at: DataPath = (section, rname, "envs", env)
                 if envs and env not in envs:
@@ -65,8 +82,18 @@ def compile_product(doc: Document, folder: str | None = None
                         # "unknown key 'x'" points at the key, other problems at the value
                         on_key = isinstance(last, str) and "unknown" in message \
                             and f"'{last}'" in message
+                        # A Detail (connectors.checks) knows its hint and its exact spot.
                         fail((section, rname, *problem_path), message,
-                             f"did you mean {hint}" if hint else None, key=on_key)
+                             getattr(problem, "hint", None)
+                             or (f"did you mean {hint}" if hint else None),
+                             key=on_key, offset=getattr(problem, "offset", None),
+                             length=getattr(problem, "length", None))
+    taken = {(d.line, d.col) for d in diagnostics}
+    for found in secret_findings(data):
+        # A provider's validator may have said it already, in its own words.
+        if doc.locate(found.path, offset=found.offset) not in taken:
+            fail(found.path, found.message, found.hint, offset=found.offset,
+                 length=found.length)
     base_dir = str(Path(doc.path).resolve().parent)
     spec = ProductSpec(
         name=name, title=str(data.get("name") or name),

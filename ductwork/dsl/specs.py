@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ductwork.dsl.compiler import compile_workflow, tag_of
-from ductwork.dsl.diagnostics import Diagnostic, sort_key
+from ductwork.dsl.diagnostics import Diagnostic, errors, sort_key
 from ductwork.dsl.loader import load_file
 from ductwork.dsl.plan import ProductSpec, Specs
 from ductwork.dsl.product import compile_product
@@ -27,7 +27,16 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.diagnostics
+        """No errors (warnings do not count)."""
+        return not errors(self.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return errors(self.diagnostics)
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
 
 
 def product_dirs(root: Path) -> list[Path]:
@@ -118,8 +127,9 @@ def check_specs(path: str | os.PathLike[str]) -> Report:
 
 
 def load_specs(path: str | os.PathLike[str]) -> Specs:
-    """Load a specs folder; raises CompileError carrying every diagnostic of every file."""
+    """Load a specs folder; raises CompileError carrying every error of every file (warnings
+    do not stop a spec from loading)."""
     report = check_specs(path)
-    if report.diagnostics:
-        raise CompileError(report.diagnostics)
+    if report.errors:
+        raise CompileError(report.errors)
     return report.specs

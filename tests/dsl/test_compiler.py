@@ -27,7 +27,7 @@ NO_STATE = shutil.ignore_patterns(".ductwork")
 
 PRODUCT = """
 product: shop
-envs: [dev, prd]
+envs: [dev]
 apps:
   stripe:
     envs: {dev: {base_url: "http://127.0.0.1:9"}}
@@ -363,7 +363,8 @@ def test_validate_reports_like_a_compiler(tmp_path: Path, capsys: pytest.Capture
     assert doc["ok"] is False
     assert doc["diagnostics"] == [{
         "path": "specs/my-product/workflows/charge-payment.yaml", "line": 37, "col": 58,
-        "message": "unknown step 'chrage'", "hint": "did you mean 'charge-payment'?"}]
+        "message": "unknown step 'chrage'", "hint": "did you mean 'charge-payment'?",
+        "severity": "error"}]
 
 
 def test_validate_import_finds_missing_python_targets(

@@ -11,7 +11,7 @@ from jsonschema.exceptions import SchemaError
 from ductwork.dsl import plan as p
 from ductwork.dsl.compiler.base import duration_ms
 from ductwork.dsl.compiler.steps import StepCompiler
-from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known
+from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, errors, known
 from ductwork.dsl.expr.checker import Scope, TagInfo
 from ductwork.dsl.loader import DataPath, Document
 from ductwork.dsl.schema import checker as schema_check
@@ -29,7 +29,7 @@ class WorkflowCompiler(StepCompiler):
         mine = {(d.line, d.col) for d in self.diagnostics}
         schema_diags = schema_check.check(self.doc, "workflow")
         self.diagnostics.extend(d for d in schema_diags if (d.line, d.col) not in mine)
-        return None if self.diagnostics else plan
+        return None if errors(self.diagnostics) else plan
 
     def _compile(self) -> p.WorkflowPlan | None:
         data = self.doc.data
@@ -163,7 +163,7 @@ def compile_workflow(doc: Document, product: p.ProductSpec, *,
 def compile(doc: Document, product: p.ProductSpec, **kw: Any) -> p.WorkflowPlan:
     """Compile one workflow document or raise CompileError with every diagnostic."""
     plan, diagnostics = compile_workflow(doc, product, **kw)
-    if diagnostics or plan is None:
+    if errors(diagnostics) or plan is None:
         raise CompileError(sorted(diagnostics, key=lambda d: (d.path, d.line, d.col)))
     return plan
 
