@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -16,7 +15,6 @@ from ductwork.errors import ConfigurationError, WorkflowNotFoundError
 
 if TYPE_CHECKING:  # the compiler is imported when a command runs, not when the CLI starts
     from ductwork.dsl import plan as p
-    from ductwork.dsl.diagnostics import Diagnostic
     from ductwork.dsl.specs import Report
 
 DEFAULT_SPECS = "specs"
@@ -32,9 +30,14 @@ def register(subparsers: Any) -> None:
     v.add_argument("paths", nargs="*", default=[DEFAULT_SPECS], metavar="PATH",
                    help=f"specs folder, product folder or file (default: {DEFAULT_SPECS})")
     v.add_argument("--json", action="store_true", help="print one JSON document for machines")
-    v.add_argument("--import", dest="do_import", action="store_true",
-                   help="also import every `python:` target (runs module top-level code)")
-    v.set_defaults(func=cmd_validate)
+    v.add_argument("--no-import", dest="do_import", action="store_false",
+                   help="do not import `python:` targets (by default each is imported, which "
+                        "runs its module's top-level code, and its parameters are checked)")
+    # The flag of the time when importing was opt-in: accepted, and the default anyway.
+    v.add_argument("--import", dest="do_import", action="store_true", help=argparse.SUPPRESS)
+    v.add_argument("--strict", action="store_true",
+                   help="treat warnings as errors (exit 1 when there is any)")
+    v.set_defaults(func=cmd_validate, do_import=True)
 
     s = subparsers.add_parser("schema", help="print the JSON Schema of product or workflow files")
     s.add_argument("which", nargs="?", choices=schemas.SCHEMA_NAMES, default="workflow")
@@ -74,22 +77,25 @@ def _scope(path: Path) -> tuple[Path, Path | None]:
     return path, None
 
 
-def validate_paths(paths: list[str], *, do_import: bool = False) -> Report:
-    """Check every path; one merged report."""
-    from ductwork.dsl.diagnostics import sort_key
+def validate_paths(paths: list[str], *, do_import: bool = True,
+                   strict: bool = False) -> Report:
+    """Check every path; one merged report. `strict` turns warnings into errors."""
+    from ductwork.dsl.diagnostics import as_error, sort_key
     from ductwork.dsl.specs import check_specs
 
+    if do_import:
+        cwd = os.getcwd()
+        if cwd not in sys.path:  # python: targets are importable from where validate runs
+            sys.path.insert(0, cwd)
     merged: Report | None = None
     for raw in paths:
         folder, only = _scope(Path(raw))
-        report = check_specs(folder)
+        report = check_specs(folder, import_python=do_import)
         if only is not None:  # report on that file (and the product file it depends on)
             wanted = {only.resolve(), (folder / PRODUCT_FILE).resolve()}
             report.diagnostics = [d for d in report.diagnostics
                                   if Path(d.path).resolve() in wanted]
             report.files = [f for f in report.files if Path(f).resolve() in wanted]
-        if do_import:
-            report.diagnostics.extend(import_targets(report))
         if merged is None:
             merged = report
         else:
@@ -97,55 +103,14 @@ def validate_paths(paths: list[str], *, do_import: bool = False) -> Report:
             merged.files.extend(report.files)
             merged.specs.products.update(report.specs.products)
     assert merged is not None
+    if strict:
+        merged.diagnostics = [as_error(d) for d in merged.diagnostics]
     merged.diagnostics.sort(key=sort_key)
     return merged
 
 
-def import_targets(report: Report) -> list[Diagnostic]:
-    """Import each `python:` target of the compiled workflows; one diagnostic per failure."""
-    from ductwork.dsl.diagnostics import Diagnostic
-
-    out: list[Diagnostic] = []
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    for product in report.specs.products.values():
-        for wf in product.workflows.values():
-            for target, loc in python_targets(wf):
-                problem = import_problem(target)
-                if problem:
-                    out.append(Diagnostic(loc.path, loc.line, loc.col, problem))
-    return out
-
-
-def python_targets(wf: p.WorkflowPlan) -> list[tuple[str, p.Location]]:
-    from ductwork.dsl import plan as p
-
-    found: list[tuple[str, p.Location]] = []
-    for step in wf.walk():
-        if isinstance(step, p.TaskStep):
-            for body in (step.body, step.rollback):
-                if isinstance(body, p.PythonCall):
-                    found.append((body.target, body.loc))
-    return found
-
-
-def import_problem(target: str) -> str | None:
-    module, _, name = target.partition(":")
-    try:
-        mod = importlib.import_module(module)
-    except Exception as e:  # any failure while importing user code is the finding
-        return f"cannot import '{module}': {type(e).__name__}: {e}"
-    fn = getattr(mod, name, None)
-    if fn is None:
-        return f"module '{module}' has no function '{name}'"
-    if not callable(fn):
-        return f"'{target}' is not callable"
-    return None
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
-    report = validate_paths(list(args.paths), do_import=args.do_import)
+    report = validate_paths(list(args.paths), do_import=args.do_import, strict=args.strict)
     products = report.specs.products
     n_workflows = sum(len(pr.workflows) for pr in products.values())
     if args.json:
@@ -160,14 +125,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for d in report.diagnostics:
         print(d.render())
         print()
+    n_errors, n_warnings = len(report.errors), len(report.warnings)
+    warned = f", {_count(n_warnings, 'warning')}" if n_warnings else ""
     if report.ok:
         print(f"ok: {len(products)} product(s), {n_workflows} workflow(s), "
-              f"{len(report.files)} file(s) checked")
+              f"{len(report.files)} file(s) checked{warned}")
         return 0
-    files = len({d.path for d in report.diagnostics})
-    n = len(report.diagnostics)
-    print(f"{n} error{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}")
+    files = len({d.path for d in report.errors})
+    print(f"{_count(n_errors, 'error')} in {_count(files, 'file')}{warned}")
     return 1
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 # -- schema / graph -----------------------------------------------------------------------

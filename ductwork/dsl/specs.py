@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ductwork.dsl.compiler import compile_workflow, tag_of
+from ductwork.dsl.compiler.flow import child_cycles
 from ductwork.dsl.diagnostics import Diagnostic, errors, sort_key
-from ductwork.dsl.loader import load_file
+from ductwork.dsl.loader import Document, load_file
 from ductwork.dsl.plan import ProductSpec, Specs
 from ductwork.dsl.product import compile_product
+from ductwork.dsl.targets import Targets
 from ductwork.errors import CompileError
 
 PRODUCT_FILE = "product.yaml"
@@ -65,7 +67,9 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def check_product(product_dir: Path, report: Report) -> ProductSpec | None:
+def check_product(product_dir: Path, report: Report, targets: Targets | None = None
+                  ) -> ProductSpec | None:
+    """Check one product folder into `report`; with `targets`, also import python: targets."""
     pfile = product_dir / PRODUCT_FILE
     report.files.append(_display(pfile))
     try:
@@ -79,6 +83,7 @@ def check_product(product_dir: Path, report: Report) -> ProductSpec | None:
         return None
     files = workflow_files(product_dir)
     tags = {tag_of(f) for f in files}
+    docs: dict[str, Document] = {}
     for f in files:
         report.files.append(_display(f))
         try:
@@ -92,15 +97,24 @@ def check_product(product_dir: Path, report: Report) -> ProductSpec | None:
                                                  f"workflow '{tag}' is defined twice "
                                                  "(.yaml and .yml)"))
             continue
+        docs[tag] = wdoc
         plan, wdiags = compile_workflow(wdoc, product, workflows=tags, expected_tag=tag)
         report.diagnostics.extend(wdiags)
+        if targets is not None:
+            report.diagnostics.extend(targets.problems(wdoc))
         if plan is not None:
             product.workflows[plan.tag] = plan
+    # Checks across the product's workflows, once every file is read.
+    report.diagnostics.extend(child_cycles(docs))
     return product
 
 
-def check_specs(path: str | os.PathLike[str]) -> Report:
-    """Check every product under `path`; never raises for problems in the files."""
+def check_specs(path: str | os.PathLike[str], *, import_python: bool = False) -> Report:
+    """Check every product under `path`; never raises for problems in the files.
+
+    With `import_python`, each `python:` target is imported (running its module's top-level
+    code) and its parameters are checked against the step's `args:`."""
+    targets = Targets() if import_python else None
     root = Path(path)
     report = Report(Specs(root=str(root)))
     if not root.exists():
@@ -112,7 +126,7 @@ def check_specs(path: str | os.PathLike[str]) -> Report:
             str(path), 0, 0, f"no {PRODUCT_FILE} found",
             f"a specs folder holds <product>/{PRODUCT_FILE} and <product>/{WORKFLOW_DIR}/*.yaml"))
     for d in dirs:
-        product = check_product(d, report)
+        product = check_product(d, report, targets)
         if product is None:
             continue
         if product.name in report.specs.products:

@@ -10,6 +10,7 @@ from jsonschema.exceptions import SchemaError
 
 from ductwork.dsl import plan as p
 from ductwork.dsl.compiler.base import duration_ms
+from ductwork.dsl.compiler.flow import check_flow
 from ductwork.dsl.compiler.steps import StepCompiler
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, errors, known
 from ductwork.dsl.expr.checker import Scope, TagInfo
@@ -25,6 +26,7 @@ class WorkflowCompiler(StepCompiler):
 
     def compile(self) -> p.WorkflowPlan | None:
         plan = self._compile()
+        check_flow(self)
         # Where the compiler has a sharper word for the same spot than the schema, keep it.
         mine = {(d.line, d.col) for d in self.diagnostics}
         schema_diags = schema_check.check(self.doc, "workflow")

@@ -1,0 +1,231 @@
+"""Flow checks of a whole workflow: a rollback strategy with nothing to stop at, catch handlers
+and switch cases that can never run, signals waited on but never declared."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ductwork.dsl.compiler.base import CompilerBase
+from ductwork.dsl.diagnostics import ERROR, WARNING, Diagnostic
+from ductwork.dsl.loader import DataPath, Document
+
+
+@dataclass(frozen=True)
+class Site:
+    """One step of a workflow document, wherever it is nested."""
+
+    path: DataPath
+    step: dict[str, Any]
+    # It may not run in every run: under an `if`, a switch branch, a catch or a foreach
+    # (whose items may be none).
+    guarded: bool
+
+
+def walk(data: Any) -> Iterator[Site]:
+    """Every step of a workflow document in document order, nested ones included."""
+    if isinstance(data, dict):
+        yield from _steps(data.get("steps"), ("steps",), False)
+
+
+def _steps(raw: Any, path: DataPath, guarded: bool) -> Iterator[Site]:
+    if not isinstance(raw, list):
+        return
+    for i, step in enumerate(raw):
+        if not isinstance(step, dict):
+            continue
+        spath = (*path, i)
+        here = guarded or "if" in step
+        yield Site(spath, step, here)
+        body = step.get("foreach")
+        if isinstance(body, dict):
+            yield from _steps(body.get("steps"), (*spath, "foreach", "steps"), True)
+        body = step.get("parallel")
+        if isinstance(body, list):
+            for b, branch in enumerate(body):
+                if isinstance(branch, dict):
+                    yield from _steps(branch.get("steps"), (*spath, "parallel", b, "steps"),
+                                      here)
+        body = step.get("switch")
+        if isinstance(body, dict):
+            cases = body.get("cases")
+            for c, case in enumerate(cases if isinstance(cases, list) else []):
+                if isinstance(case, dict):
+                    yield from _steps(case.get("steps"), (*spath, "switch", "cases", c, "steps"),
+                                      True)
+            yield from _steps(body.get("default"), (*spath, "switch", "default"), True)
+        handlers = step.get("catch")
+        for h, handler in enumerate(handlers if isinstance(handlers, list) else []):
+            if isinstance(handler, dict):
+                yield from _steps(handler.get("steps"), (*spath, "catch", h, "steps"), True)
+
+
+def check_flow(c: CompilerBase) -> None:
+    """Report what the flow of `c.doc` makes impossible or pointless."""
+    data = c.doc.data
+    if not isinstance(data, dict):
+        return
+    sites = list(walk(data))
+    _checkpoints(c, data, sites)
+    for site in sites:
+        handlers = site.step.get("catch")
+        if isinstance(handlers, list):
+            _never_run(c, (*site.path, "catch"), handlers, "handler", catch_all_ok=True)
+        switch = site.step.get("switch")
+        if isinstance(switch, dict) and isinstance(switch.get("cases"), list):
+            _never_run(c, (*site.path, "switch", "cases"), switch["cases"], "case",
+                       catch_all_ok=False)
+    if "signals" not in data:
+        _undeclared_signals(c, sites)
+
+
+def _checkpoints(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> None:
+    options = data.get("options")
+    if not isinstance(options, dict) or options.get("rollback_strategy") != "to_checkpoint":
+        return
+    if any("checkpoint" in s.step for s in sites):
+        return
+    undone = [s for s in sites if isinstance(s.step.get("rollback"), dict)]
+    if not undone:
+        return
+    first = undone[0].step.get("tag")
+    c.fail(("options", "rollback_strategy"),
+           "rollback_strategy 'to_checkpoint' but the workflow has no checkpoint step",
+           f"with no checkpoint every rollback runs, as with reverse_all (from "
+           f"'{first}' on): add '- checkpoint: {{name: <name>}}' after the steps that must "
+           "stay done, or write reverse_all")
+
+
+def _condition(raw: Any) -> str | None:
+    """A condition's text for comparing two of them (spaces and the ${...} wrapper dropped)."""
+    if isinstance(raw, bool):
+        return str(raw).lower()
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if text.startswith("${") and text.endswith("}"):
+        text = text[2:-1]
+    return re.sub(r"\s+", "", text)
+
+
+def _never_run(c: CompilerBase, path: DataPath, items: list[Any], noun: str, *,
+               catch_all_ok: bool) -> None:
+    """A handler (or case) after one that takes every error, or with a condition seen
+    before, or with `if: false`, is never chosen: the first that matches wins."""
+    seen: dict[str, int] = {}
+    catch_all: int | None = None
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        line, _ = c.doc.locate((*path, i))
+        has_if = "if" in item
+        cond = _condition(item.get("if")) if has_if else "true"
+        where = (*path, i, "if") if has_if else (*path, i)
+        if catch_all is not None:
+            if noun == "handler":
+                c.fail(where, f"this handler never runs: the handler on line {catch_all} "
+                       "catches every error first", "the first matching handler wins: move "
+                       "the one without a condition last", key=not has_if)
+            else:
+                c.fail(where, f"this case never runs: the case on line {catch_all} always "
+                       "matches first", "write the fallback as the switch's default:")
+            continue
+        if cond is None:
+            continue
+        if cond == "false":
+            c.fail(where, f"this {noun} never runs: its condition is false",
+                   f"remove the {noun}, or give it a real condition")
+        elif cond in seen:
+            c.fail(where, f"this {noun} never runs: the {noun} on line {seen[cond]} has the "
+                   "same condition", f"the first matching {noun} wins: merge their steps, or "
+                   "change one of the conditions")
+        else:
+            seen[cond] = line
+        if cond == "true" and (catch_all_ok or has_if):
+            catch_all = line
+
+
+def _undeclared_signals(c: CompilerBase, sites: list[Site]) -> None:
+    """Without `signals:` the run accepts any signal: a typo in a name is found when the
+    signal never comes. Declaring them lets validate and the sender check names."""
+    for site in sites:
+        wait = site.step.get("wait_for_signal")
+        if not isinstance(wait, dict):
+            continue
+        names = wait.get("name")
+        listed = [(names, ("name",))] if isinstance(names, str) else [
+            (n, ("name", i)) for i, n in enumerate(names)] if isinstance(names, list) else []
+        for name, sub in listed:
+            if isinstance(name, str):
+                c.fail((*site.path, "wait_for_signal", *sub),
+                       f"signal '{name}' is not declared (the workflow has no signals:)",
+                       f"declare what the run waits for: signals: {{{name}: {{type: object}}}}; "
+                       "then senders and waits are checked against it")
+                # A warning: without signals: the run accepts any name, so it works as is.
+                c.diagnostics[-1] = replace(c.diagnostics[-1], severity=WARNING)
+
+
+# -- across the workflows of a product ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Edge:
+    parent: str
+    child: str
+    path: DataPath  # the `tag` of the workflow: body
+    guarded: bool
+
+
+def child_cycles(docs: dict[str, Document]) -> list[Diagnostic]:
+    """Child workflows that call each other in a circle (A -> B -> A, or A -> A): each run
+    starts the next without end. One diagnostic on every call that closes a circle; a
+    warning when a condition, a branch or a loop may stop it."""
+    edges: dict[str, list[_Edge]] = {}
+    for tag, doc in docs.items():
+        for site in walk(doc.data):
+            body = site.step.get("workflow")
+            child = body.get("tag") if isinstance(body, dict) else None
+            if isinstance(child, str) and child in docs:
+                edges.setdefault(tag, []).append(
+                    _Edge(tag, child, (*site.path, "workflow", "tag"), site.guarded))
+    out: list[Diagnostic] = []
+    for tag in sorted(edges):
+        for edge in edges[tag]:
+            back = _path(edges, edge.child, tag)
+            if back is None:
+                continue
+            circle = [edge, *back]
+            names = " -> ".join([tag, *(e.child for e in circle)])
+            guarded = any(e.guarded for e in circle)
+            doc = docs[tag]
+            line, col = doc.locate(edge.path)
+            if edge.child == tag:
+                message = f"workflow '{tag}' starts itself as a child"
+            else:
+                message = f"workflow '{tag}' starts '{edge.child}', which starts '{tag}' " \
+                          f"again: {names}"
+            hint = ("a condition, branch or loop on the way must end it; check that it does"
+                    if guarded else "every run starts the next without end: break the circle "
+                    "(move the shared steps into a workflow that calls neither)")
+            out.append(Diagnostic(doc.path, line, col, message, hint, doc.source_line(line),
+                                  doc.width(edge.path), WARNING if guarded else ERROR))
+    return out
+
+
+def _path(edges: dict[str, list[_Edge]], start: str, goal: str) -> list[_Edge] | None:
+    """The shortest chain of calls from `start` to `goal` (breadth first), or None."""
+    if start == goal:
+        return []
+    seen = {start}
+    queue: list[tuple[str, list[_Edge]]] = [(start, [])]
+    while queue:
+        node, chain = queue.pop(0)
+        for e in edges.get(node, ()):
+            if e.child == goal:
+                return [*chain, e]
+            if e.child not in seen:
+                seen.add(e.child)
+                queue.append((e.child, [*chain, e]))
+    return None
