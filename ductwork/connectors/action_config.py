@@ -21,7 +21,7 @@ BODY_TYPES = ("json", "form")
 ENV_KEYS = ("provider", "base_url", "auth", "headers", "timeout", "retries", "backoff",
             "max_delay", "verify")
 EVENT_KEYS = ("method", "path", "description", "body", "query", "params", "headers",
-              "body_type", "timeout", "retries")
+              "body_type", "timeout", "retries", "response")
 AUTH_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # type: (required keys, optional keys)
     "none": ((), ()),
@@ -135,6 +135,10 @@ def parse_event(name: str, raw: Any) -> EventDef:
     except ValueError as e:
         raise EventError(str(e), "retries") from None
     headers = _names(raw.get("headers"), "headers")
+    if "response" in raw and not isinstance(raw["response"], dict):
+        # Only `ductwork validate` reads it: the JSON Schema of the response body.
+        raise EventError("'response' must be a JSON Schema (a mapping) of the response body",
+                         "response")
     return EventDef(
         name=name, method=method, path=path, params=tuple(params),
         body=_names(raw.get("body"), "body"), query=_names(raw.get("query"), "query"),

@@ -56,6 +56,10 @@ class StepCompiler(CallCompiler):
                               "critical", key=True)
         if "args" in raw and body != "python":
             self.fail((*path, "args"), "'args' belongs to python steps", key=True)
+        if "returns" in raw and body != "python":
+            self.fail((*path, "returns"), "'returns' belongs to python steps",
+                      "it declares what a python function returns; other steps' results are "
+                      "known from the product file", key=True)
         handlers: p.Catch = ()
         if "catch" in raw:
             handlers, inner = self._catch(path, raw, body, tag, scope)

@@ -165,6 +165,10 @@ def _step_def(body_props: dict[str, Any], args: dict[str, Any]) -> dict[str, Any
                       "items": _object({"if": _ref("condition"), "steps": _ref("steps")},
                                        ["steps"])},
             "args": args,
+            "returns": {"type": "object",
+                        "description": "python steps: the JSON Schema of what the function "
+                                       "returns; validate checks what steps.<tag> reads "
+                                       "against it"},
             **body_props,
         },
         oneOf=_exactly_one(v.BODIES),
@@ -209,6 +213,15 @@ def build_workflow_schema() -> dict[str, Any]:
     }
 
 
+def _event_schema(kind: str) -> dict[str, Any]:
+    """An event of a resource (its provider checks the rest); an app event may declare the
+    JSON Schema of its response, which validate uses for what steps.<tag> reads."""
+    if kind != "action":
+        return {"type": ["object", "null"]}
+    return {"type": ["object", "null"], "properties": {"response": {
+        "type": "object", "description": "the JSON Schema of the response body"}}}
+
+
 def build_product_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {
         "name": {"title": "a name (letters, digits, '-' and '_')", "type": "string",
@@ -229,7 +242,7 @@ def build_product_schema() -> dict[str, Any]:
                 "envs": {"type": "object", "propertyNames": _ref("name"),
                          "additionalProperties": _ref(f"{kind}-config")},
                 "events": {"type": "object", "propertyNames": _ref("name"),
-                           "additionalProperties": {"type": ["object", "null"]}},
+                           "additionalProperties": _event_schema(kind)},
                 **extras,
             },
             ["envs"],
