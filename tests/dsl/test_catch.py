@@ -57,7 +57,8 @@ steps:
               template: {reason: "${error.message}", type: "${error.type}", step: "${error.step}"}
   - tag: after
     python: tests.dsl.test_catch:after
-output: {charge: "${steps.charge}", notified: "${steps.notify-ops}", after: "${steps.after}"}
+output: {charge: "${steps.charge}", notified: "${default(steps.notify-ops, null)}",
+         after: "${steps.after}"}
 """
 
 APPROVAL = """

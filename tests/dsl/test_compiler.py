@@ -191,7 +191,8 @@ def test_nested_scopes(shop: p.ProductSpec) -> None:
                   rollback:
                     python: m:undo
                     args: {what: "${result}", left: "${steps.left}"}
-        output: ["${steps.same}", "${steps.different}", "${steps.pick}"]
+        output: ["${default(steps.same, null)}", "${default(steps.different, null)}",
+                 "${steps.pick}"]
     """, shop)
 
 

@@ -33,7 +33,7 @@ class CompilerBase:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.exprs = ExprChecker(self._report_expr)
+        self.exprs = ExprChecker(self._report_expr, document=self.doc.data, product=self.product)
         self.signals: dict[str, Any] | None = None
 
     # -- reporting --------------------------------------------------------------------------

@@ -141,7 +141,7 @@ class StepCompiler(CallCompiler):
         if isinstance(raw, str):
             if not self.exprs.is_whole(raw):
                 self.fail(path, "a condition must be one ${...} expression",
-                          f'write "${{{raw}}}"' if "${" not in raw else None)
+                          self.exprs.condition_hint(raw))
                 return None
             return self.exprs.tree(path, raw, scope)
         return None
