@@ -46,7 +46,7 @@ from ductwork.connectors.base import ActionConnector, ResourceSpec, SecretSet
 from ductwork.connectors.checks import CallProblem, Detail, Path, Runtime
 from ductwork.connectors.util import redact_value, retryable_status, secret_set
 from ductwork.errors import ConnectorError
-from ductwork.util.suggest import did_you_mean
+from ductwork.util.suggest import suggest
 
 log = logging.getLogger("ductwork.connectors.action")
 
@@ -179,15 +179,18 @@ def check_call(method: str, definition: Mapping[str, Any],
     if given is None:
         return []
     out: list[CallProblem] = []
+    meant: set[str] = set()  # parameters a wrong name is a misspelling of
     for key, at in given.items():
         if key not in ev.params:
-            hint = did_you_mean(key, ev.params) or (
+            close = suggest(key, ev.params)
+            meant.add(close or "")
+            hint = f"did you mean '{close}'?" if close else (
                 f"the path's parameters: {', '.join(ev.params)}" if ev.params
                 else "this path has no {parameters}")
             out.append((at, Detail(f"path parameter '{key}' is not in {ev.path}", hint,
                                    key=True)))
     for param in ev.params:
-        if param not in given:
+        if param not in given and param not in meant:
             where: Path = ("input",) if value is not None else ("event",)
             out.append((where, Detail(
                 f"{ev.method} {ev.path} needs '{param}', which the step's input does not give",

@@ -403,8 +403,14 @@ def check_call(method: str, definition: Mapping[str, Any],
         return []
     out: list[CallProblem] = []
     if "buffer" not in value:
-        out.append((("input",), Detail("storage.upload needs input.buffer (the content)",
-                                       "e.g. buffer: \"${json(steps.report)}\"", key=True)))
+        near = next((k for k in ("content", "data", "body", "file", "bytes") if k in value), None)
+        if near is not None:
+            out.append((("input", near), Detail(
+                "storage.upload needs input.buffer (the content)",
+                f"the content goes in buffer:, not {near}:", key=True)))
+        else:
+            out.append((("input",), Detail("storage.upload needs input.buffer (the content)",
+                                           "e.g. buffer: \"${json(steps.report)}\"", key=True)))
     events = definition.get("events")
     ev = events.get(args.get("event")) if isinstance(events, Mapping) else None
     allowed = ev.get("content_types") if isinstance(ev, Mapping) else None

@@ -41,6 +41,14 @@ def compile_product(doc: Document, folder: str | None = None
     elif folder is not None and name != folder:
         fail(("product",), f"product '{name}' lives in folder '{folder}'",
              "the folder name is the product name: rename one of them")
+    # A misspelt reference is said first: a provider's validator would read it as a value.
+    findings = secret_findings(data)
+    taken: set[tuple[int, int]] = set()
+    for found in findings:
+        if found.reference:
+            fail(found.path, found.message, found.hint, offset=found.offset,
+                 length=found.length)
+            taken.add(doc.locate(found.path, offset=found.offset))
     envs_raw = data.get("envs")
     envs = tuple(e for e in envs_raw if isinstance(e, str)) if isinstance(envs_raw, list) else ()
     resources: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in v.KIND_SECTION}
@@ -79,19 +87,23 @@ def compile_product(doc: Document, folder: str | None = None
                     for problem_path, problem in _validate(kind, checked, config):
                         message, _, hint = problem.partition("; did you mean ")
                         last = problem_path[-1] if problem_path else None
-                        # "unknown key 'x'" points at the key, other problems at the value
-                        on_key = isinstance(last, str) and "unknown" in message \
-                            and f"'{last}'" in message
-                        # A Detail (connectors.checks) knows its hint and its exact spot.
+                        # "unknown key 'x'" points at the key, other problems at the value;
+                        # a Detail (connectors.checks) knows its hint and its exact spot.
+                        offset = getattr(problem, "offset", None)
+                        on_key = getattr(problem, "key", False) or (
+                            offset is None and isinstance(last, str) and "unknown" in message
+                            and f"'{last}'" in message)
+                        if doc.locate((section, rname, *problem_path), key=on_key,
+                                      offset=offset) in taken:
+                            continue
                         fail((section, rname, *problem_path), message,
                              getattr(problem, "hint", None)
                              or (f"did you mean {hint}" if hint else None),
-                             key=on_key, offset=getattr(problem, "offset", None),
-                             length=getattr(problem, "length", None))
+                             key=on_key, offset=offset, length=getattr(problem, "length", None))
     taken = {(d.line, d.col) for d in diagnostics}
-    for found in secret_findings(data):
+    for found in findings:
         # A provider's validator may have said it already, in its own words.
-        if doc.locate(found.path, offset=found.offset) not in taken:
+        if not found.reference and doc.locate(found.path, offset=found.offset) not in taken:
             fail(found.path, found.message, found.hint, offset=found.offset,
                  length=found.length)
     base_dir = str(Path(doc.path).resolve().parent)

@@ -12,7 +12,7 @@ from ductwork.dsl.loader import DataPath
 
 # What connectors.base.resolve_refs replaces; any other `${...}` in a config stays as text.
 REF = re.compile(r"\$\{\s*(env|secrets)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
-_ANY_REF = re.compile(r"\$\{[^}]*\}?")
+_ANY_REF = re.compile(r"\$\{\{[^}]*\}\}|\$\{[^}]*\}?")  # ${{ x }} as GitHub Actions writes it
 _WRITTEN = re.compile(r"^\{?\s*([A-Za-z_]+)\s*(?:\.|:|/|\s)\s*([A-Za-z_][\w\-]*)\s*\}?$")
 _SHELL = re.compile(r"(?<![\w$])\$(?:(env|secrets?)\.([A-Za-z_]\w*)|([A-Z][A-Z0-9_]+)\b)")
 _JINJA = re.compile(r"(?<!\$)\{\{\s*(env|secrets?)\.([A-Za-z_]\w*)\s*\}\}")
@@ -21,8 +21,9 @@ _JINJA = re.compile(r"(?<!\$)\{\{\s*(env|secrets?)\.([A-Za-z_]\w*)\s*\}\}")
 SECRET_KEYS = frozenset({
     "password", "passwd", "token", "auth_token", "access_token", "refresh_token",
     "session_token", "api_key", "apikey", "secret", "client_secret", "secret_key",
-    "secret_access_key",
+    "secret_access_key", "authorization",
 })
+_SECRET_ENDINGS = ("_password", "_token", "_secret", "api_key", "apikey")
 # Under `auth:` (apps), the api_key scheme keeps its key in `value`.
 AUTH_SECRET_KEYS = frozenset({"value"})
 # Values that look like credentials wherever they are written: (pattern, what it is).
@@ -46,6 +47,7 @@ class Finding:
     hint: str
     offset: int | None = None
     length: int = 1
+    reference: bool = False  # a misspelt reference (else a secret written inline)
 
 
 def secret_findings(data: dict[str, Any]) -> list[Finding]:
@@ -87,39 +89,48 @@ def _check(path: DataPath, value: Any, resource: str, in_config: bool) -> list[F
             return wrong
     if isinstance(value, str) and REF.search(value):
         return []
-    if in_config and _is_secret_key(path) and value not in (None, "", True, False):
+    secret_key = in_config and _is_secret_key(path)
+    if isinstance(value, str):
+        found = _inline(path, value, resource, key, in_config)
+        if found:
+            return [found]
+    if secret_key and value not in (None, "", True, False):
         name = _name(resource, key)
         return [Finding(path, f"'{key}' is a secret written inline in product.yaml",
                         f'write {key}: "${{secrets.{name}}}" and pass the value in '
                         f'Ductwork(secrets={{...}}), or "${{env.{name}}}" to read it from the '
                         "environment")]
-    if not isinstance(value, str):
-        return []
+    return []
+
+
+def _inline(path: DataPath, value: str, resource: str, key: str,
+            in_config: bool) -> Finding | None:
+    """A value that looks like a credential, whatever its key."""
+    bearer = _BEARER.match(value.strip()) if in_config else None
+    if bearer and len(path) > 1 and "header" in str(path[-2]).lower():
+        name = _name(resource, "token")
+        return Finding(path, f"a {bearer.group(1)} credential written inline in a header",
+                       f'write {key}: "{bearer.group(1)} ${{secrets.{name}}}"',
+                       value.index(bearer.group(2)), len(bearer.group(2)))
     found = _URL_PASSWORD.match(value)
     if found:
         name = _name(resource, "password")
         fixed = found.group(1) + f"${{secrets.{name}}}" + value[found.end(2):]
-        return [Finding(path, "a password written inline in a URL", f'write "{fixed}"',
-                        found.start(2), len(found.group(2)))]
+        return Finding(path, "a password written inline in a URL", f'write "{fixed}"',
+                       found.start(2), len(found.group(2)))
     for pattern, what in PATTERNS:
         m = pattern.search(value)
         if m:
             name = _name(resource, key)
-            return [Finding(path, f"{what} written inline in product.yaml",
-                            f'write "${{secrets.{name}}}" (or "${{env.{name}}}") and keep the '
-                            "value out of the file", m.start(), min(len(m.group(0)), 12))]
-    bearer = _BEARER.match(value.strip()) if in_config else None
-    if bearer and len(path) > 1 and "header" in str(path[-2]).lower():
-        name = _name(resource, "token")
-        return [Finding(path, f"a {bearer.group(1)} credential written inline in a header",
-                        f'write "{bearer.group(1)} ${{secrets.{name}}}"',
-                        value.index(bearer.group(2)), len(bearer.group(2)))]
-    return []
+            return Finding(path, f"{what} written inline in product.yaml",
+                           f'write {key}: "${{secrets.{name}}}" (or "${{env.{name}}}") and keep '
+                           "the value out of the file", m.start(), min(len(m.group(0)), 12))
+    return None
 
 
 def _is_secret_key(path: DataPath) -> bool:
-    key = str(path[-1]).lower()
-    if key in SECRET_KEYS:
+    key = str(path[-1]).lower().replace("-", "_")  # header names: X-Api-Key, Auth-Token
+    if key in SECRET_KEYS or key.endswith(_SECRET_ENDINGS):
         return True
     return key in AUTH_SECRET_KEYS and len(path) > 1 and str(path[-2]).lower() == "auth"
 
@@ -132,15 +143,16 @@ def _misspelt(path: DataPath, text: str) -> list[Finding]:
         if REF.fullmatch(token):
             continue
         out.append(Finding(path, f"'{token}' is not a reference: the config would use it as "
-                           "text", _fix(token), m.start(), len(token)))
+                           "text", _fix(token), m.start(), len(token), True))
     for m in _SHELL.finditer(text):
         root, name = (m.group(1), m.group(2)) if m.group(2) else (None, m.group(3))
         out.append(Finding(path, f"'{m.group(0)}' is not expanded: a product file is not a "
-                           "shell", f"write {_suggest(root, name)}", m.start(), len(m.group(0))))
+                           "shell", f"write {_suggest(root, name)}", m.start(), len(m.group(0)),
+                           True))
     for m in _JINJA.finditer(text):
         out.append(Finding(path, f"'{m.group(0)}' is not a reference: the config would use it "
                            "as text", f"write {_suggest(m.group(1), m.group(2))}", m.start(),
-                           len(m.group(0))))
+                           len(m.group(0)), True))
     return out
 
 
@@ -153,7 +165,10 @@ def _fix(token: str) -> str:
         return "close it with '}': ${env.NAME} or ${secrets.NAME}"
     found = _WRITTEN.match(inner.strip())
     if found:
-        return f"write {_suggest(found.group(1), found.group(2))}"
+        fixed = _suggest(found.group(1), found.group(2))
+        if "-" in found.group(2):
+            return f"write {fixed}: a name is letters, digits and _"
+        return f"write {fixed}"
     bare = re.fullmatch(r"\s*([A-Za-z_][\w\-]*)\s*", inner)
     if bare:
         name = _clean(bare.group(1))

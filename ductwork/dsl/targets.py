@@ -11,6 +11,7 @@ from ductwork.dsl.compiler.arguments import static_value
 from ductwork.dsl.compiler.flow import walk
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean
 from ductwork.dsl.loader import DataPath, Document
+from ductwork.util.suggest import suggest
 
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
@@ -99,18 +100,22 @@ def _parameters(report: _Reporter, path: DataPath, name: str, sig: inspect.Signa
         return  # args is an expression: only the run knows its keys
     names = given
     accepted = {p.name for p in rest}
+    meant: set[str] = set()  # parameters an unknown argument is a misspelling of
     if isinstance(raw, dict):
         for key in raw:
             if key == ctx_name:
                 report((*path, "args", key), f"'{key}' is {name}()'s ctx parameter, which "
                        "ductwork passes", "rename the argument or the parameter", key=True)
             elif key not in accepted and not star_kwargs:
+                close = suggest(key, accepted)
+                meant.add(close or "")
                 report((*path, "args", key), f"{name}() has no parameter '{key}'",
-                       did_you_mean(key, accepted) or (
+                       f"did you mean '{close}'?" if close else (
                            f"it takes {', '.join(sorted(accepted))}" if accepted
                            else f"it takes only ctx: def {name}(ctx)"), key=True)
     for p in rest:
-        if p.default is p.empty and p.name not in names:
+        # A misspelt argument was reported with the right name: once is enough.
+        if p.default is p.empty and p.name not in names and p.name not in meant:
             where = (*path, "args") if "args" in body else at
             report(where, f"{name}() needs '{p.name}', which args does not give",
                    f"add {p.name}: ... to args", key="args" in body)

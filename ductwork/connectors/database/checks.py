@@ -17,10 +17,20 @@ from ductwork.connectors.database.model import (
 from ductwork.connectors.database.params import named_params
 from ductwork.connectors.database.schema import load_schema
 from ductwork.connectors.database.sql import LOGICAL, OPERATORS
-from ductwork.util.suggest import did_you_mean
+from ductwork.util.suggest import did_you_mean, suggest
 
 # A query's params may also page and sort (see SQLDatabase.query).
 PAGING = ("$limit", "$offset", "$order_by")
+# Operators people bring from other query languages, and what to write here.
+HABITS = {
+    "$regex": "$like takes a SQL pattern: {$like: 'gift%'}",
+    "$contains": "$like takes a SQL pattern: {$like: '%text%'}",
+    "$startsWith": "$like takes a SQL pattern: {$like: 'text%'}",
+    "$exists": "write {$isNotNull: true} (or $isNull)",
+    "$ge": "did you mean '$gte'?", "$le": "did you mean '$lte'?",
+    "$neq": "did you mean '$ne'?", "$notIn": "did you mean '$nin'?",
+    "$not_in": "did you mean '$nin'?", "$equals": "did you mean '$eq'?",
+}
 
 
 def check_call(method: str, definition: Mapping[str, Any],
@@ -101,8 +111,11 @@ def _rows(ev: Event, table: Table, data: Any, at: Path, *, upsert: bool) -> list
         return [(at, Detail(f"data must be a mapping of column -> value, not "
                             f"{type(data).__name__}", f"e.g. data: {{{_first(table)}: ...}}"))]
     out = _values(table, data, at)
+    # A misspelt column was reported with the right name: once is enough.
+    meant = {suggest(str(k), table.columns, cutoff=HINT_CUTOFF) for k in data
+             if k not in table.columns}
     for col in _required(ev, table, upsert):
-        if col.name not in data:
+        if col.name not in data and col.name not in meant:
             out.append((at, _missing(ev, table, col, upsert)))
     return out
 
@@ -169,7 +182,10 @@ def _value_problem(col: Column, value: Any) -> Detail | None:
         coerce(col, value)
     except InputError as e:
         article = "an" if col.type[0] in "aeiou" else "a"
-        return Detail(str(e), f"'{col.name}' is {article} {col.type} column in product.yaml")
+        hint = f"'{col.name}' is {article} {col.type} column in product.yaml"
+        if col.type in ("numeric", "float") and isinstance(value, str) and "," in value:
+            hint = f"write {value.replace(',', '.')}: a dot for decimals"
+        return Detail(str(e), hint)
     return None
 
 
@@ -251,7 +267,7 @@ def _operators(col: Column, ops: Mapping[str, Any], at: Path) -> list[CallProble
 
 def _operator(col: Column, op: str, arg: Any) -> Detail | None:
     if op not in OPERATORS:
-        hint = did_you_mean(op, OPERATORS, cutoff=HINT_CUTOFF)
+        hint = HABITS.get(op) or did_you_mean(op, OPERATORS)
         if not op.startswith("$"):
             hint = (f"a mapping under a column is read as operators; {col.name} takes "
                     f"{', '.join(OPERATORS)}")
@@ -268,7 +284,9 @@ def _operator(col: Column, op: str, arg: Any) -> Detail | None:
         return None
     if op in ("$in", "$nin"):
         if not isinstance(arg, list):
-            return Detail(f"{op} on '{col.name}' takes a list", f"e.g. {op}: [a, b]")
+            items = [x.strip() for x in arg.split(",")] if isinstance(arg, str) else ["a", "b"]
+            return Detail(f"{op} on '{col.name}' takes a list",
+                          f"write a list: {op}: [{', '.join(items)}]")
         return next((p for p in (_value_problem(col, v) for v in arg) if p), None)
     if op in ("$isNull", "$isNotNull"):
         return None if isinstance(arg, bool) else Detail(f"{op} takes true or false")
@@ -330,17 +348,18 @@ def _sql_input(ev: Event, value: Any) -> list[CallProblem]:
     if isinstance(value, Mapping):
         for key in value:
             if key not in ev.params:
-                hint = did_you_mean(str(key), ev.params, cutoff=HINT_CUTOFF)
+                close = suggest(str(key), ev.params, cutoff=HINT_CUTOFF)
+                given.add(close or "")  # reported with the right name: once is enough
+                hint = f"did you mean '{close}'?" if close else ""
                 out.append((("input", key), Detail(
                     f"event '{ev.name}' has no parameter '{key}'",
                     hint or f"its sql takes {', '.join(':' + p for p in ev.params) or 'none'}",
                     key=True)))
     missing = [n for n in used if n not in given]
     if missing:
-        names = ", ".join(missing)
         out.append((("input",) if value is not None else (), Detail(
             f"the sql of event '{ev.name}' needs :{' :'.join(missing)}, which the call does "
-            "not pass", f"add {names} to input: {{{', '.join(f'{n}: ...' for n in missing)}}}")))
+            "not pass", f"add {', '.join(f'{n}: ...' for n in missing)} to input")))
     return out
 
 
@@ -353,6 +372,11 @@ def _unknown_column(name: str, table: Table) -> Detail:
 
 
 def _column_hint(name: str, table: Table) -> str:
+    pk = table.primary_key
+    own = {f"{table.name}_id", f"{table.name.removesuffix('s')}_id"}
+    if len(pk) == 1 and name.lower() in own and name != pk[0]:
+        # `order_id` on table orders is the row's own key: spelled `id` here.
+        return f"did you mean '{pk[0]}'? (the key of table '{table.name}')"
     return (did_you_mean(name, table.columns, cutoff=HINT_CUTOFF)
             or f"the columns are {', '.join(table.columns)}")
 

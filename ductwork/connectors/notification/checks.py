@@ -30,15 +30,14 @@ def check_call(method: str, definition: Mapping[str, Any],
         return []
     if method == "send":
         return _send(str(name), event, args.get("input"))
-    out: list[CallProblem] = []
-    seen: set[tuple[str, str]] = set()
+    wanted: dict[tuple[str, str], list[str]] = {}  # (argument, variable) -> template fields
     for field, candidates, fallback in _SOURCES.get(method, ()):
         arg = next((a for a in candidates if args.get(a) is not None), fallback)
-        for var, problem in _missing(str(name), event, field, args.get(arg), arg):
-            if (arg, var) not in seen:
-                seen.add((arg, var))
-                out.append(problem)
-    return out
+        for var in _missing(event, field, args.get(arg)):
+            wanted.setdefault((arg, var), []).append(field)
+    return [_problem(str(name), fields, var, args.get(arg), arg,
+                     "template" in args and arg == "subject")
+            for (arg, var), fields in wanted.items()]
 
 
 def _send(event_name: str, event: Mapping[str, Any], value: Any) -> list[CallProblem]:
@@ -47,41 +46,46 @@ def _send(event_name: str, event: Mapping[str, Any], value: Any) -> list[CallPro
     channel = next((ch for key, ch in ADDRESS_KEYS.items() if key in value), None)
     if channel is None:
         return []
-    out: list[CallProblem] = []
-    seen: set[str] = set()
+    wanted: dict[str, list[str]] = {}
     for field, _, _ in _SOURCES.get(channel, ()):
-        for var, problem in _missing(event_name, event, field, value, "input"):
-            if var not in seen:
-                seen.add(var)
-                out.append(problem)
-    return out
+        for var in _missing(event, field, value):
+            wanted.setdefault(var, []).append(field)
+    return [_problem(event_name, fields, var, value, "input", False)
+            for var, fields in wanted.items()]
 
 
-def _missing(event_name: str, event: Mapping[str, Any], field: str, passed: Any,
-             arg: str) -> list[tuple[str, CallProblem]]:
+def _missing(event: Mapping[str, Any], field: str, passed: Any) -> list[str]:
+    """The variables the template `field` needs that `passed` surely lacks."""
     needed = variables(field, event.get(field))
     if not needed:
         return []
     if passed is None:
-        given: frozenset[str] = frozenset()
+        return list(needed)
+    known = keys_of(passed)
+    if known is None or known[1] is None:
+        return []  # decided at run time
+    return [var for var in needed if var not in known[1]]
+
+
+def _problem(event_name: str, fields: list[str], var: str, passed: Any, arg: str,
+             replaces: bool) -> CallProblem:
+    which = (f"template '{fields[0]}'" if len(fields) == 1
+             else "templates " + " and ".join(f"'{f}'" for f in fields))
+    verb = "uses" if len(fields) == 1 else "use"
+    message = (f"{which} of event '{event_name}' {verb} '{var}', which the step does not "
+               f"pass in {arg}")
+    known = keys_of(passed)
+    close = suggest(var, known[1] or ()) if known is not None else None
+    at: Path = (arg,) if passed is not None else ("event",)
+    if close is not None and isinstance(passed, Mapping):
+        at, hint = (arg, close), f"the step passes '{close}': did you mean '{var}'?"
+    elif replaces:
+        hint = (f"subject: replaces template:'s variables in the subject: add {var}: ... to "
+                "subject:, or leave subject: out")
+    elif isinstance(passed, Runtime):
+        hint = f"the value given as {arg} never has '{var}'"
+    elif passed is None:
+        hint = f"pass {arg}: {{{var}: ...}}"
     else:
-        known = keys_of(passed)
-        if known is None or known[1] is None:
-            return []  # decided at run time
-        given = known[1]
-    out: list[tuple[str, CallProblem]] = []
-    for var in needed:
-        if var in given:
-            continue
-        close = suggest(var, given - set(needed))
-        at: Path = (arg,) if passed is not None else ("event",)
-        if close is not None and isinstance(passed, Mapping):
-            at, hint = (arg, close), f"the step passes '{close}': did you mean '{var}'?"
-        elif isinstance(passed, Runtime):
-            hint = f"the value given as {arg} never has '{var}'"
-        else:
-            hint = f"pass it: {arg}: {{{var}: ...}}"
-        message = (f"template '{field}' of event '{event_name}' uses '{var}', which the step "
-                   f"does not pass in {arg}")
-        out.append((var, (at, Detail(message, hint, key=passed is not None))))
-    return out
+        hint = f"add {var}: ... to {arg}:"
+    return at, Detail(message, hint, key=passed is not None)

@@ -111,7 +111,9 @@ def _syntax_detail(field: str, source: str, e: TemplateSyntaxError) -> Detail:
 def _unknown(field: str, source: str, kind: str, name: str, known: Any) -> Detail:
     pattern = r"\|\s*" if kind == "filter" else r"\bis\s+(?:not\s+)?"
     found = re.search(pattern + "(" + re.escape(name) + r")\b", source)
-    hint = did_you_mean(name, known) or f"Jinja's {kind}s: {', '.join(sorted(known)[:12])}, ..."
+    hint = did_you_mean(name, known) or (
+        f"Jinja has no '{name}' {kind}: shape the value in the step and pass it ready to print"
+        if kind == "filter" else f"Jinja's tests: {', '.join(sorted(known))}")
     return Detail(f"template '{field}' uses an unknown {kind} '{name}'", hint,
                   offset=found.start(1) if found else None, length=len(name))
 

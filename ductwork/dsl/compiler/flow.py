@@ -1,5 +1,6 @@
-"""Flow checks of a whole workflow: a rollback strategy with nothing to stop at, catch handlers
-and switch cases that can never run, signals waited on but never declared."""
+"""Flow checks of a whole workflow: rollback strategies with nothing to act on, catch handlers
+and switch cases that can never run, waits and sleeps the run's timeout cuts short, signals
+waited on but never declared; and child workflows that start each other in a circle."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ductwork.dsl import vocabulary as v
 from ductwork.dsl.compiler.base import CompilerBase
 from ductwork.dsl.diagnostics import ERROR, WARNING, Diagnostic
+from ductwork.dsl.expr import expressions
+from ductwork.dsl.expr import nodes as ast
 from ductwork.dsl.loader import DataPath, Document
+from ductwork.errors import ExpressionError
+from ductwork.util.durations import parse_ms
+
+# What a catch reads as error.type (interpreter/plan_runner.describe_error).
+ERROR_TYPES = ("StepError", "StepTimeoutError", "SignalTimeoutError", "ChildWorkflowError",
+               "ConnectorError")
 
 
 @dataclass(frozen=True)
@@ -69,10 +79,13 @@ def check_flow(c: CompilerBase) -> None:
         return
     sites = list(walk(data))
     _checkpoints(c, data, sites)
+    _critical_only(c, data, sites)
+    _run_timeout(c, data, sites)
     for site in sites:
         handlers = site.step.get("catch")
         if isinstance(handlers, list):
             _never_run(c, (*site.path, "catch"), handlers, "handler", catch_all_ok=True)
+            _error_types(c, site, handlers)
         switch = site.step.get("switch")
         if isinstance(switch, dict) and isinstance(switch.get("cases"), list):
             _never_run(c, (*site.path, "switch", "cases"), switch["cases"], "case",
@@ -93,9 +106,110 @@ def _checkpoints(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> No
     first = undone[0].step.get("tag")
     c.fail(("options", "rollback_strategy"),
            "rollback_strategy 'to_checkpoint' but the workflow has no checkpoint step",
-           f"with no checkpoint every rollback runs, as with reverse_all (from "
-           f"'{first}' on): add '- checkpoint: {{name: <name>}}' after the steps that must "
-           "stay done, or write reverse_all")
+           f"with no checkpoint every rollback runs (from '{first}' on), as with reverse_all: "
+           "add '- checkpoint: {name: <name>}' after the steps that must stay done, or write "
+           "reverse_all")
+
+
+def _critical_only(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> None:
+    options = data.get("options")
+    if not isinstance(options, dict) or options.get("rollback_strategy") != "critical_only":
+        return
+    undone = [s for s in sites if isinstance(s.step.get("rollback"), dict)]
+    if undone and not any(s.step.get("critical") is True for s in sites):
+        c.fail(("options", "rollback_strategy"),
+               "rollback_strategy 'critical_only' but no step is critical: no rollback ever runs",
+               f"mark the steps whose rollback must run with critical: true (e.g. "
+               f"'{undone[0].step.get('tag')}'), or write reverse_all")
+
+
+def _run_timeout(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> None:
+    """A sleep as long as the run's whole timeout surely ends the run; a wait whose own
+    timeout is longer is cut short by it."""
+    options = data.get("options")
+    limit_raw = options.get("timeout") if isinstance(options, dict) else None
+    limit = parse_ms(limit_raw)
+    if not limit:
+        return
+    for site in sites:
+        sleep = site.step.get("sleep")
+        if sleep is not None and (ms := parse_ms(sleep)) is not None and ms >= limit:
+            c.fail((*site.path, "sleep"), f"this sleep ({sleep}) outlasts the run's timeout "
+                   f"({limit_raw}): the run times out while it sleeps",
+                   f"raise options.timeout above {sleep}, or sleep less")
+        wait = site.step.get("wait_for_signal")
+        timeout = wait.get("timeout") if isinstance(wait, dict) else None
+        if timeout is not None and (ms := parse_ms(timeout)) is not None and ms > limit:
+            c.fail((*site.path, "wait_for_signal", "timeout"), f"the run's timeout "
+                   f"({limit_raw}) ends it before this wait's timeout ({timeout})",
+                   f"a signal later than {limit_raw} fails the whole run, not the wait: raise "
+                   f"options.timeout, or wait at most {limit_raw}")
+            c.diagnostics[-1] = replace(c.diagnostics[-1], severity=WARNING)
+
+
+def _error_types(c: CompilerBase, site: Site, handlers: list[Any]) -> None:
+    """`error.type == 'X'` where this step never fails with X: that handler never runs."""
+    body = next((b for b in v.BODIES if b in site.step), None)
+    if body == "wait_for_signal":
+        wait = site.step.get("wait_for_signal")
+        if isinstance(wait, dict) and wait.get("timeout") is None:
+            c.fail((*site.path, "catch"), "a wait_for_signal without a timeout never fails, "
+                   "so its catch never runs", "give the wait a timeout: wait_for_signal: "
+                   "{name: ..., timeout: 2d}; the handlers then see SignalTimeoutError",
+                   key=True)
+            return
+    possible = _possible_types(body, site.step)
+    for h, handler in enumerate(handlers):
+        cond = handler.get("if") if isinstance(handler, dict) else None
+        if not isinstance(cond, str) or "error" not in cond:
+            continue
+        for name, offset in _compared_types(cond):
+            where = (*site.path, "catch", h, "if")
+            # An unknown name is the expression checker's (error.type is never 'X').
+            if name not in ERROR_TYPES:
+                continue
+            if possible is not None and name not in possible:
+                why = {"SignalTimeoutError": "only a wait_for_signal with a timeout raises it",
+                       "StepTimeoutError": "only a step with a 'timeout:' raises it",
+                       "ChildWorkflowError": "only a workflow step raises it",
+                       "ConnectorError": "only calls (and python code that makes them) raise it",
+                       }.get(name, "")
+                c.fail(where, f"this {body} step never fails with {name}, so this handler "
+                       "never runs", f"{why}; this step's errors: {', '.join(sorted(possible))}",
+                       offset=offset, length=len(name) + 2)
+
+
+def _possible_types(body: str | None, step: dict[str, Any]) -> set[str] | None:
+    timeout = {"StepTimeoutError"} if "timeout" in step else set()
+    if body == "wait_for_signal":
+        return {"SignalTimeoutError"}
+    if body == "workflow":
+        return {"ChildWorkflowError", "StepError", "StepTimeoutError"}
+    if body in v.CALLS or body == "python":
+        return {"StepError", "ConnectorError"} | timeout
+    return None
+
+
+def _compared_types(cond: str) -> list[tuple[str, int]]:
+    """(type name, offset of its quote in `cond`) of each `error.type == '<name>'`."""
+    try:
+        found = expressions.compile_value(cond).expressions()
+    except ExpressionError:
+        return []  # the expression checker reports it
+    out: list[tuple[str, int]] = []
+    for expr, offset in found:
+        stack: list[ast.Node] = [expr.node]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children())
+            if not isinstance(node, ast.Compare) or node.op != "==":
+                continue
+            for path_side, other in ((node.left, node.right), (node.right, node.left)):
+                read = ast.path_of(path_side)
+                if read is not None and read[:2] == ("error", ("type",)) \
+                        and isinstance(other, ast.Const) and isinstance(other.value, str):
+                    out.append((other.value, offset + other.pos))
+    return out
 
 
 def _condition(raw: Any) -> str | None:
