@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ductwork.dsl.diagnostics import Diagnostic
+from ductwork.dsl.diagnostics import WARNING, Diagnostic, errors
+from ductwork.dsl.yaml_errors import ParseError, explain
 from ductwork.errors import CompileError
 
 # A path into the loaded data: mapping keys and list indexes, as jsonschema reports them.
@@ -68,6 +69,8 @@ class Document:
         self.data: Any = None
         self.values: dict[DataPath, Span] = {}
         self.keys: dict[DataPath, Span] = {}
+        # Mistakes that leave the data readable, for the schema check to report (non-strict).
+        self.problems: list[Diagnostic] = []
         self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     # -- positions ---------------------------------------------------------------------
@@ -82,6 +85,11 @@ class Document:
             else:
                 hi = mid - 1
         return lo + 1, index - self._line_starts[lo] + 1
+
+    def index_of(self, line: int, col: int) -> int:
+        """The character offset of a 1-based line and column (clamped to the text)."""
+        line = max(1, min(line, len(self._line_starts)))
+        return min(self._line_starts[line - 1] + col - 1, len(self.text))
 
     def source_line(self, line: int) -> str:
         if not 1 <= line <= len(self._line_starts):
@@ -156,38 +164,32 @@ def _get(data: Any, path: DataPath) -> Any:
 
 
 def _diag(path: str, doc: Document | None, index: int | None, message: str,
-          hint: str | None = None) -> Diagnostic:
+          hint: str | None = None, length: int = 1) -> Diagnostic:
     if doc is None or index is None:
         return Diagnostic(path, 1, 1, message, hint=hint)
     line, col = doc.line_col(index)
-    return Diagnostic(path, line, col, message, hint=hint, source=doc.source_line(line))
+    return Diagnostic(path, line, col, message, hint=hint, source=doc.source_line(line),
+                      length=length)
 
 
-def load_text(text: str, path: str = "<string>") -> Document:
-    """Parse one YAML document into a Document; any problem raises CompileError."""
+def load_text(text: str, path: str = "<string>", *, strict: bool = True) -> Document:
+    """Parse one YAML document into a Document; a syntax error raises CompileError.
+
+    The other problems (duplicate keys, non-finite numbers, ...) raise too when `strict`;
+    otherwise they wait in `doc.problems` for the schema check, which reports them with its
+    own findings, so a file's mistakes all come out in one pass. Warnings (a YAML 1.1
+    boolean read as text) never raise."""
     doc = Document(path, text)
     try:
         node = yaml.compose(text, Loader=_Fast)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = e.problem or e.context or "invalid YAML"
-        if e.context and e.problem and e.problem.startswith("but "):
-            problem = f"{e.context}, {e.problem}"
-        index = mark.index if mark is not None else None
-        if index is not None:
-            index = min(index, len(text))
-        hint = None
-        if any(s in problem for s in ("block end", "mapping values are not allowed",
-                                      "did not find expected")):
-            hint = "check the indentation of this line and the one before"
-        elif "found character '\\t'" in problem:
-            hint = "YAML indents with spaces, not tabs"
-        raise CompileError([_diag(path, doc, index, f"YAML syntax error: {problem}", hint)]
-                           ) from None
+        raise CompileError([_syntax_error(doc, e)]) from None
     except yaml.YAMLError as e:  # reader errors: control characters, bad encoding
         index = getattr(e, "position", None)
         reason = getattr(e, "reason", None) or str(e).splitlines()[0]
-        raise CompileError([_diag(path, doc, index, f"YAML syntax error: {reason}")]) from None
+        raise CompileError([_diag(path, doc, index, f"YAML syntax error: {reason}",
+                                  "remove the character or write it as an escape in a "
+                                  'double-quoted string ("\\u0007")')]) from None
     except RecursionError:
         raise CompileError([_diag(path, doc, 0, "YAML nested too deeply")]) from None
     if node is None:
@@ -198,13 +200,37 @@ def load_text(text: str, path: str = "<string>") -> Document:
         doc.data = builder.build(node, ())
     except RecursionError:
         raise CompileError([_diag(path, doc, 0, "YAML nested too deeply")]) from None
-    if builder.diagnostics:
-        raise CompileError(builder.diagnostics)
+    doc.problems = builder.diagnostics
+    if builder.fatal or (strict and errors(builder.diagnostics)):
+        raise CompileError(errors(builder.diagnostics))
     return doc
 
 
-def load_file(path: str | Path) -> Document:
-    """Read and parse a YAML file (UTF-8)."""
+def _syntax_error(doc: Document, e: yaml.MarkedYAMLError) -> Diagnostic:
+    """The parser's complaint, moved to where the author made the mistake when it is known."""
+    marks = [(m.line, m.column) if m is not None else None for m in (e.problem_mark,
+                                                                     e.context_mark)]
+    err = ParseError(e.problem or "", e.context or "", marks[0], marks[1])
+    found = explain(doc.text, err)
+    if found is not None:
+        return _diag(doc.path, doc, doc.index_of(found.line + 1, found.col + 1), found.message,
+                     found.hint)
+    mark = e.problem_mark or e.context_mark
+    problem = e.problem or e.context or "invalid YAML"
+    if e.context and e.problem and e.problem.startswith("but "):
+        problem = f"{e.context}, {e.problem}"
+    index = min(mark.index, len(doc.text)) if mark is not None else None
+    hint = None
+    if any(s in problem for s in ("block end", "mapping values are not allowed",
+                                  "did not find expected", "expected <")):
+        hint = "check the indentation of this line and the one before"
+    elif "end of stream" in problem:
+        hint = "the file ends in the middle of a value: check the last lines"
+    return _diag(doc.path, doc, index, f"YAML syntax error: {problem}", hint)
+
+
+def load_file(path: str | Path, *, strict: bool = True) -> Document:
+    """Read and parse a YAML file (UTF-8); `strict` as for load_text."""
     p = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -216,7 +242,7 @@ def load_file(path: str | Path) -> Document:
         raise CompileError(
             [Diagnostic(p, 0, 0, f"file is not UTF-8 text (bad byte at offset {e.start})")]
         ) from None
-    return load_text(text, p)
+    return load_text(text, p, strict=strict)
 
 
 class _Builder:
@@ -229,10 +255,16 @@ class _Builder:
         self.expanded: dict[int, Any] = {}
         self.sizes: dict[int, int] = {}
         self.reported_size = False
+        self.fatal = False  # the data is incomplete: nothing else can be checked
 
-    def fail(self, node: Node, message: str, hint: str | None = None) -> None:
-        index = node.start_mark.index
-        self.diagnostics.append(_diag(self.doc.path, self.doc, index, message, hint))
+    def fail(self, node: Node, message: str, hint: str | None = None,
+             severity: str | None = None) -> None:
+        start, end = node.start_mark, node.end_mark
+        # Underline a scalar that sits on one line; a collection gets the caret alone.
+        length = end.index - start.index if isinstance(node, ScalarNode) \
+            and end.line == start.line else 1
+        d = _diag(self.doc.path, self.doc, start.index, message, hint, max(1, length))
+        self.diagnostics.append(replace(d, severity=severity) if severity else d)
 
     def build(self, node: Node, path: DataPath) -> Any:
         if id(node) in self.expanded:
@@ -258,6 +290,12 @@ class _Builder:
             if node.tag not in (_TAG + "seq",):
                 self.fail(node, f"unsupported YAML tag '{node.tag}' on a list")
             value = [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        elif isinstance(node, MappingNode) and self.doc.text.startswith("{{", span.start):
+            # An unquoted {{ template }}: kept as the text the author meant, reported once.
+            value = self.doc.text[span.start:span.end]
+            key = f"{path[-1]}: " if path and isinstance(path[-1], str) else ""
+            self.fail(node, "a value starting with '{' is read as a mapping",
+                      f"quote the template: {key}{_quoted(value)}")
         elif isinstance(node, MappingNode):
             value = self.mapping(node, path)
         else:  # pragma: no cover - yaml only produces the three node kinds
@@ -267,18 +305,21 @@ class _Builder:
         return value
 
     def too_large(self, node: Node) -> None:
+        self.fatal = True
         if not self.reported_size:
             self.reported_size = True
             self.fail(node, f"document too large (more than {MAX_NODES} nodes after aliases)")
 
     def mapping(self, node: MappingNode, path: DataPath) -> dict[str, Any]:
         if node.tag != _TAG + "map":
-            self.fail(node, f"unsupported YAML tag '{node.tag}' on a mapping")
+            self.fail(node, f"unsupported YAML tag '{node.tag}' on a mapping", _TAG_HINT)
         out: dict[str, Any] = {}
         first: dict[str, Node] = {}
+        new_item = False
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
-                self.fail(key_node, "mapping keys must be plain strings, not lists or mappings")
+                self.fail(key_node, "mapping keys must be plain strings, not lists or mappings",
+                          "write the key as text; quote it if it holds [ ] { } or :")
                 continue
             key = str(key_node.value)
             if key == "<<" and not key_node.style:
@@ -286,17 +327,48 @@ class _Builder:
                           hint="write the keys out, or use an anchor for a whole value")
                 continue
             if key in first:
-                line, _ = self.doc.line_col(first[key].start_mark.index)
-                self.fail(key_node, f"duplicate key '{key}' (first defined on line {line})")
+                if not new_item:  # the keys after a forgotten "- " are that one mistake
+                    new_item = self.duplicate(node, key_node, first[key], path)
                 continue
+            if not key_node.style and key_node.tag == _TAG + "str" \
+                    and key.lower() in _YAML11_BOOLS:
+                self.fail(key_node, f"ambiguous key '{key}': YAML 1.1 tools read it as the "
+                          f"boolean {_YAML11_BOOLS[key.lower()]}", f'quote it: "{key}":',
+                          WARNING)
             first[key] = key_node
             self.doc.keys[(*path, key)] = Span(key_node.start_mark.index, key_node.end_mark.index)
             out[key] = self.build(value_node, (*path, key))
         return out
 
+    def duplicate(self, node: MappingNode, key_node: Node, first: Node, path: DataPath) -> bool:
+        """Report a duplicate key; True when it looks like the start of a forgotten item."""
+        key = str(key_node.value)
+        new_item = False
+        line, _ = self.doc.line_col(first.start_mark.index)
+        # The same first key twice in a list item: the second one began the next item,
+        # but its "- " was forgotten.
+        if path and isinstance(path[-1], int) and node.value[0][0] is first \
+                and node.flow_style is False:
+            col = key_node.start_mark.column
+            text = self.doc.source_line(key_node.start_mark.line + 1)
+            fixed = (" " * max(0, col - 2) + "- " + text[col:]).strip()
+            hint = f"if '{key}' starts the next item of the list, put '- ' before it: {fixed}"
+            new_item = True
+        else:
+            hint = f"a key appears once in a mapping: keep one '{key}' (merge the two values " \
+                   "if both hold a part)"
+        self.fail(key_node, f"duplicate key '{key}' (first defined on line {line})", hint)
+        return new_item
+
     def scalar(self, node: ScalarNode) -> Any:
         tag, text = node.tag, node.value
         if tag == _TAG + "str":
+            if not node.style and text.lower() in _YAML11_BOOLS:
+                word = _YAML11_BOOLS[text.lower()]
+                self.fail(node, f"ambiguous value '{text}': YAML 1.1 tools read it as the "
+                          f"boolean {word}",
+                          f'write {word} for a boolean, or "{text}" in quotes for the text',
+                          WARNING)
             return text
         if tag == _TAG + "null":
             return None
@@ -312,18 +384,39 @@ class _Builder:
             except ValueError:
                 pass
         elif tag == _TAG + "float":
-            low = text.lower()
-            if low.endswith(".inf"):
-                return -math.inf if low.startswith("-") else math.inf
-            if low == ".nan":
-                return math.nan
             try:
-                return float(text)
+                number = float(text) if text.lower().lstrip("+-") not in (".inf", ".nan") \
+                    else math.inf
             except ValueError:
                 pass
+            else:
+                if math.isfinite(number):
+                    return number
+                # Kept as its text (.inf, 1e999): later phases see a wrong value, not a
+                # poisonous one.
+                self.fail(node, f"'{text}' is not a finite number",
+                          "JSON has no infinity or NaN: write a finite value (for a timeout a "
+                          "duration such as 1h), or leave the key out for no limit")
+                return text
         else:
-            self.fail(node, f"unsupported YAML tag '{tag}'",
-                      hint="only strings, numbers, booleans, null, lists and mappings are allowed")
+            self.fail(node, f"unsupported YAML tag '{tag}'", _TAG_HINT)
             return text
-        self.fail(node, f"'{text}' is not a valid {tag.removeprefix(_TAG)}")
+        self.fail(node, f"'{text}' is not a valid {tag.removeprefix(_TAG)}",
+                  f"remove the '!!{tag.removeprefix(_TAG)}' tag and write the value plainly")
         return text
+
+
+# YAML 1.1 booleans: read here as text (YAML 1.2), but as booleans by PyYAML and most other
+# tools, so `on: push` means {True: "push"} to them. The 1.1 spec also lists y and n, which
+# PyYAML leaves alone and which are common names (a column `n`, coordinates x and y).
+_YAML11_BOOLS = {w: b for b, words in (("true", ("yes", "on")), ("false", ("no", "off")))
+                 for w in words}
+
+_TAG_HINT = "only strings, numbers, booleans, null, lists and mappings are allowed; if the " \
+            "'!' is part of the text, quote it"
+
+
+def _quoted(value: str) -> str:
+    if '"' not in value:
+        return '"' + value.replace("\\", "\\\\") + '"'
+    return "'" + value.replace("'", "''") + "'"

@@ -32,10 +32,17 @@ def test_values_and_keys_have_positions() -> None:
 def test_yaml_1_2_scalars_no_norway_problem() -> None:
     doc = load_text(
         "a: yes\nb: on\nc: 2024-01-01\nd: true\ne: null\nf: ~\ng: 12\nh: 0x1F\ni: 1.5\n"
-        "j: .inf\nk: '12'\nl: 1:30\nm: False\n", "f.yaml")
+        "j: 1e3\nk: '12'\nl: 1:30\nm: False\n", "f.yaml", strict=False)
     assert doc.data == {"a": "yes", "b": "on", "c": "2024-01-01", "d": True, "e": None,
-                        "f": None, "g": 12, "h": 31, "i": 1.5, "j": float("inf"), "k": "12",
+                        "f": None, "g": 12, "h": 31, "i": 1.5, "j": 1000.0, "k": "12",
                         "l": "1:30", "m": False}
+    # read as text here, but as booleans by YAML 1.1 tools: a warning, with the quoted form
+    assert [(d.short(), d.hint) for d in doc.problems] == [
+        ("1:4: warning: ambiguous value 'yes': YAML 1.1 tools read it as the boolean true",
+         'write true for a boolean, or "yes" in quotes for the text'),
+        ("2:4: warning: ambiguous value 'on': YAML 1.1 tools read it as the boolean true",
+         'write true for a boolean, or "on" in quotes for the text'),
+    ]
 
 
 def test_non_string_keys_become_their_text() -> None:
@@ -49,19 +56,42 @@ def test_duplicate_keys_are_rejected_with_both_lines() -> None:
     ]
 
 
+def test_strict_false_leaves_readable_mistakes_to_the_schema_phase() -> None:
+    text = "a: 1\nb: {c: 1, c: 2}\nd: off\n"
+    doc = load_text(text, "f.yaml", strict=False)
+    assert doc.data == {"a": 1, "b": {"c": 1}, "d": "off"}
+    assert [d.short() for d in doc.problems] == [
+        "2:11: duplicate key 'c' (first defined on line 2)",
+        "3:4: warning: ambiguous value 'off': YAML 1.1 tools read it as the boolean false"]
+    # strict (the default) raises for the errors; a warning alone never does
+    assert errors(text) == ["2:11: duplicate key 'c' (first defined on line 2)"]
+    assert load_text("d: off\n", "f.yaml").data == {"d": "off"}
+
+
+def test_test_case_files_reject_duplicate_keys(tmp_path: Path) -> None:
+    from ductwork.testing.cases import parse_file
+
+    f = tmp_path / "cases.yaml"
+    f.write_text("workflow: w\ncases:\n  - name: a\n    input: {x: 1}\n    input: {x: 2}\n")
+    cases, problems = parse_file(f, {})
+    assert cases == []
+    assert [(d.short(), d.hint) for d in problems] == [
+        ("5:5: duplicate key 'input' (first defined on line 4)",
+         "a key appears once in a mapping: keep one 'input' (merge the two values if both hold "
+         "a part)")]
+
+
 def test_syntax_error_is_located() -> None:
     assert errors("steps:\n  - tag: a\n   sleep: 5s\n") == [
-        "3:4: YAML syntax error: did not find expected '-' indicator"]
-    assert errors("a: b: c\n") == [
-        "1:5: YAML syntax error: mapping values are not allowed in this context"]
-    assert errors("a: [1, 2\n") == [
-        "2:1: YAML syntax error: did not find expected ',' or ']'"]
+        "3:4: 'sleep' is indented one space less than 'tag' on line 2"]
+    assert errors("a: b: c\n") == ["1:5: ': ' inside an unquoted value"]
+    assert errors("a: [1, 2\n") == ["1:4: this '[' is never closed"]
+    # what no detector knows keeps the parser's words
+    assert errors("a: 1\n- b\n") == ["2:1: YAML syntax error: did not find expected key"]
 
 
 def test_only_one_document() -> None:
-    assert errors("a: 1\n---\nb: 2\n") == [
-        "2:1: YAML syntax error: expected a single document in the stream, "
-        "but found another document"]
+    assert errors("a: 1\n---\nb: 2\n") == ["2:1: a second YAML document ('---') in the file"]
 
 
 def test_unsupported_yaml_features() -> None:
@@ -72,6 +102,9 @@ def test_unsupported_yaml_features() -> None:
     assert errors("? [a, b]\n: 1\n") == [
         "1:3: mapping keys must be plain strings, not lists or mappings"]
     assert errors("a: !!int abc\n") == ["1:4: 'abc' is not a valid int"]
+    assert errors("a: .inf\nb: -.Inf\nc: .nan\n") == [
+        "1:4: '.inf' is not a finite number", "2:4: '-.Inf' is not a finite number",
+        "3:4: '.nan' is not a finite number"]
 
 
 def test_aliases_are_shared_and_bounded() -> None:
@@ -139,7 +172,9 @@ def test_rendered_error_has_source_line_and_caret() -> None:
     assert str(exc.value) == (
         "specs/p/workflows/w.yaml:2:1: duplicate key 'a' (first defined on line 1)\n"
         "   2 | a: 2\n"
-        "     | ^"
+        "     | ^\n"
+        "     = hint: a key appears once in a mapping: keep one 'a' (merge the two values if both "
+        "hold a part)"
     )
 
 
