@@ -8,7 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from ductwork.connectors.base import Problem
-from ductwork.connectors.util import env_path, first_env, is_ref
+from ductwork.connectors.checks import Detail
+from ductwork.connectors.util import env_path, first_env, is_ref, seconds_suspect
 from ductwork.util.durations import parse_ms
 from ductwork.util.suggest import did_you_mean
 
@@ -286,4 +287,12 @@ def event_problems(definition: dict[str, Any]) -> list[Problem]:
         except EventError as e:
             where = ("events", name, e.key) if e.key else ("events", name)
             problems.append((where, str(e)))
+            continue
+        # An event's own timeout follows the env's rule: a bare number under 100 is ms.
+        value = raw.get("timeout")
+        if seconds_suspect("timeout", value):
+            problems.append((("events", name, "timeout"), Detail(
+                f"'timeout: {value:g}' means {value:g} milliseconds",
+                f"bare numbers are milliseconds: write timeout: {value:g}s if you meant seconds, "
+                f"or timeout: {value:g}ms to keep milliseconds")))
     return problems

@@ -79,6 +79,7 @@ def check_flow(c: CompilerBase) -> None:
         return
     sites = list(walk(data))
     _checkpoints(c, data, sites)
+    _quoted_numbers(c, data, sites)
     _critical_only(c, data, sites)
     _run_timeout(c, data, sites)
     for site in sites:
@@ -109,6 +110,33 @@ def _checkpoints(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> No
            f"with no checkpoint every rollback runs (from '{first}' on), as with reverse_all: "
            "add '- checkpoint: {name: <name>}' after the steps that must stay done, or write "
            "reverse_all")
+
+
+def _quoted_numbers(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> None:
+    """`sleep: "30"` is 30 ms like `sleep: 30`; the schema check flags the bare number, this
+    the same number in quotes (a duration place only: elsewhere "30" is plain text)."""
+    places: list[DataPath] = [("options", "timeout")]
+    for site in sites:
+        places += [(*site.path, "sleep"), (*site.path, "timeout"),
+                   (*site.path, "retry_delay"), (*site.path, "wait_for_signal", "timeout"),
+                   (*site.path, "workflow", "timeout"), (*site.path, "action.run", "timeout")]
+    for path in places:
+        value = _at(data, path)
+        if isinstance(value, str) and value.strip().isdigit() and 0 < int(value) < 100:
+            key = str(path[-1])
+            c.fail(path, f"'{key}: \"{value}\"' means {int(value)} milliseconds",
+                   f"a number without a unit is milliseconds: write {key}: {int(value)}s if you "
+                   f"meant seconds, or {key}: {int(value)}ms to keep milliseconds")
+
+
+def _at(data: Any, path: DataPath) -> Any:
+    for part in path:
+        if (isinstance(data, dict) and part in data) or (
+                isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)):
+            data = data[part]
+        else:
+            return None
+    return data
 
 
 def _critical_only(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> None:
