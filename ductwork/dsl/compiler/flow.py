@@ -131,8 +131,9 @@ def _quoted_numbers(c: CompilerBase, data: dict[str, Any], sites: list[Site]) ->
 
 def _at(data: Any, path: DataPath) -> Any:
     for part in path:
-        if (isinstance(data, dict) and part in data) or (
-                isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)):
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
             data = data[part]
         else:
             return None
