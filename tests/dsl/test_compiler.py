@@ -297,7 +297,7 @@ def test_load_specs_collects_errors_of_all_files(tmp_path: Path) -> None:
         "shop/product.yaml": "product: shop\nenvs: [dev]\n",
         "shop/workflows/a.yaml": "workflow: a\nsteps:\n  - sleep: soon\n",
         "shop/workflows/b.yaml": "workflow: b\nsteps:\n  - log: {message: '${steps.x}'}\n",
-        "shop/workflows/c.yml": "workflow: c\nsteps: [{sleep: 1}]\n",
+        "shop/workflows/c.yml": "workflow: c\nsteps: [{sleep: 1s}]\n",
         "other/product.yaml": "product: not-other\nenvs: [dev]\n",
     })
     with pytest.raises(CompileError) as exc:
@@ -312,7 +312,7 @@ def test_load_specs_collects_errors_of_all_files(tmp_path: Path) -> None:
 
 def test_one_product_folder_and_missing_folders(tmp_path: Path) -> None:
     write(tmp_path, {"shop/product.yaml": "product: shop\nenvs: [dev]\n",
-                     "shop/workflows/a.yaml": "workflow: a\nsteps: [{sleep: 1}]\n"})
+                     "shop/workflows/a.yaml": "workflow: a\nsteps: [{sleep: 1s}]\n"})
     assert list(load_specs(tmp_path / "shop").products) == ["shop"]
     with pytest.raises(CompileError, match=r"no product\.yaml found"):
         load_specs(tmp_path / "shop" / "workflows")

@@ -85,11 +85,30 @@ def test_type_errors_say_what_was_expected() -> None:
 
 def test_durations() -> None:
     text = WF + "  - sleep: 5 seconds\n"
-    (message,) = problems(text)
-    assert message.startswith("3:12: 'sleep' must be a duration such as \"250ms\"")
-    assert message.endswith("not '5 seconds'")
-    for ok in ("250ms", "5s", "1.5m", "1h", "1d", "100", 100, "${ctx.input.delay}"):
+    assert problems(text) == ["3:12: 'sleep' must be a duration, not '5 seconds'"]
+    assert hints(text) == [
+        "write sleep: 5s (a number and one unit: ms, s, m, h, d or w; a bare number is "
+        "milliseconds)"]
+    for ok in ("250ms", "5s", "1.5m", "1h", "1d", "100", 100, 0, "${ctx.input.delay}"):
         assert problems(WF + f"  - sleep: {json.dumps(ok)}\n") == [], ok
+
+
+@pytest.mark.parametrize(("written", "meant"), [
+    ("5 minutes", "5m"), ("1sec", "1s"), ("10mins", "10m"), ("2 hours", "2h"), ("1h30m", "90m"),
+    ("PT30S", "30s"), ("P1D", "1d"), ("1 day 12 hours", "36h"), ("500 millis", "500ms"),
+])
+def test_a_duration_in_words_gets_the_spelling_meant(written: str, meant: str) -> None:
+    assert hints(WF + f"  - sleep: {written}\n") == [
+        f"write sleep: {meant} (a number and one unit: ms, s, m, h, d or w; a bare number is "
+        "milliseconds)"]
+
+
+def test_a_bare_duration_under_100_is_milliseconds_surely_meant_as_seconds() -> None:
+    text = WF + "  - tag: a\n    python: m:f\n    retries: 2\n    retry_delay: 30\n"
+    assert problems(text) == ["6:18: 'retry_delay: 30' means 30 milliseconds"]
+    assert hints(text) == ["bare numbers are milliseconds: write retry_delay: 30s if you meant "
+                           "seconds, or retry_delay: 30ms to keep milliseconds"]
+    assert problems(WF + "  - sleep: -5\n") == ["3:12: 'sleep' must be a duration, not -5"]
 
 
 def test_enum_with_suggestion() -> None:
@@ -131,7 +150,7 @@ def test_rollback_is_one_call() -> None:
 
 
 def test_duplicates_in_lists() -> None:
-    assert problems("workflow: w\nenvs: [dev, dev]\nsteps: [{sleep: 1}]\n") == [
+    assert problems("workflow: w\nenvs: [dev, dev]\nsteps: [{sleep: 1s}]\n") == [
         "2:13: 'dev' is listed twice in 'envs'"]
 
 
@@ -170,3 +189,37 @@ def test_the_shipped_schema_itself_enforces_one_body() -> None:
         assert not shipped.is_valid({"workflow": "w", "steps": [bad]})
         assert problems(json.dumps({"workflow": "w", "steps": [bad]}))
     assert shipped.is_valid({"workflow": "w", "steps": [{"tag": "a", "sleep": "1s"}]})
+
+
+def test_loader_findings_join_the_schema_findings_in_one_pass() -> None:
+    """Duplicate keys and YAML 1.1 booleans come out with the schema's problems; at a shared
+    spot one word: the loader's for a value, the unknown key's for a key."""
+    text = "workflow: w\non: push\nsteps:\n  - tag: a\n    python: m:f\n    allow_fail: yes\n" \
+           "    retries: many\n    retries: 2\n"
+    doc = load_text(text, "f.yaml", strict=False)
+    assert [d.short() for d in check(doc, "workflow")] == [
+        "2:1: unknown key 'on' in the file",
+        "6:17: ambiguous value 'yes': YAML 1.1 tools read it as the boolean true",  # an error:
+        # allow_fail gets the text "yes", not a boolean
+        "7:14: 'retries' must be an integer, not a string",
+        "8:5: duplicate key 'retries' (first defined on line 7)",
+    ]
+
+
+def test_misplaced_keys_say_where_they_belong() -> None:
+    text = WF + "  - tag: a\n    wait_for_signal: {name: go}\n    foreach: {items: [1]}\n"
+    assert hints(WF + "  - tag: a\n    database.insert: {database: d, event: e, data: {},"
+                      " timeout: 5s}\n") == [
+        "'timeout' goes next to 'database.insert:' (on step 'a'), not inside it"]
+    assert hints("workflow: w\nrollback_strategy: none\nsteps: [{sleep: 1s}]\n") == [
+        "'rollback_strategy' is a key of 'options', not of the file "
+        "(options: {rollback_strategy: none, ...})"]
+    assert problems(text)  # two bodies: reported, and no crash on the half-written foreach
+
+
+def test_signal_payload_schemas_are_checked_like_the_input() -> None:
+    text = "workflow: w\nsignals:\n  approve: {type: object, propertes: {by: {type: string}}}\n" \
+           "steps: [{sleep: 1s}]\n"
+    assert problems(text) == ["3:27: unknown JSON Schema keyword 'propertes' (JSON Schema skips "
+                              "it, so it checks nothing)"]
+    assert hints(text) == ["did you mean 'properties'?"]

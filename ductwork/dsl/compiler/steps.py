@@ -12,6 +12,7 @@ from ductwork.dsl.compiler.calls import CallCompiler
 from ductwork.dsl.diagnostics import did_you_mean, known
 from ductwork.dsl.expr.checker import Scope
 from ductwork.dsl.loader import DataPath
+from ductwork.dsl.schema import checker as schema_check
 
 
 class StepCompiler(CallCompiler):
@@ -51,7 +52,8 @@ class StepCompiler(CallCompiler):
             for mod in v.MODIFIERS:
                 if mod in raw:
                     self.fail((*path, mod), f"'{mod}' has no effect on a {body} step",
-                              "only steps that call something (action.run, database.*, ..., "
+                              schema_check.placement_hint(self.doc, path, mod)
+                              or "only steps that call something (action.run, database.*, ..., "
                               "python) take rollback/allow_fail/retries/retry_delay/timeout/"
                               "critical", key=True)
         if "args" in raw and body != "python":

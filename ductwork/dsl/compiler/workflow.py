@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from ductwork.dsl import plan as p
 from ductwork.dsl.compiler.base import duration_ms
 from ductwork.dsl.compiler.flow import check_flow
@@ -15,6 +12,7 @@ from ductwork.dsl.compiler.steps import StepCompiler
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, errors, known
 from ductwork.dsl.expr.checker import Scope, TagInfo
 from ductwork.dsl.loader import DataPath, Document
+from ductwork.dsl.schema import authored
 from ductwork.dsl.schema import checker as schema_check
 from ductwork.errors import CompileError
 
@@ -80,16 +78,8 @@ class WorkflowCompiler(StepCompiler):
         )
 
     def _check_input_schema(self, schema: dict[str, Any]) -> None:
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as e:
-            where = ("input", *e.absolute_path)
-            if e.absolute_path and e.absolute_path[-1] == "type":
-                types = ("string", "number", "integer", "boolean", "object", "array", "null")
-                self.fail(where, f"'{e.instance}' is not a JSON Schema type",
-                          did_you_mean(e.instance, types) or f"types: {', '.join(types)}")
-            else:
-                self.fail(where, f"input is not a valid JSON Schema: {e.message}")
+        # The schema phase gives the signals' payload schemas the same check.
+        self.diagnostics.extend(authored.check(self.doc, ("input",), schema))
 
     def _options(self, raw: Any) -> p.WorkflowOptions:
         if not isinstance(raw, dict):
