@@ -19,6 +19,12 @@
     ├── ExpressionError               a ${...} expression failed to parse or evaluate
     └── StoreError                    the run store is unusable (bad URL, newer schema, ...)
 
+Retries: `retryable` says whether running a failed step again can help. False on errors no
+retry can fix (configuration, a missing secret or input field, bad input to a connector, an
+HTTP 4xx other than 408/409/425/429): a step fails at once whatever its `retries`. None, the
+default, is no opinion: the step retries as asked (user code, 5xx, timeouts, connection errors).
+`not_retryable(exc)` is the one place the step loop asks.
+
 Control flow that must not be swallowed by a user's `except Exception` (suspend a run
 for a long sleep, cancel it) uses BaseException subclasses in ductwork.interpreter.
 """
@@ -31,9 +37,17 @@ from typing import Any
 class DuctworkError(Exception):
     """Base class of every error ductwork raises on purpose."""
 
+    # True: a retry may help; False: it cannot (the step is not retried); None: no opinion.
+    retryable: bool | None = None
+    # Why a retry cannot help, for the step's message when `retryable` is False.
+    permanent_because = "this error is not retryable"
+
 
 class ConfigurationError(DuctworkError):
     """The public API was called with something that cannot work; the message says how to fix it."""
+
+    retryable = False
+    permanent_because = "a configuration error is not retryable"
 
 
 class WorkflowNotFoundError(ConfigurationError):
@@ -56,6 +70,9 @@ class RunNotFoundError(ConfigurationError):
 
 
 class InputFieldNotFoundError(DuctworkError, KeyError, AttributeError):
+    retryable = False
+    permanent_because = "a missing input field is not retryable"
+
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"Input field not found: {name}")
@@ -65,22 +82,28 @@ class InputFieldNotFoundError(DuctworkError, KeyError, AttributeError):
 
 
 class SerializationError(DuctworkError):
-    pass
+    retryable = False  # the same code returns a value of the same type
+    permanent_because = "a value that cannot be stored is not retryable"
 
 
 class NonDeterminismError(DuctworkError):
-    pass
+    retryable = False
+    permanent_because = "non-determinism is not retryable"
 
 
 class StepError(DuctworkError):
     """`cause_type` names the exception the step raised ("ConnectorError" for any connector
-    error) and `status` the HTTP status it carried; both survive a replay."""
+    error), `status` the HTTP status it carried and `retryable` the cause's classification
+    (False: the step was not retried because no retry could help); all survive a replay."""
 
     def __init__(self, message: str, *, step: str | None = None, attempts: int = 0,
-                 cause_type: str | None = None, status: int | None = None) -> None:
+                 cause_type: str | None = None, status: int | None = None,
+                 retryable: bool | None = None) -> None:
         super().__init__(message)
         self.step, self.attempts = step, attempts
         self.cause_type, self.status = cause_type, status
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class StepTimeoutError(StepError):
@@ -100,7 +123,8 @@ class ChildWorkflowError(StepError):
 
 
 class WorkflowTimeoutError(DuctworkError):
-    pass
+    retryable = False  # the run's deadline has passed
+    permanent_because = "the workflow's deadline has passed"
 
 
 class SignalTimeoutError(DuctworkError):
@@ -110,7 +134,11 @@ class SignalTimeoutError(DuctworkError):
 
 
 class ConnectorError(DuctworkError):
-    """A component call failed. Never put a secret in the message."""
+    """A component call failed. Never put a secret in the message. `retryable`: True for a
+    transient failure (5xx, 408/409/425/429, timeout, connection), False for one the call
+    itself causes (a 4xx, bad input, unknown event, bad config), None when unknown."""
+
+    permanent_because = "the connector reported an error no retry can fix"
 
     def __init__(
         self,
@@ -122,21 +150,27 @@ class ConnectorError(DuctworkError):
         env: str | None = None,
         status: int | None = None,
         body: Any = None,
-        retryable: bool = False,
+        retryable: bool | None = None,
     ) -> None:
         where = "/".join(p for p in (kind, resource, event) if p)
         prefix = f"{where} (env {env}): " if where and env else (f"{where}: " if where else "")
         super().__init__(prefix + message)
         self.kind, self.resource, self.event, self.env = kind, resource, event, env
-        self.status, self.body, self.retryable = status, body, retryable
+        self.status, self.body = status, body
+        if retryable is not None:  # else the class's own (ConnectorNotConfiguredError: False)
+            self.retryable = retryable
 
 
 class ConnectorNotConfiguredError(ConnectorError):
-    pass
+    retryable = False
+    permanent_because = "a connector that is not configured is not retryable"
 
 
 class CompileError(DuctworkError):
     """One or more located diagnostics; str() renders them all like a compiler."""
+
+    retryable = False
+    permanent_because = "a spec error is not retryable"
 
     def __init__(self, diagnostics: list[Any]) -> None:
         self.diagnostics = list(diagnostics)
@@ -144,6 +178,9 @@ class CompileError(DuctworkError):
 
 
 class ExpressionError(DuctworkError):
+    retryable = False  # evaluating the same expression on the same data fails the same way
+    permanent_because = "an expression error is not retryable"
+
     def __init__(self, message: str, *, expression: str | None = None, column: int | None = None):
         super().__init__(message)
         self.expression, self.column = expression, column
@@ -151,3 +188,13 @@ class ExpressionError(DuctworkError):
 
 class StoreError(DuctworkError):
     pass
+
+
+def not_retryable(exc: BaseException) -> str | None:
+    """Why running a failed step again cannot help, or None when it may: the one place the
+    step loop asks (user code's own exceptions always may; they are the user's to judge)."""
+    if not isinstance(exc, DuctworkError) or exc.retryable is not False:
+        return None
+    if isinstance(exc, ConnectorError) and exc.status is not None:
+        return f"HTTP {exc.status} is not retryable"
+    return exc.permanent_because

@@ -366,7 +366,7 @@ class HttpActionConnector(ActionConnector):
             except ValueError as e:
                 raise self._spec.error(
                     f"event definition apps.{self._spec.name}.events.{name} is invalid: {e}",
-                    event=name) from None
+                    event=name, retryable=False) from None
             self._events[name] = ev
         return ev
 
@@ -394,17 +394,17 @@ class HttpActionConnector(ActionConnector):
             routed = route(ev, input)
             path = render_path(ev, routed.params)
         except ValueError as e:
-            raise self._spec.error(f"wrong input: {e}", event=event) from None
+            raise self._spec.error(f"wrong input: {e}", event=event, retryable=False) from None
         attempts = retries if retries is not None else (
             ev.retries if ev.retries is not None else self.config.retries)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
             raise self._spec.error(f"retries must be a whole number >= 0, got {retries!r}",
-                                   event=event)
+                                   event=event, retryable=False)
         try:
             secs = _call_timeout(timeout) if timeout is not None else (
                 ev.timeout if ev.timeout is not None else self.config.timeout)
         except ValueError as e:
-            raise self._spec.error(f"bad timeout: {e}", event=event) from None
+            raise self._spec.error(f"bad timeout: {e}", event=event, retryable=False) from None
         content, ctype = self._content(ev, routed)
         return await self._send(ev, path, routed, content, ctype, attempts, secs)
 
@@ -418,7 +418,7 @@ class HttpActionConnector(ActionConnector):
             text = json.dumps(routed.body, default=_json_default, ensure_ascii=False)
         except (TypeError, ValueError) as e:
             raise self._spec.error(f"wrong input: cannot encode the body: {e}",
-                                   event=ev.name) from None
+                                   event=ev.name, retryable=False) from None
         return text.encode(), "application/json"
 
     async def _send(

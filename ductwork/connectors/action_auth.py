@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from ductwork.connectors.util import retryable_status
 from ductwork.errors import ConnectorError
 
 ErrorFactory = Callable[..., ConnectorError]
@@ -136,6 +137,7 @@ class OAuth2ClientCredentials(Auth):
                 f"OAuth2 token request to {self.token_url} was refused: HTTP {resp.status_code}"
                 f" (check client_id/client_secret): {excerpt}",
                 event=event, status=resp.status_code,
+                retryable=retryable_status(resp.status_code),
             )
         try:
             data = resp.json()

@@ -58,7 +58,8 @@ class ResourceSpec:
         events = self.events
         if event not in events:
             known = ", ".join(sorted(events)) or "none declared"
-            raise self.error(f"unknown event '{event}' (known: {known})", event=event)
+            raise self.error(f"unknown event '{event}' (known: {known})", event=event,
+                             retryable=False)
         return dict(events[event] or {})
 
     def redact(self, text: str) -> str:
@@ -212,8 +213,8 @@ def build_connector(spec: ResourceSpec) -> Connector:
     if factory is None:
         known = sorted(p for k, p in PROVIDERS if k == spec.kind)
         raise spec.error(
-            f"unknown provider '{spec.provider}' (known for {spec.kind}: {', '.join(known)})"
-        )
+            f"unknown provider '{spec.provider}' (known for {spec.kind}: {', '.join(known)})",
+            retryable=False)
     if isinstance(factory, str):
         mod, _, fn = factory.partition(":")
         try:
@@ -221,10 +222,17 @@ def build_connector(spec: ResourceSpec) -> Connector:
         except ImportError as e:
             raise spec.error(
                 f"provider '{spec.provider}' needs a package that is not installed ({e.name}); "
-                "install ductwork[connectors]"
+                "install ductwork[connectors]", retryable=False,
             ) from None
     assert callable(factory)
-    return factory(spec)
+    try:
+        return factory(spec)
+    except ConnectorError as e:
+        # A connector is built from its config alone (connections open on the first call), so
+        # what fails here is the config, and a retry would build from the same config.
+        if e.retryable is None:
+            e.retryable = False
+        raise
 
 
 class SecretSet:

@@ -106,9 +106,18 @@ def redact_value(value: Any, redact: Callable[[str], str]) -> Any:
     return value
 
 
-def retryable_status(status: int | None) -> bool:
-    """Whether an HTTP status is worth a retry: 429 (rate limited) or a 5xx server error."""
-    return status is not None and (status == 429 or 500 <= status <= 599)
+# 4xx statuses that a later identical request may not get: request timeout, conflict (a
+# concurrent change), too early, rate limited. Any other 4xx is the request's own fault.
+_RETRYABLE_4XX = frozenset({408, 409, 425, 429})
+
+
+def retryable_status(status: int | None) -> bool | None:
+    """Whether an HTTP status is worth a retry: True for a 5xx and 408/409/425/429, False for
+    any other status (the request itself is wrong: a retry gets the same answer), None when
+    there is no status (the caller knows better, e.g. a connection error)."""
+    if status is None:
+        return None
+    return status in _RETRYABLE_4XX or 500 <= status <= 599
 
 
 def duration_s(value: Any, key: str, *, allow_zero: bool = False) -> float:

@@ -32,14 +32,16 @@ class _Component:
         method = getattr(conn, op, None)
         if method is None:
             raise ConnectorError(f"this connector does not support '{op}'", kind=self.kind,
-                                 resource=name, event=event, env=self._journal.run.env)
+                                 resource=name, event=event, env=self._journal.run.env,
+                                 retryable=False)
         try:
             return await method(*args, **kw)
         except DuctworkError:
             raise
         except NotImplementedError:
             raise ConnectorError(f"'{op}' is not implemented by this provider", kind=self.kind,
-                                 resource=name, event=event, env=self._journal.run.env) from None
+                                 resource=name, event=event, env=self._journal.run.env,
+                                 retryable=False) from None
         except Exception as e:  # a provider bug or an unexpected client error
             msg = self._journal.engine.runtime.redact(f"{type(e).__name__}: {e}")
             raise ConnectorError(msg, kind=self.kind, resource=name, event=event,

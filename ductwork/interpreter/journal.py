@@ -20,6 +20,7 @@ from ductwork.errors import (
     StepError,
     StepTimeoutError,
     WorkflowTimeoutError,
+    not_retryable,
 )
 from ductwork.interpreter import codec
 from ductwork.interpreter.cancel import CancelRun
@@ -252,18 +253,17 @@ class Journal:
                             result = await _invoke(fn, timeout_ms, tag)
                             encoded = self.encode(result, f"Step '{tag}' returned a value that")
                             break
-                        except SerializationError as e:
-                            err: BaseException = e
-                            n_retries = 0  # the same code returns the same type: no retry helps
                         except Exception as e:
-                            err = e
-                        if attempts <= n_retries:
+                            err: BaseException = e
+                        # Retries left are not used on an error no retry can fix.
+                        permanent = not_retryable(err) if attempts <= n_retries else None
+                        if attempts <= n_retries and permanent is None:
                             self.event("step_retried", tag, {
                                 "attempt": attempts, "error": self.engine.runtime.redact(str(err))})
                             await self.engine.clock.sleep(delay_ms / 1000)
                             continue
                         return await self._step_failed(key, tag, err, attempts, started, allow,
-                                                       critical, rollback, step_input)
+                                                       critical, rollback, step_input, permanent)
                 finally:
                     current_ctx.reset(token)
                 # step_started/step_completed events are derived from this row when history is
@@ -301,7 +301,8 @@ class Journal:
             exc_type = (StepTimeoutError if meta.get("cause_type") == "StepTimeoutError"
                         else StepError)
             raise exc_type(rec.error or f"Step '{tag}' failed", step=tag, attempts=rec.attempts,
-                           cause_type=meta.get("cause_type"), status=meta.get("status"))
+                           cause_type=meta.get("cause_type"), status=meta.get("status"),
+                           retryable=meta.get("retryable"))
         if rec.status == "skipped":
             return None
         result = codec.loads(rec.result)
@@ -321,23 +322,31 @@ class Journal:
 
     async def _step_failed(self, key: str, tag: str, err: BaseException, attempts: int,
                            started: float, allow: bool, critical: bool,
-                           rollback: Callable[..., Any] | None, step_input: Any) -> Any:
-        message = self.engine.runtime.redact(_step_message(tag, err, attempts))
+                           rollback: Callable[..., Any] | None, step_input: Any,
+                           permanent: str | None = None) -> Any:
+        """Record the failure; `permanent` says why retries that were left were not used."""
+        message = _step_message(tag, err, attempts)
+        if permanent is not None:
+            message += f" (not retried: {permanent})"
+        message = self.engine.runtime.redact(message)
         seq = self.next_seq()
         status = "skipped" if allow else "failed"
         cause = "ConnectorError" if isinstance(err, ConnectorError) else type(err).__name__
         http = err.status if isinstance(err, ConnectorError) else None
+        retryable = err.retryable if isinstance(err, DuctworkError) else None
+        meta: dict[str, Any] = {"cause_type": cause, "status": http}
+        if retryable is not None:
+            meta["retryable"] = retryable
         await self.commit(Batch(
             steps=[StepRow(self.workflow_id, key, tag, "step", status, seq, attempts,
                            self._input_json(step_input), None, message, started, time.time(),
-                           critical, rollback is not None,
-                           meta=json.dumps({"cause_type": cause, "status": http}))]))
+                           critical, rollback is not None, meta=json.dumps(meta))]))
         if allow:
             self.log("warn", f"step '{tag}' failed and was allowed to fail: {message}", None)
             return None
         exc_type = StepTimeoutError if isinstance(err, StepTimeoutError) else StepError
         raise exc_type(message, step=tag, attempts=attempts, cause_type=cause,
-                       status=http) from err
+                       status=http, retryable=retryable) from err
 
     async def settle(self, grace_s: float) -> None:
         """Before compensating, let steps still running in fan-out branches (a bare

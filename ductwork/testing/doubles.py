@@ -29,7 +29,8 @@ class MemoryAction(ActionConnector):
                   timeout: float | None = None) -> Any:
         self.calls.append((event, input))
         if event not in self.events:
-            raise ConnectorError(f"unknown event '{event}'", kind="action", event=event)
+            raise ConnectorError(f"unknown event '{event}'", kind="action", event=event,
+                                 retryable=False)
         handler = self.events[event]
         return handler(input) if callable(handler) else handler
 
@@ -45,7 +46,8 @@ class MemoryDatabase(DatabaseConnector):
 
     def _table(self, event: str) -> list[dict[str, Any]]:
         if event not in self.events:
-            raise ConnectorError(f"unknown event '{event}'", kind="database", event=event)
+            raise ConnectorError(f"unknown event '{event}'", kind="database", event=event,
+                                 retryable=False)
         return self.tables.setdefault(self.events[event], [])
 
     async def insert(self, event: str, data: Any) -> Any:

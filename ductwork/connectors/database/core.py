@@ -104,7 +104,8 @@ class SQLDatabase(DatabaseConnector):
         raise NotImplementedError
 
     def _driver_error(self, exc: BaseException) -> tuple[str, bool] | None:
-        """(message, retryable) for a driver exception; None when it is not the driver's."""
+        """(message, retryable) for a driver exception; None when it is not the driver's.
+        retryable False is final: a step does not retry it (a constraint, a syntax error)."""
         return None
 
     def _create_statements(self) -> list[Statement]:
@@ -115,7 +116,7 @@ class SQLDatabase(DatabaseConnector):
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _error(self, message: str, event: str | None, *, retryable: bool = False
+    def _error(self, message: str, event: str | None, *, retryable: bool | None = None
                ) -> ConnectorError:
         return self.rspec.error(message, event=event, retryable=retryable)
 
@@ -164,7 +165,7 @@ class SQLDatabase(DatabaseConnector):
         ev = self.schema.events[name]
         if ev.op not in ops:
             raise self._error(f"event '{name}' is a {ev.op} event: call "
-                              f"database.{METHOD[ev.op]}(...) for it", name)
+                              f"database.{METHOD[ev.op]}(...) for it", name, retryable=False)
         return ev, (self.schema.tables[ev.table] if ev.table else None)
 
     def _builder(self, table: Table | None) -> Builder:
@@ -204,8 +205,8 @@ class SQLDatabase(DatabaseConnector):
     def _wrap(self, event: str, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except InputError as e:
-            raise self._error(str(e), event) from None
+        except InputError as e:  # the caller's data: the same call fails the same way
+            raise self._error(str(e), event, retryable=False) from None
 
     # -- operations ---------------------------------------------------------------------
 
@@ -306,7 +307,8 @@ class SQLDatabase(DatabaseConnector):
             return await self.query(event, input)
         shape = "{where, data}" if ev.op == "update" else "{where}"
         if not isinstance(input, Mapping) or not set(input) <= {"where", "data"}:
-            raise self._error(f"execute on a {ev.op} event takes input {shape}", event)
+            raise self._error(f"execute on a {ev.op} event takes input {shape}", event,
+                              retryable=False)
         if ev.op == "update":
             return await self.update(event, input.get("where"), input.get("data"))
         return await self.delete(event, input.get("where"))

@@ -92,7 +92,7 @@ class PostgresDatabase(SQLDatabase):
         self.pool_timeout, self.connect_timeout = pool_timeout, connect_timeout
         self._pool: AsyncConnectionPool[Any] | None = None
 
-    def _error(self, message: str, event: str | None, *, retryable: bool = False
+    def _error(self, message: str, event: str | None, *, retryable: bool | None = None
                ) -> ConnectorError:
         if self._password:
             message = message.replace(self._password, "***")
@@ -142,7 +142,10 @@ class PostgresDatabase(SQLDatabase):
         if not isinstance(exc, psycopg.Error):
             return None
         state = getattr(exc, "sqlstate", None) or ""
-        retry = isinstance(exc, psycopg.OperationalError) or state.startswith(RETRYABLE_STATES)
+        # False is final (the step is not retried): a constraint, a syntax error, bad data.
+        # A lost connection (InterfaceError: "the connection is closed") is not among them.
+        retry = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or \
+            state.startswith(RETRYABLE_STATES)
         return _describe(exc), retry
 
     def _raw_value(self, value: Any) -> Any:
