@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import json
 import logging
 import time
@@ -22,7 +21,7 @@ from ductwork.errors import (
     WorkflowTimeoutError,
     not_retryable,
 )
-from ductwork.interpreter import codec
+from ductwork.interpreter import codec, threads
 from ductwork.interpreter.cancel import CancelRun
 from ductwork.store.protocol import Batch, LeaseLostError, StepRow
 from ductwork.util.durations import to_ms
@@ -286,8 +285,7 @@ class Journal:
         (run context "presets", by key or tag), or the engine's step_hook (test mocks)."""
         for name in (key, tag):
             if name in self.presets:
-                value = self.presets[name]
-                return lambda: value
+                return _constant(self.presets[name])
         hook = self.engine.step_hook
         replacement = hook(self.ctx, tag, key, fn) if hook is not None else None
         return fn if replacement is None else replacement
@@ -490,23 +488,25 @@ class Journal:
 
 
 async def _invoke(fn: Callable[[], Any], timeout_ms: float | None, tag: str) -> Any:
+    """One attempt: a sync fn runs in a worker thread (threads.call), so that the timeout can
+    give up on it while the loop serves the other runs."""
     if timeout_ms is None:
-        result = fn()
-        if inspect.isawaitable(result):
-            result = await result
-        return result
-    seconds = timeout_ms / 1000
+        return await threads.call(fn)
+    bound = asyncio.timeout(timeout_ms / 1000)
     try:
-        async with asyncio.timeout(seconds):
-            if inspect.iscoroutinefunction(fn):
-                return await fn()
-            # A sync function can only be bounded from another thread.
-            result = await asyncio.to_thread(contextvars.copy_context().run, fn)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
+        async with bound:
+            return await threads.call(fn)
     except TimeoutError:
+        if not bound.expired():  # the step's own TimeoutError (a socket's, say), not ours
+            raise
         raise StepTimeoutError(f"timed out after {_fmt_ms(timeout_ms)}", step=tag) from None
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    async def preset() -> Any:  # async: returning a constant needs no worker thread
+        return value
+
+    return preset
 
 
 def _fmt_ms(ms: float) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import sys
 from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from ductwork.dsl import plan as p
@@ -23,6 +22,7 @@ from ductwork.errors import (
     StepError,
     StepTimeoutError,
 )
+from ductwork.interpreter import threads
 
 
 class FailStep(DuctworkError):
@@ -268,8 +268,8 @@ class PlanRun:
             if not isinstance(args, Mapping):
                 raise ConfigurationError(f"python step {body.target}: args must evaluate to "
                                          f"a mapping, got {type(args).__name__}")
-            out = fn(self.ctx, **args)
-            return await out if inspect.isawaitable(out) else out
+            # A sync function runs in a worker thread, so that the step's timeout holds.
+            return await threads.call(partial(fn, self.ctx, **args))
         if isinstance(body, p.LogCall):
             self.log(body, scope)
             return None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from typing import Any
 
 from ductwork.errors import DuctworkError
-from ductwork.interpreter import codec
+from ductwork.interpreter import codec, threads
 from ductwork.interpreter.journal import Journal, current_ctx
 from ductwork.store.protocol import Batch, StepRow
 
@@ -81,6 +82,5 @@ async def _call_rollback(fn: Any, result: Any) -> None:
                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)])
     except (TypeError, ValueError):
         takes = 1
-    out = fn(result) if takes else fn()
-    if inspect.isawaitable(out):
-        await out
+    # Like a step's function: a sync rollback runs in a worker thread, off the loop.
+    await threads.call(functools.partial(fn, result) if takes else fn)

@@ -257,14 +257,20 @@ def define_twins(dw: Ductwork) -> None:
             return {"reserve": reserve}
 
         lines = await ctx.foreach(ctx.input["items"], one, concurrency=1)
-        await ctx.parallel([
-            lambda: ctx.step("invoice", lambda: ctx.storage.upload(
+
+        # async def, like the YAML calls: a sync lambda would run in a worker thread, and the
+        # two branches' finishing order (compared with the YAML run's) would be a race.
+        async def invoice() -> Any:
+            return await ctx.storage.upload(
                 storage="docs", event="invoice",
                 input={"buffer": json.dumps(total, separators=(",", ":")),
-                       "file_name": f"{order}.json"})),
-            lambda: ctx.step("announce", lambda: ctx.messaging.produce(
-                event="bus:orders", message={"order": order})),
-        ])
+                       "file_name": f"{order}.json"})
+
+        async def announce() -> Any:
+            return await ctx.messaging.produce(event="bus:orders", message={"order": order})
+
+        await ctx.parallel([lambda: ctx.step("invoice", invoice),
+                            lambda: ctx.step("announce", announce)])
         await ctx.checkpoint("reserved", {"lines": len(lines)})
         await ctx.set_state("reserved", len(lines))
         speed = "express" if ctx.input.method == "express" else "standard"

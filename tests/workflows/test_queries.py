@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,12 @@ async def test_query_a_waiting_run_then_the_finished_run(dw: Ductwork) -> None:
     r = await dw.workflows.execute(product="p", env="dev", tag="import",
                                    input={"file": "a.csv"}, workflow_id="imp-1", timeout="1ms")
     assert r.status == "running"
+    # execute() returned after 1 ms: the run may still be in its first steps (a sync step
+    # function hands over to a worker thread); query once it waits for the signal.
+    for _ in range(500):
+        if (await dw.workflows.status("imp-1"))["current_step"] == "continue":
+            break
+        await asyncio.sleep(0.01)
     assert await dw.workflows.query("imp-1", "progress") == {"done": ["parse"], "pct": 50}
     summary = await dw.workflows.query("imp-1", "summary")
     # Still waiting inline (running) or already suspended (waiting): both are live states.
