@@ -73,7 +73,8 @@ def check_product(product_dir: Path, report: Report, targets: Targets | None = N
     pfile = product_dir / PRODUCT_FILE
     report.files.append(_display(pfile))
     try:
-        doc = load_file(_display(pfile))
+        # strict=False: duplicate keys and the like come out with the schema's findings.
+        doc = load_file(_display(pfile), strict=False)
     except CompileError as e:
         report.diagnostics.extend(e.diagnostics)
         return None
@@ -87,7 +88,7 @@ def check_product(product_dir: Path, report: Report, targets: Targets | None = N
     for f in files:
         report.files.append(_display(f))
         try:
-            wdoc = load_file(_display(f))
+            wdoc = load_file(_display(f), strict=False)
         except CompileError as e:
             report.diagnostics.extend(e.diagnostics)
             continue

@@ -72,7 +72,7 @@ class WorkflowCompiler(StepCompiler):
             product=self.product.name, tag=tag, name=str(data.get("name") or tag),
             description=str(data.get("description") or ""),
             input_schema=input_schema if isinstance(input_schema, dict) else None,
-            options=options, signals=dict(signals or {}),
+            options=options, signals=dict(signals) if isinstance(signals, dict) else {},
             envs=tuple(envs) if isinstance(envs, list) else None,
             steps=tuple(steps), output=output, path=self.doc.path,
         )
