@@ -100,9 +100,11 @@ class _Chart:
             text = f"{name}: {_body_label(s.body)}" + (f" ({', '.join(extra)})" if extra else "")
             nid = self.node(text)
             self.edge(prev, nid, label)
-            if s.rollback is not None:
-                rid = self.node(f"rollback {name}: {_body_label(s.rollback)}", "flag")
-                self.edge(nid, rid, "rollback", dashed=True)
+            prev, edge = nid, "rollback"
+            for body in s.rollback:  # a rollback list runs in order
+                rid = self.node(f"rollback {name}: {_body_label(body)}", "flag")
+                self.edge(prev, rid, edge, dashed=True)
+                prev, edge = rid, "then"
             return nid
         if isinstance(s, p.ForeachStep):
             head = self.node(f"{prefix}foreach {_text(s.items)} (concurrency {s.concurrency})",

@@ -135,7 +135,7 @@ class TaskStep(Step):
     """A step run through ctx.step(tag, fn, rollback, ...): a call, python or fail."""
 
     body: Body | FailBody
-    rollback: Body | None = None
+    rollback: tuple[Body, ...] = ()  # run in order, with `result` bound
     options: TaskOptions = field(default_factory=TaskOptions)
     catch: Catch = ()
 
@@ -208,6 +208,8 @@ class ChildWorkflowStep(Step):
     retries: int | None
     parent_close_policy: str
     catch: Catch = ()
+    rollback: tuple[Body, ...] = ()  # with `result` = the child's output
+    critical: bool = False
 
 
 # -- workflows and products --------------------------------------------------------------
@@ -264,6 +266,19 @@ def _walk(steps: tuple[Step, ...], out: list[Step]) -> None:
                 _walk(s.default, out)
         for h in catches(s):
             _walk(h.steps, out)
+
+
+def rollbacks(step: Step) -> tuple[Body, ...]:
+    """The rollback bodies of a step, in the order they run (calls and child workflows)."""
+    if isinstance(step, TaskStep | ChildWorkflowStep):
+        return step.rollback
+    return ()
+
+
+def bodies(step: Step) -> list[Body | FailBody]:
+    """Everything a step calls: its body (for a task) and its rollback bodies."""
+    own: list[Body | FailBody] = [step.body] if isinstance(step, TaskStep) else []
+    return [*own, *rollbacks(step)]
 
 
 def catches(step: Step) -> Catch:

@@ -115,10 +115,17 @@ TASKS = frozenset((*CALLS, "python", "fail"))
 ROLLBACK_BODIES: tuple[str, ...] = (*CALLS, "python", "log")
 
 MODIFIERS = ("rollback", "allow_fail", "retries", "retry_delay", "timeout", "critical")
+# The modifiers a child `workflow:` step takes (like ctx.workflow(..., rollback=, critical=));
+# its timeout and retries are arguments of the child, inside `workflow:`.
+CHILD_MODIFIERS = ("rollback", "critical")
 STEP_KEYS = ("tag", "if", *MODIFIERS, "catch", "args", *BODIES)
 
 # Bodies that can fail and so take a `catch:` (a fail step is failing on purpose).
 CATCHABLE = frozenset((*CALLS, "python", "workflow", "wait_for_signal"))
+
+# Bodies that end the run: nothing after one of them (without `if:`) in the same list runs.
+# `fail` ends it only without allow_fail.
+TERMINALS = ("return", "trigger_rollback", "fail")
 
 # What a catch step reads from `error`.
 ERROR_FIELDS = ("message", "step", "type", "status")

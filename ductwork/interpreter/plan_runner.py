@@ -242,18 +242,26 @@ class PlanRun:
             with located(step.loc):
                 return await self.body(step.body, self.scope(results, names))
 
-        rollback = None
-        if step.rollback is not None:
-            body = step.rollback
-
-            async def rollback(result: Any) -> None:
-                with located(body.loc):
-                    await self.body(body, self.scope(results, {**names, "result": result}))
-
         o = step.options
-        return await self.ctx.step(step.tag, run, rollback, allow_fail=o.allow_fail,
-                                   retries=o.retries, retry_delay=o.retry_delay,
-                                   timeout=o.timeout, critical=o.critical)
+        return await self.ctx.step(step.tag, run, self.rollback(step.rollback, results, names),
+                                   allow_fail=o.allow_fail, retries=o.retries,
+                                   retry_delay=o.retry_delay, timeout=o.timeout,
+                                   critical=o.critical)
+
+    def rollback(self, bodies: tuple[p.Body, ...], results: MutableMapping[str, Any],
+                 names: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+        """The rollback function of a step or child: its bodies in order, with `result`; like
+        one Python rollback function, a failing body stops the rest and fails the rollback."""
+        if not bodies:
+            return None
+
+        async def rollback(result: Any) -> None:
+            scope = self.scope(results, {**names, "result": result})
+            for body in bodies:
+                with located(body.loc):
+                    await self.body(body, scope)
+
+        return rollback
 
     async def body(self, body: p.Body | p.FailBody, scope: dict[str, Any]) -> Any:
         if isinstance(body, p.Call):
@@ -334,5 +342,9 @@ class PlanRun:
             options["timeout"] = step.timeout
         if step.retries is not None:
             options["retries"] = step.retries
+        rollback = self.rollback(step.rollback, results, names)
+        if rollback is not None:
+            options["rollback"] = rollback
+            options["critical"] = step.critical
         return await self.ctx.workflow(child_id, step.workflow, step.input.evaluate(scope),
                                        **options)

@@ -79,8 +79,9 @@ def test_example_specs_compile_to_plans() -> None:
     assert (step.tag, step.body.key, step.body.resource) == (
         "charge-payment", "action.run", "stripe")
     assert step.options == p.TaskOptions(retries=2, retry_delay=2000)
-    assert isinstance(step.rollback, p.Call)
-    assert step.rollback.args.evaluate({"result": {"id": "ch_1"}}) == {
+    (refund,) = step.rollback
+    assert isinstance(refund, p.Call)
+    assert refund.args.evaluate({"result": {"id": "ch_1"}}) == {
         "app": "stripe", "event": "refund-charge", "input": {"body": {"charge": "ch_1"}}}
 
     onboarding = product.workflows["user-onboarding"]

@@ -49,8 +49,9 @@ class StepCompiler(CallCompiler):
             self.fail(path, f"a {body} step needs a tag",
                       "its result is recorded under the tag: add 'tag: <name>'")
         if body not in v.TASKS:
+            takes = v.CHILD_MODIFIERS if body == "workflow" else ()
             for mod in v.MODIFIERS:
-                if mod in raw:
+                if mod in raw and mod not in takes:
                     self.fail((*path, mod), f"'{mod}' has no effect on a {body} step",
                               schema_check.placement_hint(self.doc, path, mod)
                               or "only steps that call something (action.run, database.*, ..., "
@@ -98,7 +99,9 @@ class StepCompiler(CallCompiler):
             node, inner = self._switch(bpath, value, tag, when, loc, scope)
             produced |= inner
         elif body == "workflow" and isinstance(value, dict):
-            node = self._child(bpath, value, tag, when, loc, scope)
+            child = self._child(bpath, value, tag, when, loc, scope)
+            node = replace(child, rollback=self._rollback(path, raw, tag, scope),
+                           critical=raw.get("critical") is True)
         if handlers and isinstance(node, p.TaskStep | p.WaitStep | p.ChildWorkflowStep):
             node = replace(node, catch=handlers)
         return node, produced
@@ -156,19 +159,9 @@ class StepCompiler(CallCompiler):
                               self.loc((*path, "fail")))
         else:
             main = self.body(path, raw, body, scope)
-        rollback = None
-        rb = raw.get("rollback")
-        if isinstance(rb, dict):
-            if body == "fail":
-                self.fail((*path, "rollback"), "a fail step has nothing to roll back", key=True)
-            rb_bodies = [k for k in v.ROLLBACK_BODIES if k in rb]
-            if len(rb_bodies) == 1:
-                rscope = Scope(scope.visible, scope.loop_names, True, tag, scope.foreach,
-                               scope.branches)
-                if "args" in rb and rb_bodies[0] != "python":
-                    self.fail((*path, "rollback", "args"), "'args' belongs to python steps",
-                              key=True)
-                rollback = self.body((*path, "rollback"), rb, rb_bodies[0], rscope)
+        if body == "fail" and isinstance(raw.get("rollback"), dict | list):
+            self.fail((*path, "rollback"), "a fail step has nothing to roll back", key=True)
+        rollback = self._rollback(path, raw, tag, scope)
         if main is None:
             return None
         retries = raw.get("retries", 0)
@@ -184,6 +177,43 @@ class StepCompiler(CallCompiler):
             self.fail((*path, "retry_delay"), "'retry_delay' without 'retries' has no effect",
                       "add 'retries: <n>'", key=True)
         return p.TaskStep(tag, when, loc, main, rollback, options)
+
+    def _rollback(self, path: DataPath, raw: dict[str, Any], tag: str | None, scope: Scope
+                  ) -> tuple[p.Body, ...]:
+        """`rollback:`, one body or a list run in order, compiled with `result` bound."""
+        rb = raw.get("rollback")
+        rpath = (*path, "rollback")
+        listed = rb if isinstance(rb, list) else [rb] if isinstance(rb, dict) else []
+        rscope = Scope(scope.visible, scope.loop_names, True, tag, scope.foreach,
+                       scope.branches)
+        out: list[p.Body] = []
+        for i, entry in enumerate(listed):
+            epath = (*rpath, i) if isinstance(rb, list) else rpath
+            if not isinstance(entry, dict):
+                continue
+            found = [k for k in v.ROLLBACK_BODIES if k in entry]
+            if len(found) != 1:
+                if isinstance(rb, list):  # the schema phase checks a single body itself
+                    self._rollback_bodies(epath, found)
+                continue
+            if "args" in entry and found[0] != "python":
+                self.fail((*epath, "args"), "'args' belongs to python steps", key=True)
+            compiled = self.body(epath, entry, found[0], rscope)
+            if compiled is not None:
+                out.append(compiled)
+        return tuple(out)
+
+    def _rollback_bodies(self, path: DataPath, found: list[str]) -> None:
+        n = int(path[-1]) + 1
+        if not found:
+            self.fail(path, f"no body in rollback #{n}",
+                      "each entry of a rollback list is one call: action.run, database.*, "
+                      "notification.*, ..., python or log")
+            return
+        for extra in found[1:]:
+            self.fail((*path, extra), f"rollback #{n} has two bodies, '{found[0]}' "
+                      f"and '{extra}'", "one body per entry: split it into two entries of "
+                      "the list (they run in order)", key=True)
 
     def body(self, path: DataPath, raw: dict[str, Any], body: str, scope: Scope
              ) -> p.Body | None:

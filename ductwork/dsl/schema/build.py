@@ -152,7 +152,14 @@ def _step_def(body_props: dict[str, Any], args: dict[str, Any]) -> dict[str, Any
         {
             "tag": _ref("name"),
             "if": _ref("condition"),
-            "rollback": _ref("rollback"),
+            # One body, or a list run in order; if/then/else (not anyOf) keeps the errors of
+            # the single-body form as they are.
+            "rollback": {"if": {"type": "array"},
+                         "then": {"type": "array", "minItems": 1, "items": _ref("rollback")},
+                         "else": _ref("rollback"),
+                         "description": "what undoes the step if the run fails later: one "
+                                        "call, python or log body, or a list of them run in "
+                                        "order; `result` is the step's result"},
             "allow_fail": {"type": "boolean"},
             "retries": {"type": "integer", "minimum": 0},
             "retry_delay": _ref("duration"),
@@ -286,7 +293,7 @@ def dump(name: str) -> str:
 if __name__ == "__main__":  # regenerate the shipped files: python -m ductwork.dsl.schema.build
     from pathlib import Path
 
-    out = Path(__file__).parent / "schema"
+    out = Path(__file__).parent  # the shipped files sit beside this module
     for n in SCHEMA_NAMES:
         (out / f"{n}.json").write_text(dump(n), "utf-8")
         print(f"wrote {out / f'{n}.json'}", file=sys.stderr)
