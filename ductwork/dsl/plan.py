@@ -212,6 +212,22 @@ class ChildWorkflowStep(Step):
     critical: bool = False
 
 
+@dataclass(frozen=True)
+class ReturnStep(Step):
+    """`return: <value>`: ends the run with this output (the workflow `output:` is not read)."""
+
+    value: ValueTree
+
+
+@dataclass(frozen=True)
+class TriggerRollbackStep(Step):
+    """`trigger_rollback: {reason, output}`: ctx.trigger_rollback(reason), then ends the run
+    with `output` (which reads the rollback's summary as `result`)."""
+
+    reason: ValueTree
+    output: ValueTree | None
+
+
 # -- workflows and products --------------------------------------------------------------
 
 

@@ -104,7 +104,7 @@ CALLS: dict[str, Call] = {c.key: c for c in (
 
 # Control bodies (run by the interpreter itself, not through a connector).
 CONTROL = ("sleep", "wait_for_signal", "checkpoint", "set", "log", "fail", "foreach",
-           "parallel", "switch", "workflow", "python")
+           "parallel", "switch", "workflow", "python", "return", "trigger_rollback")
 
 BODIES: tuple[str, ...] = (*CALLS, *CONTROL)
 

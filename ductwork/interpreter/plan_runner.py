@@ -33,6 +33,14 @@ class LocatedExpressionError(ExpressionError):
     """An expression that failed at run time, with the YAML place it was written."""
 
 
+class _Ended(Exception):
+    """A `return` or `trigger_rollback` step ends the run with this output."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__("the run ended early")
+        self.output = output
+
+
 @contextmanager
 def located(where: p.Location | str) -> Iterator[None]:
     try:
@@ -156,7 +164,10 @@ class PlanRun:
 
     async def run(self) -> Any:
         steps: dict[str, Any] = {}
-        await self.block(self.plan.steps, steps, {})
+        try:
+            await self.block(self.plan.steps, steps, {})
+        except _Ended as end:
+            return end.output  # the workflow's `output:` is for runs that reach the end
         if self.plan.output is None:
             return None
         with located(f"the output of {self.plan.path}"):
@@ -216,6 +227,10 @@ class PlanRun:
             value = await self.switch(step, results, names)
         elif isinstance(step, p.ChildWorkflowStep):
             value = await self.child(step, results, names)
+        elif isinstance(step, p.ReturnStep):
+            raise _Ended(step.value.evaluate(self.scope(results, names)))
+        elif isinstance(step, p.TriggerRollbackStep):
+            await self.trigger_rollback(step, results, names)
         return value
 
     async def caught(self, step: p.Step, handlers: p.Catch, err: DuctworkError,
@@ -348,3 +363,16 @@ class PlanRun:
             options["critical"] = step.critical
         return await self.ctx.workflow(child_id, step.workflow, step.input.evaluate(scope),
                                        **options)
+
+    async def trigger_rollback(self, step: p.TriggerRollbackStep,
+                               results: MutableMapping[str, Any], names: Mapping[str, Any]
+                               ) -> None:
+        """ctx.trigger_rollback(reason) (journaled: a replay gets the recorded summary and runs
+        no rollback again), then the run ends with `output`, which reads the summary as
+        `result`."""
+        reason = step.reason.evaluate(self.scope(results, names))
+        summary = await self.ctx.trigger_rollback("" if reason is None else str(reason))
+        output = None
+        if step.output is not None:
+            output = step.output.evaluate(self.scope(results, {**names, "result": summary}))
+        raise _Ended(output)

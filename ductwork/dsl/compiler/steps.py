@@ -24,10 +24,16 @@ class StepCompiler(CallCompiler):
         out: list[p.Step] = []
         if not isinstance(raw, list):
             return out, visible
+        ended: int | None = None  # the step that ends the run unconditionally, if any
         for i, step in enumerate(raw):
             spath = (*path, i)
             if not isinstance(step, dict):
                 continue
+            if ended is not None:
+                self._unreachable(spath, step, (*path, ended), raw[ended])
+                ended = None  # one report per list: the rest follows from it
+            elif _ends_run(step):
+                ended = i
             inner = Scope(frozenset(visible), scope.loop_names, False, None,
                           scope.foreach, scope.branches)
             compiled, produced = self.step(spath, step, inner)
@@ -35,6 +41,16 @@ class StepCompiler(CallCompiler):
                 out.append(compiled)
             visible |= produced
         return out, visible
+
+    def _unreachable(self, path: DataPath, raw: dict[str, Any], ended: DataPath,
+                     end: dict[str, Any]) -> None:
+        body = next(b for b in v.TERMINALS if b in end)
+        line, _ = self.doc.locate(ended)
+        tag = raw.get("tag")
+        what = f"step '{tag}'" if isinstance(tag, str) else "this step"
+        self.fail(path, f"{what} can never run",
+                  f"the {body} step on line {line} ends the run (it has no 'if:'): remove the "
+                  f"steps after it, or give the {body} an 'if:'")
 
     def step(self, path: DataPath, raw: dict[str, Any], scope: Scope
              ) -> tuple[p.Step | None, set[str]]:
@@ -102,6 +118,8 @@ class StepCompiler(CallCompiler):
             child = self._child(bpath, value, tag, when, loc, scope)
             node = replace(child, rollback=self._rollback(path, raw, tag, scope),
                            critical=raw.get("critical") is True)
+        elif body in ("return", "trigger_rollback"):
+            node = self._ending(path, body, value, tag, when, loc, scope)
         if handlers and isinstance(node, p.TaskStep | p.WaitStep | p.ChildWorkflowStep):
             node = replace(node, catch=handlers)
         return node, produced
@@ -214,6 +232,31 @@ class StepCompiler(CallCompiler):
             self.fail((*path, extra), f"rollback #{n} has two bodies, '{found[0]}' "
                       f"and '{extra}'", "one body per entry: split it into two entries of "
                       "the list (they run in order)", key=True)
+
+    def _ending(self, path: DataPath, body: str, value: Any, tag: str | None,
+                when: p.ValueTree | None, loc: p.Location, scope: Scope) -> p.Step | None:
+        """`return` and `trigger_rollback`: they end the whole run, so not from inside a
+        foreach or a parallel branch, where other items or branches are still running."""
+        bpath = (*path, body)
+        if scope.foreach or scope.branches:
+            where = "a foreach" if scope.foreach and (
+                not scope.branches or len(scope.foreach[-1]) > len(scope.branches[-1][0])
+            ) else "a parallel branch"
+            self.fail(bpath, f"'{body}' cannot be used inside {where}",
+                      f"it would end the whole run while the other "
+                      f"{'items' if where == 'a foreach' else 'branches'} still run: record "
+                      f"what you found with 'set:' and put the {body} (with an 'if:' on that "
+                      "state) after the " + ("foreach" if where == "a foreach" else "parallel"),
+                      key=True)
+        if body == "return":
+            return p.ReturnStep(tag, when, loc, self.exprs.tree(bpath, value, scope))
+        if not isinstance(value, dict):
+            return None
+        ended = Scope(scope.visible, scope.loop_names, True, None, scope.foreach, scope.branches)
+        output = value.get("output")
+        return p.TriggerRollbackStep(
+            tag, when, loc, self.exprs.tree((*bpath, "reason"), value.get("reason", ""), scope),
+            self.exprs.tree((*bpath, "output"), output, ended) if "output" in value else None)
 
     def body(self, path: DataPath, raw: dict[str, Any], body: str, scope: Scope
              ) -> p.Body | None:
@@ -334,3 +377,12 @@ class StepCompiler(CallCompiler):
             retries if isinstance(retries, int) else None,
             str(raw.get("parent_close_policy", "terminate")),
         )
+
+
+def _ends_run(step: dict[str, Any]) -> bool:
+    """A return, trigger_rollback or fail step without `if:` (a fail allowed to fail goes on)."""
+    if "if" in step or sum(k in step for k in v.BODIES) != 1:
+        return False
+    if "fail" in step:
+        return step.get("allow_fail") is not True
+    return any(k in step for k in v.TERMINALS)

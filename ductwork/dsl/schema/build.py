@@ -143,6 +143,14 @@ def _control_bodies(defs: dict[str, Any]) -> dict[str, Any]:
         }, ["tag"]),
         "python": {"type": "string", "pattern": PYTHON_TARGET_PATTERN,
                    "description": "package.module:function, called as function(ctx, **args)"},
+        "return": {"description": "end the run now with this output (expressions allowed); "
+                                  "the workflow's `output:` is not evaluated"},
+        "trigger_rollback": _object({
+            "reason": {"type": "string", "description": "why (stored with the rollback)"},
+            "output": {"description": "the run's output; reads the rollback summary as "
+                                      "`result` ({success, rolled_back_steps, failed_steps})"},
+        }, ["reason"], description="compensate now by the workflow's rollback_strategy "
+                                   "(ctx.trigger_rollback), then end the run"),
     }
 
 
