@@ -259,6 +259,8 @@ class WorkflowPlan:
     steps: tuple[Step, ...]
     output: ValueTree | None
     path: str
+    # name -> value answered by dw.workflows.query from the run's persisted state
+    queries: dict[str, ValueTree] = field(default_factory=dict)
 
     def walk(self) -> list[Step]:
         """Every step, nested ones included, in document order."""

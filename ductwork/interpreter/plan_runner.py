@@ -75,8 +75,22 @@ def definitions(specs: p.Specs) -> list[dict[str, Any]]:
                 "options": plan.options.to_dict(), "signals": dict(plan.signals) or None,
                 "envs": list(plan.envs) if plan.envs else None,
                 "input_schema": plan.input_schema, "source": plan.path,
+                "queries": {name: _query(plan, name, tree)
+                            for name, tree in plan.queries.items()} or None,
             })
     return out
+
+
+def _query(plan: p.WorkflowPlan, name: str, tree: p.ValueTree) -> Callable[[Any], Any]:
+    """A `queries:` entry as the function dw.workflows.query calls with its read-only ctx (the
+    run's persisted input, state, step results and metadata; the plan does not run)."""
+
+    def answer(qctx: Any) -> Any:
+        scope = {"ctx": _CtxView(qctx), "steps": qctx.steps, "state": qctx.state}
+        with located(f"query '{name}' of {plan.path}"):
+            return tree.evaluate(scope)
+
+    return answer
 
 
 class PlanHandler:

@@ -6,15 +6,17 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.dsl import plan as p
+from ductwork.dsl import vocabulary as v
 from ductwork.dsl.compiler.base import duration_ms
 from ductwork.dsl.compiler.flow import check_flow
 from ductwork.dsl.compiler.steps import StepCompiler
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, errors, known
+from ductwork.dsl.expr import expressions
 from ductwork.dsl.expr.checker import Scope, TagInfo
 from ductwork.dsl.loader import DataPath, Document
 from ductwork.dsl.schema import authored
 from ductwork.dsl.schema import checker as schema_check
-from ductwork.errors import CompileError
+from ductwork.errors import CompileError, ExpressionError
 
 
 class WorkflowCompiler(StepCompiler):
@@ -66,6 +68,7 @@ class WorkflowCompiler(StepCompiler):
             output = self.exprs.tree(("output",), data["output"],
                                      Scope(visible=frozenset(visible)))
         options = self._options(data.get("options"))
+        queries = self._queries(data.get("queries"))
         if not isinstance(tag, str):
             return None
         return p.WorkflowPlan(
@@ -74,7 +77,7 @@ class WorkflowCompiler(StepCompiler):
             input_schema=input_schema if isinstance(input_schema, dict) else None,
             options=options, signals=dict(signals) if isinstance(signals, dict) else {},
             envs=tuple(envs) if isinstance(envs, list) else None,
-            steps=tuple(steps), output=output, path=self.doc.path,
+            steps=tuple(steps), output=output, path=self.doc.path, queries=queries,
         )
 
     def _check_input_schema(self, schema: dict[str, Any]) -> None:
@@ -91,6 +94,57 @@ class WorkflowCompiler(StepCompiler):
             timeout=duration_ms(raw.get("timeout")),
             retries=retries if isinstance(retries, int) else None,
         )
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def _queries(self, raw: Any) -> dict[str, p.ValueTree]:
+        """`queries:` name -> value, answered from the run's persisted state while the handler
+        is not running: ctx, state, and the recorded results of call and python steps."""
+        if not isinstance(raw, dict):
+            return {}
+        unreadable = self._unreadable_steps()
+        # Any step may have run by the time a query comes: none is "used before it runs".
+        scope = Scope(visible=frozenset(self.exprs.tags))
+        out: dict[str, p.ValueTree] = {}
+        for name, value in raw.items():
+            qpath: DataPath = ("queries", name)
+            for spath, text in _strings(qpath, value):
+                self._query_refs(spath, text, unreadable)
+            out[str(name)] = self.exprs.tree(qpath, value, scope)
+        return out
+
+    def _query_refs(self, path: DataPath, text: str, unreadable: dict[str, str]) -> None:
+        try:
+            sites = expressions.compile_value(text).expressions()
+        except ExpressionError:
+            return  # the expression checker reports it
+        for expr, offset in sites:
+            for ref in expr.references():
+                if ref.root in ("env", "secrets"):
+                    self.fail(path, f"a query cannot read {ref.root}.*",
+                              "a query answers whoever asks, and secrets never leave the run: "
+                              "read ctx, state or steps", offset=offset + ref.column - 1,
+                              length=len(ref.root))
+                elif ref.root == "steps" and ref.path and str(ref.path[0]) in unreadable:
+                    tag = str(ref.path[0])
+                    col = ref.columns[0] if ref.columns else ref.column
+                    self.fail(path, f"a query cannot read step '{tag}'", unreadable[tag],
+                              offset=offset + col - 1, length=len(tag))
+
+    def _unreadable_steps(self) -> dict[str, str]:
+        """Tags whose result a query cannot read, with why: a query sees the recorded result
+        of each call and python step, not what the plan assembles (loops, branches, waits)."""
+        out: dict[str, str] = {}
+        record = "record what you need with 'set:' and read state.<key>"
+        for tag, info in self.exprs.tags.items():
+            step = _at(self.doc.data, info.path)
+            body = next((b for b in v.BODIES if isinstance(step, dict) and b in step), None)
+            if info.foreach:
+                out[tag] = f"it runs once per item of a foreach: {record}"
+            elif body is not None and body not in v.CALLS and body != "python":
+                out[tag] = (f"a query reads the results of call and python steps; a {body} "
+                            f"step's is not recorded under its tag: {record}")
+        return out
 
     # -- tags ----------------------------------------------------------------------------------
 
@@ -140,6 +194,27 @@ class WorkflowCompiler(StepCompiler):
                 if isinstance(handler, dict):
                     self._index_tags(handler.get("steps"), (*spath, "catch", h, "steps"),
                                      foreach, branches)
+
+
+def _strings(path: DataPath, value: Any) -> list[tuple[DataPath, str]]:
+    """Every string holding `${` inside a YAML value, with its path."""
+    if isinstance(value, str):
+        return [(path, value)] if "${" in value else []
+    if isinstance(value, dict):
+        return [s for k, item in value.items() for s in _strings((*path, k), item)]
+    if isinstance(value, list):
+        return [s for i, item in enumerate(value) for s in _strings((*path, i), item)]
+    return []
+
+
+def _at(data: Any, path: DataPath) -> Any:
+    for part in path:
+        found = part in data if isinstance(data, dict) else (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+        if not found:
+            return None
+        data = data[part]
+    return data
 
 
 def compile_workflow(doc: Document, product: p.ProductSpec, *,

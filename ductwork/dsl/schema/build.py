@@ -221,6 +221,10 @@ def build_workflow_schema() -> dict[str, Any]:
                 "envs": {"type": "array", "items": _ref("name"), "uniqueItems": True},
                 "steps": {**_ref("steps"), "minItems": 1},
                 "output": {},
+                "queries": {"type": "object", "propertyNames": _ref("name"),
+                            "description": "named queries answered from a run's persisted "
+                                           "state: name -> value (${...} may read ctx, state "
+                                           "and steps)"},
             },
             ["workflow", "steps"],
         ),
