@@ -82,6 +82,9 @@ class Call:
     resource: str | None  # the resource it addresses ("users-db"), for graphs and checks
     args: ValueTree  # evaluates to the keyword arguments (resource/event names included)
     loc: Location
+    # A resource chosen by an expression: every name it can produce (proven by the compiler,
+    # checked again at run time); `resource` is None then.
+    resources: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Argument types. Names are static (checked against the product file); the others may be
-# written literally or as one `${...}` expression that produces the value at run time.
-ANY, NAME, TEXT, LIST, MAP, INT, DURATION, BOOL, TOPIC = (
-    "any", "name", "text", "list", "map", "int", "duration", "bool", "topic",
+# written literally or as one `${...}` expression that produces the value at run time. A
+# RESOURCE is a name, or an expression whose every value the compiler can list and check.
+ANY, NAME, TEXT, LIST, MAP, INT, DURATION, BOOL, TOPIC, RESOURCE = (
+    "any", "name", "text", "list", "map", "int", "duration", "bool", "topic", "resource",
 )
-STATIC = (NAME, TOPIC)  # written out, never an expression
+STATIC = (NAME, TOPIC, RESOURCE)  # written out (a RESOURCE: or chosen among proven names)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ def _call(key: str, kind: str, resource: str | None, event: str | None,
           *params: Param, description: str = "") -> Call:
     head: list[Param] = []
     if resource:
-        head.append(Param(resource, NAME, True, f"the {kind} resource, as named in product.yaml"))
+        head.append(Param(resource, RESOURCE, True,
+                          f"the {kind} resource, as named in product.yaml"))
     if event:
         head.append(Param(event, NAME, True, f"the {event} declared on that resource"))
     return Call(key, kind, resource, event, (*head, *params), description)

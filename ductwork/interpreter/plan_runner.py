@@ -12,7 +12,7 @@ from functools import cache, partial
 from typing import Any
 
 from ductwork.dsl import plan as p
-from ductwork.dsl.vocabulary import CTX_FIELDS
+from ductwork.dsl.vocabulary import CALLS, CTX_FIELDS
 from ductwork.errors import (
     ChildWorkflowError,
     ConfigurationError,
@@ -295,6 +295,8 @@ class PlanRun:
     async def body(self, body: p.Body | p.FailBody, scope: dict[str, Any]) -> Any:
         if isinstance(body, p.Call):
             kwargs = body.args.evaluate(scope)
+            if body.resources:
+                self.check_resource(body, kwargs)
             if body.key == "graph.create_relationship" and "from" in kwargs:
                 kwargs["from_"] = kwargs.pop("from")
             method = getattr(getattr(self.ctx, body.component), body.method)
@@ -311,6 +313,17 @@ class PlanRun:
             self.log(body, scope)
             return None
         raise FailStep(str(body.message.evaluate(scope)))
+
+    @staticmethod
+    def check_resource(body: p.Call, kwargs: Mapping[str, Any]) -> None:
+        """A resource chosen by an expression must be one the compiler checked (an input that
+        skipped schema validation could name any other)."""
+        param = str(CALLS[body.key].resource)
+        name = kwargs.get(param)
+        if name not in body.resources:
+            raise ConfigurationError(
+                f"{body.key} ({body.loc}): {param} {name!r} is not one of the names this "
+                f"workflow was checked with ({', '.join(body.resources)})")
 
     def log(self, log: p.LogCall, scope: dict[str, Any]) -> None:
         data = log.data.evaluate(scope) if log.data is not None else None

@@ -8,6 +8,7 @@ from ductwork.dsl import plan as p
 from ductwork.dsl import vocabulary as v
 from ductwork.dsl.compiler.arguments import call_problems
 from ductwork.dsl.compiler.base import CompilerBase
+from ductwork.dsl.compiler.names import Unproven, choices
 from ductwork.dsl.diagnostics import did_you_mean, known
 from ductwork.dsl.expr.checker import Scope
 from ductwork.dsl.loader import DataPath
@@ -23,14 +24,22 @@ class CallCompiler(CompilerBase):
     def _call(self, path: DataPath, call: v.Call, args: dict[str, Any], scope: Scope
               ) -> p.Call | None:
         ok = True
+        chosen: tuple[str, ...] = ()
         for param in call.params:
             val = args.get(param.name)
             if param.name not in args:
                 continue
             ppath = (*path, param.name)
             if param.type in v.STATIC and isinstance(val, str) and "${" in val:
+                hint = "resources and events are checked before the run starts"
+                if param.name == call.resource:
+                    try:
+                        chosen = self._chosen_resource(path, call, args, val)
+                        continue
+                    except Unproven as e:
+                        hint = str(e) or hint
                 self.fail(ppath, f"'{param.name}' must be a name written out, not an expression",
-                          "resources and events are checked before the run starts")
+                          hint)
                 ok = False
             elif param.type in (v.LIST, v.MAP) and isinstance(val, str) \
                     and not self.exprs.is_whole(val):
@@ -38,11 +47,27 @@ class CallCompiler(CompilerBase):
                 self.fail(ppath, f"'{param.name}' must be {what} or one ${{...}} expression, "
                           "not text")
                 ok = False
-        resource = self._resource(path, call, args) if ok else None
+        resource = self._resource(path, call, args) if ok and not chosen else None
         if resource is not None:
             self._arguments(path, call, resource, args)
         tree = self.exprs.tree(path, args, scope)
-        return p.Call(call.component, call.method, resource, tree, self.loc(path))
+        return p.Call(call.component, call.method, resource, tree, self.loc(path), chosen)
+
+    def _chosen_resource(self, path: DataPath, call: v.Call, args: dict[str, Any], text: str
+                         ) -> tuple[str, ...]:
+        """A resource named by an expression: every name it can produce must be a declared
+        resource of the call's kind with the event (or Unproven, with the hint)."""
+        assert call.resource is not None
+        found = choices((*path, call.resource), text, self.exprs.input_schema)
+        event = args.get(call.event) if call.event else None
+        for c in found:
+            if not self._known_resource(c.path, call.kind, c.name, offset=c.offset):
+                continue
+            if call.key == "publish.send" and isinstance(event, str):
+                self._topic((*path, "event"), c.name, event)
+            elif call.event and isinstance(event, str) and "${" not in event:
+                self._event((*path, call.event), call, c.name, event)
+        return tuple(c.name for c in found)
 
     def _arguments(self, path: DataPath, call: v.Call, resource: str, args: dict[str, Any]
                    ) -> None:
@@ -85,12 +110,14 @@ class CallCompiler(CompilerBase):
                 self._event((*path, call.event), call, name, event)
         return name
 
-    def _known_resource(self, path: DataPath, kind: str, name: str) -> bool:
+    def _known_resource(self, path: DataPath, kind: str, name: str, *,
+                        offset: int | None = 0) -> bool:
         section = v.KIND_SECTION[kind]
         declared = self.product.resources.get(kind, {})
         if name in declared:
             return True
-        offset = 0 if path[-1] != "event" else None
+        if path[-1] == "event":
+            offset = None
         other = [k for k, items in self.product.resources.items() if name in items and k != kind]
         if other:
             hint = f"'{name}' is declared under {v.KIND_SECTION[other[0]]}:, not {section}:"

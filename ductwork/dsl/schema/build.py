@@ -35,6 +35,11 @@ def _param_schema(p: v.Param) -> dict[str, Any]:
     schema: dict[str, Any]
     if p.type == v.NAME:
         schema = _ref("name")
+    elif p.type == v.RESOURCE:
+        # if/then/else (not anyOf) keeps a bad name's own error; the compiler checks which
+        # names an expression can give.
+        schema = {"if": {"type": "string", "pattern": "\\$\\{"}, "then": _EXPR,
+                  "else": _ref("name")}
     elif p.type == v.TOPIC:
         schema = {"type": "string", "pattern": TOPIC_PATTERN}
     elif p.type == v.TEXT:
