@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from ductwork.dsl.diagnostics import did_you_mean
 from ductwork.dsl.loader import DataPath
+from ductwork.dsl.schema.places import describe
 from ductwork.util import suggest
 
 Schema = dict[str, Any]
@@ -274,8 +275,6 @@ def placement(nav: Navigator, data: Any, path: DataPath, key: str, what: str,
 
 
 def _owner(data: Any, path: DataPath) -> str:
-    from ductwork.dsl.schema.checker import describe  # describe() needs the vocabulary
-
     return describe(path[:-1], data) if path[:-1] else "the top level of the file"
 
 
