@@ -42,8 +42,7 @@ class Targets:
         report = _Reporter(doc, out)
         schema = doc.data.get("input") if isinstance(doc.data, dict) else None
         for site in walk(doc.data):
-            for path, body in ((site.path, site.step), ((*site.path, "rollback"),
-                                                        site.step.get("rollback"))):
+            for path, body in ((site.path, site.step), *_rollbacks(site.path, site.step)):
                 if isinstance(body, dict) and isinstance(body.get("python"), str):
                     self._check(report, path, body["python"], body, schema)
         return out
@@ -144,3 +143,10 @@ class _Reporter:
         self.out.append(Diagnostic(self.doc.path, line, col, message, hint,
                                    self.doc.source_line(line), length))
 
+
+def _rollbacks(path: DataPath, step: dict[str, Any]) -> list[tuple[DataPath, Any]]:
+    """A step's rollback bodies with their paths: one mapping, or each entry of a list."""
+    rollback = step.get("rollback")
+    if isinstance(rollback, list):
+        return [((*path, "rollback", i), body) for i, body in enumerate(rollback)]
+    return [((*path, "rollback"), rollback)]

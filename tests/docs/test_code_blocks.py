@@ -91,7 +91,7 @@ MARKER_VALUES = {"file", "exit", "stop-after", "skip"}
 
 PRODUCT_SECTIONS = {"apps", "databases", "notifications", "storage", "graphs", "brokers"}
 STEP_KEYS = {"tag", "if", "sleep", "wait_for_signal", "checkpoint", "set", "log", "fail",
-             "foreach", "parallel", "switch", "workflow", "python"}
+             "foreach", "parallel", "switch", "workflow", "python", "return", "trigger_rollback"}
 TIMEOUT = 180
 
 

@@ -101,6 +101,29 @@ def test_python_parameters_are_checked_against_args(shop: Path,
     ]
 
 
+def test_python_bodies_in_a_rollback_list_are_checked(shop: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    write(shop, {"shop_hooks_r.py": HOOKS, "specs/shop/workflows/r.yaml": """\
+        workflow: r
+        steps:
+          - tag: p1
+            python: shop_hooks_r:price
+            args: {items: [1]}
+            rollback:
+              - log: {message: "undoing ${result}"}
+              - python: shop_hooks_r:refund
+                args: {charge: "${result.id}"}
+              - python: shop_hooks_r:refnd
+    """})
+    code, found = validate(capsys, "specs")
+    assert code == 1
+    got = [(d["line"], d["col"], d["message"], d["hint"]) for d in found]
+    assert got == [
+        (9, 16, "refund() has no parameter 'charge'", "did you mean 'charge_id'?"),
+        (10, 17, "module 'shop_hooks_r' has no function 'refnd'", "did you mean 'refund'?"),
+    ]
+
+
 def test_import_failures_are_findings_not_tracebacks(shop: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     write(shop, {
