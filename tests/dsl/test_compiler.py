@@ -421,6 +421,6 @@ def test_graph_prints_mermaid(capsys: pytest.CaptureFixture[str],
     chart = capsys.readouterr().out
     assert 'n12{"ship: switch"}' in chart
     assert "-.->|\"next item\"|" in chart
-    assert "|\"ctx.input.shipping == 'express'\"|" in chart
+    assert "|\"default(ctx.input.shipping, 'standard') == 'express'\"|" in chart
     assert main(["graph", "my-product", "nope"]) == 1
     assert "Workflow not found: my-product/nope" in capsys.readouterr().err

@@ -44,8 +44,10 @@ class CallCompiler(CompilerBase):
             elif param.type in (v.LIST, v.MAP) and isinstance(val, str) \
                     and not self.exprs.is_whole(val):
                 what = "a list" if param.type == v.LIST else "a mapping"
+                form = (f'{param.name}: ["{val}"]' if param.type == v.LIST
+                        else f"{param.name}: {{key: value}}")
                 self.fail(ppath, f"'{param.name}' must be {what} or one ${{...}} expression, "
-                          "not text")
+                          "not text", f"write {form}")
                 ok = False
         resource = self._resource(path, call, args) if ok and not chosen else None
         if resource is not None:

@@ -14,6 +14,8 @@ from ductwork.dsl.expr.checker import Scope
 from ductwork.dsl.loader import DataPath
 from ductwork.dsl.schema import checker as schema_check
 
+_ARGS_HINT = ("a call takes its values in its own body (input:, data:, template:, ...); "
+              "args: goes with python:")
 
 class StepCompiler(CallCompiler):
     # -- steps ---------------------------------------------------------------------------------
@@ -74,7 +76,8 @@ class StepCompiler(CallCompiler):
                               "python) take rollback/allow_fail/retries/retry_delay/timeout/"
                               "critical", key=True)
         if "args" in raw and body != "python":
-            self.fail((*path, "args"), "'args' belongs to python steps", key=True)
+            self.fail((*path, "args"), "'args' belongs to python steps",
+                      _ARGS_HINT, key=True)
         if "returns" in raw and body != "python":
             self.fail((*path, "returns"), "'returns' belongs to python steps",
                       "it declares what a python function returns; other steps' results are "
@@ -178,7 +181,9 @@ class StepCompiler(CallCompiler):
         else:
             main = self.body(path, raw, body, scope)
         if body == "fail" and isinstance(raw.get("rollback"), dict | list):
-            self.fail((*path, "rollback"), "a fail step has nothing to roll back", key=True)
+            self.fail((*path, "rollback"), "a fail step has nothing to roll back",
+                      "remove 'rollback:'; the steps completed before it are undone by their own "
+                      "rollbacks", key=True)
         rollback = self._rollback(path, raw, tag, scope)
         if main is None:
             return None
@@ -215,7 +220,8 @@ class StepCompiler(CallCompiler):
                     self._rollback_bodies(epath, found)
                 continue
             if "args" in entry and found[0] != "python":
-                self.fail((*epath, "args"), "'args' belongs to python steps", key=True)
+                self.fail((*epath, "args"), "'args' belongs to python steps",
+                          _ARGS_HINT, key=True)
             compiled = self.body(epath, entry, found[0], rscope)
             if compiled is not None:
                 out.append(compiled)
@@ -307,7 +313,8 @@ class StepCompiler(CallCompiler):
                  when: p.ValueTree | None, loc: p.Location, scope: Scope) -> p.ForeachStep:
         items_raw = raw.get("items")
         if isinstance(items_raw, str) and not self.exprs.is_whole(items_raw):
-            self.fail((*path, "items"), "items must be a list or one ${...} expression")
+            self.fail((*path, "items"), "items must be a list or one ${...} expression",
+                      'write items: "${ctx.input.items}" or a YAML list such as [a, b]')
         items = self.exprs.tree((*path, "items"), items_raw, scope)
         alias = raw.get("as") if isinstance(raw.get("as"), str) else None
         if alias in v.RESERVED_NAMES:

@@ -113,7 +113,7 @@ class ExprChecker:
                 self.report(path, better[0], better[1], better[2], 1)
             else:
                 self.report(path, offset, f"bad expression: {message}",
-                            f"did you mean {hint}" if hint else None, 1)
+                            f"did you mean {hint}" if hint else _parse_hint(message), 1)
             return None
         if value.is_constant:
             return None
@@ -148,8 +148,12 @@ class ExprChecker:
         # problems() also knows each function's arity; roots are checked below, with context.
         for problem in expr.problems(roots=frozenset(r.root for r in refs)):
             message, _, hint = str(problem).partition("; did you mean ")
-            self.report(path, at(problem.column or 1), message,
-                        f"did you mean {hint}" if hint else None, 1)
+            arity = _ARITY.fullmatch(message)
+            if arity:  # "f() takes 2 arguments, got 1: f(list, field)": the form is the fix
+                message, hint = arity[1], f"call it as {arity[2]}"
+            else:
+                hint = f"did you mean {hint}" if hint else ""
+            self.report(path, at(problem.column or 1), message, hint or None, 1)
         joined = self._hyphenated_roots(path, expr, at, refs)
         optional = _optional_names(expr.node)
         for ref in refs:
@@ -194,8 +198,9 @@ class ExprChecker:
         if root in scope.loop_names:
             return
         if root in ("item", "index"):
-            self.report(path, at(ref.column), f"'{root}' is only defined inside a foreach", None,
-                        len(root))
+            self.report(path, at(ref.column), f"'{root}' is only defined inside a foreach",
+                        "item and index exist in the steps of a foreach; after the loop, read "
+                        "steps.<foreach tag> (one result per item)", len(root))
             return
         if root == "result":
             if not scope.in_rollback:
@@ -520,3 +525,19 @@ def _paths(text: str) -> set[_Path]:
     except ExpressionError:
         return set()
     return {(r.root, r.path) for r in refs}
+
+
+_ARITY = re.compile(r"(\S+\(\) takes .+, got \d+): (.+)")
+
+
+def _parse_hint(message: str) -> str | None:
+    """A fix for the commonest expression syntax errors (the message says what the parser saw)."""
+    if "never closed" in message:
+        return "end the expression with '}' before the text goes on: \"${ctx.input.a}\""
+    if "unexpected end of expression" in message:
+        if "expected ',' or ')'" in message:
+            return "a '(' is never closed: add ')' after the last argument"
+        if "expected a value" in message:
+            return "something is missing at the end: an operator needs a value on both sides"
+        return "the expression stops too early: something is missing before '}'"
+    return None

@@ -216,7 +216,7 @@ def test_validate_reports_calls_it_can_prove_wrong(shop: p.ProductSpec) -> None:
             h: "${avrage(ctx.input.items)}"
             i: "${round(ctx.input.x, 1) + sum(ctx.input.items)}"
     """) == [
-        "5:13: sum() takes 1 to 2 arguments, got 3: sum(list, [field])",
+        "5:13: sum() takes 1 to 2 arguments, got 3",  # the hint: call it as sum(list, [field])
         "6:44: sort(): order must be one of 'asc', 'desc', not 'down'",
         "7:39: format_date(): format uses tokens like 'YYYY-MM-DD HH:mm', not strftime codes "
         "like '%Y' (see docs/functions.md)",
