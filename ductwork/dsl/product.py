@@ -19,36 +19,23 @@ from ductwork.errors import DuctworkError
 def compile_product(doc: Document, folder: str | None = None
                     ) -> tuple[ProductSpec | None, list[Diagnostic]]:
     """Check one product file; returns the spec (even with errors, for workflow checks)."""
-    diagnostics = list(schema_check.check(doc, "product"))
-
-    def fail(path: DataPath, message: str, hint: str | None = None, *, key: bool = False,
-             offset: int | None = None, length: int | None = None,
-             severity: str = "error") -> None:
-        line, col = doc.locate(path, key=key, offset=offset)
-        if length is None:
-            length = len(str(path[-1])) if key and path else doc.width(path)
-        d = Diagnostic(doc.path, line, col, message, hint, doc.source_line(line), length,
-                       severity)
-        if d not in diagnostics:  # validators of several envs may report a shared block twice
-            diagnostics.append(d)
-
+    chk = _ProductCheck(doc, list(schema_check.check(doc, "product")))
     data = doc.data
     if not isinstance(data, dict):
-        return None, diagnostics
+        return None, chk.diagnostics
     name = data.get("product")
     if not isinstance(name, str):
         name = folder or "?"
     elif folder is not None and name != folder:
-        fail(("product",), f"product '{name}' lives in folder '{folder}'",
-             "the folder name is the product name: rename one of them")
+        chk.fail(("product",), f"product '{name}' lives in folder '{folder}'",
+                 "the folder name is the product name: rename one of them")
     # A misspelt reference is said first: a provider's validator would read it as a value.
     findings = secret_findings(data)
-    taken: set[tuple[int, int]] = set()
     for found in findings:
         if found.reference:
-            fail(found.path, found.message, found.hint, offset=found.offset,
-                 length=found.length)
-            taken.add(doc.locate(found.path, offset=found.offset))
+            chk.fail(found.path, found.message, found.hint, offset=found.offset,
+                     length=found.length)
+            chk.taken.add(doc.locate(found.path, offset=found.offset))
     envs_raw = data.get("envs")
     envs = tuple(e for e in envs_raw if isinstance(e, str)) if isinstance(envs_raw, list) else ()
     resources: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in v.KIND_SECTION}
@@ -57,62 +44,91 @@ def compile_product(doc: Document, folder: str | None = None
         if not isinstance(block, dict):
             continue
         for rname, definition in block.items():
-            if not isinstance(definition, dict):
-                continue
-            resources[kind][rname] = copy.deepcopy(definition)
-            # The validators find the env name by identity of `config` inside `definition`.
-            checked = copy.deepcopy(definition)
-            configs = checked.get("envs")
-            if not isinstance(configs, dict):
-                continue
-            missing = [e for e in envs if e not in configs]
-            if missing:
-                names = " and ".join(f"'{e}'" for e in missing)
-                strays = [str(e) for e in configs if e not in envs]
-                hint = (f"a step that uses it in {missing[0]} fails when it runs: add "
-                        f"{missing[0]}: {{...}} under its envs")
-                if strays:
-                    hint = f"'{strays[0]}' is no env of the product: rename it {missing[0]}, " \
-                           f"or add {missing[0]}: {{...}}"
-                fail((section, rname, "envs"), f"{v.NOUN[kind]} '{rname}' has no configuration "
-                     f"for env{'s' if len(missing) > 1 else ''} {names}", hint, key=True,
-                     severity=WARNING)
-            for env, config in configs.items():
-                at: DataPath = (section, rname, "envs", env)
-                if envs and env not in envs:
-                    fail(at, f"unknown environment '{env}' in {kind} '{rname}'",
-                         did_you_mean(env, envs) or f"the product declares {known(envs)}",
-                         key=True)
-                if isinstance(config, dict):
-                    for problem_path, problem in _validate(kind, checked, config):
-                        message, _, hint = problem.partition("; did you mean ")
-                        last = problem_path[-1] if problem_path else None
-                        # "unknown key 'x'" points at the key, other problems at the value;
-                        # a Detail (connectors.checks) knows its hint and its exact spot.
-                        offset = getattr(problem, "offset", None)
-                        on_key = getattr(problem, "key", False) or (
-                            offset is None and isinstance(last, str) and "unknown" in message
-                            and f"'{last}'" in message)
-                        if doc.locate((section, rname, *problem_path), key=on_key,
-                                      offset=offset) in taken:
-                            continue
-                        fail((section, rname, *problem_path), message,
-                             getattr(problem, "hint", None)
-                             or (f"did you mean {hint}" if hint else None),
-                             key=on_key, offset=offset, length=getattr(problem, "length", None))
-    taken = {(d.line, d.col) for d in diagnostics}
+            if isinstance(definition, dict):
+                resources[kind][rname] = copy.deepcopy(definition)
+                chk.resource(section, kind, rname, definition, envs)
+    taken = {(d.line, d.col) for d in chk.diagnostics}
     for found in findings:
         # A provider's validator may have said it already, in its own words.
         if not found.reference and doc.locate(found.path, offset=found.offset) not in taken:
-            fail(found.path, found.message, found.hint, offset=found.offset,
-                 length=found.length)
+            chk.fail(found.path, found.message, found.hint, offset=found.offset,
+                     length=found.length)
     base_dir = str(Path(doc.path).resolve().parent)
     spec = ProductSpec(
         name=name, title=str(data.get("name") or name),
         description=str(data.get("description") or ""), envs=envs, resources=resources,
         workflows={}, base_dir=base_dir, path=doc.path,
     )
-    return spec, diagnostics
+    return spec, chk.diagnostics
+
+
+class _ProductCheck:
+    """The diagnostics of one product file, and the spots already reported (said once)."""
+
+    def __init__(self, doc: Document, diagnostics: list[Diagnostic]) -> None:
+        self.doc, self.diagnostics = doc, diagnostics
+        self.taken: set[tuple[int, int]] = set()
+
+    def fail(self, path: DataPath, message: str, hint: str | None = None, *, key: bool = False,
+             offset: int | None = None, length: int | None = None,
+             severity: str = "error") -> None:
+        doc = self.doc
+        line, col = doc.locate(path, key=key, offset=offset)
+        if length is None:
+            length = len(str(path[-1])) if key and path else doc.width(path)
+        d = Diagnostic(doc.path, line, col, message, hint, doc.source_line(line), length,
+                       severity)
+        if d not in self.diagnostics:  # validators of several envs may report a block twice
+            self.diagnostics.append(d)
+
+    def resource(self, section: str, kind: str, rname: str, definition: dict[str, Any],
+                 envs: tuple[str, ...]) -> None:
+        """One resource: an env of the product without config, then each env's config."""
+        # The validators find the env name by identity of `config` inside `definition`.
+        checked = copy.deepcopy(definition)
+        configs = checked.get("envs")
+        if not isinstance(configs, dict):
+            return
+        missing = [e for e in envs if e not in configs]
+        if missing:
+            names = " and ".join(f"'{e}'" for e in missing)
+            strays = [str(e) for e in configs if e not in envs]
+            hint = (f"a step that uses it in {missing[0]} fails when it runs: add "
+                    f"{missing[0]}: {{...}} under its envs")
+            if strays:
+                hint = f"'{strays[0]}' is no env of the product: rename it {missing[0]}, " \
+                       f"or add {missing[0]}: {{...}}"
+            self.fail((section, rname, "envs"), f"{v.NOUN[kind]} '{rname}' has no configuration "
+                      f"for env{'s' if len(missing) > 1 else ''} {names}", hint, key=True,
+                      severity=WARNING)
+        for env, config in configs.items():
+            if envs and env not in envs:
+                self.fail((section, rname, "envs", env),
+                          f"unknown environment '{env}' in {kind} '{rname}'",
+                          did_you_mean(env, envs) or f"the product declares {known(envs)}",
+                          key=True)
+            if isinstance(config, dict):
+                self.config(section, kind, rname, checked, config)
+
+    def config(self, section: str, kind: str, rname: str, checked: dict[str, Any],
+               config: dict[str, Any]) -> None:
+        """The provider's own validator on one env's config, each problem located."""
+        for problem_path, problem in _validate(kind, checked, config):
+            message, _, hint = problem.partition("; did you mean ")
+            last = problem_path[-1] if problem_path else None
+            # "unknown key 'x'" points at the key, other problems at the value;
+            # a Detail (connectors.checks) knows its hint and its exact spot.
+            offset = getattr(problem, "offset", None)
+            on_key = getattr(problem, "key", False) or (
+                offset is None and isinstance(last, str) and "unknown" in message
+                and f"'{last}'" in message)
+            if self.doc.locate((section, rname, *problem_path), key=on_key,
+                               offset=offset) in self.taken:
+                continue
+            self.fail((section, rname, *problem_path), message,
+                      getattr(problem, "hint", None)
+                      or (f"did you mean {hint}" if hint else None),
+                      key=on_key, offset=offset, length=getattr(problem, "length", None))
 
 
 def _validate(kind: str, definition: dict[str, Any], config: dict[str, Any]
