@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ductwork.cli import connectors, db, runs, specs, worker
 from ductwork.errors import DuctworkError
@@ -19,15 +20,82 @@ GROUPS = (
 )
 
 
+# One example line per command, shown at the end of its --help.
+EXAMPLES = {
+    "validate": "ductwork validate specs/shop --strict",
+    "schema": "ductwork schema product > product.schema.json",
+    "run": "ductwork run shop checkout --env dev --input '{\"order_id\": 42}'",
+    "graph": "ductwork graph shop checkout > checkout.mmd",
+    "worker": "ductwork worker --specs specs --concurrency 20",
+    "runs": "ductwork runs list --status failed --since 1h",
+    "runs list": "ductwork runs list --product shop --status failed --since 1h",
+    "runs show": "ductwork runs show shop-checkout-42",
+    "runs history": "ductwork runs history shop-checkout-42 --logs",
+    "runs prune": "ductwork runs prune --older-than 30d",
+    "runs signal": "ductwork runs signal shop-checkout-42 approved --payload '{\"by\": \"ann\"}'",
+    "runs cancel": "ductwork runs cancel shop-checkout-42 --reason 'duplicate order'",
+    "runs query": "ductwork runs query shop-checkout-42 progress",
+    "runs replay": "ductwork runs replay shop-checkout-42 --from-step charge",
+    "runs restart": "ductwork runs restart shop-checkout-42 --merge '{\"qty\": 2}'",
+    "runs resume": "ductwork runs resume shop-checkout-42 --from-step ship",
+    "test": "ductwork test specs/shop -k checkout",
+    "db": "ductwork db upgrade --store postgresql://localhost/ductwork",
+    "db upgrade": "ductwork db upgrade --store postgresql://localhost/ductwork",
+    "db status": "ductwork db status --json",
+    "import-openapi": "ductwork import-openapi stripe.yaml --app stripe -o stripe.yaml.part",
+}
+
+
+def _version() -> str:
+    """The installed distribution's version, else the package's own."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ductwork")
+    except metadata.PackageNotFoundError:
+        import ductwork
+
+        return ductwork.__version__
+
+
+def _subparsers(parser: argparse.ArgumentParser,
+                prefix: str = "") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every (command path, parser) below `parser`, e.g. ("runs list", <parser>)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                path = f"{prefix}{name}"
+                yield path, child
+                yield from _subparsers(child, path + " ")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ductwork", description="Durable workflows for Python.")
+    parser = argparse.ArgumentParser(prog="ductwork", description="Durable workflows for Python.",
+                                     epilog="example: ductwork validate specs")
+    parser.add_argument("--version", action="version", version=f"ductwork {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(sub)
+    for path, child in _subparsers(parser):
+        if child.epilog is None and path in EXAMPLES:
+            child.epilog = f"example: {EXAMPLES[path]}"
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (`ductwork schema | head -3`): as the Python docs recommend,
+        # point stdout at devnull so the flush at exit does not fail again, and end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
