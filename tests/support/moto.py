@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -61,6 +62,7 @@ class MotoServer:
             self._admin = None
         if self.server is not None:
             self.server.stop()
+            shutil.rmtree(self.server.dir, ignore_errors=True)  # its log folder (dw-moto-*)
             self.server = None
 
 
@@ -84,8 +86,14 @@ def start_moto(*, auth: bool = True) -> MotoServer:
     env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
     if auth:
         env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(_SETUP_ACTIONS)
-    server = start_server("moto", Path(tempfile.mkdtemp(prefix="dw-moto-")),
-                          lambda port: [str(binary), "-H", "127.0.0.1", "-p", str(port)], env=env)
+    root = Path(tempfile.mkdtemp(prefix="dw-moto-"))
+    try:
+        server = start_server("moto", root,
+                              lambda port: [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+                              env=env)
+    except RuntimeError:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     endpoint = f"http://127.0.0.1:{server.port}"
     if not auth:
         return MotoServer(endpoint, server.port, "AKIAMOTOOPEN00000000", "moto-open-secret",
@@ -100,6 +108,7 @@ def start_moto(*, auth: bool = True) -> MotoServer:
         key = iam.create_access_key(UserName="ductwork-test")["AccessKey"]
     except BaseException:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
         raise
     finally:
         iam.close()
