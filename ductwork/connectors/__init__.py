@@ -16,7 +16,7 @@ BUILTIN: dict[tuple[str, str], tuple[str, str | None]] = {
                                  f"{_C}.database.postgres:validate"),
     ("notification", "outbox"): (f"{_C}.notification.email:create_outbox",
                                  f"{_C}.notification:validate"),
-    ("notification", "smtp"): (f"{_C}.notification.email:create_smtp",
+    ("notification", "smtp"): (f"{_C}.notification.smtp:create_smtp",
                                f"{_C}.notification:validate"),
     ("notification", "twilio"): (f"{_C}.notification.sms:create_twilio",
                                  f"{_C}.notification:validate"),

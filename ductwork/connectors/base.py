@@ -207,6 +207,21 @@ def register_provider(
     PROVIDERS[(kind, provider)] = factory
 
 
+# The pip extra that brings a provider's client library (pyproject's optional-dependencies);
+# any provider not named here is in `connectors`, which holds every client library.
+PROVIDER_EXTRA: dict[str, str] = {"postgres": "postgres", "postgresql": "postgres"}
+
+
+def pip_install(provider: str) -> str:
+    """The command that installs what `provider` needs, e.g. pip install 'ductwork[connectors]'."""
+    return f"pip install 'ductwork[{PROVIDER_EXTRA.get(provider, 'connectors')}]'"
+
+
+def missing_package(provider: str, e: ImportError) -> str:
+    return (f"provider '{provider}' needs a package that is not installed "
+            f"({e.name or e}): {pip_install(provider)}")
+
+
 def build_connector(spec: ResourceSpec) -> Connector:
     key = (spec.kind, spec.provider)
     factory = PROVIDERS.get(key)
@@ -220,10 +235,7 @@ def build_connector(spec: ResourceSpec) -> Connector:
         try:
             factory = getattr(importlib.import_module(mod), fn)
         except ImportError as e:
-            raise spec.error(
-                f"provider '{spec.provider}' needs a package that is not installed ({e.name}); "
-                "install ductwork[connectors]", retryable=False,
-            ) from None
+            raise spec.error(missing_package(spec.provider, e), retryable=False) from None
     assert callable(factory)
     try:
         return factory(spec)

@@ -1,0 +1,141 @@
+"""The base install (no extras) runs the embedded defaults: SQLite, the email outbox, HTTP.
+
+Each test runs `ductwork` in a subprocess where the optional client libraries cannot be
+imported (`sys.modules[name] = None`), as on a machine with `pip install ductwork` only.
+"""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+# The client libraries of the `postgres` and `connectors` extras (and what they bring).
+OPTIONAL = ("aiosmtplib", "psycopg", "psycopg_pool", "boto3", "botocore", "google", "pywebpush",
+            "py_vapid", "ladybug", "kuzu", "falkordb", "redis", "nats", "aiokafka", "requests")
+
+PRODUCT = """\
+product: hello
+envs: [dev, prd]
+databases:
+  users-db:
+    envs:
+      dev: {provider: sqlite, url: "sqlite:///.ductwork/users.db"}
+      prd: {provider: sqlite, url: "sqlite:///.ductwork/users-prd.db"}
+    tables:
+      users:
+        columns:
+          id: {type: integer, primary_key: true, auto: true}
+          email: {type: text, nullable: false}
+    events:
+      create-user: {op: insert, table: users}
+notifications:
+  transactional:
+    envs:
+      dev: {provider: outbox, maildir: .ductwork/outbox}
+      prd: {provider: smtp, host: smtp.example.com, from: "Hello <hello@example.com>"}
+    events:
+      welcome-email:
+        subject: "Welcome, {{ email }}!"
+        text: "Hi {{ email }}, your account is ready."
+"""
+
+WORKFLOW = """\
+workflow: onboarding
+input: {type: object, required: [email]}
+steps:
+  - tag: create-user
+    database.insert:
+      database: users-db
+      event: create-user
+      data: {email: "${ctx.input.email}"}
+  - tag: send-welcome
+    notification.email:
+      notification: transactional
+      event: welcome-email
+      recipients: ["${ctx.input.email}"]
+      template: {email: "${ctx.input.email}"}
+output: {userId: "${steps.create-user.id}", mail: "${steps.send-welcome}"}
+"""
+
+
+def _without_extras(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    code = textwrap.dedent(f"""\
+        import sys
+        for name in {OPTIONAL!r}:
+            sys.modules[name] = None  # `import name` raises ImportError
+        from ductwork.cli.main import main
+        rc = main({list(args)!r})
+        leaked = sorted(n for n in {OPTIONAL!r} if sys.modules.get(n) is not None)
+        assert not leaked, leaked
+        sys.exit(rc)
+        """)
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _specs(tmp_path: Path) -> Path:
+    product = tmp_path / "specs" / "hello"
+    (product / "workflows").mkdir(parents=True)
+    (product / "product.yaml").write_text(PRODUCT)
+    (product / "workflows" / "onboarding.yaml").write_text(WORKFLOW)
+    return product
+
+
+def test_the_outbox_sends_email_without_any_extra(tmp_path: Path) -> None:
+    product = _specs(tmp_path)
+    done = _without_extras(tmp_path, "run", "hello", "onboarding", "--env", "dev",
+                           "--specs", str(tmp_path / "specs"),
+                           "--store", f"sqlite:///{tmp_path / 'runs.db'}",
+                           "--input", '{"email": "kim@example.com"}')
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = json.loads(done.stdout)
+    assert result["output"]["userId"] == 1
+    assert result["output"]["mail"]["provider"] == "outbox"
+    [msg] = mailbox.Maildir(product / ".ductwork" / "outbox", create=False)
+    assert msg["To"] == "kim@example.com"
+    assert msg["Subject"] == "Welcome, kim@example.com!"
+
+
+def test_a_provider_without_its_package_names_the_pip_extra(tmp_path: Path) -> None:
+    _specs(tmp_path)
+    done = _without_extras(tmp_path, "run", "hello", "onboarding", "--env", "prd",
+                           "--specs", str(tmp_path / "specs"),
+                           "--store", f"sqlite:///{tmp_path / 'runs.db'}",
+                           "--input", '{"email": "kim@example.com"}')
+    assert done.returncode != 0
+    assert "aiosmtplib" in done.stdout + done.stderr
+    assert "pip install 'ductwork[connectors]'" in done.stdout + done.stderr
+
+
+def test_the_extra_named_is_one_pyproject_defines() -> None:
+    import tomllib
+
+    from ductwork.connectors import BUILTIN
+    from ductwork.connectors.base import pip_install
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    for _kind, provider in BUILTIN:
+        command = pip_install(provider)
+        assert command.split("[")[1].rstrip("]'") in extras, command
+    assert pip_install("postgres") == "pip install 'ductwork[postgres]'"
+    assert pip_install("smtp") == "pip install 'ductwork[connectors]'"
+
+
+def test_the_default_providers_import_no_optional_package() -> None:
+    from ductwork.connectors import BUILTIN
+
+    embedded = [("action", "http"), ("database", "sqlite"), ("notification", "outbox"),
+                ("storage", "local")]
+    modules = sorted({BUILTIN[key][i].partition(":")[0]  # type: ignore[union-attr]
+                      for key in embedded for i in (0, 1)})
+    code = (f"import importlib, sys\n"
+            f"for name in {OPTIONAL!r}:\n    sys.modules[name] = None\n"
+            f"for m in {modules!r}:\n    importlib.import_module(m)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
