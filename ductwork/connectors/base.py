@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -215,6 +216,32 @@ PROVIDER_EXTRA: dict[str, str] = {"postgres": "postgres", "postgresql": "postgre
 def pip_install(provider: str) -> str:
     """The command that installs what `provider` needs, e.g. pip install 'ductwork[connectors]'."""
     return f"pip install 'ductwork[{PROVIDER_EXTRA.get(provider, 'connectors')}]'"
+
+
+# The modules each provider's client library brings ("a|b": either will do); the embedded
+# providers (http, sqlite, outbox, local, twilio) need none beyond the base install.
+PROVIDER_MODULES: dict[str, tuple[str, ...]] = {
+    "postgres": ("psycopg", "psycopg_pool"), "postgresql": ("psycopg", "psycopg_pool"),
+    "smtp": ("aiosmtplib",), "fcm": ("google.auth",), "webpush": ("pywebpush",),
+    "s3": ("boto3",), "ladybug": ("ladybug|kuzu",), "falkordb": ("falkordb",),
+    "redis": ("redis",), "nats": ("nats",), "kafka": ("aiokafka",),
+}
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a None in sys.modules
+        return False
+
+
+def uninstalled_module(provider: str) -> str | None:
+    """The first module `provider` needs that cannot be imported here, else None."""
+    for need in PROVIDER_MODULES.get(provider, ()):
+        choices = need.split("|")
+        if not any(_importable(m) for m in choices):
+            return choices[0]
+    return None
 
 
 def missing_package(provider: str, e: ImportError) -> str:

@@ -108,7 +108,26 @@ class _ProductCheck:
                           did_you_mean(env, envs) or f"the product declares {known(envs)}",
                           key=True)
             if isinstance(config, dict):
+                self.installed(section, kind, rname, env, config)
                 self.config(section, kind, rname, checked, config)
+
+    def installed(self, section: str, kind: str, rname: str, env: str,
+                  config: dict[str, Any]) -> None:
+        """A provider whose client library is not installed here: a warning (the machine
+        that validates, a CI runner say, need not be the one that runs it)."""
+        provider = config.get("provider", connectors.DEFAULT_PROVIDER.get(kind))
+        if not isinstance(provider, str) or provider not in v.PROVIDERS[kind]:
+            return
+        module = connectors.uninstalled_module(provider)
+        if module is None:
+            return
+        path: DataPath = (section, rname, "envs", env)
+        path = (*path, "provider") if "provider" in config else path
+        said = "" if "provider" in config else " (the default)"
+        self.fail(path, f"{v.NOUN[kind]} '{rname}' uses provider '{provider}'{said} in env "
+                  f"'{env}', whose package {module} is not installed here",
+                  f"{connectors.pip_install(provider)} where it runs", key=True,
+                  severity=WARNING)
 
     def config(self, section: str, kind: str, rname: str, checked: dict[str, Any],
                config: dict[str, Any]) -> None:

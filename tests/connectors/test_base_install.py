@@ -139,3 +139,51 @@ def test_the_default_providers_import_no_optional_package() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+POSTGRES_PRODUCT = """\
+product: ledger
+envs: [dev, prd]
+databases:
+  books:
+    envs:
+      dev: {provider: sqlite, url: "sqlite:///.ductwork/books.db"}
+      prd: {provider: postgres, url: "postgresql://db.example.com/books"}
+    tables:
+      entries:
+        columns:
+          id: {type: integer, primary_key: true, auto: true}
+    events:
+      add: {op: insert, table: entries}
+"""
+
+
+def test_validate_warns_of_a_provider_whose_package_is_not_installed(tmp_path: Path) -> None:
+    _specs(tmp_path)
+    (tmp_path / "specs" / "ledger").mkdir()
+    (tmp_path / "specs" / "ledger" / "product.yaml").write_text(POSTGRES_PRODUCT)
+    done = _without_extras(tmp_path, "validate", "specs", "--json")
+    assert done.returncode == 0, done.stderr + done.stdout  # a CI runner without extras passes
+    report = json.loads(done.stdout)
+    found = {(Path(d["path"]).parent.name, d["line"]): d for d in report["diagnostics"]}
+    smtp = found[("hello", PRODUCT.splitlines().index(next(
+        line for line in PRODUCT.splitlines() if "provider: smtp" in line)) + 1)]
+    assert smtp["severity"] == "warning"
+    assert "'smtp'" in smtp["message"] and "aiosmtplib" in smtp["message"]
+    assert "pip install 'ductwork[connectors]'" in smtp["hint"]
+    pg = found[("ledger", 7)]
+    assert pg["severity"] == "warning" and "psycopg" in pg["message"]
+    assert "pip install 'ductwork[postgres]'" in pg["hint"]
+    assert len(report["diagnostics"]) == 2  # nothing about sqlite, outbox
+
+    strict = _without_extras(tmp_path, "validate", "specs", "--strict")
+    assert strict.returncode == 1
+    assert "product.yaml:7:13" in strict.stdout and "ductwork[postgres]" in strict.stdout
+
+
+def test_validate_is_quiet_when_the_packages_are_installed(tmp_path: Path) -> None:
+    from ductwork.cli.specs import validate_paths
+
+    _specs(tmp_path)
+    report = validate_paths([str(tmp_path / "specs")])
+    assert report.ok and not report.diagnostics
