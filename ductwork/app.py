@@ -11,6 +11,7 @@ from ductwork.connectors.base import SecretSet
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter.definitions import Definitions
 from ductwork.interpreter.engine import Engine
+from ductwork.interpreter.observe import Observer
 from ductwork.interpreter.resources import ConnectorRegistry
 from ductwork.interpreter.runtime import LazyEngine, Runtime, Secrets
 from ductwork.store import RunStore, open_store
@@ -77,6 +78,10 @@ class Ductwork:
         self.runtime.products.update(specs.products)
         for kwargs in definitions(specs):
             self.workflows.define(**kwargs)
+
+    def observe(self, observer: Observer) -> None:
+        """Attach an engine observer (metrics, tracing: see ductwork/interpreter/observe.py)."""
+        self.runtime.observe(observer)
 
     def secret(self, key: str) -> str:
         return self.runtime.secrets.get(key)

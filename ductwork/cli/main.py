@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from ductwork.cli import connectors, db, runs, specs, worker
+from ductwork.cli import connectors, db, runs, server, specs, worker
 from ductwork.errors import DuctworkError
 
 # Each group adds its subcommands; every subcommand sets `func=handler(args) -> int`.
@@ -17,6 +17,7 @@ GROUPS = (
     runs,        # runs list|show|history|cancel|signal|replay|resume|prune, test
     db,          # db upgrade|status
     connectors,  # import-openapi
+    server,      # server, server token create|list|revoke
 )
 
 
@@ -42,6 +43,8 @@ EXAMPLES = {
     "db": "ductwork db upgrade --store postgresql://localhost/ductwork",
     "db upgrade": "ductwork db upgrade --store postgresql://localhost/ductwork",
     "db status": "ductwork db status --json",
+    "server": "ductwork server --specs specs --insecure-local",
+    "server token": "ductwork server token create --scope operator --name deploy-bot",
     "import-openapi": "ductwork import-openapi stripe.yaml --app stripe -o stripe.yaml.part",
 }
 

@@ -10,6 +10,7 @@ from ductwork.connectors.base import SecretSet
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter.definitions import Definitions
 from ductwork.interpreter.engine import Engine
+from ductwork.interpreter.observe import Observer, combine
 from ductwork.interpreter.resources import ConnectorRegistry
 from ductwork.store.protocol import RunStore
 
@@ -50,6 +51,12 @@ class Runtime:
     connectors: ConnectorRegistry
     inline_wait_s: float       # how long a run waits in-process before it suspends
     lease_s: float             # how long a claim on a run lasts without a heartbeat
+    # Metrics and tracing (interpreter/observe.py); None: the engine calls nothing.
+    observer: Observer | None = None
+
+    def observe(self, observer: Observer) -> None:
+        """Add an observer (several may be attached: each gets every call)."""
+        self.observer = combine(self.observer, observer)
 
     def redact(self, text: str) -> str:
         return self.secrets.redact(text)

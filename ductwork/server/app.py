@@ -1,0 +1,103 @@
+"""create_app: the FastAPI application serving one Ductwork instance (API, hooks, metrics, UI)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ductwork.errors import (
+    CompileError,
+    ConfigurationError,
+    DuctworkError,
+    RunNotFoundError,
+    WorkflowNotFoundError,
+)
+from ductwork.server.auth import Authenticator, TokenFile
+from ductwork.server.settings import ServerSettings
+
+log = logging.getLogger("ductwork.server")
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The server's ASGI application. It opens the store (and starts its worker, unless
+    settings.worker is False) when the application starts, and closes them when it stops."""
+    from ductwork import __version__
+    from ductwork.app import Ductwork
+
+    settings = settings or ServerSettings()
+    owned = settings.ductwork is None
+    dw = settings.ductwork or Ductwork(specs=settings.specs, store=settings.store,
+                                       secrets=settings.secrets)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await dw.workflows._engine()  # open the store now: a bad URL fails the start-up
+        worker_task: asyncio.Task[None] | None = None
+        worker: Any = None
+        if settings.worker:
+            worker = dw.workflows.worker(concurrency=settings.worker_concurrency)
+            worker_task = asyncio.create_task(worker.run(), name="ductwork:server-worker")
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker.stop()
+                with contextlib.suppress(Exception):
+                    await worker_task
+            if owned:
+                await dw.aclose()
+
+    app = FastAPI(title="ductwork", version=__version__, lifespan=lifespan,
+                  description="Durable workflows: runs, definitions, schedules, webhooks.",
+                  docs_url="/api/docs", redoc_url=None, openapi_url="/openapi.json")
+    app.state.ductwork = dw
+    app.state.settings = settings
+    app.state.authenticator = Authenticator(
+        None if settings.insecure_local else TokenFile(settings.tokens_path()),
+        settings.insecure_local)
+    _error_handlers(app)
+
+    from ductwork.server import api
+
+    app.include_router(api.router)
+    _include_ui(app)
+    return app
+
+
+def _include_ui(app: FastAPI) -> None:
+    """The web UI lives in ductwork.server.ui; its `router` is mounted when it has one."""
+    try:
+        ui = importlib.import_module("ductwork.server.ui")
+    except ImportError as e:  # a UI dependency missing must not take the API down
+        log.warning("web UI not available: %s", e)
+        return
+    router = getattr(ui, "router", None)
+    if router is not None:
+        app.include_router(router)
+
+
+def _status_of(err: DuctworkError) -> int:
+    if isinstance(err, RunNotFoundError | WorkflowNotFoundError):
+        return 404
+    if isinstance(err, ConfigurationError | CompileError):
+        return 400
+    return 409 if type(err).__name__ in ("DuplicateWorkflowError",) else 500
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DuctworkError)
+    async def ductwork_error(request: Request, err: DuctworkError) -> JSONResponse:
+        status = _status_of(err)
+        dw = request.app.state.ductwork
+        message = dw.redact(str(err))
+        if status >= 500:
+            log.error("%s %s: %s: %s", request.method, request.url.path,
+                      type(err).__name__, message)
+        return JSONResponse({"detail": message, "error": type(err).__name__}, status_code=status)
