@@ -25,7 +25,7 @@ def test_testing_exports_are_pinned() -> None:
 
     assert sorted(ductwork.testing.__all__) == [
         "FakeClock", "MemoryAction", "MemoryBroker", "MemoryDatabase", "MemoryGraph",
-        "MemoryNotification", "MemoryStorage", "StepMock", "WorkflowTestEnv",
+        "MemoryNotification", "MemoryStorage", "RollbackMock", "StepMock", "WorkflowTestEnv",
     ]
     for name in ductwork.testing.__all__:
         assert getattr(ductwork.testing, name).__module__.startswith("ductwork.testing.")

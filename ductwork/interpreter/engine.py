@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 HOST = socket.gethostname()
 StepHook = Callable[[WorkflowContext, str, str, Callable[[], Any]], Callable[[], Any] | None]
+# fn(ctx, tag, key, rollback) -> replacement rollback or None (test mocks of rollbacks).
+RollbackHook = Callable[[WorkflowContext, str, str, Callable[..., Any]],
+                        Callable[..., Any] | None]
 # Owner ids of engines alive in this process: an owner with our pid that is not here is dead.
 _LIVE_OWNERS: set[str] = set()
 
@@ -67,6 +70,7 @@ class Engine:
         # a step instead of its function (fn(ctx, tag, key, fn) -> replacement fn or None).
         self.clock: Clock = SystemClock()
         self.step_hook: StepHook | None = None
+        self.rollback_hook: RollbackHook | None = None
         # Set by a worker running on this engine: called when a run may have become due.
         self.on_due: Callable[[], None] | None = None
 

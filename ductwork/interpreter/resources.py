@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ductwork.connectors.base import (
     BASES,
+    DEFAULT_PROVIDER,
     KINDS,
     Connector,
     ResourceSpec,
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
     from ductwork.interpreter.runtime import Secrets
 
 
+class SpecHook(Protocol):
+    def admit(self, kind: str, name: str, provider: str, env: str) -> None:
+        """Raise to refuse a resource (before its references are resolved)."""
+
+    def prepare(self, spec: ResourceSpec) -> ResourceSpec:
+        """The spec a connector is built from (its references resolved)."""
+
+
 class ConnectorRegistry:
     def __init__(self, products: Mapping[str, Any], secrets: Secrets) -> None:
         self._products = products  # compiled product specs by name: their resource sections
@@ -27,6 +36,9 @@ class ConnectorRegistry:
         # (kind, name, product|None, env|None) -> connector given by the user
         self._explicit: dict[tuple[str, str, str | None, str | None], Connector] = {}
         self._built: dict[tuple[str, str, str, str], Connector] = {}
+        # A seam for ductwork.testing: may refuse a resource before its secrets are resolved,
+        # and rewrite its spec after, so that test runs keep their files in a temporary folder.
+        self.spec_hook: SpecHook | None = None
 
     def register(self, kind: str, name: str, connector: Connector, *, product: str | None = None,
                  env: str | None = None) -> None:
@@ -81,12 +93,17 @@ class ConnectorRegistry:
                 f"{kind} resource '{name}' has no config for env '{env}' (configured: "
                 f"{', '.join(sorted(envs)) or 'none'}); add `envs: {{{env}: ...}}` to it",
                 kind=kind, resource=name, env=env)
-        config = resolve_refs(dict(envs[env] or {}), environ=self._secrets.environ,
+        raw = dict(envs[env] or {})
+        if self.spec_hook is not None:
+            self.spec_hook.admit(kind, name, str(raw.get("provider", DEFAULT_PROVIDER.get(
+                kind, ""))), env)
+        config = resolve_refs(raw, environ=self._secrets.environ,
                               secrets=self._secrets.values, collect=self._secrets.seen,
                               where=f"{section}.{name}.envs.{env}")
-        return ResourceSpec(kind=kind, name=name, env=env, product=product, config=config,
+        spec = ResourceSpec(kind=kind, name=name, env=env, product=product, config=config,
                             definition=dict(definition), base_dir=prod.base_dir if prod else ".",
                             secrets=self._secrets.seen)
+        return spec if self.spec_hook is None else self.spec_hook.prepare(spec)
 
     def resource_value(self, kind: str, name: str, product: str, env: str, section: str,
                        key: str) -> Any:

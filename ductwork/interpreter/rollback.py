@@ -36,6 +36,9 @@ async def compensate(journal: Journal, strategy: str, reason: str) -> dict[str, 
             failed.append(tag)
             errors[tag] = (rec.rollback_error if rec is not None else None) or ""
             continue
+        hook = journal.engine.rollback_hook
+        if hook is not None:
+            fn = hook(journal.ctx, tag, key, fn) or fn
         token = current_ctx.set(journal.ctx)
         try:
             await _call_rollback(fn, result)

@@ -9,7 +9,7 @@ from ductwork.testing.doubles import (
     MemoryNotification,
     MemoryStorage,
 )
-from ductwork.testing.env import StepMock, WorkflowTestEnv
+from ductwork.testing.env import RollbackMock, StepMock, WorkflowTestEnv
 
 __all__ = [
     "FakeClock",
@@ -19,6 +19,7 @@ __all__ = [
     "MemoryGraph",
     "MemoryNotification",
     "MemoryStorage",
+    "RollbackMock",
     "StepMock",
     "WorkflowTestEnv",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,10 +20,12 @@ from ductwork.errors import CompileError, DuctworkError
 TEST_DIR = "tests"
 FILE_KEYS = ("workflow", "env", "description", "cases")
 CASE_KEYS = ("name", "workflow", "env", "input", "mocks", "signals", "expect", "workflow_id")
-MOCK_KEYS = ("result", "error", "sequence")
+MOCK_KEYS = ("result", "error", "sequence")   # what answers the step (at most one)
+ROLLBACK_KEYS = ("result", "error")            # what answers its rollback
 EXPECT_KEYS = ("status", "output", "output_contains", "completed_steps", "failed_step", "error",
                "rolled_back", "steps")
-STEP_KEYS = ("status", "output", "attempts", "error")
+STEP_KEYS = ("status", "output", "attempts", "error", "rollback")
+ROLLBACKS = ("rolled_back", "failed", "not_run")
 STATUSES = ("completed", "failed", "rolled_back", "cancelled", "running")
 
 EXAMPLE = """\
@@ -190,9 +194,12 @@ def _mocks(chk: _FileCheck, raw: Any, path: DataPath, tags: set[str]
             chk.fail((*path, tag), f"the workflow has no step '{tag}'",
                      did_you_mean(tag, tags) or f"steps: {known(tags)}", key=True)
             continue
-        if not isinstance(spec, Mapping) or len(spec) != 1 or next(iter(spec)) not in MOCK_KEYS:
+        answers = [k for k in spec if k in MOCK_KEYS] if isinstance(spec, Mapping) else []
+        if not isinstance(spec, Mapping) or len(answers) > 1 or not spec or any(
+                k not in (*MOCK_KEYS, "rollback") for k in spec):
             chk.fail((*path, tag), "a mock is one of {result: VALUE}, {error: MESSAGE}, "
-                     "{sequence: [{error: ...}, {result: ...}]} (one entry per attempt)")
+                     "{sequence: [{error: ...}, {result: ...}]} (one entry per attempt), "
+                     "optionally with rollback: {result: VALUE} | {error: MESSAGE}")
             continue
         seq = spec.get("sequence")
         if "sequence" in spec and not (isinstance(seq, list) and seq and all(
@@ -200,6 +207,12 @@ def _mocks(chk: _FileCheck, raw: Any, path: DataPath, tags: set[str]
                 for x in seq)):
             chk.fail((*path, tag, "sequence"), "a sequence lists {result: ...} or "
                      "{error: ...} entries, one per attempt")
+            continue
+        rb = spec.get("rollback")
+        if "rollback" in spec and not (isinstance(rb, Mapping) and len(rb) == 1
+                                       and next(iter(rb)) in ROLLBACK_KEYS):
+            chk.fail((*path, tag, "rollback"), "a rollback mock is {result: VALUE} (it "
+                     "succeeds) or {error: MESSAGE} (it fails)")
             continue
         out[tag] = dict(spec)
     return out
@@ -247,6 +260,10 @@ def _check_expect(chk: _FileCheck, expect: Mapping[str, Any], path: DataPath,
                 chk.fail((*path, "steps", t), "expected {status, output, attempts, error}")
             else:
                 chk.keys(spec, STEP_KEYS, (*path, "steps", t), f"the expectation of '{t}'")
+                rb = spec.get("rollback")
+                if rb is not None and rb not in ROLLBACKS:
+                    chk.fail((*path, "steps", t, "rollback"), f"unknown rollback {rb!r}",
+                             did_you_mean(str(rb), ROLLBACKS) or f"one of {', '.join(ROLLBACKS)}")
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -264,30 +281,44 @@ def _show(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
+def _install_mocks(env: Any, mocks: Mapping[str, Mapping[str, Any]]) -> None:
+    for tag, spec in mocks.items():
+        if "sequence" in spec:
+            env.mock_step(tag, side_effect=[
+                RuntimeError(str(x["error"])) if "error" in x else x["result"]
+                for x in spec["sequence"]])
+        elif "error" in spec:
+            env.mock_step(tag, error=str(spec["error"]))
+        elif "result" in spec:
+            env.mock_step(tag, result=spec["result"])
+        # A mocked step's rollback is mocked too: it would otherwise undo, for real, work that
+        # was never done (a refund of a charge that does not exist).
+        rb = spec.get("rollback", {"result": None})
+        if "error" in rb:
+            env.mock_rollback(tag, error=str(rb["error"]))
+        else:
+            env.mock_rollback(tag, result=rb.get("result"))
+
+
 async def run_case(case: Case, suite: Suite) -> Outcome:
     from ductwork.testing import WorkflowTestEnv
 
     out = Outcome(case)
     started = time.monotonic()
     try:
-        # environ={}: a case never reads the developer's environment (hermetic runs).
-        async with WorkflowTestEnv(specs=suite.product_dir, env=case.env,
-                                   product=suite.product, environ={}) as env:
-            for tag, spec in case.mocks.items():
-                if "sequence" in spec:
-                    env.mock_step(tag, side_effect=[
-                        RuntimeError(str(x["error"])) if "error" in x else x["result"]
-                        for x in spec["sequence"]])
-                elif "error" in spec:
-                    env.mock_step(tag, error=str(spec["error"]))
-                else:
-                    env.mock_step(tag, result=spec["result"])
-            for name, payload in case.signals:
-                env.queue_signal(name, payload)
-            res = await env.execute(suite.product, case.workflow, case.input,
-                                    workflow_id=case.workflow_id)
-            out.status, out.error, out.workflow_id = res.status, res.error, res.workflow_id
-            out.problems = _compare(case.expect, res, env)
+        # environ={}: a case never reads the developer's environment; sandbox: the files its
+        # resources write (SQLite, outbox, local storage) live in a folder removed afterwards.
+        with tempfile.TemporaryDirectory(prefix="ductwork-test-") as sandbox:
+            async with WorkflowTestEnv(specs=suite.product_dir, env=case.env,
+                                       product=suite.product, environ={},
+                                       sandbox=sandbox) as env:
+                _install_mocks(env, case.mocks)
+                for name, payload in case.signals:
+                    env.queue_signal(name, payload)
+                res = await env.execute(suite.product, case.workflow, case.input,
+                                        workflow_id=case.workflow_id)
+                out.status, out.error, out.workflow_id = res.status, res.error, res.workflow_id
+                out.problems = _compare(case.expect, res, env)
     except DuctworkError as e:
         out.problems.append(f"the case could not run: {e}")
     out.ms = round((time.monotonic() - started) * 1000)
@@ -357,7 +388,12 @@ async def run_all(paths: Iterable[str], keyword: str | None = None
 
 def main(paths: list[str], *, keyword: str | None = None, as_json: bool = False,
          stream: IO[str]) -> int:
-    outcomes, problems = asyncio.run(run_all(paths, keyword))
+    # Importing a workflow's python: modules must not write __pycache__ next to the specs.
+    bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        outcomes, problems = asyncio.run(run_all(paths, keyword))
+    finally:
+        sys.dont_write_bytecode = bytecode
     passed = sum(o.passed for o in outcomes)
     failed = len(outcomes) - passed
     ok = not problems and not failed and bool(outcomes)

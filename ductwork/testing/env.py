@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 _UNSET: Any = object()
 # A run that keeps waking up more often than this is looping on its own timers.
 MAX_WAKEUPS = 10_000
+# What assert_step(rollback=...) accepts, from the journal's rollback_status.
+ROLLBACKS = ("rolled_back", "failed", "not_run")
+ROLLBACK_OF = {"rolled_back": "rolled_back", "rollback_failed": "failed"}
 
 
 def _exception(error: Any, tag: str) -> BaseException:
@@ -86,6 +89,31 @@ class StepMock:
 
 
 @dataclass
+class RollbackMock:
+    """What `mock_rollback` installs: the step's rollback is answered instead of run (it is
+    still recorded as rolled back, or as failed with `error`); `calls` lists the step results
+    it was given, one per time it ran."""
+
+    tag: str
+    result: Any = None
+    error: Any = None
+    workflow: str | None = None
+    calls: list[Any] = field(default_factory=list)
+
+    def applies(self, ctx: WorkflowContext) -> bool:
+        return self.workflow is None or self.workflow == f"{ctx.product}/{ctx.workflow_tag}"
+
+    def replacement(self) -> Callable[[Any], Any]:
+        async def mocked(step_result: Any) -> Any:
+            self.calls.append(copy.deepcopy(step_result))
+            if self.error is not None:
+                raise _exception(self.error, self.tag)
+            return copy.deepcopy(self.result)
+
+        return mocked
+
+
+@dataclass
 class _QueuedSignal:
     name: str
     payload: Any
@@ -109,8 +137,10 @@ class WorkflowTestEnv:
                  env: str = "dev", product: str | None = None,
                  secrets: Mapping[str, str] | None = None,
                  environ: Mapping[str, str] | None = None, start: Any = None,
-                 auto_advance: bool = True) -> None:
+                 auto_advance: bool = True,
+                 sandbox: str | os.PathLike[str] | None = None) -> None:
         from ductwork.app import Ductwork
+        from ductwork.testing.sandbox import Sandbox
 
         self.clock = FakeClock(start)
         self.dw: Ductwork = Ductwork(specs=specs, store="sqlite://:memory:", secrets=secrets,
@@ -118,7 +148,10 @@ class WorkflowTestEnv:
         self.default_env = env
         self.default_product = product
         self.auto_advance = auto_advance
+        if sandbox is not None:
+            self.dw.connectors.spec_hook = Sandbox(sandbox)
         self.mocks: dict[str, list[StepMock]] = {}
+        self.rollback_mocks: dict[str, list[RollbackMock]] = {}
         self._ran: dict[str, int] = {}
         self._signals: list[_QueuedSignal] = []
         self._journals: dict[str, tuple[RunRow, list[StepRow]]] = {}
@@ -139,6 +172,7 @@ class WorkflowTestEnv:
             engine = await self.dw._engine()
             engine.clock = self.clock
             engine.step_hook = self._hook
+            engine.rollback_hook = self._rollback_hook
             self.clock.on_idle = self._deliver_to_waiting
             self._engine_obj = engine
         return self
@@ -196,9 +230,22 @@ class WorkflowTestEnv:
         self.mocks.setdefault(tag, []).insert(0, mock)
         return mock
 
+    def mock_rollback(self, tag: str, result: Any = None, *, error: Any = None,
+                      workflow: str | None = None) -> RollbackMock:
+        """Answer the rollback of step `tag` instead of running it: it succeeds (returning
+        `result`) or fails with `error` (an exception, an exception class or a message)."""
+        if not isinstance(tag, str) or not tag:
+            raise ConfigurationError("mock_rollback: the tag must be a non-empty string")
+        if result is not None and error is not None:
+            raise ConfigurationError(f"mock_rollback('{tag}'): give one of result=, error=")
+        mock = RollbackMock(tag, result, error, workflow)
+        self.rollback_mocks.setdefault(tag, []).insert(0, mock)
+        return mock
+
     def reset(self) -> None:
         """Forget mocks, queued signals and call counts (runs stay in the store)."""
         self.mocks.clear()
+        self.rollback_mocks.clear()
         self._ran.clear()
         self._signals.clear()
 
@@ -213,6 +260,13 @@ class WorkflowTestEnv:
         for mock in self.mocks.get(tag, []):
             if mock.applies(ctx):
                 return mock.replacement(ctx, key)
+        return None
+
+    def _rollback_hook(self, ctx: WorkflowContext, tag: str, key: str,
+                       fn: Callable[..., Any]) -> Callable[..., Any] | None:
+        for mock in self.rollback_mocks.get(tag, []):
+            if mock.applies(ctx):
+                return mock.replacement()
         return None
 
     # -- signals ----------------------------------------------------------------------------------
@@ -403,8 +457,9 @@ class WorkflowTestEnv:
 
     def assert_step(self, run: ExecutionResult | str, tag: str, *, status: str | None = None,
                     output: Any = _UNSET, attempts: int | None = None,
-                    error: str | None = None) -> None:
-        """One step (`tag` or `tag#n`) was recorded with these fields (`error` is a substring)."""
+                    error: str | None = None, rollback: str | None = None) -> None:
+        """One step (`tag` or `tag#n`) was recorded with these fields (`error` is a substring;
+        `rollback` is "rolled_back", "failed" or "not_run")."""
         rows = [h for h in self.step_history(run) if h["kind"] == "step"
                 and (h["key"] == tag or (h["tag"] == tag and "#" not in tag))]
         if not rows:
@@ -420,6 +475,13 @@ class WorkflowTestEnv:
             problems.append(f"{h['attempts']} attempt(s), expected {attempts}")
         if error is not None and error not in (h["error"] or ""):
             problems.append(f"error {h['error']!r} does not contain {error!r}")
+        if rollback is not None:
+            if rollback not in ROLLBACKS:
+                raise ConfigurationError(f"assert_step(rollback={rollback!r}): one of "
+                                         f"{', '.join(ROLLBACKS)}")
+            actual = ROLLBACK_OF.get(h["rollback_status"], "not_run")
+            if actual != rollback:
+                problems.append(f"rollback {actual!r}, expected {rollback!r}")
         if problems:
             raise AssertionError(f"step {tag!r}: " + "; ".join(problems) + "\n"
                                  + self._describe(run))

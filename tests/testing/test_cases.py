@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -38,9 +39,12 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, out + err
 
 
-def test_the_example_products_cases_pass(capsys: pytest.CaptureFixture[str],
+def test_the_example_products_cases_pass(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
+    for folder in ("specs", "examples"):  # a copy: python: steps import examples.fulfilment
+        shutil.copytree(ROOT / folder, tmp_path / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", ".ductwork"))
+    monkeypatch.chdir(tmp_path)
     code, out = run(capsys, "specs")
     assert code == 0, out
     assert "FAIL" not in out
@@ -196,3 +200,100 @@ def test_validate_ignores_the_tests_folder(capsys: pytest.CaptureFixture[str],
     capsys.readouterr()
     assert main(["validate", "specs"]) == 0
     assert "tests/" not in capsys.readouterr().out
+
+
+def test_a_mocked_steps_rollback_is_mocked_too(product: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    write(product, "refunds.yaml", """\
+        workflow: charge-payment
+        cases:
+          - name: the refund is answered, not sent
+            input: {amount: 5, email: a@example.com}
+            mocks:
+              charge-payment: {result: {id: ch_1, status: ok}}
+              record-payment: {error: disk full}
+            expect:
+              status: rolled_back
+              rolled_back: [charge-payment]
+              steps:
+                charge-payment: {rollback: rolled_back}
+                record-payment: {rollback: not_run}
+          - name: a failing refund
+            input: {amount: 5, email: a@example.com}
+            mocks:
+              charge-payment: {result: {id: ch_2}, rollback: {error: already refunded}}
+              record-payment: {error: disk full}
+            expect:
+              status: failed
+              error: "rollback failed for 'charge-payment'"
+              rolled_back: []
+              steps: {charge-payment: {rollback: failed}}
+          - name: a wrong expectation about the rollback
+            input: {amount: 5, email: a@example.com}
+            mocks:
+              charge-payment: {result: {id: ch_3}}
+              record-payment: {error: disk full}
+            expect:
+              status: rolled_back
+              steps: {charge-payment: {rollback: not_run}}
+          - name: only the rollback is mocked, so the charge really runs
+            input: {amount: 5, email: a@example.com}
+            mocks:
+              charge-payment: {rollback: {result: refunded}}
+            expect:
+              status: failed
+              error: "action/stripe (env dev): a network service (http), which a test run"
+              steps: {charge-payment: {attempts: 1, rollback: not_run}}
+        """)
+    code, out = run(capsys, str(product / "tests" / "refunds.yaml"))
+    assert code == 1, out
+    assert out.count("PASS") == 3, out
+    assert "FAIL  charge-payment: a wrong expectation about the rollback" in out
+    assert "step 'charge-payment': rollback 'rolled_back', expected 'not_run'" in out
+
+
+def test_mistakes_in_rollback_mocks_are_located(product: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(product, "bad.yaml", """\
+        workflow: charge-payment
+        cases:
+          - input: {amount: 5, email: a@example.com}
+            mocks:
+              charge-payment: {result: {id: 1}, rollback: refunded}
+              record-payment: {result: 1, error: both}
+            expect:
+              steps: {charge-payment: {rollback: done}}
+        """)
+    code, out = run(capsys, str(product.parent))
+    assert code == 1
+    assert f"{path}:5:51: a rollback mock is {{result: VALUE}} (it succeeds) or" in out
+    assert f"{path}:6:23: a mock is one of {{result: VALUE}}" in out
+    assert f"{path}:8:42: unknown rollback 'done'" in out
+    assert "did you mean 'not_run'?" in out or "one of rolled_back, failed, not_run" in out
+
+
+def test_unmocked_steps_write_into_a_sandbox_of_their_own(
+        product: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # users-db on an absolute path outside the product folder: moved into the sandbox too
+    outside = tmp_path / "outside" / "users.db"
+    text = (product / "product.yaml").read_text()
+    (product / "product.yaml").write_text(text.replace(
+        '"sqlite:///.ductwork/users.db"', f'"sqlite:///{outside}"'))
+    write(product, "real.yaml", """\
+        workflow: user-onboarding
+        cases:
+          - name: first
+            input: {email: a@example.com, name: A}
+            expect: {status: completed, output: {success: true, userId: 1}}
+          - name: second, on fresh databases (the same email again, and id 1 again)
+            input: {email: a@example.com, name: A}
+            expect:
+              status: completed
+              output: {success: true, userId: 1}
+              completed_steps: [create-user, send-welcome, audit-log]
+        """)
+    code, out = run(capsys, str(product.parent))
+    assert code == 0, out
+    assert not outside.parent.exists()
+    assert not (product / ".ductwork").exists()
+    assert not (ROOT / ".ductwork").exists() or "users.db" not in os.listdir(ROOT / ".ductwork")

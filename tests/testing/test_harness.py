@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,45 @@ async def test_fake_clock_advances_only_on_demand() -> None:
     assert clock.now() == 1001.5
     await clock.sleep(10)
     assert clock.now() == 1011.5 and clock.slept == [10]
+
+
+async def test_mock_rollback_answers_the_rollback(workflow_env: WorkflowTestEnv) -> None:
+    undone: list[Any] = []
+    order_workflow(workflow_env, undone)
+    workflow_env.mock_step("charge", result={"id": "ch_mock"})
+    refund = workflow_env.mock_rollback("charge")
+    workflow_env.mock_rollback("reserve", error="stock service down")
+    workflow_env.mock_step("ship", error="carrier down")
+    run = await workflow_env.execute("shop", "order", {"sku": "book"})
+
+    assert run.status == "failed" and "rollback failed for 'reserve'" in str(run.error)
+    assert undone == []                       # neither real rollback ran
+    assert refund.calls == [{"id": "ch_mock"}]  # given the step's result
+    workflow_env.assert_step(run, "charge", rollback="rolled_back")
+    workflow_env.assert_step(run, "reserve", rollback="failed")
+    workflow_env.assert_step(run, "ship", rollback="not_run")
+    with pytest.raises(AssertionError, match="rollback 'failed', expected 'rolled_back'"):
+        workflow_env.assert_step(run, "reserve", rollback="rolled_back")
+    with pytest.raises(ConfigurationError, match="one of rolled_back, failed, not_run"):
+        workflow_env.assert_step(run, "reserve", rollback="done")
+    with pytest.raises(ConfigurationError, match="give one of result=, error="):
+        workflow_env.mock_rollback("charge", result=1, error="no")
+
+
+async def test_a_sandbox_keeps_files_in_its_folder_and_refuses_the_network(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    product = tmp_path / "specs" / "my-product"
+    shutil.copytree(ROOT / "specs" / "my-product", product,
+                    ignore=shutil.ignore_patterns("tests"))
+    monkeypatch.chdir(tmp_path)
+    box = tmp_path / "box"
+    async with WorkflowTestEnv(specs=product.parent, product="my-product", environ={},
+                               sandbox=box) as env:
+        run = await env.execute("user-onboarding", {"email": "a@example.com", "name": "A"})
+        assert run.status == "completed", run.error
+        charge = await env.execute("charge-payment", {"amount": 5, "email": "a@example.com"})
+    assert charge.status == "failed"
+    assert "action/stripe (env dev): a network service (http)" in str(charge.error)
+    assert not (product / ".ductwork").exists() and not (tmp_path / ".ductwork").exists()
+    dbs = sorted(p.name for p in (box / "my-product" / ".ductwork").iterdir())
+    assert dbs == ["audit.db", "outbox", "users.db"]
