@@ -94,7 +94,7 @@ async def run_child(journal: Journal, child_id: str, tag: str, input: Any = None
     defs.check_env(wf, env)
     data = {} if input is None else input
     defs.validate_input(wf, data)
-    enc = journal.encode(data, f"{where} input")
+    enc = journal.encode(data, f"{where} input", "input")
     journal.inflight += 1
     try:
         starter = _Starter(engine, journal, wf, env, enc, parent_close_policy, timeout_ms,

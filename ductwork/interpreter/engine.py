@@ -160,10 +160,8 @@ class Engine:
         _LIVE_OWNERS.discard(self.owner)
 
     def dumps_safe(self, value: Any) -> str:
-        try:
-            return codec.dumps(value)
-        except (TypeError, ValueError):
-            return codec.dumps(repr(value))
+        """Logs and events: never fails (what cannot be stored is written as text)."""
+        return codec.dumps_lenient(value)
 
     # -- driving a run --------------------------------------------------------------------------
     async def drive(self, run: RunRow, *, fresh: bool = False) -> ExecutionResult:
@@ -223,7 +221,7 @@ class Engine:
                     f"run {run.workflow_id}: the handler finished without asking for recorded "
                     f"operation(s) {sorted(journal.unconsumed)}; the code changed under a running "
                     "workflow (deploy the previous code to finish it, or restart the run)")
-            out = journal.encode(output, "The workflow's return value")
+            out = journal.encode(output, "The workflow's return value", "output")
         except SuspendRun as s:
             return await self._suspend(journal, run, s)
         except CancelRun as c:

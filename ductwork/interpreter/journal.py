@@ -211,9 +211,9 @@ class Journal:
             # The only translation of the store's error into the control-flow signal.
             raise LeaseLost(str(e)) from None
 
-    def encode(self, value: Any, what: str) -> str:
+    def encode(self, value: Any, what: str, root: str = "value") -> str:
         try:
-            return codec.dumps(value)
+            return codec.dumps(value, root)
         except (TypeError, ValueError) as e:
             raise SerializationError(
                 f"{what} cannot be stored: {e}; return {codec.SUPPORTED}") from None
@@ -250,7 +250,8 @@ class Journal:
                         attempts += 1
                         try:
                             result = await _invoke(fn, timeout_ms, tag)
-                            encoded = self.encode(result, f"Step '{tag}' returned a value that")
+                            encoded = self.encode(result, f"Step '{tag}' returned a value that",
+                                                  "result")
                             break
                         except Exception as e:
                             err: BaseException = e
@@ -272,6 +273,9 @@ class Journal:
                     steps=[StepRow(self.workflow_id, key, tag, "step", "completed", seq,
                                    attempts, self._input_json(step_input), encoded, None,
                                    started, time.time(), critical, rollback is not None)]))
+                # What a replay will return (a fresh copy, plain types, escaped keys undone):
+                # the handler sees the same value, of the same type, on every run.
+                result = codec.loads(encoded)
                 self._note_done(seq, key, tag, result, rollback, critical)
                 return result
             finally:
@@ -401,7 +405,8 @@ class Journal:
         rec = self.take(key, "checkpoint")
         if rec is None:
             await self.check_new("checkpoint", key)
-            enc = self.encode(metadata, f"checkpoint '{name}' metadata")
+            enc = self.encode(metadata, f"checkpoint '{name}' metadata", "metadata")
+            metadata = codec.loads(enc)
             seq = self.next_seq()
             self.event("checkpoint_created", name, metadata)
             await self.commit(Batch(steps=[StepRow(
@@ -418,6 +423,7 @@ class Journal:
         if rec is None:
             await self.check_new("state", jkey)
             enc = self.encode(value, f"state '{key}'")
+            value = codec.loads(enc)
             self.event("state_set", None, {"key": key})
             await self.commit(Batch(
                 steps=[StepRow(self.workflow_id, jkey, key, "state", "completed",

@@ -223,7 +223,7 @@ class WorkflowTestEnv:
             raise ConfigurationError(f"mock_step('{tag}'): give one of result=, error=, "
                                      "side_effect=")
         try:
-            codec.dumps(result)
+            codec.dumps(result, "result")
         except (TypeError, ValueError) as e:
             raise ConfigurationError(f"mock_step('{tag}'): result cannot be stored: {e}") from None
         mock = StepMock(tag, result, error, side_effect, workflow)

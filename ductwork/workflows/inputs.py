@@ -24,7 +24,7 @@ def check_workflow_id(workflow_id: Any, where: str) -> None:
 
 def encode_input(data: Any, where: str) -> str:
     try:
-        return codec.dumps(data)
+        return codec.dumps(data, "input")
     except (TypeError, ValueError) as e:
         raise ConfigurationError(
             f"{where}: the input cannot be stored: {e}; use {codec.SUPPORTED}") from None

@@ -189,7 +189,7 @@ async def query(engine: Engine, workflow_id: str, name: str) -> Any:
         raise DuctworkError(engine.runtime.redact(
             f"query {name!r} of run {workflow_id} failed: {type(e).__name__}: {e}")) from e
     try:
-        codec.dumps(value)
+        codec.dumps(value, "result")
     except (TypeError, ValueError) as e:
         raise SerializationError(
             f"query {name!r} returned a value that cannot be sent back: {e}; return "

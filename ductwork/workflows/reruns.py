@@ -213,7 +213,7 @@ def _presets(values: Mapping[str, Any], what: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in values.items():
         try:
-            codec.dumps(v)
+            codec.dumps(v, "output")
         except (TypeError, ValueError) as e:
             raise ConfigurationError(f"{what}: the value for step {k!r} cannot be stored: "
                                      f"{e}") from None

@@ -164,7 +164,7 @@ async def signal(engine: Engine, workflow_id: str, signal: str, payload: Any = N
                     f"signal {signal!r} payload does not match its declared shape: "
                     f"{'/'.join(map(str, err.path)) or '(payload)'}: {err.message}")
     try:
-        enc = codec.dumps(payload)
+        enc = codec.dumps(payload, "payload")
     except (TypeError, ValueError) as e:
         raise ConfigurationError(f"signal {signal!r}: payload cannot be stored: {e}") from None
     sid = await engine.store.send_signal(workflow_id, signal, enc)

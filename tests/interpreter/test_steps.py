@@ -110,7 +110,7 @@ async def test_non_json_result_is_a_clear_error_naming_the_step(dw: Ductwork) ->
     assert r.status == "failed" and r.failed_step == "make-socket"
     assert r.error is not None
     assert r.error.startswith("Step 'make-socket' failed: Step 'make-socket' returned a value "
-                              "that cannot be stored: object of type object is not JSON")
+                              "that cannot be stored: result: object of type object is not JSON")
     (row,) = await dw.store.load_steps(r.workflow_id)
     assert row.attempts == 1  # no pointless retries
 
