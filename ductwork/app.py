@@ -36,7 +36,11 @@ class Ductwork:
         synchronous: str = "NORMAL",
         inline_wait: Any = "30s",
         lease: Any = "30s",
+        max_faults: int = 3,
     ) -> None:
+        if isinstance(max_faults, bool) or not isinstance(max_faults, int) or max_faults < 1:
+            raise ConfigurationError(f"Ductwork: max_faults must be a whole number >= 1, got "
+                                     f"{max_faults!r}")
         self.store: RunStore = open_store(store, synchronous=synchronous)
         secret_set = Secrets(secrets, os.environ if environ is None else environ)
         products: dict[str, Any] = {}
@@ -44,7 +48,7 @@ class Ductwork:
             store=self.store, secrets=secret_set, products=products,
             definitions=Definitions(products), connectors=ConnectorRegistry(products, secret_set),
             inline_wait_s=to_ms(inline_wait, "inline_wait") / 1000,
-            lease_s=to_ms(lease, "lease") / 1000)
+            lease_s=to_ms(lease, "lease") / 1000, max_faults=max_faults)
         self._engines = LazyEngine(self.runtime)
         self.workflows = Workflows(self._engines)
         self.connectors = self.runtime.connectors

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 import socket
 import time
+import traceback
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ductwork.errors import (
     ConfigurationError,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from ductwork.interpreter.runtime import Runtime
 
 HOST = socket.gethostname()
+_log = logging.getLogger("ductwork.engine")
 StepHook = Callable[[WorkflowContext, str, str, Callable[[], Any]], Callable[[], Any] | None]
 # fn(ctx, tag, key, rollback) -> replacement rollback or None (test mocks of rollbacks).
 RollbackHook = Callable[[WorkflowContext, str, str, Callable[..., Any]],
@@ -172,17 +175,67 @@ class Engine:
             raise ConfigurationError(
                 f"run {run.workflow_id} needs workflow {run.product}/{run.tag}, which is not "
                 f"defined in this process ({e}); define it before recover()/worker") from None
-        history = [] if fresh else await self.store.load_steps(run.workflow_id)
-        journal = Journal(self, run, wf, history)
-        ctx = WorkflowContext(journal)
+        try:
+            history = [] if fresh else await self.store.load_steps(run.workflow_id)
+            journal = Journal(self, run, wf, history)
+            ctx = WorkflowContext(journal)
+        except Exception as e:
+            return await self._fault(run, e)
         self.contexts[run.workflow_id] = ctx
         self.journals[run.workflow_id] = journal
         try:
             return await self._drive(journal, run, wf, fresh)
+        except Exception as e:
+            # The workflow's own exceptions were handled inside: this is the engine's.
+            return await self._fault(run, e)
         finally:
             self.contexts.pop(run.workflow_id, None)
             self.journals.pop(run.workflow_id, None)
             self._wakeups.pop(run.workflow_id, None)
+
+    async def _fault(self, run: RunRow, err: Exception) -> ExecutionResult:
+        """The engine itself failed on this run (not the workflow's code: that fails the run
+        the usual way). Counted on the run: it is released to be tried again after a pause,
+        and failed with the error on the max_faults-th time in a row, so that a run nothing
+        can process is not claimed forever. A run that makes progress starts counting anew."""
+        faults = run.faults + 1
+        limit = self.runtime.max_faults
+        cause = self.runtime.redact(_run_message(err))
+        # The frames, not the exception's text (which may hold a secret): that is `cause`.
+        _log.error("run %s: ductwork failed to process it (%d of %d): %s\n%s", run.workflow_id,
+                   faults, limit, cause, "".join(traceback.format_tb(err.__traceback__)))
+        t = time.time()
+        if faults >= limit:
+            message = (f"ductwork failed to process this run {faults} times in a row and gave "
+                       f"up (its completed steps were not compensated): {cause}")
+            fields: dict[str, Any] = {
+                "status": "failed", "error": message, "finished_at": t, "owner": None,
+                "lease_until": None, "current_step": None, "wake_at": None, "faults": faults}
+            events: list[tuple[float, str, str | None, str | None]] = [
+                (t, "workflow_failed", None, self.dumps_safe({"error": message}))]
+            try:
+                await self.store.commit(run.workflow_id, Batch(owner=self.owner, run=fields,
+                                                               events=events))
+            except DuctworkError:  # lost the lease, or the store is down: the next claim counts
+                return await self._raise_fault(run, err)
+            await self.notify_parent(run)
+            return await self.result_from_store(run.workflow_id)
+        try:
+            await self.store.commit(run.workflow_id, Batch(owner=self.owner,
+                                                           run={"faults": faults}))
+            # Due again after a pause that grows with each fault (a store that is briefly
+            # down gets time to come back), at most a lease long.
+            await self.store.release(run.workflow_id, self.owner,
+                                     wake_at=t + min(2.0 ** (faults - 1), self.lease_s))
+        except DuctworkError:
+            pass
+        return await self._raise_fault(run, err)
+
+    async def _raise_fault(self, run: RunRow, err: Exception) -> NoReturn:
+        raise DuctworkError(self.runtime.redact(
+            f"run {run.workflow_id}: ductwork failed to process it ({_run_message(err)}); it "
+            f"is tried again by a worker or dw.recover(), and failed after "
+            f"{self.runtime.max_faults} such failures in a row")) from err
 
     async def _drive(self, journal: Journal, run: RunRow, wf: WorkflowDef, fresh: bool
                      ) -> ExecutionResult:
@@ -271,6 +324,8 @@ class Engine:
             wake_at = run.deadline_at  # wake up to fail the run when its timeout passes
         journal.event("workflow_suspended", None, {"status": s.status, "wake_at": wake_at})
         fields = {"status": s.status, "wake_at": wake_at, "owner": None, "lease_until": None}
+        if run.faults:  # it made progress: a later fault counts from one again
+            fields["faults"] = 0
         try:
             await journal.commit(Batch(run=fields))
         except LeaseLost:

@@ -51,6 +51,9 @@ class Runtime:
     connectors: ConnectorRegistry
     inline_wait_s: float       # how long a run waits in-process before it suspends
     lease_s: float             # how long a claim on a run lasts without a heartbeat
+    # Claims in a row that may end in an engine fault (not the workflow's code) before the
+    # run is failed with that error: a poison run must not be re-claimed forever.
+    max_faults: int = 3
     # Metrics and tracing (interpreter/observe.py); None: the engine calls nothing.
     observer: Observer | None = None
 

@@ -73,6 +73,7 @@ class RunRow:
     priority: int = 0
     attempt: int = 0                  # how many times a process started executing it
     name: str | None = None
+    faults: int = 0                   # engine faults since the run last made progress
 
 
 RUN_FIELDS: tuple[str, ...] = tuple(RunRow.__slots__)

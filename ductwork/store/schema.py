@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _v1(dialect: str) -> list[str]:
@@ -95,6 +95,11 @@ def _v3(dialect: str) -> list[str]:
     return stmts
 
 
+def _v4(dialect: str) -> list[str]:
+    """Poison runs: how many times in a row the engine itself failed to process a run."""
+    return ["ALTER TABLE dw_runs ADD COLUMN faults INTEGER NOT NULL DEFAULT 0"]
+
+
 # version -> statements for a dialect ("sqlite" | "postgres"). Never edit a released entry:
 # add a new version that alters what came before.
-MIGRATIONS: dict[int, Callable[[str], list[str]]] = {1: _v1, 2: _v2, 3: _v3}
+MIGRATIONS: dict[int, Callable[[str], list[str]]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ductwork.errors import ConfigurationError, RunNotFoundError
+from ductwork.errors import ConfigurationError, DuctworkError, RunNotFoundError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, RunRow
@@ -134,7 +134,13 @@ async def recover(engine: Engine) -> list[ExecutionResult]:
         if not known:
             return results
         tasks = [engine.spawn(r) for r in known]
-        results.extend(await asyncio.gather(*tasks))
+        for res in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(res, ExecutionResult):
+                results.append(res)
+            elif not isinstance(res, DuctworkError):
+                raise res
+            # else: the engine failed on that run; it logged and counted the fault, and the
+            # run is due again after a pause (a later recover() or a worker tries it again)
 
 
 async def signal(engine: Engine, workflow_id: str, signal: str, payload: Any = None

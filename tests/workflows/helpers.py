@@ -49,7 +49,7 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def start_worker_process(store: str, log: str, *args: str, hang: str = "",
-                         lease: str = "30s") -> Any:
+                         lease: str = "30s", fault: bool = False) -> Any:
     """`ductwork worker --app tests.workflows.worker_app:dw` in a new process."""
     import os
     import subprocess
@@ -57,6 +57,8 @@ def start_worker_process(store: str, log: str, *args: str, hang: str = "",
 
     env = {**os.environ, "DW_TEST_STORE": store, "DW_TEST_LOG": log, "DW_TEST_HANG": hang,
            "DW_TEST_LEASE": lease, "PYTHONPATH": str(ROOT)}
+    if fault:
+        env["DW_TEST_FAULT"] = "1"
     return subprocess.Popen(
         [sys.executable, "-m", "ductwork.cli", "worker", "--app",
          "tests.workflows.worker_app:dw", "--poll", "50ms", *args],

@@ -2,12 +2,14 @@
 
 Environment: DW_TEST_STORE (store URL), DW_TEST_LOG (side-effect log), DW_TEST_HANG
 ("b" = step b hangs, "b:400" = step b takes 400 ms; only in the process that sets it),
-DW_TEST_LEASE (lease duration)."""
+DW_TEST_LEASE (lease duration), DW_TEST_FAULT (set: the engine fails on every "poison" run
+after its handler returned, see inject_fault)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ductwork import Ductwork
@@ -46,9 +48,40 @@ def build(store: str, log: str, hang: str = "", lease: str = "30s") -> Ductwork:
     async def tick(ctx: Any) -> Any:
         return await ctx.step("tick", lambda: mark(log, f"tick {ctx.workflow_id}") or 1)
 
+    @dw.workflows.workflow(product="w", tag="poison")
+    async def poison(ctx: Any) -> Any:
+        return await ctx.step("work", lambda: mark(log, f"work {ctx.workflow_id}") or 1)
+
+    @dw.workflows.workflow(product="w", tag="echo")
+    async def echo(ctx: Any) -> Any:
+        return await ctx.step("echo", lambda: ctx.original_input)
+
     return dw
 
 
+def inject_fault(log: str) -> Callable[[], None]:
+    """Make the engine itself fail on runs of w/poison, after their handler returned (outside
+    the workflow's code, where no handler can catch it); returns the undo."""
+    from ductwork.interpreter.engine import Engine
+
+    original = Engine._finish
+
+    async def failing_finish(self: Engine, journal: Any, run: Any, out: str) -> Any:
+        if run.tag == "poison":
+            mark(log, f"fault {run.workflow_id}")
+            raise RuntimeError("injected engine fault")
+        return await original(self, journal, run, out)
+
+    Engine._finish = failing_finish  # type: ignore[method-assign]
+
+    def undo() -> None:
+        Engine._finish = original  # type: ignore[method-assign]
+
+    return undo
+
+
+if os.environ.get("DW_TEST_FAULT") and "DW_TEST_LOG" in os.environ:
+    inject_fault(os.environ["DW_TEST_LOG"])
 dw = (build(os.environ["DW_TEST_STORE"], os.environ["DW_TEST_LOG"],
             os.environ.get("DW_TEST_HANG", ""), os.environ.get("DW_TEST_LEASE", "30s"))
       if "DW_TEST_STORE" in os.environ else None)
