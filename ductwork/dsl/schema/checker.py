@@ -536,7 +536,8 @@ def _registered(path: DataPath, provider: Any) -> bool:
     from ductwork.connectors.base import PROVIDERS
 
     kind = vocabulary.SECTIONS.get(str(path[0]))
-    return kind is not None and (kind, provider) in PROVIDERS
+    # Only a name can be registered; a list or mapping here is reported as not in the enum.
+    return kind is not None and isinstance(provider, str) and (kind, provider) in PROVIDERS
 
 
 def _expected(schema: Any) -> str:
