@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.connectors import base as connectors
+from ductwork.connectors import providers as pools
+from ductwork.dsl import policies
 from ductwork.dsl import vocabulary as v
 from ductwork.dsl.diagnostics import WARNING, Diagnostic, did_you_mean, known
 from ductwork.dsl.loader import DataPath, Document
@@ -47,6 +49,12 @@ def compile_product(doc: Document, folder: str | None = None
             if isinstance(definition, dict):
                 resources[kind][rname] = copy.deepcopy(definition)
                 chk.resource(section, kind, rname, definition, envs)
+    for section, kind in policies.POLICY_SECTIONS.items():
+        block = data.get(section)
+        for pname, definition in (block.items() if isinstance(block, dict) else ()):
+            if isinstance(definition, dict):
+                resources[kind][pname] = copy.deepcopy(definition)
+                policies.check_policy(chk.fail, section, pname, definition, resources)
     taken = {(d.line, d.col) for d in chk.diagnostics}
     for found in findings:
         # A provider's validator may have said it already, in its own words.
@@ -107,12 +115,35 @@ class _ProductCheck:
                           f"unknown environment '{env}' in {kind} '{rname}'",
                           did_you_mean(env, envs) or f"the product declares {known(envs)}",
                           key=True)
-            if isinstance(config, dict):
+            if isinstance(config, dict) and pools.is_pool(config):
+                self.pool(section, kind, rname, checked, str(env), config)
+            elif isinstance(config, dict):
                 self.installed(section, kind, rname, env, config)
                 self.config(section, kind, rname, checked, config)
 
+    def pool(self, section: str, kind: str, rname: str, checked: dict[str, Any], env: str,
+             config: dict[str, Any]) -> None:
+        """An env that lists several providers: the pool's own keys, then each member's
+        config by its provider's validator (as if it were the env's whole config)."""
+        at: DataPath = (section, rname, "envs", env)
+        said = {(d.line, d.col) for d in self.diagnostics}  # the schema's, said once
+        for path, problem in pools.pool_problems(config):
+            on_key = getattr(problem, "key", False)
+            if self.doc.locate((*at, *path), key=on_key) in said:
+                continue
+            self.fail((*at, *path), str(problem), getattr(problem, "hint", None), key=on_key,
+                      severity=getattr(problem, "severity", "error"))
+        items = config.get("providers")
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                continue
+            member = {k: val for k, val in item.items() if k not in pools.MEMBER_KEYS}
+            self.installed(section, kind, rname, env, member, at=(*at, "providers", i))
+            self.config(section, kind, rname, pools.member_definition(checked, env, member),
+                        member, remap=(("envs", env), ("envs", env, "providers", i)))
+
     def installed(self, section: str, kind: str, rname: str, env: str,
-                  config: dict[str, Any]) -> None:
+                  config: dict[str, Any], at: DataPath | None = None) -> None:
         """A provider whose client library is not installed here: a warning (the machine
         that validates, a CI runner say, need not be the one that runs it)."""
         provider = config.get("provider", connectors.DEFAULT_PROVIDER.get(kind))
@@ -121,7 +152,7 @@ class _ProductCheck:
         module = connectors.uninstalled_module(provider)
         if module is None:
             return
-        path: DataPath = (section, rname, "envs", env)
+        path: DataPath = at or (section, rname, "envs", env)
         path = (*path, "provider") if "provider" in config else path
         said = "" if "provider" in config else " (the default)"
         self.fail(path, f"{v.NOUN[kind]} '{rname}' uses provider '{provider}'{said} in env "
@@ -130,9 +161,13 @@ class _ProductCheck:
                   severity=WARNING)
 
     def config(self, section: str, kind: str, rname: str, checked: dict[str, Any],
-               config: dict[str, Any]) -> None:
-        """The provider's own validator on one env's config, each problem located."""
+               config: dict[str, Any],
+               remap: tuple[DataPath, DataPath] | None = None) -> None:
+        """The provider's own validator on one env's config, each problem located (`remap`:
+        a path prefix to rewrite, for a member of a providers list)."""
         for problem_path, problem in _validate(kind, checked, config):
+            if remap is not None and tuple(problem_path[:len(remap[0])]) == remap[0]:
+                problem_path = (*remap[1], *problem_path[len(remap[0]):])
             message, _, hint = problem.partition("; did you mean ")
             last = problem_path[-1] if problem_path else None
             # "unknown key 'x'" points at the key, other problems at the value;

@@ -102,6 +102,16 @@ CALLS: dict[str, Call] = {c.key: c for c in (
     _call("publish.send", "broker", "broker", "event",
           Param("input", MAP, True, "{message}"),
           description="The older spelling of messaging.produce; `event` is the topic."),
+    Call("fallback.execute", "fallback", "fallback", None, (
+        Param("fallback", RESOURCE, True, "a fallback declared under `fallbacks:`"),
+        Param("input", MAP, description="the input every provider's call receives"),
+        Param("timeout", DURATION, description="per call to an app provider")),
+        "Call the providers of a declared fallback in order; the result says which served."),
+    Call("quota.execute", "quota", "quota", None, (
+        Param("quota", RESOURCE, True, "a quota declared under `quotas:`"),
+        Param("input", MAP, description="the input every provider's call receives"),
+        Param("timeout", DURATION, description="per call to an app provider")),
+        "Call one provider of a declared quota, by weight within its limits."),
 )}
 
 # Control bodies (run by the interpreter itself, not through a connector).
@@ -158,7 +168,8 @@ CHANNEL_FIELDS = {"email": ("subject", "text", "html"), "sms": ("message",),
 
 # How messages name a resource of each kind.
 NOUN = {"action": "app", "database": "database", "notification": "notification",
-        "storage": "storage", "graph": "graph", "broker": "broker"}
+        "storage": "storage", "graph": "graph", "broker": "broker", "fallback": "fallback",
+        "quota": "quota"}
 
 # ctx metadata readable from expressions as ctx.<name>.
 CTX_FIELDS = (
@@ -173,7 +184,9 @@ SECTIONS: dict[str, str] = {
     "apps": "action", "databases": "database", "notifications": "notification",
     "storage": "storage", "graphs": "graph", "brokers": "broker",
 }
-KIND_SECTION = {kind: section for section, kind in SECTIONS.items()}
+# Named fallbacks and quotas (docs/fallback.md) are called by name like resources.
+KIND_SECTION = {**{kind: section for section, kind in SECTIONS.items()},
+                "fallback": "fallbacks", "quota": "quotas"}
 PROVIDERS: dict[str, tuple[str, ...]] = {
     "action": ("http",),
     "database": ("sqlite", "postgresql", "postgres"),

@@ -124,7 +124,10 @@ class CallCompiler(CompilerBase):
         if other:
             hint = f"'{name}' is declared under {v.KIND_SECTION[other[0]]}:, not {section}:"
         else:
-            hint = did_you_mean(name, declared) or f"{section} declared: {known(declared)}"
+            hint = did_you_mean(name, declared) or (
+                f"{section} declared: {known(declared)}" if declared else
+                f"the product declares no {section}: add '{name}' under {section}: in its "
+                "product file")
         self.fail(path, f"unknown {v.NOUN[kind]} '{name}'", hint, offset=offset,
                   length=len(name))
         return False

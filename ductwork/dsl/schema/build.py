@@ -246,6 +246,53 @@ def _event_schema(kind: str) -> dict[str, Any]:
         "type": "object", "description": "the JSON Schema of the response body"}}}
 
 
+def _pool_properties(kind: str) -> dict[str, Any]:
+    """An env that lists several providers (docs/fallback.md); the compiler checks the rest."""
+    return {
+        "providers": {
+            "type": "array", "minItems": 1,
+            "description": "several providers for this env, tried in order (strategy "
+                           "fallback) or spread by weight (strategy quota)",
+            "items": {"type": "object", "required": ["name"], "properties": {
+                "name": _ref("name"),
+                "provider": {"enum": list(v.PROVIDERS[kind])},
+                "weight": {"type": "integer", "minimum": 1,
+                           "description": "share of the calls (strategy quota)"},
+                "limit": {"type": "integer", "minimum": 1,
+                          "description": "most calls per window (strategy quota)"},
+            }},
+        },
+        "strategy": {"enum": ["fallback", "quota"],
+                     "description": "fallback: in order, the next on failure; quota: by weight"},
+    }
+
+
+def _policy_sections() -> dict[str, Any]:
+    """`fallbacks:` and `quotas:`: named lists of calls (docs/fallback.md)."""
+    target = {"type": "object", "required": ["name"], "properties": {
+        "name": _ref("name"),
+        **{k: {**_ref("name"), "description": f"the {k} to call"}
+           for k in ("app", "notification", "database", "storage")},
+        "event": {**_ref("name"), "description": "the event of that resource"},
+        "provider": {**_ref("name"), "description": "one provider of the resource's list"},
+        "weight": {"type": "integer", "minimum": 1},
+        "limit": {"type": "integer", "minimum": 1},
+    }}
+    out: dict[str, Any] = {}
+    for section, what in (("fallbacks", "tried in order, the next on failure"),
+                          ("quotas", "spread by weight within per-provider limits")):
+        out[section] = {
+            "type": "object", "propertyNames": _ref("name"),
+            "description": f"named lists of calls, {what} (ctx.{section[:-1]}.execute)",
+            "additionalProperties": {"type": "object", "required": ["providers"],
+                                     "properties": {
+                                         "description": {"type": "string"},
+                                         "providers": {"type": "array", "minItems": 1,
+                                                       "items": target}}},
+        }
+    return out
+
+
 def build_product_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {
         "name": {"title": "a name (letters, digits, '-' and '_')", "type": "string",
@@ -257,8 +304,11 @@ def build_product_schema() -> dict[str, Any]:
                   for x in v.KIND_EXTRAS[kind]}
         defs[f"{kind}-config"] = {
             "type": "object",
-            "description": f"{kind} config for one environment (checked by the provider)",
+            "description": f"{kind} config for one environment (checked by the provider), "
+                           "or a `providers:` list of several",
             "properties": {"provider": {"enum": list(v.PROVIDERS[kind])}},
+            # In allOf, so that the examples in hints show a single provider's config.
+            "allOf": [{"properties": _pool_properties(kind)}],
         }
         defs[kind] = _object(
             {
@@ -285,6 +335,7 @@ def build_product_schema() -> dict[str, Any]:
                 "envs": {"type": "array", "items": _ref("name"), "minItems": 1,
                          "uniqueItems": True},
                 **sections,
+                **_policy_sections(),
             },
             ["product", "envs"],
         ),
