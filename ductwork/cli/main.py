@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from ductwork.cli import connectors, db, runs, server, specs, worker
+from ductwork.cli import connectors, db, doctor, runs, server, specs, worker
 from ductwork.errors import DuctworkError
 
 # Each group adds its subcommands; every subcommand sets `func=handler(args) -> int`.
@@ -18,6 +18,7 @@ GROUPS = (
     db,          # db upgrade|status
     connectors,  # import-openapi
     server,      # server, server token create|list|revoke
+    doctor,      # doctor
 )
 
 
@@ -46,6 +47,7 @@ EXAMPLES = {
     "server": "ductwork server --specs specs --insecure-local",
     "server token": "ductwork server token create --scope operator --name deploy-bot",
     "import-openapi": "ductwork import-openapi stripe.yaml --app stripe -o stripe.yaml.part",
+    "doctor": "ductwork doctor --env prd --json",
 }
 
 

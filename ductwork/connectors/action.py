@@ -385,6 +385,30 @@ class HttpActionConnector(ActionConnector):
             await self._client.aclose()
             self._client = None
 
+    async def ping(self) -> str:
+        """HEAD of the base URL (any answer but 401/403 and 5xx is up), or GET of the env's
+        `health:` path (a 2xx is up), with the app's auth applied."""
+        health = self._spec.config.get("health")
+        method, path = ("GET", str(health)) if health else ("HEAD", "")
+        headers = {"Accept": "*/*", **self.config.headers}
+        query: list[Any] = []
+        try:
+            await self._auth.apply(self.client, headers, query, "health")
+            resp = await self.client.request(method, path, params=query, headers=headers)
+        except ConnectorError:
+            raise
+        except httpx.HTTPError as e:
+            raise self._spec.error(f"cannot reach {self._where} ({type(e).__name__}: "
+                                   f"{str(e) or 'no answer'})", retryable=True) from None
+        status = resp.status_code
+        what = f"{method} {path or '/'} -> {status}"
+        if status in (401, 403):
+            raise self._spec.error(f"{what}: the credentials were refused", status=status)
+        if status >= 500 or (health and not 200 <= status < 300):
+            raise self._spec.error(f"{what} at {self._where}", status=status,
+                                   retryable=retryable_status(status))
+        return what
+
     async def run(
         self, event: str, input: Any = None, *, retries: int | None = None,
         timeout: float | str | timedelta | None = None,

@@ -20,7 +20,7 @@ PLACES = ("body", "query", "params", "headers")
 BODY_TYPES = ("json", "form")
 
 ENV_KEYS = ("provider", "base_url", "auth", "headers", "timeout", "retries", "backoff",
-            "max_delay", "verify")
+            "max_delay", "verify", "health")
 EVENT_KEYS = ("method", "path", "description", "body", "query", "params", "headers",
               "body_type", "timeout", "retries", "response")
 AUTH_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

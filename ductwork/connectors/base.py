@@ -78,6 +78,13 @@ class Connector:
     async def aclose(self) -> None:
         """Release pools/clients. Called once when the Ductwork instance closes."""
 
+    async def ping(self) -> str:
+        """A harmless call proving the resource answers: connect, authenticate, ask for
+        nothing that changes anything (`ductwork doctor`, ctx.healthcheck). Returns what was
+        checked; raises ConnectorError when the resource is down, NotImplementedError when
+        the provider has no such check."""
+        raise NotImplementedError
+
 
 class ActionConnector(Connector):
     kind = "action"

@@ -243,6 +243,11 @@ class BaseStorage(StorageConnector):
         except Exception as e:
             raise self._fail(op, event, key, e) from None
 
+    async def ping(self) -> str:
+        """List at most one object at the root (reads nothing, writes nothing)."""
+        await self._call("list", "health", "", self._list, "", 1)
+        return "list 1 object"
+
     # event + input handling
     def event_rules(self, event: str) -> StorageEvent:
         ev = self.rs.event(event)

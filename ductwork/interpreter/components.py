@@ -11,7 +11,9 @@ from ductwork.util.durations import to_ms
 
 if TYPE_CHECKING:
     from ductwork.connectors.base import Connector
+    from ductwork.interpreter.health import HealthcheckComponent
     from ductwork.interpreter.journal import Journal
+    from ductwork.interpreter.resilience import FallbackComponent, QuotaComponent
 
 
 class _Component:
@@ -220,3 +222,22 @@ class Components:
     @cached_property
     def publish(self) -> PublishComponent:
         return PublishComponent(self._journal)
+
+    # Several providers (docs/fallback.md); their modules import only on first use.
+    @cached_property
+    def fallback(self) -> FallbackComponent:
+        from ductwork.interpreter.resilience import FallbackComponent
+
+        return FallbackComponent(self._journal)
+
+    @cached_property
+    def quota(self) -> QuotaComponent:
+        from ductwork.interpreter.resilience import QuotaComponent
+
+        return QuotaComponent(self._journal)
+
+    @cached_property
+    def healthcheck(self) -> HealthcheckComponent:
+        from ductwork.interpreter.health import HealthcheckComponent
+
+        return HealthcheckComponent(self._journal)

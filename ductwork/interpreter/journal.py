@@ -284,6 +284,10 @@ class Journal:
         finally:
             self.inflight -= 1
 
+    def in_step(self) -> bool:
+        """True inside a running step's function (its task is the step's until it commits)."""
+        return asyncio.current_task() in self._step_tasks
+
     def _intercept(self, tag: str, key: str, fn: Callable[[], Any]) -> Callable[[], Any]:
         """A step about to run may be answered instead: a preset output of a resumed run
         (run context "presets", by key or tag), or the engine's step_hook (test mocks)."""

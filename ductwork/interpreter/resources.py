@@ -14,7 +14,10 @@ from ductwork.connectors.base import (
     build_connector,
     resolve_refs,
 )
+from ductwork.connectors.providers import is_pool
 from ductwork.errors import ConfigurationError, ConnectorNotConfiguredError
+from ductwork.interpreter.fallback import Outcome, build_pool
+from ductwork.interpreter.journal import current_ctx
 from ductwork.util.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -65,9 +68,23 @@ class ConnectorRegistry:
         if built is not None:
             return built
         spec = self.spec_for(kind, name, product, env)
-        conn = build_connector(spec)
+        conn = build_pool(spec, self._report) if is_pool(spec.config) else build_connector(spec)
         self._built[(kind, name, product, env)] = conn
         return conn
+
+    def _report(self, label: str, outcome: Outcome) -> None:
+        """Which provider of a pool served a call: a line in the run's log."""
+        ctx = current_ctx.get()
+        if ctx is None:
+            return
+        if outcome.attempts or outcome.skipped:
+            failed = "; ".join(f"{a['provider']}: {a['error']}" for a in outcome.attempts)
+            skipped = "; ".join(f"{s['provider']}: {s['reason']}" for s in outcome.skipped)
+            ctx.log.warn(f"{label} served by {outcome.provider}"
+                         + (f" after failures ({failed})" if failed else "")
+                         + (f", skipped ({skipped})" if skipped else ""))
+        else:
+            ctx.log.debug(f"{label} served by {outcome.provider}")
 
     def spec_for(self, kind: str, name: str, product: str, env: str) -> ResourceSpec:
         section = KINDS[kind]
@@ -104,6 +121,33 @@ class ConnectorRegistry:
                             definition=dict(definition), base_dir=prod.base_dir if prod else ".",
                             secrets=self._secrets.seen)
         return spec if self.spec_hook is None else self.spec_hook.prepare(spec)
+
+    def resource_names(self, product: str) -> list[tuple[str, str]]:
+        """(kind, name) of every resource the product file declares, in file order."""
+        prod = self._products.get(product)
+        if prod is None:
+            return []
+        return [(kind, name) for kind in KINDS for name in (prod.resources.get(kind) or {})]
+
+    def redact(self, text: str) -> str:
+        return self._secrets.redact(text)
+
+    def policies(self, kind: str, product: str) -> dict[str, Any]:
+        """The product's declared fallbacks (kind "fallback") or quotas ("quota") by name."""
+        prod = self._products.get(product)
+        return dict((prod.resources.get(kind) or {}) if prod is not None else {})
+
+    def declared_provider(self, kind: str, name: str, product: str, env: str) -> str:
+        """The provider an env's config names as written (no secret resolved): "smtp",
+        "pool" for a `providers:` list, "?" when there is no config."""
+        prod = self._products.get(product)
+        definition = ((prod.resources.get(kind) or {}) if prod is not None else {}).get(name)
+        config = ((definition or {}).get("envs") or {}).get(env)
+        if not isinstance(config, Mapping):
+            return "?"
+        if is_pool(config):
+            return "pool"
+        return str(config.get("provider") or DEFAULT_PROVIDER.get(kind, "?"))
 
     def resource_value(self, kind: str, name: str, product: str, env: str, section: str,
                        key: str) -> Any:

@@ -152,6 +152,18 @@ class SQLDatabase(DatabaseConnector):
                 res.rows = [self._typed(stmt, row) for row in res.rows]
         return results
 
+    async def ping(self) -> str:
+        """Connect and SELECT 1 (the declared tables are not created)."""
+        await self._connect("health")
+        try:
+            await self._run([Statement("SELECT 1")])
+        except Exception as e:
+            desc = self._driver_error(e)
+            if desc is None:
+                raise
+            raise self._error(desc[0], "health", retryable=desc[1]) from None
+        return "SELECT 1"
+
     def _typed(self, stmt: Statement, row: dict[str, Any]) -> dict[str, Any]:
         cols = stmt.columns or {}
         out = {}

@@ -126,6 +126,19 @@ class SQLiteDatabase(SQLDatabase):
                 max_workers=1, thread_name_prefix=f"ductwork-sqlite-{self.rspec.name}")
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
+    async def ping(self) -> str:
+        """SELECT 1 on the file; a file not made yet is fine when its folder is writable
+        (the first call creates it; the check creates nothing)."""
+        if self.path != MEMORY and not Path(self.path).exists():
+            folder = Path(self.path).parent
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if not os.access(folder, os.W_OK):
+                raise self._error(f"{self.path} does not exist and {folder} is not writable",
+                                  "health")
+            return f"{self.path} not created yet (made on first use)"
+        return await super().ping()
+
     async def _connect(self, event: str | None) -> None:
         try:
             await self._call(self._open)

@@ -118,6 +118,15 @@ class RedisStreamsConnector(BrokerBase):
             "user/password in 'url' (use ${secrets.NAME} for the password)", event=topic,
         )
 
+    async def ping(self) -> str:
+        """PING (with the configured password and TLS)."""
+        try:
+            await self.client().ping()
+        except Exception as e:
+            raise self.spec.error(f"redis at {self.where()}: {describe(e)}",
+                                  retryable=True) from None
+        return f"PING at {self.where()}"
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:

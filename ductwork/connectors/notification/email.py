@@ -74,6 +74,18 @@ class OutboxNotifier(_Mailer):
         self.path = base_path(spec, self.conf_str("maildir", DEFAULT_OUTBOX))
         self._maildir: mailbox.Maildir | None = None
 
+    async def ping(self) -> str:
+        """The Maildir (or the folder it will be made in) is writable."""
+        import os
+        from pathlib import Path
+
+        folder = Path(self.path)
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            raise self.rspec.error(f"the outbox folder {folder} is not writable")
+        return f"maildir {self.path} writable"
+
     def _add(self, msg: EmailMessage) -> str:
         if self._maildir is None:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)

@@ -113,6 +113,19 @@ class SmtpNotifier(_Mailer):
             return self.fail(f"cannot talk to {self.where}: {e}", event, retryable=True)
         return self.fail(f"{self.where}: {type(e).__name__}: {e}", event)
 
+    async def ping(self) -> str:
+        """Connect (TLS, AUTH as configured) or reuse the connection, then NOOP."""
+        async with self._lock:
+            smtp = await self._connected("health")
+            try:
+                await smtp.noop()
+            except Exception as e:
+                smtp.close()
+                raise self._error(e, "health") from None
+        steps = ["EHLO", *(["STARTTLS"] if self.tls == "starttls" else []),
+                 *(["AUTH"] if self.username else []), "NOOP"]
+        return f"{', '.join(steps)} at {self.host}:{self.port}"
+
     async def _deliver_email(
         self, event: str, recipients: list[tuple[str, str]], mail: Email
     ) -> dict[str, Any]:
