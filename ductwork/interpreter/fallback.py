@@ -258,10 +258,12 @@ class PooledConnector(Connector):
             await conn.aclose()
 
 
-def build_pool(spec: ResourceSpec, report: Callable[[str, Outcome], None] | None = None
+def build_pool(spec: ResourceSpec, report: Callable[[str, Outcome], None] | None = None, *,
+               prepare: Callable[[ResourceSpec], ResourceSpec] | None = None
                ) -> PooledConnector:
     """The pooled connector of a resource whose env config lists `providers:`; each member
-    is built as if its config were the env's (its connection opens on first use)."""
+    is built as if its config were the env's (its connection opens on first use), its spec
+    passed through `prepare` first (the test sandbox's hook)."""
     label = f"{spec.kind} '{spec.name}'"
     try:
         pool = read_pool(spec.config)
@@ -269,6 +271,7 @@ def build_pool(spec: ResourceSpec, report: Callable[[str, Outcome], None] | None
         raise spec.error(f"providers of env {spec.env}: {e}", retryable=False) from None
     members: dict[str, Connector] = {}
     for m in pool.members:
-        members[m.name] = build_connector(replace(spec, config=dict(m.config)))
+        member = replace(spec, config=dict(m.config))
+        members[m.name] = build_connector(member if prepare is None else prepare(member))
     strategy = Strategy(label, pool, redact=spec.redact)
     return PooledConnector(spec.kind, spec.name, strategy, members, report)

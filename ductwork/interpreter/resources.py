@@ -68,9 +68,11 @@ class ConnectorRegistry:
         if built is not None:
             return built
         spec = self.spec_for(kind, name, product, env)
-        conn = build_pool(spec, self._report) if is_pool(spec.config) else build_connector(spec)
-        self._built[(kind, name, product, env)] = conn
-        return conn
+        hook = self.spec_hook
+        made = (build_pool(spec, self._report, prepare=None if hook is None else hook.prepare)
+                if is_pool(spec.config) else build_connector(spec))
+        self._built[(kind, name, product, env)] = made
+        return made
 
     def _report(self, label: str, outcome: Outcome) -> None:
         """Which provider of a pool served a call: a line in the run's log."""
@@ -112,15 +114,21 @@ class ConnectorRegistry:
                 kind=kind, resource=name, env=env)
         raw = dict(envs[env] or {})
         if self.spec_hook is not None:
-            self.spec_hook.admit(kind, name, str(raw.get("provider", DEFAULT_PROVIDER.get(
-                kind, ""))), env)
+            # Each provider of a `providers:` list is admitted (and prepared) on its own.
+            items = raw.get("providers") if is_pool(raw) else [raw]
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, Mapping):
+                    self.spec_hook.admit(kind, name, str(item.get(
+                        "provider", DEFAULT_PROVIDER.get(kind, ""))), env)
         config = resolve_refs(raw, environ=self._secrets.environ,
                               secrets=self._secrets.values, collect=self._secrets.seen,
                               where=f"{section}.{name}.envs.{env}")
         spec = ResourceSpec(kind=kind, name=name, env=env, product=product, config=config,
                             definition=dict(definition), base_dir=prod.base_dir if prod else ".",
                             secrets=self._secrets.seen)
-        return spec if self.spec_hook is None else self.spec_hook.prepare(spec)
+        if self.spec_hook is None or is_pool(config):
+            return spec
+        return self.spec_hook.prepare(spec)
 
     def resource_names(self, product: str) -> list[tuple[str, str]]:
         """(kind, name) of every resource the product file declares, in file order."""
