@@ -58,7 +58,8 @@ def is_pool(config: Any) -> bool:
 def read_pool(config: Mapping[str, Any]) -> Pool:
     """The pool of a config that passed `pool_problems` (references resolved); ValueError
     says what is wrong when it did not."""
-    problems = pool_problems(config)
+    problems = [(path, m) for path, m in pool_problems(config)
+                if getattr(m, "severity", "error") == "error"]  # a warning does not stop it
     if problems:
         path, message = problems[0]
         at = ".".join(str(p) for p in path)

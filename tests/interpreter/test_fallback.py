@@ -304,3 +304,12 @@ async def test_two_smtp_relays_the_second_delivers_when_the_first_is_down(
         # The first receipt found relay-a down; the breaker then skipped it for the second.
         assert any("served by relay-b after failures (relay-a:" in m for m in logs), logs
         assert any("skipped (relay-a: circuit open" in m for m in logs), logs
+
+
+def test_a_warning_in_a_providers_list_does_not_stop_it() -> None:
+    pool = read_pool({"window": 30, "providers": [{"name": "a", "base_url": "http://a",
+                                                   "weight": 2}]})
+    assert pool.strategy == "fallback" and pool.window_ms == 30
+    assert pool.members[0].config == {"base_url": "http://a"}
+    with pytest.raises(ValueError, match=r"providers\.0\.weight: weight must be a whole number"):
+        read_pool({"providers": [{"name": "a", "weight": 0}]})
