@@ -250,3 +250,64 @@ async def test_an_undeclared_fallback_is_a_clear_error(tmp_path: Path,
         assert "no fallback named 'chrge'" in str(result.error)
         assert "did you mean 'charge'" in str(result.error)
     assert issubclass(ConfigurationError, Exception)
+
+
+@pytest.mark.slow
+def test_killed_while_the_backup_serves_then_recovered_completes_once(
+        tmp_path: Path, servers: tuple[HTTPServer, HTTPServer]) -> None:
+    """The primary serves the first charge, then fails; the process dies while the backup
+    serves the second. Recovered in a new process, the run completes once: the first charge
+    is not made again, the second (in flight at the crash) is asked again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    stripe, paypal = Gateway("stripe"), Gateway("paypal")
+    in_flight, release = threading.Event(), threading.Event()
+
+    def stripe_then_down(request: Request) -> Response:
+        stripe.down = len(stripe.calls) >= 1
+        return stripe(request)
+
+    def paypal_hangs_once(request: Request) -> Response:
+        if not in_flight.is_set():
+            in_flight.set()
+            release.wait(30)  # the child is killed meanwhile
+        return paypal(request)
+
+    servers[0].expect_request("/v1/charges", method="POST").respond_with_handler(
+        stripe_then_down)
+    servers[1].expect_request("/v2/payments", method="POST").respond_with_handler(
+        paypal_hangs_once)
+    app = Path(__file__).with_name("fallback_crash_app.py")
+    specs, db = write_specs(tmp_path, servers, free_port(), free_port()), tmp_path / "runs.db"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    child = subprocess.Popen([sys.executable, str(app), str(specs), str(db), "execute"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not in_flight.wait(0.05):
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the backup was never called"
+        child.send_signal(signal.SIGKILL)
+        child.communicate()
+    finally:
+        release.set()
+    assert child.returncode == -signal.SIGKILL
+    assert stripe.calls == [1, 2, 2]  # charge 1 served; charge 2 failed (and its retry)
+    assert paypal.calls in ([], [2])  # the hung request may finish after the kill
+
+    rec = subprocess.run([sys.executable, str(app), str(specs), str(db), "recover"],
+                         capture_output=True, timeout=120, env=env)
+    assert rec.returncode == 0, rec.stderr.decode()
+    assert rec.stdout.decode().strip() == "completed ['stripe', 'paypal']"
+    # The first charge, completed before the crash, was never made again; the second, in
+    # flight, was asked again (a new process: the breaker starts closed, stripe is retried).
+    assert stripe.calls == [1, 2, 2, 2, 2]
+    assert paypal.calls[-1] == 2 and 1 not in paypal.calls
+    servers[0].clear()
+    servers[1].clear()
