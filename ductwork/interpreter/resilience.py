@@ -125,8 +125,12 @@ class FallbackComponent(_Policy):
 
     kind = "fallback"
 
-    async def execute(self, fallback: str, input: Mapping[str, Any] | None = None, *,
-                      timeout: Any = None, tag: str | None = None) -> Any:
+    async def execute(self, fallback: str | Mapping[str, Any],
+                      input: Mapping[str, Any] | None = None, *, timeout: Any = None,
+                      tag: str | None = None) -> Any:
+        """Also as the product docs write it: execute({"fallback": ..., "input": ...})."""
+        if isinstance(fallback, Mapping):
+            return await self.execute(**_options(fallback, "fallback"))
         return await self._execute(fallback, input, timeout, tag)
 
 
@@ -136,6 +140,20 @@ class QuotaComponent(_Policy):
 
     kind = "quota"
 
-    async def execute(self, quota: str, input: Mapping[str, Any] | None = None, *,
-                      timeout: Any = None, tag: str | None = None) -> Any:
+    async def execute(self, quota: str | Mapping[str, Any],
+                      input: Mapping[str, Any] | None = None, *, timeout: Any = None,
+                      tag: str | None = None) -> Any:
+        """Also as the product docs write it: execute({"quota": ..., "input": ...})."""
+        if isinstance(quota, Mapping):
+            return await self.execute(**_options(quota, "quota"))
         return await self._execute(quota, input, timeout, tag)
+
+
+def _options(given: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    unknown = sorted(set(given) - {kind, "input", "timeout", "tag"})
+    if unknown or kind not in given:
+        raise ConfigurationError(
+            f"ctx.{kind}.execute({{...}}): "
+            + (f"unknown key(s) {unknown}; " if unknown else f"'{kind}' is missing; ")
+            + f"write ctx.{kind}.execute({{'{kind}': 'name', 'input': {{...}}}})")
+    return dict(given)

@@ -113,8 +113,9 @@ async def test_ctx_fallback_is_one_step_saying_which_provider_served(
             # Inside a step of the user's own: no second step.
             third = await ctx.step("third", lambda: ctx.fallback.execute(
                 fallback="charge", input={"amount": 3}))
-            fourth = await ctx.fallback.execute(fallback="charge", input={"amount": 4},
-                                                tag="fourth")
+            # The product docs' shape: one options dict.
+            fourth = await ctx.fallback.execute({"fallback": "charge", "input": {"amount": 4},
+                                                 "tag": "fourth"})
             return [first, second, third, fourth]
 
         result = await dw.workflows.execute(product="pay", env="dev", tag="pay-twice",
