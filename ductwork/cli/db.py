@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sqlite3
 from typing import Any
 
-from ductwork.errors import StoreError
+from ductwork.cli.common import DEFAULT_STORE, require_store, sqlite_version, store_url
 from ductwork.store.schema import SCHEMA_VERSION
-
-DEFAULT_STORE = "sqlite:///.ductwork/runs.db"
 
 
 def register(subparsers: Any) -> None:
@@ -26,7 +23,8 @@ def register(subparsers: Any) -> None:
                                 "leases")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--store", metavar="URL",
-                       help=f"run store URL (default $DUCTWORK_STORE or {DEFAULT_STORE})")
+                       help=f"run store URL or SQLite file path (default $DUCTWORK_STORE "
+                            f"or {DEFAULT_STORE})")
         if name == "status":
             p.add_argument("--json", action="store_true", help="print JSON for scripts")
         p.set_defaults(func=func)
@@ -34,7 +32,7 @@ def register(subparsers: Any) -> None:
 
 
 def _url(args: argparse.Namespace) -> str:
-    return str(args.store or os.environ.get("DUCTWORK_STORE") or DEFAULT_STORE)
+    return store_url(args.store)[0]
 
 
 def _safe(url: str) -> str:
@@ -58,7 +56,7 @@ async def _upgrade_async(url: str) -> tuple[int, int]:
         from ductwork.store.sqlite import SQLiteStore
 
         lite = SQLiteStore(url)
-        before = _sqlite_version(lite.path)
+        before = sqlite_version(lite.path)
         await lite.open()  # migrates under BEGIN IMMEDIATE
         await lite.close()
         return before, SCHEMA_VERSION
@@ -68,8 +66,8 @@ async def _upgrade_async(url: str) -> tuple[int, int]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    url = _url(args)
-    info = asyncio.run(_status_async(url))
+    url, origin = store_url(args.store)
+    info = asyncio.run(_status_async(url, origin))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -86,13 +84,15 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _status_async(url: str) -> dict[str, Any]:
+async def _status_async(url: str, origin: str) -> dict[str, Any]:
     info: dict[str, Any] = {"store": _safe(url), "code_version": SCHEMA_VERSION}
     if url.startswith("sqlite:"):
         from ductwork.store.sqlite import SQLiteStore
 
-        path = SQLiteStore(url).path
-        version = _sqlite_version(path)
+        lite = SQLiteStore(url)
+        await require_store(lite, origin)  # a status never creates the file it looks at
+        path = lite.path
+        version = sqlite_version(path)
         info.update(schema_version=version, **_sqlite_stats(path, version))
     else:
         from ductwork.store.postgres import PostgresStore
@@ -108,22 +108,6 @@ async def _status_async(url: str) -> dict[str, Any]:
                 await store.close()
     info["pending_migrations"] = list(range(info["schema_version"] + 1, SCHEMA_VERSION + 1))
     return info
-
-
-def _sqlite_version(path: str) -> int:
-    if path == ":memory:" or not os.path.exists(path):
-        return 0
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = db.execute("SELECT value FROM dw_meta WHERE key='schema_version'").fetchone()
-        finally:
-            db.close()
-    except sqlite3.OperationalError as e:
-        if "no such table" in str(e):
-            return 0
-        raise StoreError(f"cannot read the SQLite store {path}: {e}") from None
-    return int(row[0]) if row else 0
 
 
 def _sqlite_stats(path: str, version: int) -> dict[str, Any]:

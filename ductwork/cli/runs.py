@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ductwork.cli.common import read_json
+from ductwork.cli.common import read_json, require_store, store_url
 from ductwork.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -74,6 +74,9 @@ def _shared_options() -> tuple[argparse.ArgumentParser, ...]:
                       "workflows, e.g. myapp.workflows:dw")
     apps.add_argument("--import", dest="imports", action="append", default=[],
                       metavar="MODULE", help="import a module that defines workflows")
+    apps.add_argument("--secrets-file", dest="secrets_files", action="append", default=[],
+                      metavar="FILE", help="secrets for ${secrets.NAME}: a dotenv or YAML "
+                      "file (repeatable; DUCTWORK_SECRET_<NAME> variables win)")
     start = argparse.ArgumentParser(add_help=False)
     start.add_argument("--id", dest="new_id", metavar="ID",
                        help="the new run's workflow id (retrying with it never runs twice)")
@@ -196,9 +199,9 @@ Command = Callable[["Ductwork", argparse.Namespace, "Console"], Awaitable[int]]
 
 def _cmd(fn: Command, *, needs_app: bool = True) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        dw = _open(args, needs_app)  # user modules are imported outside any event loop
+        dw, origin = _open(args, needs_app)  # user modules are imported outside any event loop
         try:
-            return asyncio.run(_run(fn, dw, args))
+            return asyncio.run(_run(fn, dw, args, origin))
         except BrokenPipeError:  # `ductwork runs list --json | head`: the reader left early
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open for the exit flush
             return 0
@@ -206,23 +209,36 @@ def _cmd(fn: Command, *, needs_app: bool = True) -> Callable[[argparse.Namespace
     return run
 
 
-async def _run(fn: Command, dw: Ductwork, args: argparse.Namespace) -> int:
+async def _run(fn: Command, dw: Ductwork, args: argparse.Namespace, origin: str) -> int:
     from rich.console import Console
 
     # Piped output (less, grep, CI logs) is not squeezed into rich's 80-column default.
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 160)
+    try:
+        # Every `runs` command addresses runs that exist: none of them creates a store.
+        await require_store(dw.store, origin)
+    except BaseException:
+        await dw.aclose()
+        raise
     async with dw:
         return await fn(dw, args, Console(highlight=False, soft_wrap=False, width=width))
 
 
-def _open(args: argparse.Namespace, needs_app: bool) -> Ductwork:
+def _open(args: argparse.Namespace, needs_app: bool) -> tuple[Ductwork, str]:
+    """The Ductwork instance of a command, and where its store came from (for messages)."""
     from ductwork.app import Ductwork
 
+    url, origin = store_url(args.store)
     if not needs_app:
-        return Ductwork(store=args.store)
+        return Ductwork(store=url), origin
+    from ductwork.cli.common import load_secrets
     from ductwork.cli.worker import load_app
 
-    return load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store)
+    dw = load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store,
+                  secrets=load_secrets(args.secrets_files))
+    if dw.store.url != url:
+        origin = "the store of the app's Ductwork instance"
+    return dw, origin
 
 
 def _json_default(value: Any) -> Any:

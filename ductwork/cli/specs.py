@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ductwork.cli.common import read_json
+from ductwork.cli.common import load_secrets, read_json, store_url
 from ductwork.dsl.schema import build as schemas
 from ductwork.errors import ConfigurationError, WorkflowNotFoundError
 
@@ -52,7 +52,12 @@ def register(subparsers: Any) -> None:
     r.add_argument("--input", default="{}", metavar="JSON|@FILE",
                    help="the input as JSON text, or @path/to/input.json")
     r.add_argument("--specs", default=DEFAULT_SPECS, help=f"default: {DEFAULT_SPECS}")
-    r.add_argument("--store", default=None, help="run store URL (default: Ductwork's default)")
+    r.add_argument("--store", default=None, help="run store URL or SQLite file path (default: "
+                   "$DUCTWORK_STORE, else sqlite:///.ductwork/runs.db)")
+    r.add_argument("--secrets-file", dest="secrets_files", action="append", default=[],
+                   metavar="FILE", help="secrets for ${secrets.NAME}: a dotenv or YAML file "
+                   "(repeatable, a later one wins; DUCTWORK_SECRET_<NAME> variables win over "
+                   "files)")
     r.add_argument("--id", dest="workflow_id", default=None,
                    help="workflow id (idempotency key: the same id never runs twice)")
     r.set_defaults(func=cmd_run)
@@ -183,12 +188,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not Path(args.specs).exists():
         raise ConfigurationError(f"specs folder not found: {args.specs} (use --specs DIR)")
     data = read_json(args.input, "--input")
+    secrets = load_secrets(args.secrets_files)
+    store = store_url(args.store)[0]
     cwd = os.getcwd()
     if cwd not in sys.path:  # python: targets are importable from where the command runs
         sys.path.insert(0, cwd)
 
     async def go() -> Any:
-        async with Ductwork(specs=args.specs, store=args.store) as dw:
+        async with Ductwork(specs=args.specs, store=store, secrets=secrets) as dw:
             return await dw.workflows.execute(product=args.product, env=args.env, tag=args.tag,
                                               input=data, workflow_id=args.workflow_id)
 

@@ -8,6 +8,7 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -43,7 +44,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--specs", metavar="DIR", help="folder of YAML products (default ./specs "
                    "when it exists and no --app/--import instance is used)")
     p.add_argument("--store", metavar="URL",
-                   help="run store URL (default $DUCTWORK_STORE or sqlite:///.ductwork/runs.db)")
+                   help="run store URL or SQLite file path (default $DUCTWORK_STORE or "
+                        "sqlite:///.ductwork/runs.db)")
+    p.add_argument("--secrets-file", dest="secrets_files", action="append", default=[],
+                   metavar="FILE", help="secrets for ${secrets.NAME}: a dotenv or YAML file "
+                   "(repeatable, a later one wins; DUCTWORK_SECRET_<NAME> variables win over "
+                   "files)")
     p.add_argument("--concurrency", type=int, default=10, metavar="N",
                    help="runs driven at once by this worker (default 10)")
     p.add_argument("--queues", metavar="A,B", help="only claim runs of these queues")
@@ -65,7 +71,10 @@ def run_worker_command(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    dw = load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store)
+    from ductwork.cli.common import load_secrets
+
+    dw = load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store,
+                  secrets=load_secrets(args.secrets_files))
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
     asyncio.run(_serve(dw, concurrency=args.concurrency, queues=queues, poll=args.poll,
                        grace=args.grace, schedules=not args.no_schedules))
@@ -80,9 +89,12 @@ async def _serve(dw: Ductwork, **options: Any) -> None:
 
 
 def load_app(*, app: str | None = None, imports: list[str] | None = None,
-             specs: str | None = None, store: str | None = None) -> Ductwork:
-    """Find or build the Ductwork instance a worker runs (rules in WORKER_HELP)."""
+             specs: str | None = None, store: str | None = None,
+             secrets: Mapping[str, str] | None = None) -> Ductwork:
+    """Find or build the Ductwork instance a worker runs (rules in WORKER_HELP); `secrets`
+    (read from the command line) are added to an app's own, and win over them."""
     from ductwork.app import Ductwork
+    from ductwork.cli.common import store_url
 
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -105,16 +117,18 @@ def load_app(*, app: str | None = None, imports: list[str] | None = None,
         if found:
             dw = next(iter(found.values()))[1]
     if dw is not None:
-        if store is not None and store != dw.store.url:
+        if store is not None and store_url(store)[0] != dw.store.url:
             raise ConfigurationError(
                 f"--store conflicts with the app's own store ({_safe(dw.store.url)}); the "
                 "store of an app is configured in code: drop --store")
         if specs is not None:
             dw.load_specs(specs)
+        if secrets:
+            dw.runtime.secrets.update(secrets)
         return dw
     if specs is None and Path("specs").is_dir():
         specs = "specs"
-    dw = Ductwork(specs=specs, store=store)
+    dw = Ductwork(specs=specs, store=store_url(store)[0], secrets=secrets)
     for mod in modules:
         reg = getattr(mod, "register", None)
         if not callable(reg):

@@ -326,7 +326,8 @@ def resolve_refs(
                 raise ConfigurationError(
                     f"{where or 'config'}: {src}.{name} is not set; "
                     + ("export it in the environment" if src == "env"
-                       else "pass it in Ductwork(secrets={...})")
+                       else f"pass it in Ductwork(secrets={{...}}), or to the ductwork "
+                       f"command with --secrets-file or DUCTWORK_SECRET_{name}")
                 )
             val = str(table[name])
             if collect is not None:

@@ -36,6 +36,12 @@ class Secrets:
         raise ConfigurationError(f"secret {key!r} is not set: pass it in "
                                  "Ductwork(secrets={...}) or export it in the environment")
 
+    def update(self, values: Mapping[str, str]) -> None:
+        """Add (or replace) secret values, e.g. those the command line read for an app."""
+        for k, v in values.items():
+            self.values[k] = v
+            self.seen.add(str(v))
+
     def redact(self, text: str) -> str:
         return self.seen.redact(text)
 

@@ -11,6 +11,8 @@ How a block runs depends on its language:
   NOT_RUN are shown to readers but not executed here (listed with the reason); any other
   command fails the test. In `console` blocks only `$ ` lines are commands, the rest is output.
 - toml, json: parsed (and written when the block names a file).
+- dotenv: a secrets file (NAME=VALUE lines) read as `--secrets-file` reads it, and written
+  when the block names a file.
 - the languages of NOT_EXECUTED are prose for the eye and not executed (reported as skipped).
   Any other language, or a fence without one, fails.
 
@@ -56,13 +58,15 @@ from typing import Any
 import pytest
 import yaml
 
+from ductwork.errors import ConfigurationError
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 PYTHON = {"python", "py"}
 YAML = {"yaml", "yml"}
 SHELL = {"bash", "sh", "shell", "console"}
-PARSED = {"toml", "json"}
+PARSED = {"toml", "json", "dotenv"}
 NOT_EXECUTED = {
     "text": "plain text (sample output, layouts)",
     "mermaid": "a diagram",
@@ -459,9 +463,18 @@ class Chain:
         try:
             if block.lang == "toml":
                 tomllib.loads(block.code)
+            elif block.lang == "dotenv":
+                from ductwork.cli.common import load_secrets
+
+                path = self.dir / ".dotenv-check"
+                path.write_text(block.code, encoding="utf-8")
+                try:
+                    load_secrets([str(path)], environ={})
+                finally:
+                    path.unlink()
             else:
                 json.loads(block.code)
-        except ValueError as e:
+        except (ValueError, ConfigurationError) as e:
             raise BlockFailed(f"not valid {block.lang}: {e}") from None
         if "file" in opts:
             self.write(block, opts)
