@@ -58,6 +58,10 @@ class Engine:
         self.store: RunStore = runtime.store
         self.inline_wait_s = runtime.inline_wait_s
         self.lease_s = runtime.lease_s
+        # A run starts a step or a compensation on its own clock's word only while at least
+        # this much of its lease is left; below it, the store confirms (and renews) the lease.
+        # The heartbeat renews every lease / 3, so a healthy worker never gets this close.
+        self.lease_margin = self.lease_s / 2
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         _LIVE_OWNERS.add(self.owner)
         self.tasks: dict[str, asyncio.Task[ExecutionResult]] = {}
@@ -82,8 +86,10 @@ class Engine:
         task = self.tasks.get(run.workflow_id)
         if task is not None and not task.done():
             return task
-        task = asyncio.get_running_loop().create_task(self.drive(run, fresh=fresh),
-                                                      name=f"ductwork:{run.workflow_id}")
+        # Every caller claimed the run just before: its lease holds from about now.
+        task = asyncio.get_running_loop().create_task(
+            self.drive(run, fresh=fresh, leased_at=time.monotonic()),
+            name=f"ductwork:{run.workflow_id}")
         self.tasks[run.workflow_id] = task
         wid = run.workflow_id
         task.add_done_callback(lambda t: self._forget(wid, t))
@@ -98,12 +104,29 @@ class Engine:
     async def _beat(self) -> None:
         while self.tasks and not self._closing:
             await asyncio.sleep(self.lease_s / 3)
-            # A failed renewal is harmless here: the next commit's ownership fence reports a
-            # real loss of the lease.
+            # A failed renewal is harmless here: the next step's lease check asks the store,
+            # and the next commit's ownership fence reports a real loss of the lease.
+            sent = time.monotonic()
             with contextlib.suppress(DuctworkError):
-                await self.store.renew_leases(self.owner, self.lease_s)
+                held = await self.store.renew_leases(self.owner, self.lease_s)
+                # Only the runs still ours: one taken over while we stalled keeps its old
+                # deadline, so its next step asks the store and stops.
+                for wid in held:
+                    journal = self.journals.get(wid)
+                    if journal is not None:
+                        journal.renewed(sent + self.lease_s - self.lease_margin)
             with contextlib.suppress(DuctworkError):
                 await poll_cancel_requests(self)  # cancels asked by other processes
+
+    async def confirm_lease(self, journal: Journal) -> None:
+        """The run's lease may have run out (the process stalled, the loop lagged): renew it
+        in the store if it is still ours, else stop the run here, before any side effect."""
+        sent = time.monotonic()
+        if not await self.store.hold_lease(journal.workflow_id, self.owner, self.lease_s):
+            raise LeaseLost(f"run {journal.workflow_id} is no longer owned by this process "
+                            "(its lease expired while it was stalled and another worker took "
+                            "it over)")
+        journal.renewed(sent + self.lease_s - self.lease_margin)
 
     def nudge(self) -> None:
         """Tell a worker in this process that something may have become due."""
@@ -167,7 +190,8 @@ class Engine:
         return codec.dumps_lenient(value)
 
     # -- driving a run --------------------------------------------------------------------------
-    async def drive(self, run: RunRow, *, fresh: bool = False) -> ExecutionResult:
+    async def drive(self, run: RunRow, *, fresh: bool = False,
+                    leased_at: float | None = None) -> ExecutionResult:
         try:
             wf = self.runtime.definitions.get(run.product, run.tag)
         except WorkflowNotFoundError as e:
@@ -178,6 +202,8 @@ class Engine:
         try:
             history = [] if fresh else await self.store.load_steps(run.workflow_id)
             journal = Journal(self, run, wf, history)
+            journal.lease_check_at = ((time.monotonic() if leased_at is None else leased_at)
+                                      + self.lease_s - self.lease_margin)
             ctx = WorkflowContext(journal)
         except Exception as e:
             return await self._fault(run, e)
@@ -255,7 +281,7 @@ class Engine:
             try:
                 await journal.commit(Batch(run=fields))
             except LeaseLost:
-                return await self.result_from_store(run.workflow_id)
+                return await self.lease_lost(run)
         ctx = journal.ctx
         token = current_ctx.set(ctx)
         key_scope.set("")
@@ -280,7 +306,7 @@ class Engine:
         except CancelRun as c:
             return await self._finish_failed(journal, run, wf, c, cancelled=True)
         except LeaseLost:
-            return await self.result_from_store(run.workflow_id)
+            return await self.lease_lost(run)
         except asyncio.CancelledError:
             if self._closing:
                 await self._release(run)
@@ -313,7 +339,7 @@ class Engine:
         try:
             await journal.commit(Batch(run=fields))
         except LeaseLost:
-            return await self.result_from_store(run.workflow_id)
+            return await self.lease_lost(run)
         await self.notify_parent(run)
         return ExecutionResult(run.workflow_id, status, codec.loads(out), None,
                                list(journal.completed), None, _ms(run.started_at, t), manual)
@@ -348,7 +374,7 @@ class Engine:
                 rb = await compensate(journal, "reverse_all" if strategy == "none" else strategy,
                                       message)
             except LeaseLost:
-                return await self.result_from_store(run.workflow_id)
+                return await self.lease_lost(run)
         if cancelled:
             status = "cancelled"
         elif rb and rb["rolled_back_steps"] and not rb["failed_steps"]:
@@ -367,7 +393,7 @@ class Engine:
         try:
             await journal.commit(Batch(run=fields))
         except LeaseLost:
-            return await self.result_from_store(run.workflow_id)
+            return await self.lease_lost(run)
         await self.notify_parent(run)
         return ExecutionResult(run.workflow_id, status, None, message, list(journal.completed),
                                failed_step, _ms(run.started_at, t), rb)
@@ -382,6 +408,12 @@ class Engine:
                                         only_status=frozenset({"waiting"}))
             self.wake(run.parent_id)
         await children.on_run_end(self, run)  # parent-close policies, dispatch retries
+
+    async def lease_lost(self, run: RunRow) -> ExecutionResult:
+        """The run was taken over by another worker: this attempt stops, and says so."""
+        _log.warning("run %s: another worker took it over (this process's lease ran out); "
+                     "stopped here, the other worker goes on", run.workflow_id)
+        return await self.result_from_store(run.workflow_id)
 
     # -- reading --------------------------------------------------------------------------------
     async def result_from_store(self, workflow_id: str) -> ExecutionResult:

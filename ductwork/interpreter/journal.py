@@ -100,6 +100,21 @@ class Journal:
         # Set when the run was taken away (terminated): stop at the next durable point without
         # compensating; the suspension's commit then finds the run no longer ours.
         self.release_reason: str | None = None
+        # time.monotonic() until which our own clock vouches for the lease (with the engine's
+        # margin to spare); set by the engine when it drives the run, moved on by renewals.
+        self.lease_check_at = float("inf")
+
+    def renewed(self, check_at: float) -> None:
+        """The store renewed our lease (the renewal was sent before check_at - lease + margin,
+        so the lease holds at least until check_at + margin)."""
+        self.lease_check_at = max(self.lease_check_at, check_at)
+
+    async def hold_lease(self) -> None:
+        """Before a side effect (a step's function, a compensation): stop here (LeaseLost)
+        if the run is no longer ours. Free while our clock says the lease holds; a store round
+        trip only after a stall or a late heartbeat."""
+        if time.monotonic() >= self.lease_check_at:
+            await self.engine.confirm_lease(self)
 
     def bind(self, ctx: WorkflowContext, presets: dict[str, Any]) -> None:
         self.ctx = ctx
@@ -248,6 +263,8 @@ class Journal:
                 try:
                     while True:
                         attempts += 1
+                        if time.monotonic() >= self.lease_check_at:
+                            await self.engine.confirm_lease(self)
                         try:
                             result = await _invoke(fn, timeout_ms, tag)
                             encoded = self.encode(result, f"Step '{tag}' returned a value that",

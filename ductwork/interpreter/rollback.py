@@ -39,6 +39,7 @@ async def compensate(journal: Journal, strategy: str, reason: str) -> dict[str, 
         hook = journal.engine.rollback_hook
         if hook is not None:
             fn = hook(journal.ctx, tag, key, fn) or fn
+        await journal.hold_lease()  # a stalled worker must not compensate a run it lost
         token = current_ctx.set(journal.ctx)
         try:
             await _call_rollback(fn, result)

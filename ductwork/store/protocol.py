@@ -240,7 +240,15 @@ class RunStore(abc.ABC):
         and running runs whose lease expired (or whose owner is in steal_from)."""
 
     @abc.abstractmethod
-    async def renew_leases(self, owner: str, lease_s: float) -> int: ...
+    async def renew_leases(self, owner: str, lease_s: float) -> list[str]:
+        """Extend the lease of every run `owner` holds; returns their workflow ids (a run
+        missing from them was taken over, or ended)."""
+
+    @abc.abstractmethod
+    async def hold_lease(self, workflow_id: str, owner: str, lease_s: float) -> bool:
+        """Renew the lease of one run if `owner` still holds it; False when another worker
+        took it over (or it ended). The engine asks this before a side effect when it cannot
+        tell from its own clock that the lease still holds (after a stall, say)."""
 
     @abc.abstractmethod
     async def release(self, workflow_id: str, owner: str, *, wake_at: float | None = None) -> None:

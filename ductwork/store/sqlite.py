@@ -397,10 +397,16 @@ class SQLiteStore(RunStore):
         due = sorted(free + orphaned, key=lambda r: (-r[1], r[2]))
         return [r[0] for r in due[:n]]
 
-    async def renew_leases(self, owner: str, lease_s: float) -> int:
+    async def renew_leases(self, owner: str, lease_s: float) -> list[str]:
         t = now()
+        return [r[0] for r in self.conn.execute(
+            "UPDATE dw_runs SET lease_until=? WHERE owner=? RETURNING workflow_id",
+            (t + lease_s, owner)).fetchall()]
+
+    async def hold_lease(self, workflow_id: str, owner: str, lease_s: float) -> bool:
         return self.conn.execute(
-            "UPDATE dw_runs SET lease_until=? WHERE owner=?", (t + lease_s, owner)).rowcount
+            "UPDATE dw_runs SET lease_until=? WHERE workflow_id=? AND owner=?",
+            (now() + lease_s, workflow_id, owner)).rowcount == 1
 
     async def release(self, workflow_id: str, owner: str, *, wake_at: float | None = None) -> None:
         self.conn.execute(

@@ -96,12 +96,25 @@ async def test_claim_due_picks_due_suspended_and_orphaned_runs(store: RunStore) 
 
 async def test_renew_and_release(store: RunStore) -> None:
     await store.create_run(run("w1", owner="me", lease_until=time.time() + 1), [])
-    assert await store.renew_leases("me", 60) == 1
+    assert await store.renew_leases("me", 60) == ["w1"]
     r = await store.get_run("w1")
     assert r is not None and r.lease_until is not None and r.lease_until > time.time() + 50
     await store.release("w1", "me")
     r = await store.get_run("w1")
     assert r is not None and r.owner is None and r.status == "pending"
+
+
+async def test_hold_lease_renews_only_a_run_still_ours(store: RunStore) -> None:
+    await store.create_run(run("mine", owner="me", lease_until=time.time() - 1), [])
+    await store.create_run(run("taken", owner="other", lease_until=time.time() + 60), [])
+    await store.create_run(run("done", status="completed", owner=None, lease_until=None), [])
+    assert await store.hold_lease("mine", "me", 60) is True
+    r = await store.get_run("mine")
+    assert r is not None and r.lease_until is not None and r.lease_until > time.time() + 50
+    assert await store.hold_lease("taken", "me", 60) is False
+    assert await store.hold_lease("done", "me", 60) is False
+    assert await store.hold_lease("missing", "me", 60) is False
+    assert (await store.get_run("taken")).owner == "other"  # type: ignore[union-attr]
 
 
 async def test_signals_are_kept_until_consumed_once(store: RunStore) -> None:

@@ -511,11 +511,17 @@ class PostgresStore(RunStore):
 
         return await self._with(go)
 
-    async def renew_leases(self, owner: str, lease_s: float) -> int:
-        async def go(conn: Conn, _: int) -> int:
+    async def renew_leases(self, owner: str, lease_s: float) -> list[str]:
+        rows = await self._fetch(f"UPDATE dw_runs SET lease_until={NOW} + %s WHERE owner=%s "
+                                 "RETURNING workflow_id", (lease_s, owner))
+        return [r[0] for r in rows]
+
+    async def hold_lease(self, workflow_id: str, owner: str, lease_s: float) -> bool:
+        async def go(conn: Conn, _: int) -> bool:
             cur = await conn.execute(
-                f"UPDATE dw_runs SET lease_until={NOW} + %s WHERE owner=%s", (lease_s, owner))
-            return cur.rowcount
+                f"UPDATE dw_runs SET lease_until={NOW} + %s WHERE workflow_id=%s AND owner=%s",
+                (lease_s, workflow_id, owner))
+            return cur.rowcount == 1
 
         return await self._with(go)
 
