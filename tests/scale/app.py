@@ -14,6 +14,8 @@ import psycopg
 from ductwork import Ductwork
 
 STEP_DELAY_S = float(os.environ.get("DUCTWORK_SCALE_STEP_DELAY", "0.02"))
+# How long a compensation's remote call takes after its side effect landed.
+COMPENSATION_DELAY_S = float(os.environ.get("DUCTWORK_SCALE_COMPENSATION_DELAY", "0"))
 _store = ""
 _conn: psycopg.AsyncConnection[Any] | None = None
 _lock = asyncio.Lock()
@@ -55,6 +57,8 @@ async def effect(wid: str, step: str) -> dict[str, Any]:
 
 async def compensate(wid: str, step: str) -> None:
     await _record("scale_compensations", "compensation", wid, step)
+    if COMPENSATION_DELAY_S:
+        await asyncio.sleep(COMPENSATION_DELAY_S)
 
 
 async def broken_carrier(wid: str) -> None:
