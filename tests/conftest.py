@@ -8,6 +8,18 @@ from pathlib import Path
 import pytest
 
 from ductwork import Ductwork
+from tests.support.postgres import find_bin_dir
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Without PostgreSQL's server binaries, one message saying how to get them (rather than
+    an error in each of the hundreds of tests that start a private cluster)."""
+    if session.config.option.collectonly:
+        return
+    try:
+        find_bin_dir()
+    except RuntimeError as e:
+        pytest.exit(f"{e}. Then run the tests again.", returncode=4)
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from ductwork.cli import connectors, db, doctor, runs, server, specs, worker
+from ductwork.cli import connectors, db, doctor, init, runs, server, specs, worker
 from ductwork.errors import DuctworkError
 
 # Each group adds its subcommands; every subcommand sets `func=handler(args) -> int`.
 GROUPS = (
+    init,        # init
     specs,       # validate, schema, run, graph
     worker,      # worker
     runs,        # runs list|show|history|cancel|signal|replay|resume|prune, test
@@ -24,6 +25,7 @@ GROUPS = (
 
 # One example line per command, shown at the end of its --help.
 EXAMPLES = {
+    "init": "ductwork init shop && cd shop && ductwork validate",
     "validate": "ductwork validate specs/shop --strict",
     "schema": "ductwork schema product > product.schema.json",
     "run": "ductwork run shop checkout --env dev --input '{\"order_id\": 42}'",

@@ -37,6 +37,10 @@ def register(subparsers: Any) -> None:
     v.add_argument("--import", dest="do_import", action="store_true", help=argparse.SUPPRESS)
     v.add_argument("--strict", action="store_true",
                    help="treat warnings as errors (exit 1 when there is any)")
+    v.add_argument("--env", default=None, metavar="ENV",
+                   help="the environment that will run here: each product must declare it, "
+                        "and a provider of ENV whose package is not installed is an error "
+                        "(other envs' providers are not checked against this machine)")
     v.set_defaults(func=cmd_validate, do_import=True)
 
     s = subparsers.add_parser("schema", help="print the JSON Schema of product or workflow files")
@@ -83,8 +87,9 @@ def _scope(path: Path) -> tuple[Path, Path | None]:
 
 
 def validate_paths(paths: list[str], *, do_import: bool = True,
-                   strict: bool = False) -> Report:
-    """Check every path; one merged report. `strict` turns warnings into errors."""
+                   strict: bool = False, env: str | None = None) -> Report:
+    """Check every path; one merged report. `strict` turns warnings into errors; `env` is the
+    environment meant to run on this machine (see `_for_env`)."""
     from ductwork.dsl.diagnostics import as_error, sort_key
     from ductwork.dsl.specs import check_specs
 
@@ -108,14 +113,40 @@ def validate_paths(paths: list[str], *, do_import: bool = True,
             merged.files.extend(report.files)
             merged.specs.products.update(report.specs.products)
     assert merged is not None
+    if env is not None:
+        _for_env(merged, env)
     if strict:
         merged.diagnostics = [as_error(d) for d in merged.diagnostics]
     merged.diagnostics.sort(key=sort_key)
     return merged
 
 
+def _for_env(report: Report, env: str) -> None:
+    """Validate for one env: a product must declare it; its providers' packages must be
+    installed here (an error), other envs' missing packages are not this machine's concern."""
+    from ductwork.dsl.diagnostics import Diagnostic, as_error, did_you_mean
+    from ductwork.dsl.product import MISSING_PACKAGE
+
+    kept = []
+    for d in report.diagnostics:
+        found = MISSING_PACKAGE.search(d.message)
+        if found is None:
+            kept.append(d)
+        elif found["env"] == env:
+            kept.append(as_error(d))
+    for name, product in report.specs.products.items():
+        if env not in product.envs:
+            kept.append(Diagnostic(
+                product.path, 0, 0,
+                f"--env {env}: product '{name}' has no environment '{env}'",
+                did_you_mean(env, list(product.envs))
+                or f"it declares {', '.join(product.envs)}"))
+    report.diagnostics = kept
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    report = validate_paths(list(args.paths), do_import=args.do_import, strict=args.strict)
+    report = validate_paths(list(args.paths), do_import=args.do_import, strict=args.strict,
+                            env=args.env)
     products = report.specs.products
     n_workflows = sum(len(pr.workflows) for pr in products.values())
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from ductwork.dsl.plan import ProductSpec
 from ductwork.dsl.schema import checker as schema_check
 from ductwork.dsl.secrets import secret_findings
 from ductwork.errors import DuctworkError
+
+# The warning `installed` gives; `ductwork validate --env` reads the env back from it.
+MISSING_PACKAGE = re.compile(r"in env '(?P<env>[^']+)', whose package \S+ is not installed here")
 
 
 def compile_product(doc: Document, folder: str | None = None

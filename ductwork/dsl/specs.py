@@ -14,6 +14,7 @@ from ductwork.dsl.plan import ProductSpec, Specs
 from ductwork.dsl.product import compile_product
 from ductwork.dsl.targets import Targets
 from ductwork.errors import CompileError
+from ductwork.util.paths import display_path
 
 PRODUCT_FILE = "product.yaml"
 WORKFLOW_DIR = "workflows"
@@ -60,11 +61,7 @@ def workflow_files(product_dir: Path) -> list[Path]:
 
 
 def _display(path: Path) -> str:
-    """Paths in messages are relative to the working directory when possible."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    return display_path(path)
 
 
 def check_product(product_dir: Path, report: Report, targets: Targets | None = None

@@ -16,6 +16,7 @@ from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known, sort_key
 from ductwork.dsl.loader import DataPath, Document, load_file
 from ductwork.dsl.specs import product_dirs
 from ductwork.errors import CompileError, DuctworkError
+from ductwork.util.paths import display_path
 
 TEST_DIR = "tests"
 FILE_KEYS = ("workflow", "env", "description", "cases")
@@ -87,10 +88,7 @@ class Suite:
 
 # -- discovery and parsing --------------------------------------------------------------------
 def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    return display_path(path)
 
 
 def discover(paths: Iterable[str]) -> tuple[list[tuple[Path, list[Path]]], list[Diagnostic]]:

@@ -187,3 +187,23 @@ def test_validate_is_quiet_when_the_packages_are_installed(tmp_path: Path) -> No
     _specs(tmp_path)
     report = validate_paths([str(tmp_path / "specs")])
     assert report.ok and not report.diagnostics
+
+
+def test_validate_for_one_env_checks_that_env_only(tmp_path: Path) -> None:
+    _specs(tmp_path)
+    (tmp_path / "specs" / "ledger").mkdir()
+    (tmp_path / "specs" / "ledger" / "product.yaml").write_text(POSTGRES_PRODUCT)
+    # dev runs here on the embedded providers: prd's missing packages are not this machine's.
+    dev = _without_extras(tmp_path, "validate", "specs", "--env", "dev")
+    assert dev.returncode == 0 and "warning" not in dev.stdout, dev.stdout + dev.stderr
+    # prd would run here: its providers' packages missing is an error, with the pip command.
+    prd = _without_extras(tmp_path, "validate", "specs", "--env", "prd", "--json")
+    assert prd.returncode == 1
+    diagnostics = json.loads(prd.stdout)["diagnostics"]
+    assert {d["severity"] for d in diagnostics} == {"error"}
+    assert sorted(Path(d["path"]).parent.name for d in diagnostics) == ["hello", "ledger"]
+    assert all("in env 'prd'" in d["message"] for d in diagnostics)
+    # An env a product does not declare is named, with the closest one.
+    typo = _without_extras(tmp_path, "validate", "specs", "--env", "prod")
+    assert typo.returncode == 1
+    assert "has no environment 'prod'" in typo.stdout and "did you mean 'prd'?" in typo.stdout

@@ -7,7 +7,8 @@ How a block runs depends on its language:
   in a fresh directory, the way a reader pastes it into an empty file.
 - yaml: written into a product and checked with `ductwork validate`; what it is comes from its
   top-level keys (see `yaml_kind`). Test-case files (`cases:`) are run with `ductwork test`.
-- bash, sh, console: each `ductwork ...` (or `python ...`) command runs; the commands of
+- bash, sh, console: each `ductwork ...` (or `python ...`) command runs, `cd` moves later
+  commands of the chain into a folder of its directory; the commands of
   NOT_RUN are shown to readers but not executed here (listed with the reason); any other
   command fails the test. In `console` blocks only `$ ` lines are commands, the rest is output.
 - toml, json: parsed (and written when the block names a file).
@@ -257,6 +258,7 @@ class Chain:
 
     def __init__(self, directory: Path, fresh: bool) -> None:
         self.dir = directory
+        self.cwd = directory  # where commands run: the chain's directory, or where `cd` went
         self.home = directory.parent / (directory.name + "-home")
         self.home.mkdir(exist_ok=True)
         if not fresh:
@@ -277,7 +279,7 @@ class Chain:
 
     def run(self, argv: list[str], what: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run(argv, cwd=self.dir, env=self.env(), capture_output=True,
+            return subprocess.run(argv, cwd=self.cwd, env=self.env(), capture_output=True,
                                   text=True, timeout=TIMEOUT, check=False, **kw)
         except subprocess.TimeoutExpired:
             raise BlockFailed(f"{what}: still running after {TIMEOUT}s") from None
@@ -400,6 +402,12 @@ class Chain:
             if not words:
                 continue
             head = words[0]
+            if head == "cd":  # later commands of the chain run there (inside its directory)
+                target = (self.cwd / (words[1] if len(words) > 1 else ".")).resolve()
+                if not target.is_dir() or not target.is_relative_to(self.dir.resolve()):
+                    raise BlockFailed(f"{command!r}: no folder {target} in the block's directory")
+                self.cwd = target
+                continue
             if head in NOT_RUN:
                 continue
             if head not in RUN:
@@ -427,7 +435,7 @@ class Chain:
     def run_until_stopped(self, command: str, seconds: float) -> None:
         """Start a long-running command; once it has printed its first line (it is up), let it
         run `seconds` more, then send SIGTERM: it must exit 0."""
-        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.dir, env=self.env(),
+        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.cwd, env=self.env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines: list[str] = []
         assert proc.stdout is not None

@@ -1,0 +1,1 @@
+"""Project templates written by `ductwork init` (package data: starter, blank, example)."""
