@@ -70,7 +70,7 @@ def test_example_specs_compile_to_plans() -> None:
     assert sorted(product.workflows) == ["charge-payment", "order-fulfilment", "user-onboarding"]
     assert product.resources["database"]["users-db"]["events"]["create-user"] == {
         "op": "insert", "table": "users"}
-    assert Path(product.base_dir) == ROOT / "specs" / "my-product"
+    assert Path(product.base_dir) == (ROOT / "specs" / "my-product").resolve()
 
     charge = product.workflows["charge-payment"]
     assert charge.options == p.WorkflowOptions("reverse_all", timeout=300_000)
