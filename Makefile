@@ -24,7 +24,6 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# Runs the benchmarks and prints each figure beside bench/results/baseline.jsonl.
 bench: $(STAMP)
-	$(BIN)/python bench/engine.py
-	$(BIN)/python bench/dsl.py
-	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/run.py --scripts engine,dsl,latency,scale

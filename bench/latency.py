@@ -1,0 +1,193 @@
+"""Latency: p50/p99 of step overhead, dispatch -> first step, signal -> resume; JSON lines.
+
+    python bench/latency.py                 # SQLite in one process, then PostgreSQL across
+                                            # processes (a private server, fsync on)
+    python bench/latency.py --no-postgres   # SQLite only
+
+Figures (each one JSON line with p50_ms, p99_ms, max_ms and the sample size):
+
+- step_overhead: the time between one step's function starting and the next one's, for async
+  steps that return at once: the engine's own cost per step (journal, commit, replay checks).
+- dispatch_to_first_step: `dispatch()` until the run's first step function starts, in a worker
+  that is idle and waiting (in-process on SQLite; a `worker` process woken by NOTIFY on
+  PostgreSQL).
+- signal_to_resume: `signal()` until the step after `wait_for_signal` starts, for a run that
+  waits suspended (its worker is idle).
+
+Times across processes are read from one clock (time.time() on the same machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ductwork import Ductwork  # noqa: E402
+
+
+def emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def summary(name: str, samples_s: list[float], **extra: Any) -> None:
+    ms = sorted(x * 1000 for x in samples_s)
+    p99 = statistics.quantiles(ms, n=100, method="inclusive")[98] if len(ms) > 1 else ms[0]
+    emit(figure=name, n=len(ms), p50_ms=round(statistics.median(ms), 3), p99_ms=round(p99, 3),
+         max_ms=round(ms[-1], 3), **extra)
+
+
+def build(store: str) -> Ductwork:
+    """The bench workflows; each step returns the wall-clock time it started at."""
+    dw = Ductwork(store=store, inline_wait="0ms")
+
+    async def now() -> float:
+        return time.time()
+
+    async def chain(ctx: Any) -> Any:
+        return [await ctx.step(f"s{i}", now) for i in range(int(ctx.input["steps"]))]
+
+    async def first(ctx: Any) -> Any:
+        return await ctx.step("first", now)
+
+    async def waits(ctx: Any) -> Any:
+        await ctx.wait_for_signal("go", timeout="1h")
+        return await ctx.step("after", now)
+
+    dw.workflows.define(product="bench", tag="chain", handler=chain)
+    dw.workflows.define(product="bench", tag="first", handler=first)
+    dw.workflows.define(product="bench", tag="waits", handler=waits, signals=["go"])
+    return dw
+
+
+async def _until(dw: Ductwork, ids: list[str], statuses: set[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for wid in ids:
+        while (await dw.workflows.status(wid))["status"] not in statuses:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"run {wid} did not reach {statuses} in {timeout}s")
+            await asyncio.sleep(0.01)
+
+
+async def dispatched(dw: Ductwork, runs: int, gap: float) -> list[float]:
+    sent: dict[str, float] = {}
+    for _ in range(runs):
+        t = time.time()
+        job = await dw.workflows.dispatch("bench", "dev", "first", {})
+        sent[job["job_id"]] = t
+        await asyncio.sleep(gap)
+    await _until(dw, list(sent), {"completed"}, 120)
+    return [(await dw.workflows.result(wid)).output - t for wid, t in sent.items()]
+
+
+async def signalled(dw: Ductwork, runs: int, gap: float) -> list[float]:
+    ids = [(await dw.workflows.dispatch("bench", "dev", "waits", {}))["job_id"]
+           for _ in range(runs)]
+    await _until(dw, ids, {"waiting"}, 120)
+    sent: dict[str, float] = {}
+    for wid in ids:
+        sent[wid] = time.time()
+        await dw.workflows.signal(wid, "go", {})
+        await asyncio.sleep(gap)
+    await _until(dw, ids, {"completed"}, 120)
+    return [(await dw.workflows.result(wid)).output - t for wid, t in sent.items()]
+
+
+async def sqlite(args: Any, folder: str) -> None:
+    dw = build(f"sqlite:///{folder}/latency.db")
+    common = {"store": "sqlite", "synchronous": "NORMAL", "processes": 1}
+    async with dw:
+        gaps: list[float] = []
+        for _ in range(args.repeat):
+            r = await dw.workflows.execute(product="bench", env="dev", tag="chain",
+                                           input={"steps": args.steps})
+            times = r.output
+            gaps += [b - a for a, b in pairwise(times)]
+        summary("step_overhead", gaps, **common)
+        worker = asyncio.create_task(dw.workflows.run_worker(
+            concurrency=50, poll="1s", schedules=False, handle_signals=False))
+        try:
+            await asyncio.sleep(0.2)
+            summary("dispatch_to_first_step", await dispatched(dw, args.runs, args.gap),
+                    **common)
+            summary("signal_to_resume", await signalled(dw, args.runs, args.gap), **common)
+        finally:
+            dw.workflows.stop_worker()
+            await worker
+
+
+async def postgres(args: Any) -> None:
+    import scale  # bench/scale.py: its private PostgreSQL server
+
+    server = scale.Server(fast=False)
+    try:
+        store = scale.new_database(server.dsn)
+        client = build(store)
+        async with client:
+            await client.workflows.list()  # creates the schema before the worker starts
+            proc = subprocess.Popen([sys.executable, __file__, "worker", "--store", store],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                await scale.ready(store, 1)
+                common = {"store": "postgresql", "fsync": "on", "processes": 2}
+                gaps: list[float] = []
+                for _ in range(args.repeat):
+                    r = await client.workflows.execute(product="bench", env="dev", tag="chain",
+                                                       input={"steps": args.steps})
+                    gaps += [b - a for a, b in pairwise(r.output)]
+                summary("step_overhead", gaps, **{**common, "processes": 1})
+                summary("dispatch_to_first_step",
+                        await dispatched(client, args.runs, args.gap), **common)
+                summary("signal_to_resume", await signalled(client, args.runs, args.gap),
+                        **common)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    finally:
+        server.stop()
+
+
+async def worker_main(store: str) -> None:
+    dw = build(store)
+    try:
+        await dw.workflows.run_worker(concurrency=50, poll="2s", grace="5s", schedules=False,
+                                      handle_signals=True)
+    finally:
+        await dw.aclose()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        asyncio.run(worker_main(sys.argv[sys.argv.index("--store") + 1]))
+        return
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=200, help="runs per latency figure")
+    p.add_argument("--gap", type=float, default=0.005, help="seconds between dispatches")
+    p.add_argument("--steps", type=int, default=200, help="steps of the step-overhead run")
+    p.add_argument("--repeat", type=int, default=5, help="step-overhead runs")
+    p.add_argument("--no-postgres", action="store_true")
+    args = p.parse_args()
+    emit(figure="machine", cpus=os.cpu_count(), python=platform.python_version())
+    with tempfile.TemporaryDirectory() as folder:
+        asyncio.run(sqlite(args, folder))
+    if not args.no_postgres:
+        asyncio.run(postgres(args))
+
+
+if __name__ == "__main__":
+    main()
