@@ -179,6 +179,9 @@ def _other(v: Any, depth: int, lenient: bool) -> Any:
         return _walk(dict(v), depth, lenient)
     if isinstance(v, list):
         return _walk(list(v), depth, lenient)
+    data = getattr(type(v), "__ductwork_data__", None)  # ctx.input, or a part of it
+    if data is not None:
+        return _walk(data(v), depth, lenient)
     dump = getattr(v, "model_dump", None)  # pydantic v2 models: stored as their JSON form
     if callable(dump) and hasattr(type(v), "model_fields"):
         return _walk(dump(mode="json"), depth, lenient)

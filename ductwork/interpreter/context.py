@@ -8,61 +8,18 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ductwork.errors import ConfigurationError, InputFieldNotFoundError
+from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter import rollback as saga
 from ductwork.interpreter.children import run_child
 from ductwork.interpreter.components import Components
+from ductwork.interpreter.input_view import InputView
 from ductwork.interpreter.journal import key_scope
 from ductwork.interpreter.transform import Transform
 from ductwork.util.durations import to_ms
 
 if TYPE_CHECKING:
     from ductwork.interpreter.journal import Journal
-
-
-class InputView(Mapping[str, Any]):
-    """Read-only input with attribute and item access; a missing field names itself."""
-
-    __slots__ = ("_data", "_path")
-
-    def __init__(self, data: Mapping[str, Any], path: str = "") -> None:
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "_path", path)
-
-    def _wrap(self, key: str, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return InputView(value, f"{self._path}{key}.")
-        return value
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return self._wrap(key, self._data[key])
-        except (KeyError, TypeError):
-            raise InputFieldNotFoundError(f"{self._path}{key}") from None
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("__"):
-            raise AttributeError(key)
-        return self[key]
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        raise ConfigurationError("ctx.input is read-only; keep changing data in ctx.set_state()")
-
-    def __iter__(self) -> Any:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"InputView({dict(self._data)!r})"
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._wrap(key, self._data[key]) if key in self._data else default
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self._data)
 
 
 class Log:
@@ -248,7 +205,23 @@ class WorkflowContext(Components):
         return self._journal.state.get(key, default)
 
     # -- signals --------------------------------------------------------------------------------
-    async def wait_for_signal(self, name: str | Iterable[str], timeout: Any = None) -> Any:
+    async def wait_for_signal(self, name: str | Iterable[str], options: Any = None, *,
+                              timeout: Any = None) -> Any:
+        """The payload of the next signal named `name` (or any of several names); `options`
+        may be the docs' positional dict {"timeout": "24h"} or, as before, the timeout."""
+        if isinstance(options, Mapping):
+            unknown = sorted(set(options) - {"timeout"})
+            if unknown:
+                raise ConfigurationError(f"ctx.wait_for_signal: unknown option(s) {unknown}; "
+                                         "the one option is 'timeout'")
+            if timeout is not None and options.get("timeout") is not None:
+                raise ConfigurationError("ctx.wait_for_signal: give the timeout once, in the "
+                                         "options dict or as timeout=")
+            timeout = options.get("timeout", timeout)
+        elif options is not None:
+            if timeout is not None:
+                raise ConfigurationError("ctx.wait_for_signal: give the timeout once")
+            timeout = options
         names = [name] if isinstance(name, str) else list(name)
         if not names or not all(isinstance(n, str) and n for n in names):
             raise ConfigurationError("ctx.wait_for_signal: give a signal name or a list of names")
@@ -297,9 +270,27 @@ class WorkflowContext(Components):
 
         return await _gather_all([one(i, it) for i, it in enumerate(items)])
 
-    async def workflow(self, child_id: str, tag: str, input: Any = None, **options: Any) -> Any:
-        """Run a child workflow durably and return its output (see the lifecycle docs)."""
-        return await run_child(self._journal, child_id, tag, input, **options)
+    async def workflow(self, child_id: str, tag: str, input: Any = None,
+                       options: Mapping[str, Any] | None = None, **kw: Any) -> Any:
+        """Run a child workflow durably and return its output (see the lifecycle docs); the
+        options (timeout, retries, parent_close_policy, idempotency_key, ...) may be the docs'
+        positional dict, keywords, or both when they do not overlap."""
+        if options is not None:
+            if not isinstance(options, Mapping):
+                raise ConfigurationError(
+                    f"ctx.workflow({child_id!r}): options must be a dict like "
+                    "{'timeout': '5m', 'retries': 2}, got " + type(options).__name__)
+            both = sorted(set(options) & set(kw))
+            if both:
+                raise ConfigurationError(f"ctx.workflow({child_id!r}): {both} given both in "
+                                         "the options dict and as keywords; give each once")
+            unknown = sorted(set(options) - _CHILD_OPTIONS)
+            if unknown:
+                raise ConfigurationError(
+                    f"ctx.workflow({child_id!r}): unknown option(s) {unknown}; known: "
+                    f"{sorted(_CHILD_OPTIONS)}")
+            kw = {**options, **kw}
+        return await run_child(self._journal, child_id, tag, input, **kw)
 
 
 async def _gather_all(coros: list[Awaitable[Any]]) -> list[Any]:
@@ -325,3 +316,5 @@ def _arity(fn: Callable[..., Any]) -> int:
 
 
 _STEP_OPTIONS = frozenset({"allow_fail", "retries", "retry_delay", "timeout", "critical"})
+_CHILD_OPTIONS = frozenset({"timeout", "retries", "parent_close_policy", "idempotency_key",
+                            "product", "env", "rollback", "critical"})

@@ -13,6 +13,67 @@ SEED_KEYS = ("status", "workflow_id", "execution_time", "output", "completed_ste
              "failed_step", "error")
 
 
+class RunError(str):
+    """`result.error`: the message, as a string (so `str(result.error)` and `"x" in
+    result.error` read as before), that also carries the documented fields `.message`,
+    `.step` (the failed step's tag, or None) and `.code`; `result.error["code"]` works too."""
+
+    FIELDS = ("message", "step", "code")
+
+    step: str | None
+    code: str
+
+    def __new__(cls, message: str, step: str | None = None, code: str | None = None,
+                status: str | None = None) -> RunError:
+        self = super().__new__(cls, message)
+        self.step = step
+        self.code = code or error_code(status, step, message)
+        return self
+
+    @property
+    def message(self) -> str:
+        return str.__str__(self)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key in self.FIELDS:
+                return getattr(self, key)
+            raise KeyError(f"result.error has {', '.join(self.FIELDS)}, not {key!r}")
+        return str.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.FIELDS else default
+
+    def keys(self) -> tuple[str, ...]:
+        return self.FIELDS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "step": self.step, "code": self.code}
+
+    def __reduce__(self) -> Any:
+        return (RunError, (self.message, self.step, self.code))
+
+
+def error_code(status: str | None, step: str | None, message: str) -> str:
+    """The `code` of a run's error, from what the run row keeps (so it reads the same from
+    execute() and from the store): cancelled, workflow_timeout, step_timeout, step_failed,
+    input_field_not_found, non_determinism, or workflow_failed."""
+    if status == "cancelled" or message.startswith("Workflow cancelled"):
+        return "cancelled"
+    if message.startswith("Workflow timed out"):
+        return "workflow_timeout"
+    if step is not None:
+        head = message.split(": ", 1)
+        if len(head) == 2 and head[1].startswith("timed out after"):
+            return "step_timeout"
+        return "step_failed"
+    if message.startswith("Input field not found"):
+        return "input_field_not_found"
+    if "the code changed under a running workflow" in message or "replay asked for" in message:
+        return "non_determinism"
+    return "workflow_failed"
+
+
 @dataclass
 class ExecutionResult:
     """The seed's result: to_dict() has exactly its keys."""
@@ -26,8 +87,15 @@ class ExecutionResult:
     execution_time: int = 0
     rollback_result: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        if self.error is not None and not isinstance(self.error, RunError):
+            self.error = RunError(self.error, self.failed_step, status=self.status)
+
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in SEED_KEYS}
+        out = {k: getattr(self, k) for k in SEED_KEYS}
+        if out["error"] is not None:
+            out["error"] = str.__str__(out["error"])  # a plain str for JSON and equality
+        return out
 
     @classmethod
     def from_rows(cls, run: RunRow, steps: list[StepRow]) -> ExecutionResult:

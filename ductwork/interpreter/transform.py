@@ -8,6 +8,7 @@ from typing import Any
 from ductwork.dsl.expr.functions import FUNCTIONS, ArgError, lookup
 from ductwork.dsl.expr.runtime import Fail, close_hint
 from ductwork.errors import ExpressionError
+from ductwork.interpreter.input_view import plain
 
 
 def call(name: str, *args: Any) -> Any:
@@ -17,6 +18,7 @@ def call(name: str, *args: Any) -> Any:
     if entry is None:
         raise ExpressionError(f"unknown function '{name}'{close_hint(name, FUNCTIONS)}")
     info, impl, lazy = entry
+    args = tuple(plain(a) for a in args)  # ctx.input parts are their plain data here
     if not info.accepts(len(args)):
         raise ExpressionError(f"{name}() takes {info.arity()}, got {len(args)}: "
                               f"{info.signature}")

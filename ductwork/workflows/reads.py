@@ -314,8 +314,50 @@ async def status(engine: Engine, workflow_id: str) -> dict[str, Any]:
     }
 
 
-async def history(engine: Engine, workflow_id: str) -> list[dict[str, Any]]:
-    """Typed events with timestamps, oldest first."""
+class History(list[dict[str, Any]]):
+    """What dw.workflows.history() returns: the events, oldest first (a list, as before),
+    with the documented record around them as attributes and keys: `events`, `checkpoints`,
+    `replays`, `restarts`, `resumes`, `workflow_id`, `workflow_tag`, `status`
+    (`h.checkpoints` or `h["checkpoints"]`; `h.to_dict()` for all of them)."""
+
+    FIELDS = ("workflow_id", "workflow_tag", "status", "events", "checkpoints", "replays",
+              "restarts", "resumes")
+
+    def __init__(self, events: list[dict[str, Any]], **record: Any) -> None:
+        super().__init__(events)
+        self.workflow_id: str = record.get("workflow_id", "")
+        self.workflow_tag: str = record.get("workflow_tag", "")
+        self.status: str = record.get("status", "")
+        self.checkpoints: list[dict[str, Any]] = record.get("checkpoints", [])
+        self.replays: list[str] = record.get("replays", [])
+        self.restarts: list[str] = record.get("restarts", [])
+        self.resumes: list[str] = record.get("resumes", [])
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return list(self)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key in self.FIELDS:
+                return getattr(self, key)
+            raise KeyError(f"a history has {', '.join(self.FIELDS)}, not {key!r}")
+        return super().__getitem__(key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.FIELDS}
+
+
+def checkpoints_of(steps: list[StepRow]) -> list[dict[str, Any]]:
+    return [{"name": s.tag, "timestamp": iso(s.finished_at), "data": codec.loads(s.result)}
+            for s in sorted(steps, key=lambda s: s.seq)
+            if s.kind == "checkpoint" and s.status == "completed"]
+
+
+async def history(engine: Engine, workflow_id: str, *, step_details: bool = False,
+                  rollback_details: bool = False) -> list[dict[str, Any]]:
+    """Typed events with timestamps, oldest first; `step_details` adds each step's input,
+    output and duration to its end event, `rollback_details` each rollback's outcome."""
     run = await engine.store.get_run(workflow_id)
     if run is None:
         raise RunNotFoundError(workflow_id)
@@ -343,6 +385,13 @@ async def history(engine: Engine, workflow_id: str) -> list[dict[str, Any]]:
         data: dict[str, Any] = {"attempts": st.attempts}
         if st.error:
             data["error"] = st.error
+        if step_details:
+            data.update(key=st.step_key, input=codec.loads(st.input),
+                        output=codec.loads(st.result), critical=st.critical,
+                        duration=None if st.started_at is None or st.finished_at is None
+                        else max(0, round((st.finished_at - st.started_at) * 1000)))
+        if rollback_details and st.rollback_status:
+            data.update(rollback_status=st.rollback_status, rollback_error=st.rollback_error)
         rows.append((end, 0, {"type": _STEP_EVENT.get(st.status, "step_" + st.status),
                               "step": st.tag, "data": data, "ts": end}))
     rows.sort(key=lambda r: (r[0], r[1]))
