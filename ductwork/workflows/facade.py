@@ -100,9 +100,13 @@ class Workflows:
     async def status(self, workflow_id: str) -> dict[str, Any]:
         return await reads.status(await self._engine(), workflow_id)
 
-    async def history(self, workflow_id: str) -> list[dict[str, Any]]:
-        """Typed events with timestamps, oldest first."""
-        return await reads.history(await self._engine(), workflow_id)
+    async def history(self, workflow_id: str, *, include_step_details: bool = False,
+                      include_rollback_details: bool = False) -> Any:
+        """Typed events with timestamps, oldest first: a list that also carries `events`,
+        `checkpoints`, `replays`, `restarts`, `resumes` (attributes and keys)."""
+        return await lineage.history(await self._engine(), workflow_id,
+                                     step_details=include_step_details,
+                                     rollback_details=include_rollback_details)
 
     async def logs(self, workflow_id: str) -> list[dict[str, Any]]:
         return await reads.logs(await self._engine(), workflow_id)
@@ -182,9 +186,11 @@ class Workflows:
             self._worker.stop()
 
     # -- re-runs (reruns.py) ----------------------------------------------------------------------
-    async def replay(self, workflow_id: str, reason: str | None = None, **kw: Any
-                     ) -> dict[str, Any]:
-        return await reruns.replay(await self._engine(), workflow_id, reason, **kw)
+    async def replay(self, workflow_id: str, reason: str | None = None, *,
+                     options: Mapping[str, Any] | None = None,
+                     idempotency_key: str | None = None, **kw: Any) -> dict[str, Any]:
+        return await reruns.replay(await self._engine(), workflow_id, reason, options=options,
+                                   idempotency_key=idempotency_key, **kw)
 
     async def restart(self, workflow_id: str, input: Any = None,
                       merge_input: Mapping[str, Any] | None = None, reason: str | None = None,

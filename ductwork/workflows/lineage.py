@@ -1,4 +1,4 @@
-"""Lineage and comparison of runs: related_executions() and compare()."""
+"""Lineage and comparison of runs: related_executions(), compare() and history()."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import RunRow, StepRow
+from ductwork.workflows import reads
 from ductwork.workflows.reads import LINKS, get_run, origin_of, summary
 
 if TYPE_CHECKING:
@@ -164,3 +165,21 @@ def _fields(cells: list[dict[str, Any] | None]) -> set[str]:
     if len(present) != len(cells):
         return {"presence"}
     return {k for k in present[0] if any(c[k] != present[0][k] for c in present)}
+
+
+async def history(engine: Engine, workflow_id: str, *, step_details: bool = False,
+                  rollback_details: bool = False) -> reads.History:
+    """The events of reads.history() with the run's checkpoints and its direct re-runs."""
+    run = await get_run(engine, workflow_id)
+    events = await reads.history(engine, workflow_id, step_details=step_details,
+                                 rollback_details=rollback_details)
+    reruns: dict[str, list[str]] = {"replay": [], "restart": [], "resume": []}
+    for r in sorted(await _family_candidates(engine, run), key=lambda r: r.created_at):
+        link = origin_of(r)
+        if link is not None and link[1] == run.workflow_id:
+            reruns[link[0]].append(r.workflow_id)
+    return reads.History(
+        events, workflow_id=run.workflow_id, workflow_tag=run.tag, status=run.status,
+        checkpoints=reads.checkpoints_of(await engine.store.load_steps(workflow_id)),
+        replays=reruns["replay"], restarts=reruns["restart"], resumes=reruns["resume"])
+

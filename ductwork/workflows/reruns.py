@@ -47,7 +47,8 @@ def _rerun_options(src: RunRow) -> dict[str, Any]:
 async def _start(engine: Engine, src: RunRow, *, input: Any, flags: dict[str, Any],
                  event: dict[str, Any], copies: list[StepRow] | None = None,
                  presets: dict[str, Any] | None = None, workflow_id: str | None = None,
-                 wait: bool = True, timeout: Any = None, queue: bool = False) -> dict[str, Any]:
+                 wait: bool = True, timeout: Any = None, queue: bool = False,
+                 run_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Create the new run and start it through the engine (or leave it for a worker)."""
     wf = engine.runtime.definitions.find(src.product, src.tag)
     local = wf is not None and not queue
@@ -57,6 +58,7 @@ async def _start(engine: Engine, src: RunRow, *, input: Any, flags: dict[str, An
     opts = _rerun_options(src)
     if wf is not None:
         opts = {**opts, **wf.options}
+    opts.update(run_options or {})
     t = time.time()
     timeout_ms = opts.get("timeout")
     status = "running" if local else "pending"
@@ -149,24 +151,77 @@ def _with_links(res: ExecutionResult, run: RunRow) -> dict[str, Any]:
     return out
 
 
+RERUN_OPTIONS = ("retries", "timeout", "debug")
+
+
+def run_options(options: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """The docs' `options` of replay/restart: `timeout` (the new run's whole-run limit),
+    `retries` (the new run is run again, as `<id>#2`, ..., while it ends failed or
+    rolled_back) and `debug` (kept in the new run's history)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigurationError(f"{what}: options must be a dict like {{'retries': 3, "
+                                 f"'timeout': '2m'}}, got {type(options).__name__}")
+    out: dict[str, Any] = {}
+    for k, v in options.items():
+        if k not in RERUN_OPTIONS:
+            raise ConfigurationError(f"{what}: unknown option {k!r} (known: "
+                                     f"{', '.join(RERUN_OPTIONS)})"
+                                     + did_you_mean(str(k), RERUN_OPTIONS, prefix="; "))
+        if v is None:
+            continue
+        if k == "timeout":
+            out["timeout"] = to_ms(v, f"{what} options.timeout")
+        elif k == "retries":
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigurationError(f"{what}: options.retries must be a whole number >= 0")
+            if v:
+                # The same mechanism as dispatch(options={"retries": n}).
+                out.update(retries=v, job=True)
+        else:
+            out["debug"] = bool(v)
+    return out
+
+
+def _keyed_id(src: RunRow, key: str | None, new_id: str | None, what: str) -> str | None:
+    """idempotency_key: the same key gives the same new run, so a retried call replays once."""
+    if key is None:
+        return new_id
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(f"{what}: idempotency_key must be a non-empty string")
+    if new_id is not None:
+        raise ConfigurationError(f"{what}: give new_workflow_id or idempotency_key, not both")
+    return f"{src.product}:{src.tag}:{key}"
+
+
 async def replay(engine: Engine, workflow_id: str, reason: str | None = None, *,
+                 options: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
                  new_workflow_id: str | None = None, wait: bool = True, timeout: Any = None,
                  queue: bool = False) -> dict[str, Any]:
     """A new run of the same workflow with the same input."""
+    opts = run_options(options, "replay()")
     src = await get_run(engine, workflow_id)
+    wid = _keyed_id(src, idempotency_key, new_workflow_id, "replay()")
     flags = {"is_replay": True, "replayed_from": src.workflow_id,
              "replay_reason": reason or "replay"}
-    return await _start(engine, src, input=codec.loads(src.input), flags=flags,
-                        event={"replayed_from": src.workflow_id, "reason": flags["replay_reason"]},
-                        workflow_id=new_workflow_id, wait=wait, timeout=timeout, queue=queue)
+    event = {"replayed_from": src.workflow_id, "reason": flags["replay_reason"]}
+    if opts:
+        event["options"] = dict(options or {})
+    return await _start(engine, src, input=codec.loads(src.input), flags=flags, event=event,
+                        workflow_id=wid, wait=wait, timeout=timeout, queue=queue,
+                        run_options=opts)
 
 
 async def restart(engine: Engine, workflow_id: str, input: Any = None,
                   merge_input: Mapping[str, Any] | None = None, reason: str | None = None, *,
+                  options: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
                   new_workflow_id: str | None = None, wait: bool = True, timeout: Any = None,
                   queue: bool = False) -> dict[str, Any]:
     """A new run from scratch, with a new input (`input`) or the old one updated (`merge_input`)."""
+    opts = run_options(options, "restart()")
     src = await get_run(engine, workflow_id)
+    new_workflow_id = _keyed_id(src, idempotency_key, new_workflow_id, "restart()")
     original = codec.loads(src.input)
     if input is not None and merge_input is not None:
         raise ConfigurationError("restart(): give input= (a whole new input) or merge_input= "
@@ -186,7 +241,8 @@ async def restart(engine: Engine, workflow_id: str, input: Any = None,
     return await _start(engine, src, input=new_input, flags=flags,
                         event={"restarted_from": src.workflow_id,
                                "reason": flags["restart_reason"]},
-                        workflow_id=new_workflow_id, wait=wait, timeout=timeout, queue=queue)
+                        workflow_id=new_workflow_id, wait=wait, timeout=timeout, queue=queue,
+                        run_options=opts)
 
 
 def _require_ended(src: RunRow, what: str) -> None:
@@ -223,13 +279,27 @@ def _presets(values: Mapping[str, Any], what: str) -> dict[str, Any]:
 
 async def resume(engine: Engine, workflow_id: str, from_checkpoint: str | None = None,
                  from_step: str | None = None, skip_steps: Iterable[str] | None = None, *,
+                 input: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
                  new_workflow_id: str | None = None, wait: bool = True, timeout: Any = None,
                  queue: bool = False) -> dict[str, Any]:
     """A new run that reuses the original's recorded results up to a checkpoint or a step.
 
-    No point given: the latest checkpoint, else everything before the step that failed."""
+    No point given: the latest checkpoint, else everything before the step that failed.
+    `input` is additional input: its fields are added to (or replace) the original's, for
+    the steps that run again; reused steps keep their recorded results."""
     src = await get_run(engine, workflow_id)
     _require_ended(src, "resume()")
+    new_workflow_id = _keyed_id(src, idempotency_key, new_workflow_id, "resume()")
+    run_input = codec.loads(src.input)
+    if input is not None:
+        if not isinstance(input, Mapping) or not isinstance(run_input, Mapping | None):
+            raise ConfigurationError("resume(): input is a dict of fields to add to the "
+                                     "original input (which must be a dict too); use "
+                                     "restart(input=...) to replace a whole input")
+        run_input = {**(run_input or {}), **input}
+        wf = engine.runtime.definitions.find(src.product, src.tag)
+        if wf is not None:
+            engine.runtime.definitions.validate_input(wf, run_input)
     if from_checkpoint is not None and from_step is not None:
         raise ConfigurationError("resume(): give from_checkpoint or from_step, not both")
     steps = await engine.store.load_steps(workflow_id)
@@ -269,9 +339,10 @@ async def resume(engine: Engine, workflow_id: str, from_checkpoint: str | None =
         flags["resumed_from_step"] = from_step
     if skip:
         flags["skip_steps"] = skip
-    return await _start(engine, src, input=codec.loads(src.input), flags=flags,
+    return await _start(engine, src, input=run_input, flags=flags,
                         event={"resumed_from": src.workflow_id, "checkpoint": checkpoint,
-                               "from_step": from_step},
+                               "from_step": from_step,
+                               **({"input": sorted(input)} if input else {})},
                         copies=copies, presets=presets, workflow_id=new_workflow_id, wait=wait,
                         timeout=timeout, queue=queue)
 

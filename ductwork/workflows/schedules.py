@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 SCHEDULE_KEYS = ("start_at", "cron", "every", "timezone", "limit", "end_date", "catchup")
 OPTION_KEYS = ("retries", "timeout", "queue", "priority")
 CATCHUP = ("all", "latest")
+# Numbers given as start_at/end_date are epoch milliseconds between 2000 and 9999.
+EPOCH_MS_MIN = 946_684_800_000
+EPOCH_MS_MAX = 253_402_300_799_000
 
 
 # -- dispatch -------------------------------------------------------------------------------------
@@ -121,9 +124,19 @@ def _timezone(name: Any, where: str) -> str | None:
 
 
 def _instant(value: Any, tzname: str | None, what: str, now: float) -> float:
-    """A point in time: datetime, date, ISO-8601 text, or a duration from now ("5m",
-    timedelta). Naive times are read in the schedule's timezone (UTC by default)."""
+    """A point in time: datetime, date, ISO-8601 text, epoch milliseconds (a number, as
+    JavaScript's Date.now()), or a duration from now ("5m", timedelta). Naive times are read
+    in the schedule's timezone (UTC by default)."""
     tz = ZoneInfo(tzname or "UTC")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not EPOCH_MS_MIN <= value <= EPOCH_MS_MAX:
+            seconds = EPOCH_MS_MIN / 1000 <= value <= EPOCH_MS_MAX / 1000
+            raise ConfigurationError(
+                f"{what}: a number is a time in epoch MILLISECONDS (like Date.now()), and "
+                f"{value!r} is not one after 2000"
+                + ("; it looks like epoch seconds: multiply by 1000" if seconds else
+                   "; for a delay write a duration like '5m' or '1h'"))
+        return float(value) / 1000
     if isinstance(value, dt.timedelta):
         return now + value.total_seconds()
     if isinstance(value, dt.datetime):
@@ -141,8 +154,8 @@ def _instant(value: Any, tzname: str | None, what: str, now: float) -> float:
         else:
             return (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).timestamp()
     raise ConfigurationError(
-        f"{what}: expected a datetime, an ISO-8601 time like '2030-01-01T09:00:00Z', or a "
-        f"delay like '5m', got {value!r}")
+        f"{what}: expected a datetime, an ISO-8601 time like '2030-01-01T09:00:00Z', epoch "
+        f"milliseconds, or a delay like '5m', got {value!r}")
 
 
 def _schedule_row(sched: dict[str, Any], where: str, tzname: str | None, start: float | None,
