@@ -24,7 +24,7 @@ from ductwork.errors import (
     WorkflowTimeoutError,
 )
 from ductwork.interpreter.context import WorkflowContext
-from ductwork.interpreter.result import ExecutionResult
+from ductwork.interpreter.result import ErrorInfo, ExecutionResult
 
 __all__ = [
     "ChildWorkflowError",
@@ -35,6 +35,7 @@ __all__ = [
     "Ductwork",
     "DuctworkError",
     "DuplicateWorkflowError",
+    "ErrorInfo",
     "ExecutionResult",
     "ExpressionError",
     "InputFieldNotFoundError",

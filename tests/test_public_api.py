@@ -9,7 +9,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(ductwork.__all__) == [
         "ChildWorkflowError", "CompileError", "ConfigurationError", "ConnectorError",
         "ConnectorNotConfiguredError",
-        "Ductwork", "DuctworkError", "DuplicateWorkflowError", "ExecutionResult",
+        "Ductwork", "DuctworkError", "DuplicateWorkflowError", "ErrorInfo", "ExecutionResult",
         "ExpressionError", "InputFieldNotFoundError", "NonDeterminismError", "RunNotFoundError",
         "SerializationError", "SignalTimeoutError", "StepError", "StepTimeoutError",
         "StoreError", "WorkflowContext", "WorkflowNotFoundError", "WorkflowTimeoutError",

@@ -35,7 +35,7 @@ from ductwork.interpreter.journal import (
     current_ctx,
     key_scope,
 )
-from ductwork.interpreter.result import ExecutionResult, WorkflowDef
+from ductwork.interpreter.result import ErrorInfo, ExecutionResult, WorkflowDef
 from ductwork.interpreter.rollback import compensate
 from ductwork.store.protocol import Batch, RunRow, RunStore
 
@@ -395,8 +395,9 @@ class Engine:
         except LeaseLost:
             return await self.lease_lost(run)
         await self.notify_parent(run)
-        return ExecutionResult(run.workflow_id, status, None, message, list(journal.completed),
-                               failed_step, _ms(run.started_at, t), rb)
+        return ExecutionResult(run.workflow_id, status, None,
+                               ErrorInfo(message, failed_step, status=status),
+                               list(journal.completed), failed_step, _ms(run.started_at, t), rb)
 
     async def _release(self, run: RunRow) -> None:
         with contextlib.suppress(DuctworkError):

@@ -13,7 +13,7 @@ SEED_KEYS = ("status", "workflow_id", "execution_time", "output", "completed_ste
              "failed_step", "error")
 
 
-class RunError(str):
+class ErrorInfo(str):
     """`result.error`: the message, as a string (so `str(result.error)` and `"x" in
     result.error` read as before), that also carries the documented fields `.message`,
     `.step` (the failed step's tag, or None) and `.code`; `result.error["code"]` works too."""
@@ -24,7 +24,7 @@ class RunError(str):
     code: str
 
     def __new__(cls, message: str, step: str | None = None, code: str | None = None,
-                status: str | None = None) -> RunError:
+                status: str | None = None) -> ErrorInfo:
         self = super().__new__(cls, message)
         self.step = step
         self.code = code or error_code(status, step, message)
@@ -51,7 +51,7 @@ class RunError(str):
         return {"message": self.message, "step": self.step, "code": self.code}
 
     def __reduce__(self) -> Any:
-        return (RunError, (self.message, self.step, self.code))
+        return (ErrorInfo, (self.message, self.step, self.code))
 
 
 def error_code(status: str | None, step: str | None, message: str) -> str:
@@ -81,15 +81,16 @@ class ExecutionResult:
     workflow_id: str
     status: str
     output: Any = None
-    error: str | None = None
+    error: ErrorInfo | None = None   # a str given here is made an ErrorInfo
     completed_steps: list[str] = field(default_factory=list)
     failed_step: str | None = None
     execution_time: int = 0
     rollback_result: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.error is not None and not isinstance(self.error, RunError):
-            self.error = RunError(self.error, self.failed_step, status=self.status)
+        err: Any = self.error
+        if err is not None and not isinstance(err, ErrorInfo):
+            self.error = ErrorInfo(str(err), self.failed_step, status=self.status)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in SEED_KEYS}
@@ -105,7 +106,8 @@ class ExecutionResult:
             workflow_id=run.workflow_id,
             status=status,
             output=codec.loads(run.output),
-            error=run.error,
+            error=None if run.error is None else ErrorInfo(run.error, run.failed_step,
+                                                          status=status),
             completed_steps=completed_tags(steps),
             failed_step=run.failed_step,
             execution_time=elapsed_ms(run),
