@@ -9,6 +9,7 @@ from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import RunRow, StepRow
+from ductwork.util.timefmt import iso
 from ductwork.workflows import reads
 from ductwork.workflows.reads import LINKS, get_run, origin_of, summary
 
@@ -74,8 +75,16 @@ async def related_executions(engine: Engine, workflow_id: str) -> dict[str, Any]
     children, _ = await engine.store.list_runs(parent_id=run.workflow_id, limit=1000)
     siblings = [e for e in family if e["workflow_id"] not in below
                 and e["workflow_id"] not in on_path]
+    # The docs' shape: the original and every re-run of it, each with its type and source.
+    executions = [{"workflow_id": root.workflow_id, "type": "original",
+                   "status": root.status, "created_at": iso(root.created_at)}]
+    for e in family:
+        executions.append({"workflow_id": e["workflow_id"], "type": e["relation"],
+                           "status": e["status"], "created_at": e["created_at"],
+                           _FLAG_OF[e["relation"]]: e["of"]})
     return {
         "workflow_id": run.workflow_id, "origin": root.workflow_id,
+        "original": root.workflow_id, "executions": executions,
         "ancestors": ancestors, "descendants": descendants, "siblings": siblings,
         "parent": summary(parent) if parent is not None else None,
         "children": [summary(c) for c in sorted(children, key=lambda c: c.created_at)],
@@ -149,6 +158,14 @@ async def compare(engines: LazyEngine, workflow_ids: Iterable[str]) -> dict[str,
         "input": {"same": not input_diffs, "diffs": input_diffs},
         "steps": {"same": not step_diffs, "diffs": step_diffs},
         "outcome": {"same": not outcome, "diffs": outcome},
+        # The same differences in the docs' shape: path -> values, one dict per differing
+        # step keyed by run id, and each run's status and output.
+        "workflows": ids,
+        "input_diff": {d["path"]: d["values"] for d in input_diffs},
+        "step_diffs": [{"step": d["step"], **dict(zip(ids, d["values"], strict=True))}
+                       for d in step_diffs],
+        "outcome_diff": {w: {"status": res.status, "output": res.output}
+                         for w, res in zip(ids, results, strict=True)},
     }
 
 
