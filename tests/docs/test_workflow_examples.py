@@ -1345,7 +1345,7 @@ async def test_building_workflows_every_component_call(shop: Product) -> None:
         out["uploaded"] = uploaded
         file = await ctx.storage.download(storage="templates", event="get-template",
                                           input={"file_key": "invoice-template.pdf"})
-        out["template"] = (file["content"], file["size"])
+        out["template"] = [file["content"], file["size"]]
         out["cleaned"] = await ctx.storage.delete(storage="temp-files", event="cleanup",
                                                   input={"file_key": ctx.input.tempFileKey})
         # ctx.messaging - Message Broker
