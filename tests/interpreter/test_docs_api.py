@@ -75,7 +75,7 @@ async def test_result_error_carries_message_step_and_code(dw: Ductwork) -> None:
     stored = await dw.workflows.result(r.workflow_id)
     assert stored.error is not None and stored.error.to_dict() == err.to_dict()
 
-    @dw.workflows.workflow(product="p", tag="slow", options={"timeout": "50ms"})
+    @dw.workflows.workflow(product="p", tag="slow")
     async def slow(ctx: Any) -> Any:
         await ctx.step("wait", lambda: time.sleep(0.3), timeout="20ms")
 
