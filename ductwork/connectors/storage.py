@@ -245,7 +245,7 @@ class BaseStorage(StorageConnector):
 
     async def ping(self) -> str:
         """List at most one object at the root (reads nothing, writes nothing)."""
-        await self._call("list", "health", "", self._list, "", 1)
+        await self._call("list", "health", "/", self._list, "", 1)
         return "list 1 object"
 
     # event + input handling

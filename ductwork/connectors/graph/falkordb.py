@@ -177,6 +177,27 @@ class FalkorGraph(BaseGraph):
         return [{n: _value(v) for n, v in zip(names, row, strict=True)}
                 for row in res.result_set or []]
 
+    async def ping(self) -> str:
+        """Connect (with the password) and PING (no graph or index made)."""
+        where = f"FalkorDB at {self.host}:{self.port}"
+
+        def check() -> None:
+            try:
+                self._connect()
+                assert self._db is not None
+                self._db.connection.ping()
+            except AuthenticationError as e:
+                raise self._err("health", f"{where} rejected the credentials ({e})") from None
+            except (RedisConnectionError, RedisTimeoutError) as e:
+                self._reset()
+                raise self._err("health", f"cannot reach {where}: {e}",
+                                retryable=True) from None
+            except (RedisError, ValueError) as e:
+                raise self._err("health", f"{where} failed: {e}") from None
+
+        await asyncio.to_thread(check)
+        return f"PING at {self.host}:{self.port}"
+
     def _reset(self) -> None:
         with self._lock:
             db, self._db, self._graph = self._db, None, None

@@ -125,6 +125,32 @@ class NatsJetStreamConnector(BrokerBase):
             self._nc, self._js = nc, js
             return js
 
+    async def ping(self) -> str:
+        """Connect with the configured credentials and TLS, PING, close (no stream made)."""
+        import nats
+
+        nc = nats.NATS()
+        self._last_error = None
+        try:
+            await asyncio.wait_for(
+                nc.connect(servers=self.servers, name="ductwork-health",
+                           error_cb=self._error_cb, allow_reconnect=False,
+                           max_reconnect_attempts=1, reconnect_time_wait=0,
+                           connect_timeout=max(1, round(self.timeout)), **self._auth_kwargs()),
+                self.timeout)
+            await nc.flush(timeout=max(1, round(self.timeout)))
+        except Exception as e:
+            cause = self._last_error or e
+            auth = "authoriz" in str(cause).lower()
+            raise self.spec.error(
+                f"nats at {self.where()} "
+                + (f"rejected the credentials ({describe(cause)})" if auth
+                   else f"cannot be reached: {describe(cause)}"),
+                retryable=not auth) from None
+        finally:
+            await _quiet_close(nc)
+        return f"CONNECT, PING at {self.where()}"
+
     async def _ensure_stream(self, js: Any, topic: str) -> None:
         if not self.stream:
             return
