@@ -112,6 +112,12 @@ CALLS: dict[str, Call] = {c.key: c for c in (
         Param("input", MAP, description="the input every provider's call receives"),
         Param("timeout", DURATION, description="per call to an app provider")),
         "Call one provider of a declared quota, by weight within its limits."),
+    Call("healthcheck.get_status", "health", None, None, (
+        Param("resource", NAME, True, "a resource of the product (any kind)"),
+        Param("kind", TEXT, description="action, database, notification, storage, graph or "
+                                        "broker, when two kinds share the name"),
+        Param("timeout", DURATION, description="how long one provider's check may take")),
+        "Check each provider of a resource: {status: available|unavailable, providers}."),
 )}
 
 # Control bodies (run by the interpreter itself, not through a connector).

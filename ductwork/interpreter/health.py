@@ -67,19 +67,24 @@ class HealthcheckComponent:
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
 
-    async def get_status(self, tag: str, *, kind: str | None = None,
-                         timeout: Any = None) -> dict[str, Any]:
+    async def get_status(self, tag: str | None = None, *, kind: str | None = None,
+                         timeout: Any = None, resource: str | None = None) -> dict[str, Any]:
         """{status: available|unavailable, last_checked, last_latency, providers: [...]} of
-        the resource named `tag` in the run's env. A durable step (tag "healthcheck:<tag>"):
-        a replay reads the recorded answer, so the run takes the same branch again."""
+        the resource named `tag` (or `resource=`, the YAML body's key) in the run's env. A
+        durable step (tag "healthcheck:<name>"), unless called inside one: a replay reads
+        the recorded answer, so the run takes the same branch again."""
         from ductwork.util.durations import to_ms
 
+        tag = tag if tag is not None else resource
+        if not isinstance(tag, str) or not tag:
+            raise ConfigurationError("ctx.healthcheck.get_status: name the resource, e.g. "
+                                     "ctx.healthcheck.get_status('payments')")
         journal = self._journal
         run = journal.run
         registry = journal.engine.runtime.connectors
         found = [k for k, n in registry.resource_names(run.product) if n == tag]
         if kind is not None:
-            kind = "broker" if kind in ("messaging", "publish") else kind
+            kind = {"app": "action", "messaging": "broker", "publish": "broker"}.get(kind, kind)
             found = [k for k in found if k == kind]
         if not found:
             raise ConfigurationError(
@@ -97,4 +102,6 @@ class HealthcheckComponent:
                                         timeout_s=secs)
             return summary(rows)
 
+        if journal.in_step():
+            return await check()
         return dict(await journal.ctx.step(f"healthcheck:{tag}", check))

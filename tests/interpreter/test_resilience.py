@@ -155,6 +155,8 @@ async def test_yaml_steps_fallback_quota_and_healthcheck_with_smtp_relays(
             steps:
               - tag: charge
                 fallback.execute: {fallback: charge, input: {amount: "${ctx.input.amount}"}}
+              - tag: mail-health
+                healthcheck.get_status: {resource: mailer, timeout: 5s}
               - tag: receipts
                 foreach:
                   items: "${[1, 2, 3, 4]}"
@@ -166,6 +168,7 @@ async def test_yaml_steps_fallback_quota_and_healthcheck_with_smtp_relays(
                         input: {amount: "${item}", recipients: [ann@example.com]}
             output:
               charged_by: "${steps.charge.provider}"
+              mail: "${steps.mail-health.status}"
               receipts: "${steps.receipts}"
             """)
         async with Ductwork(specs=str(specs), store=f"sqlite:///{tmp_path / 'runs.db'}") as dw:
@@ -173,6 +176,7 @@ async def test_yaml_steps_fallback_quota_and_healthcheck_with_smtp_relays(
                                                 input={"amount": 7}, workflow_id="co-1")
             assert result.status == "completed", result.error
             assert result.output["charged_by"] == "paypal"
+            assert result.output["mail"] == "available"
             by = [item["receipt"]["provider"] for item in result.output["receipts"]]
             assert by == ["a", "b", "a", "b"]  # weights 1:1, in turn
             assert [s for s in result.completed_steps if s == "charge"] == ["charge"]

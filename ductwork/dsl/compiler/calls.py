@@ -49,6 +49,8 @@ class CallCompiler(CompilerBase):
                 self.fail(ppath, f"'{param.name}' must be {what} or one ${{...}} expression, "
                           "not text", f"write {form}")
                 ok = False
+        if call.key == "healthcheck.get_status":
+            self._health_target(path, args)
         resource = self._resource(path, call, args) if ok and not chosen else None
         if resource is not None:
             self._arguments(path, call, resource, args)
@@ -131,6 +133,26 @@ class CallCompiler(CompilerBase):
         self.fail(path, f"unknown {v.NOUN[kind]} '{name}'", hint, offset=offset,
                   length=len(name))
         return False
+
+    def _health_target(self, path: DataPath, args: dict[str, Any]) -> None:
+        """healthcheck.get_status: the resource is one the product declares, of any kind."""
+        name, kind = args.get("resource"), args.get("kind")
+        kind = {"app": "action", "messaging": "broker"}.get(kind, kind)  # type: ignore[arg-type]
+        if not isinstance(name, str):
+            return
+        kinds = [k for k in v.SECTIONS.values() if name in self.product.resources.get(k, {})]
+        if isinstance(kind, str):
+            kinds = [k for k in kinds if k == kind]
+        if not kinds:
+            names = sorted({n for k in v.SECTIONS.values()
+                            for n in self.product.resources.get(k, {})})
+            self.fail((*path, "resource"), f"unknown resource '{name}'"
+                      + (f" of kind {kind}" if isinstance(kind, str) else ""),
+                      did_you_mean(name, names) or f"declared: {known(names)}",
+                      length=len(name))
+        elif len(kinds) > 1:
+            self.fail((*path, "resource"), f"'{name}' names a resource of several kinds "
+                      f"({', '.join(kinds)})", f"add kind: {kinds[0]}", length=len(name))
 
     def _event(self, path: DataPath, call: v.Call, resource: str, event: str) -> None:
         definition = self.product.resources[call.kind][resource]
