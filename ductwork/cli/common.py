@@ -36,6 +36,9 @@ def read_json(text: str | None, what: str) -> Any:
             raise ConfigurationError(f"{source}: not valid JSON {where}") from None
         raise ConfigurationError(f"{what}: not valid JSON {where}; quote it for the shell: "
                                  "'{\"a\": 1}'") from None
+    except (ValueError, RecursionError) as e:  # a 5,000-digit number, 10,000 nested lists
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+        raise ConfigurationError(f"{source or what}: not usable JSON ({reason})") from None
 
 
 # -- the run store ------------------------------------------------------------------------------

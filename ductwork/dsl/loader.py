@@ -20,6 +20,8 @@ DataPath = tuple[str | int, ...]
 
 # Aliases can multiply a small file into a huge tree ("billion laughs"); refuse past this.
 MAX_NODES = 200_000
+# Longer integers are refused: converting one takes quadratic time (the limit of expressions).
+_MAX_INT_DIGITS = 4000
 
 _TAG = "tag:yaml.org,2002:"
 
@@ -376,6 +378,10 @@ class _Builder:
             if text.lower() in ("true", "false"):
                 return text.lower() == "true"
         elif tag == _TAG + "int":
+            if len(text) > _MAX_INT_DIGITS:  # converting a 100,000-digit number takes seconds
+                self.fail(node, f"number too long ({len(text):,} digits, at most "
+                          f"{_MAX_INT_DIGITS:,})", "write it in quotes to keep it as text")
+                return text[:20] + "..."
             try:
                 t = text.replace("_", "")
                 if t.startswith(("0o", "0x")):

@@ -28,3 +28,12 @@ def test_errors_name_the_option_or_the_file(tmp_path: Path) -> None:
     assert "quote it" not in str(e.value)
     with pytest.raises(ConfigurationError, match=r"--input: cannot read .*missing\.json"):
         read_json(f"@{tmp_path / 'missing.json'}", "--input")
+
+
+def test_a_huge_number_or_deep_nesting_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"--input: not usable JSON \(Exceeds the limit"):
+        read_json('{"n": ' + "9" * 5000 + "}", "--input")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000, "utf-8")
+    with pytest.raises(ConfigurationError, match=r"deep\.json: not usable JSON \(nested too"):
+        read_json(f"@{deep}", "--input")

@@ -540,4 +540,7 @@ def _parse_hint(message: str) -> str | None:
         if "expected a value" in message:
             return "something is missing at the end: an operator needs a value on both sides"
         return "the expression stops too early: something is missing before '}'"
+    if "expression is too long" in message or "expression has too many terms" in message:
+        return ("compute it in a python: step, or in parts: one set: per part, then an "
+                "expression over state.<part>")
     return None

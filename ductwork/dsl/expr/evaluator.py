@@ -8,9 +8,11 @@ from typing import Any
 
 from ductwork.dsl.expr import nodes as ast
 from ductwork.dsl.expr.functions import FUNCTIONS, ArgError, lookup
+from ductwork.dsl.expr.limits import SMALL, spend
 from ductwork.dsl.expr.runtime import (
     Fail,
     arith,
+    check_built,
     close_hint,
     contains,
     equal,
@@ -42,6 +44,9 @@ BARE_CTX_NAMES = {
 }
 
 _MISSING = object()
+# What a literal may hold that can make it large (checked with check_built when it does).
+_CONTAINERS = frozenset({list, dict, tuple})
+_SIZED = frozenset({list, dict, tuple, str})
 
 
 def unknown_name_message(name: str, known: set[str] | frozenset[str]) -> str:
@@ -62,6 +67,18 @@ def _unknown_root(name: str, scope: Bindings) -> str:
 def unknown_function_message(written: str) -> str:
     name = written.removeprefix("transform.")
     return f"unknown function '{written}'{close_hint(name, FUNCTIONS)}"
+
+
+def may_spend(node: ast.Node) -> bool:
+    """Whether evaluating the tree can do work proportional to the data (so it needs a work
+    budget); paths, literals of scalars and conditions on them never do."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Call | ast.Binary | ast.ListNode | ast.MapNode | ast.Compare):
+            return True
+        stack.extend(n.children())
+    return False
 
 
 def compile_node(node: ast.Node) -> Fn:
@@ -131,10 +148,24 @@ def _compile_general(node: ast.Node) -> tuple[Fn, str | None, str | None]:
         return _compile_access(node)
     if isinstance(node, ast.ListNode):
         items = [compile_node(n) for n in node.items]
-        return (lambda scope: [f(scope) for f in items]), None, None
+
+        def list_(scope: Bindings) -> Any:
+            out = [f(scope) for f in items]
+            if any(type(v) in _CONTAINERS for v in out):
+                check_built(out, pos)
+            return out
+
+        return list_, None, None
     if isinstance(node, ast.MapNode):
         pairs = [(k, compile_node(n)) for k, n in zip(node.keys, node.values, strict=True)]
-        return (lambda scope: {k: f(scope) for k, f in pairs}), None, None
+
+        def map_(scope: Bindings) -> Any:
+            out = {k: f(scope) for k, f in pairs}
+            if any(type(v) in _CONTAINERS for v in out.values()):
+                check_built(out, pos)
+            return out
+
+        return map_, None, None
     if isinstance(node, ast.Unary):
         return _compile_unary(node), None, None
     if isinstance(node, ast.Binary):
@@ -253,6 +284,14 @@ def _compile_call(node: ast.Call) -> Fn:
 
     def call(scope: Bindings) -> Any:
         values = [f(scope) for f in args]
+        # A function's work grows with the size of its arguments: charge it up front (small
+        # arguments are not worth the bookkeeping: the number of terms bounds them).
+        size = 0
+        for v in values:
+            if type(v) in _SIZED:
+                size += len(v)
+        if size > SMALL:
+            spend(size, pos)
         try:
             return impl(*values)
         except ArgError as exc:

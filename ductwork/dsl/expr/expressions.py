@@ -59,10 +59,12 @@ from ductwork.dsl.expr.evaluator import (
     ROOTS,
     Fn,
     compile_node,
+    may_spend,
     unknown_function_message,
     unknown_name_message,
 )
 from ductwork.dsl.expr.functions import FUNCTIONS, FunctionInfo
+from ductwork.dsl.expr.limits import start, stop
 from ductwork.dsl.expr.nodes import Reference
 from ductwork.dsl.expr.parser import ParseFailure, parse_ast, string_end
 from ductwork.dsl.expr.runtime import Fail, to_text
@@ -107,14 +109,24 @@ def _message(failure: ParseFailure | Fail, column: int) -> str:
 class Expr:
     """One parsed `${ ... }` expression (the text between the braces), ready to evaluate."""
 
-    __slots__ = ("_fn", "node", "source")
+    __slots__ = ("_budgeted", "_fn", "node", "source")
 
     def __init__(self, source: str, node: ast.Node) -> None:
         self.source = source
         self.node = node
         self._fn: Fn = compile_node(node)
+        self._budgeted = may_spend(node)
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        if not self._budgeted:
+            return self._run(scope)
+        start()  # a fresh work budget for each evaluation
+        try:
+            return self._run(scope)
+        finally:
+            stop()
+
+    def _run(self, scope: Mapping[str, Any]) -> Any:
         try:
             return self._fn(scope)
         except Fail as exc:

@@ -148,14 +148,16 @@ class Reference:
     columns: tuple[int, ...] = ()
 
 
-def depth(node: Node) -> int:
-    """Depth of the tree, computed without recursion (the tree may be adversarial)."""
-    best, stack = 0, [(node, 1)]
+def depth_and_size(node: Node) -> tuple[int, int]:
+    """(depth, number of nodes) of the tree, computed without recursion (the tree may be
+    adversarial)."""
+    best, count, stack = 0, 0, [(node, 1)]
     while stack:
         n, d = stack.pop()
+        count += 1
         best = max(best, d)
         stack.extend((c, d + 1) for c in n.children())
-    return best
+    return best, count
 
 
 def path_of(node: Node) -> tuple[str, tuple[str | int, ...], tuple[int, ...]] | None:

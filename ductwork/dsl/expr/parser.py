@@ -10,13 +10,13 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from ductwork.dsl.expr import nodes as ast
+from ductwork.dsl.expr.limits import MAX_EXPRESSION_LENGTH, MAX_EXPRESSION_TERMS, MAX_INT_DIGITS
 
 _ESCAPES = {
     "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0",
     "\\": "\\", "'": "'", '"': '"', "/": "/", "$": "$",
 }
 _HEX = frozenset("0123456789abcdefABCDEF")
-_MAX_INT_DIGITS = 4000  # below Python's int/str conversion limit
 
 
 class ParseFailure(Exception):
@@ -91,8 +91,8 @@ class _ToAst(Transformer[Token, ast.Node]):
         text = str(c[0])
         if any(ch in text for ch in ".eE"):
             return ast.Const(_pos(c[0]), float(text))
-        if len(text) > _MAX_INT_DIGITS:
-            raise ParseFailure(f"number too long (more than {_MAX_INT_DIGITS} digits)", _pos(c[0]))
+        if len(text) > MAX_INT_DIGITS:
+            raise ParseFailure(f"number too long (more than {MAX_INT_DIGITS} digits)", _pos(c[0]))
         return ast.Const(_pos(c[0]), int(text))
 
     def string(self, c: list[Token]) -> ast.Node:
@@ -228,6 +228,11 @@ def _plain_path(text: str) -> ast.Node | None:
 
 def parse_ast(text: str) -> ast.Node:
     """Parse expression text into our AST; raises ParseFailure (never a Lark error)."""
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        # Refused before parsing: a huge expression costs seconds to parse, even to reject.
+        raise ParseFailure(
+            f"expression is too long ({len(text):,} characters, at most "
+            f"{MAX_EXPRESSION_LENGTH:,})", 0)
     plain = _plain_path(text)
     if plain is not None:
         return plain
@@ -240,8 +245,12 @@ def parse_ast(text: str) -> ast.Node:
     except LarkError as exc:  # pragma: no cover - other Lark errors mean a grammar bug
         raise ParseFailure(f"cannot parse expression ({type(exc).__name__})", 0) from None
     assert isinstance(node, ast.Node)
-    if ast.depth(node) > ast.MAX_DEPTH:
+    nesting, terms = ast.depth_and_size(node)
+    if nesting > ast.MAX_DEPTH:
         raise ParseFailure(f"expression is nested too deeply (more than {ast.MAX_DEPTH} levels)", 0)
+    if terms > MAX_EXPRESSION_TERMS:
+        raise ParseFailure(
+            f"expression has too many terms ({terms:,}, at most {MAX_EXPRESSION_TERMS:,})", 0)
     return node
 
 

@@ -6,44 +6,26 @@ import datetime as _dt
 import json
 import re
 import uuid as _uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from ductwork.dsl.expr.limits import (
+    MAX_INT_DIGITS,
+    SMALL,
+    int_fits,
+    measure,
+    spend,
+    whole_digits_ok,
+)
+from ductwork.dsl.expr.limits import MAX_ITEMS as MAX_ITEMS  # re-exported for the library
+from ductwork.dsl.expr.limits import MAX_TEXT as MAX_TEXT
+from ductwork.dsl.expr.limits import Fail as Fail
 from ductwork.util.suggest import did_you_mean
-
-# Size caps so that one expression cannot exhaust memory (`"x" * 10**9`, range(10**9), ...).
-MAX_TEXT = 1_000_000
-MAX_ITEMS = 100_000
 
 _SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)*\Z")
 # Roots whose field names are not listed in messages (they name environment variables).
 _QUIET_ROOTS = {"env", "secrets"}
-
-
-class Fail(Exception):
-    """An evaluation failure inside the closures; Expr.evaluate turns it into ExpressionError.
-
-    `missing` marks "this path does not exist" (absent key/index/root, or a null on the
-    way), which default()/coalesce()/exists() treat as "no value". The message may be a
-    callable, built only when someone reads it: default() discards most missing-path
-    failures, and their did-you-mean search is the expensive part.
-    """
-
-    def __init__(
-        self, message: str | Callable[[], str], pos: int, *, missing: bool = False
-    ) -> None:
-        super().__init__()
-        self._message, self.pos, self.missing = message, pos, missing
-
-    @property
-    def message(self) -> str:
-        if not isinstance(self._message, str):
-            self._message = self._message()
-        return self._message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def type_name(v: Any) -> str:
@@ -177,22 +159,55 @@ def _unify(a: Any, b: Any) -> tuple[Any, Any]:
 
 def _check_size(v: Any, pos: int) -> Any:
     if isinstance(v, str) and len(v) > MAX_TEXT:
-        raise Fail(f"text would be longer than {MAX_TEXT} characters", pos)
+        raise Fail(f"text would be longer than {MAX_TEXT:,} characters", pos)
     if isinstance(v, list) and len(v) > MAX_ITEMS:
-        raise Fail(f"list would have more than {MAX_ITEMS} items", pos)
+        raise Fail(f"list would have more than {MAX_ITEMS:,} items", pos)
     return v
 
 
-def _repeat(seq: Any, n: Any, pos: int) -> Any:
-    limit = MAX_TEXT if isinstance(seq, str) else MAX_ITEMS
-    if n > 0 and len(seq) * n > limit:
-        raise Fail(f"repetition would make more than {limit} items/characters", pos)
+def check_built(v: Any, pos: int) -> None:
+    """A list or map being built from `v`'s parts stays within the size limits."""
+    measure(v, pos, what="the list or map built here")
+
+
+def _concat(a: Any, b: Any, pos: int) -> Any:
+    """`a + b` on two strings or two lists, sized before anything is copied."""
+    if isinstance(a, str):
+        if len(a) + len(b) > MAX_TEXT:
+            raise Fail(f"text would be longer than {MAX_TEXT:,} characters", pos)
+        spend(len(a) + len(b), pos)
+        return a + b
+    if len(a) + len(b) > MAX_ITEMS:
+        raise Fail(f"list would have more than {MAX_ITEMS:,} items", pos)
+    spend(len(a) + len(b), pos)
+    out = [*a, *b]
+    check_built(out, pos)
+    return out
+
+
+def _repeat(seq: Any, n: int, pos: int) -> Any:
+    """`seq * n`: the size of the result (nested values counted each time they repeat) is
+    known from `seq` and `n`, so it is checked before the repetition is made."""
+    if n <= 0:
+        return seq[:0]
+    if isinstance(seq, str):
+        if n > MAX_TEXT or len(seq) * n > MAX_TEXT:
+            raise Fail(f"repetition would make text longer than {MAX_TEXT:,} characters", pos)
+        spend(len(seq) * n, pos)
+        return seq * n
+    if n > MAX_ITEMS or len(seq) * n > MAX_ITEMS:
+        raise Fail(f"repetition would make a list of more than {MAX_ITEMS:,} items", pos)
+    if seq:
+        measure(seq, pos, times=n, what="the repeated list")
+        spend(len(seq) * n, pos)
     return seq * n
 
 
 def arith(op: str, a: Any, b: Any, pos: int) -> Any:
     if is_number(a) and is_number(b):
         a, b = _unify(a, b)
+        if type(a) is int and type(b) is int and op in "+-*" and not int_fits(a, b, op):
+            raise Fail(f"number too large in '{op}' (more than {MAX_INT_DIGITS:,} digits)", pos)
         try:
             if op == "+":
                 return a + b
@@ -211,9 +226,9 @@ def arith(op: str, a: Any, b: Any, pos: int) -> Any:
             raise Fail(f"number out of range in '{op}'", pos) from None
     if op == "+":
         if isinstance(a, str) and isinstance(b, str):
-            return _check_size(a + b, pos)
+            return _concat(a, b, pos)
         if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-            return _check_size([*a, *b], pos)
+            return _concat(a, b, pos)
         hint = ""
         if isinstance(a, str) or isinstance(b, str):
             hint = "; convert with str(x), or write text around ${...} instead"
@@ -239,6 +254,8 @@ def equal(a: Any, b: Any) -> bool:
     # true == 1 is True in Python; in YAML/JSON land a boolean is never a number.
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
+    if isinstance(a, list | tuple | Mapping) and len(a) > SMALL:
+        spend(len(a), 0)  # a deep comparison: charged by the outer size, a fair proxy
     try:
         return bool(a == b)
     except Exception:  # a hostile __eq__ never reaches us, but be total anyway
@@ -275,6 +292,8 @@ def contains(container: Any, item: Any, pos: int) -> bool:
             raise Fail(f"'in' a string needs a string on the left, not a {type_name(item)}", pos)
         return item in container
     if isinstance(container, list | tuple):
+        if len(container) > SMALL:
+            spend(len(container), pos)
         return any(equal(item, x) for x in container)
     if isinstance(container, Mapping):
         if not isinstance(item, str | int) or isinstance(item, bool):
@@ -304,6 +323,8 @@ def _json_default(v: Any) -> Any:
     if isinstance(v, Decimal):
         if not v.is_finite():
             raise ValueError("Infinity and NaN are not JSON")
+        if not whole_digits_ok(v):
+            raise ValueError(f"{v} has more than {MAX_INT_DIGITS} digits")
         return int(v) if v == v.to_integral_value() else float(v)
     if isinstance(v, _uuid.UUID):
         return str(v)
@@ -315,6 +336,13 @@ def _json_default(v: Any) -> Any:
 
 
 def to_json(v: Any, pos: int, indent: int | None = None) -> str:
+    if isinstance(v, list | tuple | Mapping):
+        # Every value and character shows in the text: refuse what cannot fit before writing.
+        cells, chars = measure(v, pos, cells=MAX_TEXT, text=MAX_TEXT,
+                              what="the value written as JSON")
+        if cells + chars > MAX_TEXT:
+            raise Fail(f"JSON text would be longer than {MAX_TEXT:,} characters", pos)
+        spend(cells + chars, pos)
     try:
         text = json.dumps(
             v,

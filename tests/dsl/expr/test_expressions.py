@@ -346,8 +346,8 @@ def test_short_circuit_does_not_evaluate_the_other_side() -> None:
         ("null > 1", "cannot compare null and number with '>'", 6),
         ("1 in 'abc'", "'in' a string needs a string on the left, not a number", 3),
         ("1 in 5", "'in' needs a list, map or string on the right, not a number", 3),
-        ("'x' * 2000000", "repetition would make more than 1000000 items/characters", 5),
-        ("[1] * 200000", "repetition would make more than 100000 items/characters", 5),
+        ("'x' * 2000000", "repetition would make text longer than 1,000,000 characters", 5),
+        ("[1] * 200000", "repetition would make a list of more than 100,000 items", 5),
     ],
 )
 def test_operator_errors(text: str, message: str, column: int) -> None:

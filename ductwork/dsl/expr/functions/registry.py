@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ductwork.dsl.expr.limits import MAX_INT_DIGITS, whole_digits_ok
 from ductwork.dsl.expr.runtime import MAX_ITEMS, MAX_TEXT, is_number, type_name
 
 # What an argument may be. Each kind: (runtime test, phrase for messages). `date` and
@@ -43,6 +44,11 @@ _MATCHES: dict[str, frozenset[str]] = {
     "date": frozenset({"string", "integer", "float", "number"}),
     "duration": frozenset({"string", "integer", "float", "number"}),
 }
+
+
+# Kinds whose functions may turn a number into a whole one (int(), floor(), a date from
+# epoch milliseconds): a Decimal with a huge exponent is refused there, before the conversion.
+_NUMERIC = frozenset({"number", "integer", "date", "duration"})
 
 
 class ArgError(Exception):
@@ -143,6 +149,9 @@ def check_arg(info: FunctionInfo, i: int, value: Any) -> None:
         got = str(value) if is_number(value) and "integer" in p.kinds else article(
             type_name(value))
         raise ArgError(f"{what} must be {phrase(p.kinds)}, not {got[:40]}")
+    if not whole_digits_ok(value) and _NUMERIC.intersection(p.kinds):
+        raise ArgError(f"{p.name} is too large (more than {MAX_INT_DIGITS} digits as a whole "
+                       "number)")
     if p.check is not None and value is not None:
         p.check(value)
 
