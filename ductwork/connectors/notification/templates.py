@@ -8,10 +8,10 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ductwork.connectors.base import ResourceSpec
 from ductwork.connectors.checks import Detail
+from ductwork.connectors.notification.sandbox import MAX_SOURCE, BoundedSandbox, render_bounded
 from ductwork.errors import ConnectorError
 from ductwork.util.suggest import did_you_mean
 
@@ -24,18 +24,17 @@ CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
 TEMPLATE_FIELDS: tuple[str, ...] = tuple(f for fs in CHANNEL_FIELDS.values() for f in fs)
 EVENT_KEYS: frozenset[str] = frozenset((*TEMPLATE_FIELDS, "description"))
 
-# Immutable: a template can read what it is given but not call list.append/dict.update on it.
-_TEXT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                      keep_trailing_newline=True)
+# Immutable: a template can read what it is given but not call list.append/dict.update on it;
+# bounded: sizes, numbers, loops and calls have budgets (sandbox.py).
+_TEXT = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 # HTML bodies escape their variables; `{{ x|safe }}` opts out explicitly.
-_HTML = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True,
-                                      keep_trailing_newline=True)
+_HTML = BoundedSandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
 
 _TOP_LEVEL = re.compile(r"^'([^']+)' is undefined$")
 _ATTRIBUTE = re.compile(r"has no attribute '([^']+)'$")
 
 
-def _env(field: str) -> ImmutableSandboxedEnvironment:
+def _env(field: str) -> BoundedSandbox:
     return _HTML if field == "html" else _TEXT
 
 
@@ -43,6 +42,8 @@ def syntax_problem(field: str, source: Any) -> str | None:
     """A one-line description of what is wrong with a template source, or None."""
     if not isinstance(source, str):
         return f"template '{field}' must be a string, not {type(source).__name__}"
+    if len(source) > MAX_SOURCE:
+        return _too_long(field, source)
     try:
         _env(field).parse(source)
     except TemplateSyntaxError as e:
@@ -63,6 +64,9 @@ def template_problems(field: str, source: Any) -> list[Detail]:
     tests (also those in a branch that may not run), each at its place in the source."""
     if not isinstance(source, str):
         return [Detail(f"template '{field}' must be a string, not {type(source).__name__}")]
+    if len(source) > MAX_SOURCE:
+        return [Detail(_too_long(field, source), "keep a template to its words and layout: "
+                       "pass long content (a table, a document) in a variable")]
     env = _env(field)
     try:
         ast = env.parse(source)
@@ -76,6 +80,11 @@ def template_problems(field: str, source: Any) -> list[Detail]:
             out.append(_unknown(field, source, "filter" if is_filter else "test", node.name,
                                 known))
     return out
+
+
+def _too_long(field: str, source: str) -> str:
+    return (f"template '{field}' is too long ({len(source):,} characters, at most "
+            f"{MAX_SOURCE:,})")
 
 
 def _syntax_detail(field: str, source: str, e: TemplateSyntaxError) -> Detail:
@@ -121,7 +130,7 @@ def _unknown(field: str, source: str, kind: str, name: str, known: Any) -> Detai
 def variables(field: str, source: Any) -> dict[str, int]:
     """The variables a template needs from the caller, each with the offset of its first use;
     one read only through `default` or an `is defined` test is optional and left out."""
-    if not isinstance(source, str):
+    if not isinstance(source, str) or len(source) > MAX_SOURCE:
         return {}
     try:
         ast = _env(field).parse(source)
@@ -195,7 +204,7 @@ class Templates:
                 f"{arg} must be a mapping of template variables, not {type(variables).__name__}",
                 event=event)
         try:
-            return tmpl.render(dict(variables))
+            return render_bounded(tmpl, dict(variables))
         except SecurityError as e:
             raise self.spec.error(f"template '{field}' is not allowed: {e}", event=event) from None
         except UndefinedError as e:
