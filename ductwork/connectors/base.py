@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ductwork.connectors.redaction import SecretSet as SecretSet  # its home before
 from ductwork.errors import ConfigurationError, ConnectorError
 
 # The resource kinds, keyed by the name used on ctx; the value is the product-file section.
@@ -279,28 +280,6 @@ def build_connector(spec: ResourceSpec) -> Connector:
         if e.retryable is None:
             e.retryable = False
         raise
-
-
-class SecretSet:
-    """Secret values resolved so far; anything leaving the engine passes through redact()."""
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-
-    def add(self, value: str) -> None:
-        if value and len(value) >= 4 and value not in self._values:
-            self._values.add(value)
-            alts = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in alts))
-
-    def redact(self, text: str) -> str:
-        if self._pattern is None or not text:
-            return text
-        return self._pattern.sub("***", text)
-
-    def __bool__(self) -> bool:
-        return bool(self._values)
 
 
 _REF = re.compile(r"\$\{\s*(env|secrets)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
