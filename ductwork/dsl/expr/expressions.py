@@ -29,8 +29,8 @@ not in` (comparisons do not chain); `+ -`; `* / // %`; unary `- +`; then `.field
 `[index]`, `f(args)`. `+` adds numbers or joins two strings or two lists; `*` also repeats
 a string/list by a whole number. `and`/`or` return one of their operands, like Python;
 truthiness is Python's (null, false, 0, "", [] and {} are false). `true == 1` is false:
-a boolean is never a number. Sizes are capped (text 1,000,000 characters, lists 100,000
-items, range 10,000).
+a boolean is never a number. Sizes, integers and the work of one evaluation are bounded
+(limits.py), each checked before the value is made.
 
 Functions (FUNCTIONS, the library in dsl/expr/functions/, listed in docs/functions.md), also
 callable as `transform.name(...)`, and from Python as `ctx.transform.name(...)` with the same
