@@ -73,6 +73,10 @@ def bench_expressions() -> None:
         "expr_eval_call": "upper(ctx.input.user.name)",
         "expr_eval_default": "default(ctx.input.coupon, 'none')",
         "expr_eval_cond": "'big' if ctx.input.amount > 1000 else 'small'",
+        # budgeted paths: a literal holding a list (sized), a repetition, JSON of the input
+        "expr_eval_build": "{items: ctx.input.items, extra: [1, 2]}",
+        "expr_eval_repeat": "'-' * 40",
+        "expr_eval_json": "json(ctx.input)",
     }
     for name, text in others.items():
         us = _per_call_us(functools.partial(parse(text).evaluate, scope))
@@ -87,6 +91,18 @@ def bench_expressions() -> None:
                                    "customer": "${steps.create-user.id}",
                                    "note": "order ${ctx.workflow_id}"}})
     _emit("value_eval_tree", us_per_eval=round(_per_call_us(lambda: tree.evaluate(scope)), 3))
+
+    # A notification template with a loop, a filter and a `~` (each is budgeted).
+    from ductwork.connectors.base import ResourceSpec
+    from ductwork.connectors.notification.templates import Templates
+
+    page = Templates(ResourceSpec(kind="notification", name="mail", env="dev", product="shop",
+                                  config={}, definition={"events": {"e": {"message": (
+                                      "Hi {{ user.name|upper }}: {% for i in items %}"
+                                      "{{ i.sku ~ '/' ~ i.qty }} {% endfor %}")}}}))
+    variables: dict[str, Any] = scope["ctx"]["input"]  # type: ignore[index]
+    _emit("template_render", us_per_render=round(_per_call_us(
+        lambda: page.render("e", "message", variables, arg="input")), 3))
 
     # Parsing (cache bypassed): what the compiler pays once per expression.
     for name, text in {"expr_parse_path": "steps.create-user.id",

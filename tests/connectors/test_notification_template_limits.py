@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ductwork.connectors.base import validate_resource
 from ductwork.connectors.notification import sandbox
 from ductwork.connectors.notification.templates import template_problems
 from ductwork.errors import ConnectorError
@@ -70,10 +71,12 @@ def test_ordinary_templates_render_as_before() -> None:
     assert html.render("e", "html", {"a": "<x>", "b": "&"}, arg="t") == "<p>&lt;x&gt;&amp;</p>"
 
 
-def test_the_step_budget_is_per_render() -> None:
-    source = "{% for i in range(90000) %}{% endfor %}{% for i in range(90000) %}{% endfor %}"
-    for _ in range(5):  # 180,000 steps each, 900,000 in all: each render has its own budget
-        assert render(source) == ""
+def test_the_step_budget_is_per_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox, "MAX_STEPS", 50_000)
+    loop = "{% for i in range(20000) %}{% endfor %}"
+    for _ in range(3):  # 40,000 steps each, 120,000 in all: each render has its own budget
+        assert render(loop * 2) == ""
+    assert "template does too much work (more than 50,000" in fails(loop * 3)
 
 
 def test_a_template_over_the_size_limit_is_a_validate_problem_and_a_render_error() -> None:
@@ -82,6 +85,11 @@ def test_a_template_over_the_size_limit_is_a_validate_problem_and_a_render_error
     assert detail == "template 'text' is too long (100,001 characters, at most 100,000)"
     assert detail.hint is not None and "pass long content" in detail.hint
     assert "template 'message' is too long (100,001 characters" in fails(source)
+    # `ductwork validate` reports it at the template's key
+    definition = {"envs": {"dev": {}}, "events": {"e": {"subject": "s", "text": source}}}
+    assert (("events", "e", "text"),
+            "template 'text' is too long (100,001 characters, at most 100,000)") in \
+        validate_resource("notification", definition, {})
 
 
 # -- fuzz: pieces of hostile templates, combined ----------------------------------------------
@@ -94,7 +102,7 @@ PIECES = st.sampled_from([
 ])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(PIECES, min_size=1, max_size=4),
        st.sampled_from([0, 3, 1000, 10**5, 10**6 + 1, 10**9]))
 def test_combined_pieces_render_within_the_limits_or_fail_with_a_connector_error(

@@ -33,6 +33,10 @@ class TemplateLimitError(TemplateError):
 
 
 class _Budget(threading.local):
+    """What is left of the current render's work, per thread (rendering never awaits); a
+    render outside render_bounded() is not charged."""
+
+    active = False
     steps = MAX_STEPS
     started = 0.0
 
@@ -40,13 +44,10 @@ class _Budget(threading.local):
 _BUDGET = _Budget()
 
 
-def _start() -> None:
-    _BUDGET.steps = MAX_STEPS
-    _BUDGET.started = time.monotonic()
-
-
 def _spend(units: int) -> None:
     b = _BUDGET
+    if not b.active:
+        return
     b.steps -= units
     if b.steps < 0:
         raise TemplateLimitError(f"template does too much work (more than {MAX_STEPS:,} loop "
@@ -322,13 +323,17 @@ def _check_str_method(s: str, name: str, args: tuple[Any, ...]) -> None:
 
 def render_bounded(template: Any, variables: Mapping[str, Any]) -> str:
     """Render with a fresh budget, stopping as soon as the output passes MAX_OUTPUT."""
-    _start()
+    b = _BUDGET
+    b.active, b.steps, b.started = True, MAX_STEPS, time.monotonic()
     out: list[str] = []
     total = 0
-    for chunk in template.generate(variables):
-        total += len(chunk)
-        _text_cap(total, "rendered template")
-        out.append(chunk)
+    try:
+        for chunk in template.generate(variables):
+            total += len(chunk)
+            _text_cap(total, "rendered template")
+            out.append(chunk)
+    finally:
+        b.active = False
     return "".join(out)
 
 
