@@ -13,7 +13,7 @@ from ductwork.errors import (
     ConfigurationError,
     NonDeterminismError,
 )
-from ductwork.interpreter import codec
+from ductwork.interpreter import codec, observe
 from ductwork.interpreter.cancel import cancel_run, close_children
 from ductwork.interpreter.dispatched import retry_failed_run
 from ductwork.interpreter.journal import SuspendRun
@@ -141,6 +141,7 @@ class _Starter:
         here = not engine.draining
         parent_extra = codec.loads(journal.run.context) or {}
         parent_extra.pop("flags", None)
+        parent_extra.pop("trace", None)  # a child's trace context is its own (run_created)
         run = RunRow(
             workflow_id=run_id, product=wf.product, tag=wf.tag, env=self.env,
             status="running" if here else "pending", input=self.enc, options=codec.dumps(opts),
@@ -151,6 +152,7 @@ class _Starter:
             lease_until=t + engine.lease_s if here else None, attempt=1 if here else 0,
             name=wf.name, queue=str(wf.options.get("queue", "default")),
             priority=int(wf.options.get("priority", 0)))
+        observe.created(engine.runtime.observer, run)
         stored, created = await engine.store.create_run(run, [
             (t, "workflow_started", None,
              engine.dumps_safe({"parent_id": journal.workflow_id}))])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ductwork.interpreter import codec
+from ductwork.interpreter import codec, observe
 from ductwork.store.protocol import RunRow
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ async def retry_failed_run(engine: Engine, run: RunRow) -> str | None:
     extra = codec.loads(cur.context) or {}
     row = pending_run(new_id, cur.product, cur.tag, cur.env, cur.input, new_opts, t, t,
                       cur.name, extra.get("context"))
+    observe.created(engine.runtime.observer, row)
     _, created = await engine.store.create_run(row, [
         (t, "workflow_queued", None, engine.dumps_safe(
             {"retry_of": run.workflow_id, "attempt": attempt + 1}))])

@@ -24,7 +24,7 @@ from ductwork.errors import (
     WorkflowNotFoundError,
     WorkflowTimeoutError,
 )
-from ductwork.interpreter import children, codec
+from ductwork.interpreter import children, codec, observe
 from ductwork.interpreter.cancel import CancelRun, poll_cancel_requests
 from ductwork.interpreter.clock import Clock, SystemClock
 from ductwork.interpreter.context import WorkflowContext
@@ -35,6 +35,7 @@ from ductwork.interpreter.journal import (
     current_ctx,
     key_scope,
 )
+from ductwork.interpreter.observe import Observer
 from ductwork.interpreter.result import ErrorInfo, ExecutionResult, WorkflowDef
 from ductwork.interpreter.rollback import compensate
 from ductwork.store.protocol import Batch, RunRow, RunStore
@@ -210,7 +211,10 @@ class Engine:
         self.contexts[run.workflow_id] = ctx
         self.journals[run.workflow_id] = journal
         try:
-            return await self._drive(journal, run, wf, fresh)
+            obs = self.runtime.observer
+            if obs is None:
+                return await self._drive(journal, run, wf, fresh)
+            return await self._observed(obs, journal, run, wf, fresh)
         except Exception as e:
             # The workflow's own exceptions were handled inside: this is the engine's.
             return await self._fault(run, e)
@@ -262,6 +266,18 @@ class Engine:
             f"run {run.workflow_id}: ductwork failed to process it ({_run_message(err)}); it "
             f"is tried again by a worker or dw.recover(), and failed after "
             f"{self.runtime.max_faults} such failures in a row")) from err
+
+    async def _observed(self, obs: Observer, journal: Journal, run: RunRow, wf: WorkflowDef,
+                        fresh: bool) -> ExecutionResult:
+        token = observe.call(obs.run_started, run, bool(journal.history) or run.attempt > 1)
+        result: ExecutionResult | None = None
+        try:
+            result = await self._drive(journal, run, wf, fresh)
+            return result
+        finally:
+            # journal.outcome: the status this drive committed; none: the run was taken away.
+            observe.call(obs.run_ended, run, token, journal.outcome or "released",
+                         None if result is None else result.error)
 
     async def _drive(self, journal: Journal, run: RunRow, wf: WorkflowDef, fresh: bool
                      ) -> ExecutionResult:
@@ -340,6 +356,7 @@ class Engine:
             await journal.commit(Batch(run=fields))
         except LeaseLost:
             return await self.lease_lost(run)
+        journal.outcome = status
         await self.notify_parent(run)
         return ExecutionResult(run.workflow_id, status, codec.loads(out), None,
                                list(journal.completed), None, _ms(run.started_at, t), manual)
@@ -357,6 +374,7 @@ class Engine:
         except LeaseLost:
             pass
         else:
+            journal.outcome = s.status
             await children.after_suspend(self, run, s)
         return await self.result_from_store(run.workflow_id)
 
@@ -394,6 +412,7 @@ class Engine:
             await journal.commit(Batch(run=fields))
         except LeaseLost:
             return await self.lease_lost(run)
+        journal.outcome = status
         await self.notify_parent(run)
         return ExecutionResult(run.workflow_id, status, None,
                                ErrorInfo(message, failed_step, status=status),

@@ -21,7 +21,7 @@ from ductwork.errors import (
     WorkflowTimeoutError,
     not_retryable,
 )
-from ductwork.interpreter import codec, threads
+from ductwork.interpreter import codec, observe, threads
 from ductwork.interpreter.cancel import CancelRun
 from ductwork.store.protocol import Batch, LeaseLostError, StepRow
 from ductwork.util.durations import to_ms
@@ -29,6 +29,7 @@ from ductwork.util.durations import to_ms
 if TYPE_CHECKING:
     from ductwork.interpreter.context import WorkflowContext
     from ductwork.interpreter.engine import Engine
+    from ductwork.interpreter.observe import Observer
     from ductwork.interpreter.result import WorkflowDef
     from ductwork.store.protocol import RunRow
 
@@ -103,6 +104,8 @@ class Journal:
         # time.monotonic() until which our own clock vouches for the lease (with the engine's
         # margin to spare); set by the engine when it drives the run, moved on by renewals.
         self.lease_check_at = float("inf")
+        # The status this execution committed last (completed, failed, waiting ...): observers.
+        self.outcome: str | None = None
 
     def renewed(self, check_at: float) -> None:
         """The store renewed our lease (the renewal was sent before check_at - lease + margin,
@@ -260,20 +263,32 @@ class Journal:
                 started = time.time()
                 attempts = 0
                 token = current_ctx.set(self.ctx)
+                obs = self.engine.runtime.observer
                 try:
                     while True:
                         attempts += 1
                         if time.monotonic() >= self.lease_check_at:
                             await self.engine.confirm_lease(self)
+                        seen = None if obs is None else _Attempt(obs, self.run, tag, key,
+                                                                 attempts)
                         try:
                             result = await _invoke(fn, timeout_ms, tag)
                             encoded = self.encode(result, f"Step '{tag}' returned a value that",
                                                   "result")
+                            if seen is not None:
+                                seen.end("completed", None)
                             break
                         except Exception as e:
                             err: BaseException = e
+                        except BaseException:
+                            if seen is not None:
+                                seen.end("interrupted", None)
+                            raise
                         # Retries left are not used on an error no retry can fix.
                         permanent = not_retryable(err) if attempts <= n_retries else None
+                        if seen is not None:
+                            seen.end("retrying" if attempts <= n_retries and permanent is None
+                                     else "failed", err)
                         if attempts <= n_retries and permanent is None:
                             self.event("step_retried", tag, {
                                 "attempt": attempts, "error": self.engine.runtime.redact(str(err))})
@@ -474,7 +489,23 @@ class Journal:
                     time.time(), None, meta=json.dumps({"signals": names, "deadline": deadline}))]))
             else:
                 deadline = json.loads(rec.meta or "{}").get("deadline")
-            return await self._await_signal(key, names, deadline)
+            obs = self.engine.runtime.observer
+            if obs is None:
+                return await self._await_signal(key, names, deadline)
+            wait = observe.call(obs.signal_wait_started, self.run, names)
+            status = "interrupted"
+            try:
+                payload = await self._await_signal(key, names, deadline)
+                status = "received"
+                return payload
+            except SignalTimeoutError:
+                status = "timed_out"
+                raise
+            except SuspendRun:
+                status = "suspended"
+                raise
+            finally:
+                observe.call(obs.signal_wait_ended, self.run, wait, names, status)
         finally:
             self.inflight -= 1
 
@@ -512,6 +543,21 @@ class Journal:
             step = max(0.0, min(budget if budget > 0 else 1.0,
                                 (deadline - now) if deadline is not None else 3600.0))
             await engine.wait_for_wakeup(self.workflow_id, step)
+
+
+class _Attempt:
+    """One observed step attempt: its observer token and start time."""
+
+    __slots__ = ("key", "n", "obs", "run", "t0", "tag", "token")
+
+    def __init__(self, obs: Observer, run: RunRow, tag: str, key: str, n: int) -> None:
+        self.obs, self.run, self.tag, self.key, self.n = obs, run, tag, key, n
+        self.token = observe.call(obs.step_started, run, tag, key, n)
+        self.t0 = time.monotonic()
+
+    def end(self, status: str, error: BaseException | None) -> None:
+        observe.call(self.obs.step_ended, self.run, self.token, self.tag, self.key, self.n,
+                     status, error, time.monotonic() - self.t0)
 
 
 async def _invoke(fn: Callable[[], Any], timeout_ms: float | None, tag: str) -> Any:

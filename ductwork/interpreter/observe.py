@@ -29,6 +29,11 @@ class Observer:
     that suspends and resumes later starts again with `resumed=True`."""
 
     # -- runs ----------------------------------------------------------------------------------
+    def run_created(self, run: RunRow) -> None:
+        """A new run row is about to be stored (execute, dispatch, a child, a schedule's
+        occurrence, a re-run): the one call that may change `run`, to add keys to its stored
+        context (run.context, JSON), e.g. the trace the run belongs to."""
+
     def run_started(self, run: RunRow, resumed: bool) -> Any:
         """This process starts (or resumes) driving `run`."""
         return None
@@ -43,8 +48,9 @@ class Observer:
 
     def step_ended(self, run: RunRow, token: Any, tag: str, key: str, attempt: int,
                    status: str, error: BaseException | None, duration_s: float) -> None:
-        """The attempt ended: status "completed", "retrying" (another attempt follows) or
-        "failed" (no attempt follows; allow_fail may still let the run go on)."""
+        """The attempt ended: status "completed", "retrying" (another attempt follows),
+        "failed" (no attempt follows; allow_fail may still let the run go on) or "interrupted"
+        (the run was cancelled, lost its lease or its process is closing)."""
 
     # -- compensation, signal waits ------------------------------------------------------------
     def compensation_started(self, run: RunRow, tag: str, key: str) -> Any:
@@ -53,15 +59,15 @@ class Observer:
 
     def compensation_ended(self, run: RunRow, token: Any, tag: str, key: str, status: str,
                            error: str | None) -> None:
-        """status: "rolled_back" or "rollback_failed" (error says why)."""
+        """status: "rolled_back", "rollback_failed" (error says why) or "interrupted"."""
 
     def signal_wait_started(self, run: RunRow, names: list[str]) -> Any:
         """The run starts (or resumes) waiting for one of the signals `names`."""
         return None
 
     def signal_wait_ended(self, run: RunRow, token: Any, names: list[str], status: str) -> None:
-        """status: "received", "timed_out", or "suspended" (the run left the process to wait;
-        a later drive starts a new wait)."""
+        """status: "received", "timed_out", "suspended" (the run left the process to wait;
+        a later drive starts a new wait) or "interrupted" (cancelled, lease lost, closing)."""
 
     # -- workers and schedules -----------------------------------------------------------------
     def run_claimed(self, run: RunRow, latency_s: float) -> None:
@@ -83,6 +89,9 @@ class Observers(Observer):
         for obs in self.observers:
             out.append(call(getattr(obs, name), *args))
         return out
+
+    def run_created(self, run: RunRow) -> None:
+        self._each("run_created", run)
 
     def run_started(self, run: RunRow, resumed: bool) -> Any:
         return self._each("run_started", run, resumed)
@@ -134,6 +143,12 @@ def call(fn: Callable[..., Any], *args: Any) -> Any:
     except Exception:
         log.exception("observer %s failed (ignored)", getattr(fn, "__qualname__", fn))
         return None
+
+
+def created(observer: Observer | None, run: RunRow) -> None:
+    """Tell the observer (if any) about a new run row before it is stored."""
+    if observer is not None:
+        call(observer.run_created, run)
 
 
 def combine(current: Observer | None, added: Observer) -> Observer:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ductwork.errors import DuctworkError
-from ductwork.interpreter import codec, threads
+from ductwork.interpreter import codec, observe, threads
 from ductwork.interpreter.journal import Journal, current_ctx
 from ductwork.store.protocol import Batch, StepRow
 
@@ -41,8 +41,17 @@ async def compensate(journal: Journal, strategy: str, reason: str) -> dict[str, 
             fn = hook(journal.ctx, tag, key, fn) or fn
         await journal.hold_lease()  # a stalled worker must not compensate a run it lost
         token = current_ctx.set(journal.ctx)
+        obs = journal.engine.runtime.observer
+        seen = None if obs is None else observe.call(obs.compensation_started, journal.run,
+                                                     tag, key)
         try:
-            await _call_rollback(fn, result)
+            try:
+                await _call_rollback(fn, result)
+            except BaseException as e:
+                if obs is not None and not isinstance(e, Exception):
+                    observe.call(obs.compensation_ended, journal.run, seen, tag, key,
+                                 "interrupted", None)
+                raise
             upd: dict[str, Any] = {"rollback_status": "rolled_back"}
             journal.event("step_rolled_back", tag)
             rolled.append(tag)
@@ -55,6 +64,9 @@ async def compensate(journal: Journal, strategy: str, reason: str) -> dict[str, 
             errors[tag] = msg
         finally:
             current_ctx.reset(token)
+        if obs is not None:
+            observe.call(obs.compensation_ended, journal.run, seen, tag, key,
+                         upd["rollback_status"], upd.get("rollback_error"))
         journal.rolled[key] = upd["rollback_status"]
         await journal.commit(Batch(step_updates=[(key, upd)]))
     return {"success": not failed, "rolled_back_steps": rolled, "failed_steps": failed,

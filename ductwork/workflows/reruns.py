@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import ConfigurationError
-from ductwork.interpreter import codec
+from ductwork.interpreter import codec, observe
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, Batch, RunRow, StepRow
 from ductwork.util.durations import to_ms
@@ -74,6 +74,7 @@ async def _start(engine: Engine, src: RunRow, *, input: Any, flags: dict[str, An
         lease_until=t + engine.lease_s if owned else None,
         attempt=1 if owned else 0, name=src.name if wf is None else wf.name,
         queue=src.queue, priority=src.priority, wake_at=None if local else t)
+    observe.created(engine.runtime.observer, run)
     stored, created = await engine.store.create_run(
         run, [(t, "workflow_started", None, engine.dumps_safe(event))])
     if not created:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import ConfigurationError, DuctworkError, RunNotFoundError
-from ductwork.interpreter import codec
+from ductwork.interpreter import codec, observe
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, RunRow
 from ductwork.util.durations import to_ms
@@ -55,6 +55,7 @@ async def execute(
         owner=engine.owner, lease_until=t + engine.lease_s, attempt=1, name=wf.name,
         queue=str(wf.options.get("queue", "default")),
         priority=int(wf.options.get("priority", 0)))
+    observe.created(engine.runtime.observer, run)
     stored, created = await engine.store.create_run(
         run, [])  # history derives workflow_started from the run row
     if created:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ductwork.errors import ConfigurationError
-from ductwork.interpreter import codec
+from ductwork.interpreter import codec, observe
 from ductwork.interpreter.dispatched import pending_run, retry_failed_run
 from ductwork.store.protocol import ScheduleRow
 from ductwork.util.durations import to_ms
@@ -59,6 +59,7 @@ async def dispatch(engines: LazyEngine, product: str, env: str, workflow: str, i
         due = max(start or t, t)
         run = pending_run(wid, product, workflow, env, enc, opts, due, t, wf.name,
                        {"job_id": wid, "scheduled_at": iso(start or t)})
+        observe.created(engine.runtime.observer, run)
         stored, _ = await engine.store.create_run(run, [(t, "workflow_queued", None, None)])
         engine.nudge()
         wake = stored.wake_at if stored.wake_at is not None else stored.created_at
@@ -263,12 +264,16 @@ async def _fire(engine: Engine, row: ScheduleRow, t: float) -> str | None:
     wf = engine.runtime.definitions.find(row.product, row.tag)
     run = pending_run(rid, row.product, row.tag, row.env, row.input, opts, max(occ, t), t,
                    wf.name if wf else None, {"job_id": row.job_id, "scheduled_at": iso(occ)})
+    obs = engine.runtime.observer
+    observe.created(obs, run)
     ok = await engine.store.fire_schedule(
         row.job_id, row.fired,
         {"fired": fired, "status": "completed" if done else "active",
          "next_run_at": None if done else nxt, "last_run_id": rid},
         run, [(t, "workflow_queued", None, engine.dumps_safe({"job_id": row.job_id,
                                                               "occurrence": iso(occ)}))])
+    if ok and obs is not None:
+        observe.call(obs.schedule_fired, row.product, row.tag, row.job_id, rid)
     return rid if ok else None
 
 
