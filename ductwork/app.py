@@ -37,6 +37,7 @@ class Ductwork:
         inline_wait: Any = "30s",
         lease: Any = "30s",
         max_faults: int = 3,
+        tracing: Any = None,
     ) -> None:
         if isinstance(max_faults, bool) or not isinstance(max_faults, int) or max_faults < 1:
             raise ConfigurationError(f"Ductwork: max_faults must be a whole number >= 1, got "
@@ -56,6 +57,23 @@ class Ductwork:
         self.specs: Any = None
         if specs is not None:
             self.load_specs(specs)
+        env = os.environ if environ is None else environ
+        if tracing is None:
+            tracing = env.get("DUCTWORK_TRACING", "").strip().lower() in ("1", "true", "yes", "on")
+        if tracing is not False:
+            self.enable_tracing(None if tracing is True else tracing)
+
+    def enable_tracing(self, tracer_provider: Any = None) -> None:
+        """OpenTelemetry spans for every run from now on (pip install 'ductwork[otel]'):
+        through the global tracer provider the application configured, or the one given."""
+        try:
+            from ductwork.interpreter import tracing
+        except ImportError as e:
+            raise ConfigurationError(
+                f"tracing needs the OpenTelemetry API ({e.name or e} is not installed): "
+                "pip install 'ductwork[otel]', or turn tracing off (unset DUCTWORK_TRACING)"
+            ) from None
+        self.observe(tracing.Tracing(self.runtime.redact, tracer_provider))
 
     # Secrets as Ductwork(secrets=, environ=) gave them; `secrets` collects every value seen.
     @property

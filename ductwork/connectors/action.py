@@ -46,6 +46,7 @@ from ductwork.connectors.base import ActionConnector, ResourceSpec, SecretSet
 from ductwork.connectors.checks import CallProblem, Detail, Path, Runtime
 from ductwork.connectors.util import redact_value, retryable_status, secret_set
 from ductwork.errors import ConnectorError
+from ductwork.util import propagation
 from ductwork.util.suggest import suggest
 
 log = logging.getLogger("ductwork.connectors.action")
@@ -458,6 +459,7 @@ class HttpActionConnector(ActionConnector):
             if ctype:
                 headers["Content-Type"] = ctype
             query = list(routed.query)
+            propagation.inject(headers)  # traceparent of the step attempt, when tracing is on
             await self._auth.apply(self.client, headers, query, ev.name)
             try:
                 resp = await self.client.request(
