@@ -118,15 +118,8 @@ class Expr:
         self._budgeted = may_spend(node)
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
-        if not self._budgeted:
-            return self._run(scope)
-        start()  # a fresh work budget for each evaluation
-        try:
-            return self._run(scope)
-        finally:
-            stop()
-
-    def _run(self, scope: Mapping[str, Any]) -> Any:
+        if self._budgeted:
+            start()  # a fresh work budget for each evaluation that can do work
         try:
             return self._fn(scope)
         except Fail as exc:
@@ -135,6 +128,9 @@ class Expr:
             raise ExpressionError(
                 "expression nested too deeply to evaluate", expression=self.source, column=1
             ) from None
+        finally:
+            if self._budgeted:
+                stop()
 
     def evaluate_text(self, scope: Mapping[str, Any]) -> str:
         """The value as it appears inside a string ("Hello ${name}")."""

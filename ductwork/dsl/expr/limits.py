@@ -32,7 +32,7 @@ MAX_EXPRESSION_LENGTH = 10_000
 MAX_EXPRESSION_TERMS = 1_000
 
 
-_SEQUENCES = (list, tuple)
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 class Fail(Exception):
@@ -61,13 +61,11 @@ class Fail(Exception):
 
 
 class _Budget(threading.local):
-    """What is left of the current evaluation's work, per thread (evaluation never awaits).
-    Outside an evaluation (a function called from Python as ctx.transform.x) nothing is
-    charged: the size caps still hold."""
+    """The current evaluation's [work left, start time] (None outside one), per thread:
+    evaluation never awaits. Outside an evaluation (a function called from Python as
+    ctx.transform.x) nothing is charged: the size caps still hold."""
 
-    active = False
-    work = MAX_WORK
-    started = 0.0
+    state: list[Any] | None = None
 
 
 _BUDGET = _Budget()
@@ -75,29 +73,26 @@ _BUDGET = _Budget()
 
 def start() -> None:
     """A fresh budget: called when an evaluation begins."""
-    b = _BUDGET
-    b.active = True
-    b.work = MAX_WORK
-    b.started = 0.0
+    _BUDGET.state = [MAX_WORK, 0.0]
 
 
 def stop() -> None:
-    _BUDGET.active = False
+    _BUDGET.state = None
 
 
 def spend(units: int, pos: int) -> None:
     """Charge `units` of work to the current evaluation, before doing it."""
-    b = _BUDGET
-    if not b.active:
+    state = _BUDGET.state
+    if state is None:
         return
-    b.work -= units
-    if b.work < 0:
+    state[0] -= units
+    if state[0] < 0:
         raise Fail(f"expression does too much work (more than {MAX_WORK:,} steps of "
                    "copying, comparing or counting); do the heavy part in a python: step", pos)
     now = time.monotonic()
-    if not b.started:
-        b.started = now
-    elif now - b.started > MAX_SECONDS:
+    if not state[1]:
+        state[1] = now
+    elif now - state[1] > MAX_SECONDS:
         raise Fail(f"expression takes too long (more than {MAX_SECONDS:g} s); do the heavy "
                    "part in a python: step", pos)
 
@@ -130,46 +125,60 @@ def measure(v: Any, pos: int, *, times: int = 1, cells: int = MAX_CELLS,
     they appear; raises Fail as soon as `times` copies of it would pass either limit, or its
     nesting passes MAX_NESTING. Shared lists and maps are measured once (memo by identity),
     so the cost is that of the distinct objects, never of the logical size."""
-    memo: dict[int, tuple[int, int]] = {}
-    max_cells, max_text = cells // times, text // times
+    t = type(v)
+    if t is str:
+        return 1, len(v)
+    if t is not list and t is not dict and t is not tuple and not isinstance(v, Mapping):
+        return 1, 0
+    return _Measure(pos, cells, text, times, what).walk(v, 0)
 
-    def too_big(n: int, chars: int) -> None:
-        if n > max_cells:
-            raise Fail(f"{what} would hold more than {cells:,} values (nested ones included, "
-                       "counted each time they repeat)", pos)
-        raise Fail(f"{what} would hold more than {text:,} characters of text", pos)
 
-    def walk(x: Any, depth: int) -> tuple[int, int]:
-        found = memo.get(id(x))
+class _Measure:
+    __slots__ = ("cells", "max_cells", "max_text", "memo", "pos", "text", "what")
+
+    def __init__(self, pos: int, cells: int, text: int, times: int, what: str) -> None:
+        self.pos, self.cells, self.text, self.what = pos, cells, text, what
+        self.max_cells, self.max_text = cells // times, text // times
+        self.memo: dict[int, tuple[int, int]] = {}
+
+    def walk(self, x: Any, depth: int) -> tuple[int, int]:
+        found = self.memo.get(id(x))
         if found is not None:
             return found
         if depth > MAX_NESTING:
-            raise Fail(f"{what} is nested too deeply (more than {MAX_NESTING} levels)", pos)
-        items = x.values() if isinstance(x, Mapping) else x
+            raise Fail(f"{self.what} is nested too deeply (more than {MAX_NESTING} levels)",
+                       self.pos)
         if len(x) > SMALL:
-            spend(len(x), pos)
+            spend(len(x), self.pos)
         n, chars = 1 + len(x), 0
+        if type(x) is dict or isinstance(x, Mapping):
+            for k in x:
+                if type(k) is str:
+                    chars += len(k)
+            items: Any = x.values()
+        else:
+            items = x
         for item in items:  # scalars inline: this loop is the whole cost of measuring
             t = type(item)
             if t is str:
                 chars += len(item)
-            elif t in _SEQUENCES or isinstance(item, Mapping):
-                c, more = walk(item, depth + 1)
+            elif t is list or t is dict or t is tuple or (
+                    t not in _SCALARS and isinstance(item, Mapping)):
+                c, more = self.walk(item, depth + 1)
                 n += c - 1
                 chars += more
             else:
                 continue
-            if n > max_cells or chars > max_text:
-                too_big(n, chars)
-        if isinstance(x, Mapping):
-            chars += sum(len(k) for k in x if type(k) is str)
-        if n > max_cells or chars > max_text:
-            too_big(n, chars)
-        memo[id(x)] = (n, chars)
+            if n > self.max_cells or chars > self.max_text:
+                self.too_big(n)
+        if n > self.max_cells or chars > self.max_text:
+            self.too_big(n)
+        self.memo[id(x)] = (n, chars)
         return n, chars
 
-    if type(v) is str:
-        return 1, len(v)
-    if not isinstance(v, list | tuple | Mapping):
-        return 1, 0
-    return walk(v, 0)
+    def too_big(self, n: int) -> None:
+        if n > self.max_cells:
+            raise Fail(f"{self.what} would hold more than {self.cells:,} values (nested ones "
+                       "included, counted each time they repeat)", self.pos)
+        raise Fail(f"{self.what} would hold more than {self.text:,} characters of text",
+                   self.pos)

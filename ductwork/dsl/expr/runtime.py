@@ -175,11 +175,13 @@ def _concat(a: Any, b: Any, pos: int) -> Any:
     if isinstance(a, str):
         if len(a) + len(b) > MAX_TEXT:
             raise Fail(f"text would be longer than {MAX_TEXT:,} characters", pos)
-        spend(len(a) + len(b), pos)
+        if len(a) + len(b) > SMALL:
+            spend(len(a) + len(b), pos)
         return a + b
     if len(a) + len(b) > MAX_ITEMS:
         raise Fail(f"list would have more than {MAX_ITEMS:,} items", pos)
-    spend(len(a) + len(b), pos)
+    if len(a) + len(b) > SMALL:
+        spend(len(a) + len(b), pos)
     out = [*a, *b]
     check_built(out, pos)
     return out
@@ -193,13 +195,15 @@ def _repeat(seq: Any, n: int, pos: int) -> Any:
     if isinstance(seq, str):
         if n > MAX_TEXT or len(seq) * n > MAX_TEXT:
             raise Fail(f"repetition would make text longer than {MAX_TEXT:,} characters", pos)
-        spend(len(seq) * n, pos)
+        if len(seq) * n > SMALL:
+            spend(len(seq) * n, pos)
         return seq * n
     if n > MAX_ITEMS or len(seq) * n > MAX_ITEMS:
         raise Fail(f"repetition would make a list of more than {MAX_ITEMS:,} items", pos)
     if seq:
         measure(seq, pos, times=n, what="the repeated list")
-        spend(len(seq) * n, pos)
+        if len(seq) * n > SMALL:
+            spend(len(seq) * n, pos)
     return seq * n
 
 
@@ -342,7 +346,8 @@ def to_json(v: Any, pos: int, indent: int | None = None) -> str:
                               what="the value written as JSON")
         if cells + chars > MAX_TEXT:
             raise Fail(f"JSON text would be longer than {MAX_TEXT:,} characters", pos)
-        spend(cells + chars, pos)
+        if cells + chars > SMALL:
+            spend(cells + chars, pos)
     try:
         text = json.dumps(
             v,
