@@ -223,3 +223,43 @@ def test_signal_payload_schemas_are_checked_like_the_input() -> None:
     assert problems(text) == ["3:27: unknown JSON Schema keyword 'propertes' (JSON Schema skips "
                               "it, so it checks nothing)"]
     assert hints(text) == ["did you mean 'properties'?"]
+
+
+def _properties(node: object, path: str = "") -> list[tuple[str, dict[str, object]]]:
+    out: list[tuple[str, dict[str, object]]] = []
+    if isinstance(node, dict):
+        for key, sub in (node.get("properties") or {}).items():
+            out.append((f"{path}.{key}", sub))
+        for key, sub in node.items():
+            if key != "properties" or not isinstance(sub, dict):
+                out += _properties(sub, f"{path}/{key}")
+            else:
+                for name, prop in sub.items():
+                    out += _properties(prop, f"{path}.{name}")
+    elif isinstance(node, list):
+        for i, sub in enumerate(node):
+            out += _properties(sub, f"{path}[{i}]")
+    return out
+
+
+@pytest.mark.parametrize("name", schemas.SCHEMA_NAMES)
+def test_every_key_and_enum_value_is_described_with_an_example(name: str) -> None:
+    """What an editor shows on hover and completion (tests/editor drives a real one)."""
+    found = _properties(schemas.schema(name))
+    assert len(found) > 100
+    for where, prop in found:
+        text = str(prop.get("description") or "")
+        assert "Example: `" in text and len(text.split("Example:")[0]) > 5, where
+        assert "type" in prop or "anyOf" in prop, where  # completions insert `key: ...`
+        if "enum" in prop:
+            said = prop.get("enumDescriptions")
+            assert isinstance(said, list) and len(said) == len(prop["enum"]), where  # type: ignore[arg-type]
+            assert all("Example: `" in str(s) for s in said), where
+
+
+def test_the_checker_reads_the_core_schema_not_the_editor_annotations() -> None:
+    core, shipped = schemas.core("workflow"), schemas.schema("workflow")
+    assert "anyOf" in core["$defs"]["duration"] and "anyOf" not in shipped["$defs"]["duration"]
+    assert "defaultSnippets" not in json.dumps(core)
+    assert problems(WF + "  - tag: a\n    sleep: 1sec\n") == [
+        "4:12: 'sleep' must be a duration, not '1sec'"]

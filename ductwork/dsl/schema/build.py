@@ -348,14 +348,24 @@ BUILDERS = {"product": build_product_schema, "workflow": build_workflow_schema}
 
 @cache
 def schema(name: str) -> dict[str, Any]:
-    """The shipped JSON Schema `name` ("product" or "workflow")."""
+    """The shipped JSON Schema `name` ("product" or "workflow"): the core schema with what
+    editors need (descriptions with examples, typed nodes, snippets, titles; editor.py)."""
     text = resources.files("ductwork.dsl.schema").joinpath(f"{name}.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return data
 
 
+@cache
+def core(name: str) -> dict[str, Any]:
+    """The schema `name` without the editor's annotations: what `ductwork validate` checks
+    against, so its messages read the same whatever an editor is shown."""
+    return BUILDERS[name]()
+
+
 def dump(name: str) -> str:
-    return json.dumps(BUILDERS[name](), indent=2) + "\n"
+    from ductwork.dsl.schema import editor
+
+    return editor.dumps(editor.annotate(BUILDERS[name](), name))
 
 
 if __name__ == "__main__":  # regenerate the shipped files: python -m ductwork.dsl.schema.build

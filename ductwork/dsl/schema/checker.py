@@ -63,7 +63,7 @@ def short(value: Any) -> str:
 def validator(name: str) -> Draft202012Validator:
     """The shipped schema, minus its "exactly one body" rule (a oneOf over ~35 alternatives
     that costs two thirds of the validation time); check() applies that rule itself."""
-    schema = copy.deepcopy(schemas.schema(name))
+    schema = copy.deepcopy(schemas.core(name))
     for d in ("step", "rollback"):
         schema.get("$defs", {}).get(d, {}).pop("oneOf", None)
     return Draft202012Validator(schema)
@@ -72,7 +72,7 @@ def validator(name: str) -> Draft202012Validator:
 @cache
 def _body_keys(definition: str) -> tuple[str, ...]:
     return tuple(s["required"][0]
-                 for s in schemas.schema("workflow")["$defs"][definition]["oneOf"])
+                 for s in schemas.core("workflow")["$defs"][definition]["oneOf"])
 
 
 def _step_paths(data: Any) -> Iterable[tuple[DataPath, dict[str, Any], str]]:
@@ -114,7 +114,7 @@ def check(doc: Document, name: str) -> list[Diagnostic]:
     """Every schema problem of `doc` against the shipped schema `name`, located; the loader's
     own findings (`doc.problems`: duplicate keys, ambiguous booleans, ...) come first."""
     errors = list(validator(name).iter_errors(doc.data))
-    nav = hints.Navigator(schemas.schema(name))
+    nav = hints.Navigator(schemas.core(name))
     out: list[Diagnostic] = []
     for error in errors:
         for d in _translate(_Error(doc, error, nav)):
@@ -140,7 +140,7 @@ def check(doc: Document, name: str) -> list[Diagnostic]:
 def placement_hint(doc: Document, path: DataPath, key: str) -> str | None:
     """For the compiler: where the key at `path` + `key` of a workflow belongs, when the
     mapping holding it shows that (`timeout` next to `wait_for_signal:` goes inside it)."""
-    nav = hints.Navigator(schemas.schema("workflow"))
+    nav = hints.Navigator(schemas.core("workflow"))
     found = hints.places(nav, doc.data, path, key)
     if not found or found[0].rank != hints.PRESENT:
         return None
@@ -214,7 +214,7 @@ def _resolve(schema: Any) -> Any:
     if isinstance(schema, dict) and "$ref" in schema:
         ref = schema["$ref"]
         if ref.startswith("#/$defs/"):
-            for root in (schemas.schema("workflow"), schemas.schema("product")):
+            for root in (schemas.core("workflow"), schemas.core("product")):
                 target = root["$defs"].get(ref.removeprefix("#/$defs/"))
                 if target is not None:
                     return target
