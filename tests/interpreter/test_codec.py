@@ -52,7 +52,11 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, float):
         return a == b and math.copysign(1, a) == math.copysign(1, b)
     if isinstance(a, dt.datetime | dt.time):
-        return a == b and a.utcoffset() == b.utcoffset()
+        # The same wall time and the same UTC offset. Not `a == b`: a zone's name is stored as
+        # its offset, and Python calls an aware datetime in a zone's fold or gap unequal to
+        # any datetime of another zone (PEP 495), even to the very same instant.
+        return a.replace(tzinfo=None) == b.replace(tzinfo=None) \
+            and a.utcoffset() == b.utcoffset()
     if isinstance(a, decimal.Decimal):
         return str(a) == str(b)
     return bool(a == b)
