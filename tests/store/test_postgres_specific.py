@@ -12,7 +12,9 @@ import pytest
 
 from ductwork.errors import StoreError
 from ductwork.store.postgres import PostgresStore, safe_url
+from ductwork.store.postgres.sql import STEP_UPSERT
 from ductwork.store.protocol import (
+    STEP_FIELDS,
     Batch,
     LeaseLostError,
     StepConflictError,
@@ -102,6 +104,34 @@ async def test_stale_owner_and_new_owner_race_on_one_step(stores: list[PostgresS
     assert isinstance(outcomes[0], LeaseLostError) and outcomes[1] is None
     (step,) = await new.load_steps("w1")
     assert step.result == '"new"'
+
+
+async def test_a_takeover_waits_for_the_dead_owners_commit_in_flight(
+        stores: list[PostgresStore], pg_url: str) -> None:
+    """The old owner died with a step commit on its way (the statement reached the server): the
+    new owner's claim must not slip in between that commit's ownership check and its end, or it
+    would replay a history without the step and run it again (found by bench/faults.py)."""
+    _, new = stores
+    await new.create_run(run("w1", owner="old"), [])
+    in_flight = await psycopg.AsyncConnection.connect(pg_url)
+    try:
+        row = StepRow("w1", "charge", "charge", seq=1, result='"ch_1"')
+        await in_flight.execute(STEP_UPSERT, [*(getattr(row, f) for f in STEP_FIELDS), "w1",
+                                              "old", "old"])
+        claim = asyncio.ensure_future(new.claim("w1", "new", 30, steal_from=frozenset({"old"})))
+        for _ in range(500):
+            assert not claim.done(), "the run was claimed while the old owner's commit ran"
+            rows = await _sql(pg_url, "SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if int(str(rows[0][0])) >= 1:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the claim neither waited nor finished")
+        await in_flight.commit()
+        assert await claim is not None
+    finally:
+        await in_flight.close()
+    assert [(s.step_key, s.result) for s in await new.load_steps("w1")] == [("charge", '"ch_1"')]
 
 
 @pytest.mark.parametrize("batched", [False, True])

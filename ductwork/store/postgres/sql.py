@@ -53,10 +53,13 @@ STEP_COLS = ", ".join(STEP_FIELDS)
 SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
 RUN_R_COLS = ", ".join(f"r.{f}" for f in RUN_FIELDS)
 # The ownership fence rides on the insert and the primary key makes a second record of one step
-# impossible: one statement, one round trip, its own transaction (autocommit).
+# impossible: one statement, one round trip, its own transaction (autocommit). FOR SHARE holds
+# the run's row until the insert commits: a worker taking the run over waits for it (and then
+# reads the step), instead of claiming in between and replaying a history without it.
 STEP_UPSERT = (
     f"INSERT INTO dw_steps ({STEP_COLS}) SELECT {typed(StepRow, STEP_FIELDS)} "
-    "WHERE EXISTS (SELECT 1 FROM dw_runs WHERE workflow_id=%s AND (%s::text IS NULL OR owner=%s)) "
+    "WHERE EXISTS (SELECT 1 FROM dw_runs WHERE workflow_id=%s AND (%s::text IS NULL OR owner=%s) "
+    "FOR SHARE) "
     "ON CONFLICT (workflow_id, step_key) DO UPDATE SET "
     + ", ".join(f"{f}=EXCLUDED.{f}" for f in STEP_FIELDS[2:])
     + f" WHERE dw_steps.status NOT IN {DONE_STEP!r}")

@@ -341,8 +341,9 @@ class PostgresStore(RunStore):
             stmts.append((f"WITH x AS (UPDATE dw_runs SET {sets} WHERE workflow_id=%s{fence} "
                           f"RETURNING 1) {fail}", [*params, "lease"]))
         elif batch.owner is not None and not batch.steps:
-            stmts.append(("WITH x AS (SELECT 1 FROM dw_runs WHERE workflow_id=%s AND owner=%s) "
-                          + fail, [workflow_id, batch.owner, "lease"]))
+            # FOR SHARE: a takeover waits for this commit (see STEP_UPSERT).
+            stmts.append(("WITH x AS (SELECT 1 FROM dw_runs WHERE workflow_id=%s AND owner=%s "
+                          "FOR SHARE) " + fail, [workflow_id, batch.owner, "lease"]))
         for s in batch.steps:
             stmts.append((f"WITH x AS ({STEP_UPSERT} RETURNING 1) {fail}",
                           [*(getattr(s, f) for f in STEP_FIELDS), workflow_id, batch.owner,
