@@ -30,8 +30,10 @@ from uuid import UUID
 
 import httpx
 
+from ductwork.connectors import idempotency
 from ductwork.connectors.action_auth import Auth, build_auth
 from ductwork.connectors.action_config import (
+    KEYED_METHODS,
     PLACES,
     SECRET_AUTH_KEYS,
     EnvConfig,
@@ -431,6 +433,14 @@ class HttpActionConnector(ActionConnector):
         except ValueError as e:
             raise self._spec.error(f"bad timeout: {e}", event=event, retryable=False) from None
         content, ctype = self._content(ev, routed)
+        header = self.config.idempotency_header
+        if header is not None and ev.idempotent and ev.method in KEYED_METHODS and not any(
+                h.lower() == header.lower() for h in routed.headers):
+            # The step's key (None outside a step): the same on every retry of this call, of
+            # the step and of a takeover, so the provider can tell a repeat from a new request.
+            key = idempotency.next_key()
+            if key is not None:
+                routed.headers[header] = key
         return await self._send(ev, path, routed, content, ctype, attempts, secs)
 
     def _content(self, ev: EventDef, routed: Routed) -> tuple[bytes | None, str | None]:

@@ -20,9 +20,14 @@ PLACES = ("body", "query", "params", "headers")
 BODY_TYPES = ("json", "form")
 
 ENV_KEYS = ("provider", "base_url", "auth", "headers", "timeout", "retries", "backoff",
-            "max_delay", "verify", "health")
+            "max_delay", "verify", "health", "idempotency_header")
 EVENT_KEYS = ("method", "path", "description", "body", "query", "params", "headers",
-              "body_type", "timeout", "retries", "response")
+              "body_type", "timeout", "retries", "response", "idempotency_key")
+# The header a step's idempotency key goes in, unless the app names another (or false: none).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Methods that change something: only these carry the key (GET and HEAD are safe to repeat).
+KEYED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 AUTH_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # type: (required keys, optional keys)
     "none": ((), ()),
@@ -74,6 +79,7 @@ class EventDef:
     body_type: str = "json"
     timeout: float | None = None
     retries: int | None = None
+    idempotent: bool = True  # send the step's idempotency key (if the method changes things)
     # lower-cased declared header -> declared spelling, for case-insensitive matching
     header_names: dict[str, str] = field(default_factory=dict)
 
@@ -136,6 +142,10 @@ def parse_event(name: str, raw: Any) -> EventDef:
     except ValueError as e:
         raise EventError(str(e), "retries") from None
     headers = _names(raw.get("headers"), "headers")
+    keyed = raw.get("idempotency_key", True)
+    if not isinstance(keyed, bool):
+        raise EventError("'idempotency_key' must be true or false (false: this event does not "
+                         "send the step's idempotency key)", "idempotency_key")
     if "response" in raw and not isinstance(raw["response"], dict):
         # Only `ductwork validate` reads it: the JSON Schema of the response body.
         raise EventError("'response' must be a JSON Schema (a mapping) of the response body",
@@ -144,7 +154,7 @@ def parse_event(name: str, raw: Any) -> EventDef:
         name=name, method=method, path=path, params=tuple(params),
         body=_names(raw.get("body"), "body"), query=_names(raw.get("query"), "query"),
         headers=headers, body_type=body_type, timeout=timeout, retries=retries,
-        header_names={h.lower(): h for h in headers},
+        idempotent=keyed, header_names={h.lower(): h for h in headers},
     )
 
 
@@ -168,6 +178,7 @@ class EnvConfig:
     backoff: float = DEFAULT_BACKOFF
     max_delay: float = DEFAULT_MAX_DELAY
     verify: bool | str = True
+    idempotency_header: str | None = IDEMPOTENCY_HEADER  # None: the app takes no key
 
 
 def parse_env(config: dict[str, Any]) -> EnvConfig:
@@ -185,6 +196,10 @@ def parse_env(config: dict[str, Any]) -> EnvConfig:
     verify = config.get("verify", True)
     if not isinstance(verify, bool | str):
         raise ValueError("verify must be true, false or a CA bundle path")
+    problem = _idempotency_header_problem(config.get("idempotency_header", IDEMPOTENCY_HEADER))
+    if problem:
+        raise ValueError(problem)
+    keyed = config.get("idempotency_header", IDEMPOTENCY_HEADER)
 
     def dur(key: str, default: float) -> float:
         raw = config.get(key)
@@ -195,8 +210,15 @@ def parse_env(config: dict[str, Any]) -> EnvConfig:
         headers={str(k): _header_value(v) for k, v in headers.items()},
         timeout=dur("timeout", DEFAULT_TIMEOUT), retries=_retries(config.get("retries")) or 0,
         backoff=dur("backoff", DEFAULT_BACKOFF), max_delay=dur("max_delay", DEFAULT_MAX_DELAY),
-        verify=verify,
+        verify=verify, idempotency_header=keyed or None,
     )
+
+
+def _idempotency_header_problem(value: Any) -> str | None:
+    if value is False or (isinstance(value, str) and _HEADER_NAME.match(value)):
+        return None
+    return (f"idempotency_header must be a header name (default {IDEMPOTENCY_HEADER}) or false "
+            f"for an app that takes no idempotency key, got {value!r}")
 
 
 def _header_value(value: Any) -> str:
@@ -269,6 +291,10 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
         _retries(config.get("retries"))
     except ValueError as e:
         problems.append(((*where, "retries"), str(e)))
+    if "idempotency_header" in config and not is_ref(config["idempotency_header"]):
+        problem = _idempotency_header_problem(config["idempotency_header"])
+        if problem:
+            problems.append(((*where, "idempotency_header"), problem))
     if first_env(definition, config):
         problems += event_problems(definition)
     return problems

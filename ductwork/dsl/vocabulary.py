@@ -185,6 +185,9 @@ CTX_FIELDS = (
     "restart_reason", "restored_checkpoint", "original_input", "context", "session", "auth",
 )
 
+# What an expression reads as step.<name> in a step's call or rollback.
+STEP_FIELDS = ("idempotency_key",)
+
 # Product file sections -> connector kind, and the extra blocks each kind may declare.
 SECTIONS: dict[str, str] = {
     "apps": "action", "databases": "database", "notifications": "notification",
@@ -212,6 +215,6 @@ KIND_EXTRAS: dict[str, tuple[str, ...]] = {
 
 # Words an expression already uses; a foreach `as:` cannot take them.
 RESERVED_NAMES = frozenset({
-    "ctx", "steps", "state", "result", "item", "index", "env", "error",
+    "ctx", "steps", "state", "result", "item", "index", "env", "error", "step",
     "true", "false", "null", "and", "or", "not", "in", "if", "else", "transform",
 })

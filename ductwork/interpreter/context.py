@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from ductwork.connectors import idempotency
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
 from ductwork.interpreter import rollback as saga
@@ -127,6 +128,18 @@ class WorkflowContext(Components):
     def cancel_reason(self) -> str | None:
         """Why the run is being cancelled, once a cancel was asked for."""
         return self._journal.cancel_reason
+
+    @property
+    def idempotency_key(self) -> str:
+        """The running step's idempotency key: the same on every attempt, replay and takeover
+        of this step of this run, different for any other step or run (a UUID derived from
+        the run id and the step key). Inside a rollback function: its compensation's key."""
+        keys = idempotency.current.get()
+        if keys is None or keys.workflow_id != self.workflow_id:
+            raise ConfigurationError(
+                "ctx.idempotency_key exists only while a step's function or a rollback runs: "
+                "read it inside the function you give to ctx.step(tag, fn)")
+        return keys.first
 
     def default(self, value: Any, fallback: Any) -> Any:
         return fallback if value is None or value == "" else value

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ductwork.connectors import idempotency
 from ductwork.errors import (
     ConnectorError,
     DuctworkError,
@@ -264,6 +265,7 @@ class Journal:
                 attempts = 0
                 token = current_ctx.set(self.ctx)
                 obs = self.engine.runtime.observer
+                keys = idempotency.current.set(None)
                 try:
                     while True:
                         attempts += 1
@@ -271,6 +273,8 @@ class Journal:
                             await self.engine.confirm_lease(self)
                         seen = None if obs is None else _Attempt(obs, self.run, tag, key,
                                                                  attempts)
+                        # Fresh per attempt: the n-th provider call gets the n-th key again.
+                        idempotency.current.set(idempotency.CallKeys(self.workflow_id, key))
                         try:
                             result = await _invoke(fn, timeout_ms, tag)
                             encoded = self.encode(result, f"Step '{tag}' returned a value that",
@@ -297,6 +301,7 @@ class Journal:
                         return await self._step_failed(key, tag, err, attempts, started, allow,
                                                        critical, rollback, step_input, permanent)
                 finally:
+                    idempotency.current.reset(keys)
                     current_ctx.reset(token)
                 # step_started/step_completed events are derived from this row when history is
                 # read, so the common case is one single-statement commit.

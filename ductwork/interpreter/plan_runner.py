@@ -12,7 +12,7 @@ from functools import cache, partial
 from typing import Any
 
 from ductwork.dsl import plan as p
-from ductwork.dsl.vocabulary import CALLS, CTX_FIELDS
+from ductwork.dsl.vocabulary import CALLS, CTX_FIELDS, STEP_FIELDS
 from ductwork.errors import (
     ChildWorkflowError,
     ConfigurationError,
@@ -128,6 +128,24 @@ class _CtxView(Mapping[str, Any]):
         return len(CTX_FIELDS)
 
 
+class _StepView(Mapping[str, Any]):
+    """`step` in a step's call or rollback: the running step's idempotency key, read live."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in STEP_FIELDS:
+            raise KeyError(key)
+        return self._ctx.idempotency_key
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(STEP_FIELDS)
+
+    def __len__(self) -> int:
+        return len(STEP_FIELDS)
+
+
 class _Secrets(Mapping[str, Any]):
     """`env.NAME` / `secrets.NAME`: resolved through ctx.token (registered for redaction)."""
 
@@ -171,7 +189,8 @@ class PlanRun:
     def __init__(self, ctx: Any, plan: p.WorkflowPlan) -> None:
         self.ctx = ctx
         self.plan = plan
-        self.base = {"ctx": _CtxView(ctx), "env": _Secrets(ctx), "secrets": _Secrets(ctx)}
+        self.base = {"ctx": _CtxView(ctx), "env": _Secrets(ctx), "secrets": _Secrets(ctx),
+                     "step": _StepView(ctx)}
 
     def scope(self, steps: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, Any]:
         return {**self.base, "steps": steps, "state": self.ctx.state, **names}

@@ -7,6 +7,7 @@ import inspect
 import time
 from typing import Any
 
+from ductwork.connectors import idempotency
 from ductwork.errors import DuctworkError
 from ductwork.interpreter import codec, observe, threads
 from ductwork.interpreter.journal import Journal, current_ctx
@@ -44,6 +45,7 @@ async def compensate(journal: Journal, strategy: str, reason: str) -> dict[str, 
         obs = journal.engine.runtime.observer
         seen = None if obs is None else observe.call(obs.compensation_started, journal.run,
                                                      tag, key)
+        keys = idempotency.current.set(idempotency.CallKeys(journal.workflow_id, key, "rollback"))
         try:
             try:
                 await _call_rollback(fn, result)
@@ -63,6 +65,7 @@ async def compensate(journal: Journal, strategy: str, reason: str) -> dict[str, 
             failed.append(tag)
             errors[tag] = msg
         finally:
+            idempotency.current.reset(keys)
             current_ctx.reset(token)
         if obs is not None:
             observe.call(obs.compensation_ended, journal.run, seen, tag, key,

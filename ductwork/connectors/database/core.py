@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ductwork.connectors import idempotency
 from ductwork.connectors.base import DatabaseConnector, Problem, ResourceSpec
 from ductwork.connectors.database.model import (
     Event,
@@ -229,10 +230,28 @@ class SQLDatabase(DatabaseConnector):
             rows, single = self._rows_in(data)
             b = self._builder(table)
             assert table is not None
+            if ev.idempotency_key is not None:
+                return [self._insert_once(b, table, ev, r) for r in rows], single
             return [b.insert(self._with_defaults(table, r), ev.returning) for r in rows], single
 
         stmts, single = self._wrap(event, build)
         return await self._written(event, stmts, single)
+
+    def _insert_once(self, b: Builder, table: Table, ev: Event, row: Mapping[str, Any]
+                     ) -> Statement:
+        """Insert unless a row with this idempotency key exists, and return that row: a step
+        re-run after its insert landed (killed before its result was recorded) gets the row
+        it made the first time instead of a second one."""
+        col = str(ev.idempotency_key)
+        full = dict(row)
+        if full.get(col) is None:  # a key given in data wins: the caller chose it
+            key = idempotency.next_key()
+            if key is None:
+                raise InputError(f"event '{ev.name}' inserts once per idempotency key: call it "
+                                 f"inside a step (ctx.step), or give data a '{col}' value")
+            full[col] = key
+        # A conflict re-sets the key to itself: the row stays as it was and RETURNING gives it.
+        return b.upsert(self._with_defaults(table, full), [col], [], ev.returning)
 
     async def upsert(self, event: str, data: Any) -> Any:
         ev, table = self._event(event, "upsert")

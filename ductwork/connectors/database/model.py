@@ -33,7 +33,7 @@ TYPES: dict[str, str] = {
 OPS = ("insert", "query", "update", "delete", "upsert", "sql")
 COLUMN_KEYS = {"type", "primary_key", "auto", "unique", "nullable", "default", "description"}
 EVENT_KEYS: dict[str, set[str]] = {
-    "insert": {"returning"},
+    "insert": {"returning", "idempotency_key"},
     "upsert": {"returning", "key", "update"},
     "update": {"returning", "where", "allow_all"},
     "delete": {"where", "allow_all"},
@@ -100,6 +100,7 @@ class Event:
     key: list[str] = field(default_factory=list)
     update: list[str] | None = None  # upsert: columns overwritten on conflict (None = given ones)
     allow_all: bool = False
+    idempotency_key: str | None = None  # insert: the unique column the step's key goes in
     sql: str = ""
     params: list[str] = field(default_factory=list)
 

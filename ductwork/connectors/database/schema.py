@@ -197,6 +197,9 @@ def _load_event(name: str, edef: Any, tables: dict[str, Table],
                 and table.columns[ev.key[0]].unique):
             problems.append(((*at, "key"), f"key {ev.key} must be the primary key "
                                             f"{table.primary_key} or one unique column"))
+    if op == "insert" and "idempotency_key" in edef:
+        _load_idempotency_key(ev, table, edef["idempotency_key"], (*at, "idempotency_key"),
+                              problems)
     for flag in ("allow_all",):
         if flag in edef and not isinstance(edef[flag], bool):
             problems.append(((*at, flag), f"{flag} must be true or false"))
@@ -246,3 +249,24 @@ def _load_sql_event(ev: Event, edef: Mapping[str, Any], at: tuple[str | int, ...
         if p not in used:
             problems.append(((*at, "params", i), f"parameter '{p}' is declared but the sql "
                                                  "does not use :" + p))
+
+
+def _load_idempotency_key(ev: Event, table: Table, raw: Any, at: tuple[str | int, ...],
+                          problems: list[Problem]) -> None:
+    """`idempotency_key: <column>`: the insert writes the step's idempotency key there and, when
+    a row with that key exists (the step ran before its result was recorded), returns it."""
+    if not isinstance(raw, str) or raw not in table.columns:
+        problems.append((at, "idempotency_key names the column the step's idempotency key is "
+                             "written to: " + unknown(f"column of table '{table.name}':",
+                                                      str(raw), table.columns)))
+        return
+    col = table.columns[raw]
+    if col.type not in ("text", "uuid"):
+        problems.append((at, f"idempotency_key column '{raw}' is {col.type}: the key is a "
+                             "UUID, so make it a text or uuid column"))
+    elif not (col.unique or table.primary_key == [raw]):
+        problems.append((at, f"idempotency_key column '{raw}' must be unique (unique: true, "
+                             "or the table's only primary key column): a second insert with "
+                             "the same key is what it refuses"))
+    else:
+        ev.idempotency_key = raw

@@ -175,6 +175,8 @@ class StepCompiler(CallCompiler):
     def _task(self, path: DataPath, raw: dict[str, Any], body: str, tag: str | None,
               when: p.ValueTree | None, loc: p.Location, scope: Scope) -> p.Step | None:
         main: p.Body | p.FailBody | None
+        # The call and its rollback run inside the step: they may read step.idempotency_key.
+        scope = replace(scope, loop_names=scope.loop_names | {"step"})
         if body == "fail":
             main = p.FailBody(self.exprs.tree((*path, "fail"), raw["fail"], scope),
                               self.loc((*path, "fail")))
@@ -207,7 +209,7 @@ class StepCompiler(CallCompiler):
         rb = raw.get("rollback")
         rpath = (*path, "rollback")
         listed = rb if isinstance(rb, list) else [rb] if isinstance(rb, dict) else []
-        rscope = Scope(scope.visible, scope.loop_names, True, tag, scope.foreach,
+        rscope = Scope(scope.visible, scope.loop_names | {"step"}, True, tag, scope.foreach,
                        scope.branches)
         out: list[p.Body] = []
         for i, entry in enumerate(listed):

@@ -17,7 +17,7 @@ from ductwork.dsl.expr.infer import Infer
 from ductwork.dsl.expr.runtime import render_key
 from ductwork.dsl.loader import DataPath
 from ductwork.dsl.plan import Dynamic, ProductSpec, ValueTree
-from ductwork.dsl.vocabulary import CTX_FIELDS, ERROR_FIELDS
+from ductwork.dsl.vocabulary import CTX_FIELDS, ERROR_FIELDS, STEP_FIELDS
 from ductwork.errors import ExpressionError
 
 # The diagnostic is placed at the column already, so the expression's own "at column N" goes.
@@ -195,6 +195,9 @@ class ExprChecker:
         if root == "error":
             self._error_ref(path, ref, at(ref.column), seg, scope)
             return
+        if root == "step":
+            self._step_field_ref(path, ref, at(ref.column), seg, scope)
+            return
         if root in scope.loop_names:
             return
         if root in ("item", "index"):
@@ -246,6 +249,20 @@ class ExprChecker:
         if isinstance(field_name, str) and field_name not in ERROR_FIELDS:
             self.report(path, seg(0), f"'error' has no field '{field_name}'",
                         did_you_mean(field_name, ERROR_FIELDS) or f"known: {known(ERROR_FIELDS)}",
+                        len(field_name))
+
+    def _step_field_ref(self, path: DataPath, ref: Any, offset: int,
+                        seg: Callable[[int], int], scope: Scope) -> None:
+        if "step" not in scope.loop_names:
+            self.report(path, offset, "'step' is only defined in a step's call and its rollback",
+                        "step.idempotency_key is the key of the step running the call: use it "
+                        "in the arguments of action.run, database.*, python ... or of a "
+                        "rollback", 4)
+            return
+        field_name = ref.path[0] if ref.path else None
+        if isinstance(field_name, str) and field_name not in STEP_FIELDS:
+            self.report(path, seg(0), f"'step' has no field '{field_name}'",
+                        did_you_mean(field_name, STEP_FIELDS) or f"known: {known(STEP_FIELDS)}",
                         len(field_name))
 
     def _state_ref(self, path: DataPath, key: str, offset: int) -> None:
@@ -428,6 +445,8 @@ class _Roots:
             return sources.ERROR
         if name == "index":
             return t.INTEGER
+        if name == "step":
+            return sources.STEP
         if name == "result":
             owner = sources.rollback_owner(self.path)
             if owner is not None:

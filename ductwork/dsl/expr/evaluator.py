@@ -28,7 +28,7 @@ Bindings = Mapping[str, Any]
 Fn = Callable[[Bindings], Any]
 
 ROOTS: frozenset[str] = frozenset(
-    {"ctx", "steps", "state", "result", "item", "index", "env", "secrets", "error"}
+    {"ctx", "steps", "state", "result", "item", "index", "env", "secrets", "error", "step"}
 )
 # Where a root exists, for "not available here" messages.
 ROOT_HELP = {
@@ -36,6 +36,8 @@ ROOT_HELP = {
     "item": "it exists only inside a foreach",
     "index": "it exists only inside a foreach",
     "error": "it exists only where a failure is being handled",
+    "step": "it is the running step (step.idempotency_key) and exists only in the call of a "
+            "step and in its rollback",
     "secrets": "no secrets were given to this run",
 }
 # Bare names people write for things that live under ctx.

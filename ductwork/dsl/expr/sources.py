@@ -22,6 +22,8 @@ ERROR = t.record({
                                    "ChildWorkflowError", "ConnectorError")),
     "status": t.of("integer", "null"),
 }, closed=False)  # unknown fields are the checker's own message
+# What a step's call and its rollback read as `step` (plan_runner's step view).
+STEP = t.record({"idempotency_key": t.STRING}, closed=False)  # the checker names bad fields
 # What ctx.trigger_rollback returns (interpreter/rollback.py compensate), `result` in its output.
 ROLLBACK_SUMMARY = t.record({
     "success": t.BOOLEAN, "rolled_back_steps": t.list_of(t.STRING),
