@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextvars
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # uuid5 namespace of ductwork's keys: the same run and step give the same key on any machine.
 NAMESPACE = uuid.UUID("6f1d3c52-9a7e-5b0c-8d4f-2e6a1b9c7d30")
@@ -40,6 +42,19 @@ class CallKeys:
                                                        self.role, self._n)
 
 
+class _OneCall(CallKeys):
+    """Inside one logical call: every provider call sends the same key."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, outer: CallKeys, key: str) -> None:
+        super().__init__(outer.workflow_id, outer.step_key, outer.role)
+        self._first, self._key = outer.first, key
+
+    def next(self) -> str:
+        return self._key
+
+
 # Set by the engine while a step's (or a compensation's) function runs; None elsewhere.
 current: contextvars.ContextVar[CallKeys | None] = contextvars.ContextVar(
     "ductwork_idempotency", default=None)
@@ -49,3 +64,18 @@ def next_key() -> str | None:
     """The key for the provider call about to be made, or None outside a step."""
     keys = current.get()
     return None if keys is None else keys.next()
+
+
+@contextmanager
+def one_call() -> Iterator[None]:
+    """The provider calls made inside are one logical call (a pool's retries and fallbacks to
+    other providers): they all send the key that call has, not one each."""
+    keys = current.get()
+    if keys is None:
+        yield
+        return
+    token = current.set(_OneCall(keys, keys.next()))
+    try:
+        yield
+    finally:
+        current.reset(token)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ductwork.connectors import idempotency
 from ductwork.connectors.base import Connector, ResourceSpec, build_connector
 from ductwork.connectors.providers import Member, Pool, read_pool
 from ductwork.errors import (
@@ -132,6 +133,10 @@ class Strategy:
     # -- calling -----------------------------------------------------------------------------
     async def run(self, call: Callable[[Member], Awaitable[Any]]) -> Outcome:
         """Call the chosen providers until one succeeds; ConnectorError when none did."""
+        with idempotency.one_call():  # a retry or a fallback repeats the call: the same key
+            return await self._run(call)
+
+    async def _run(self, call: Callable[[Member], Awaitable[Any]]) -> Outcome:
         ready, skipped = self.order()
         attempts: list[dict[str, Any]] = []
         last: BaseException | None = None

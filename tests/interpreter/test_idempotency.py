@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
+from werkzeug import Request, Response
+
 from ductwork import Ductwork
+from tests.support.http import local_http_server
+from tests.support.ports import free_port
 
 
 async def test_the_key_is_stable_per_step_and_distinct_between_steps(dw: Ductwork) -> None:
@@ -96,3 +101,33 @@ async def test_outside_a_step_the_key_is_a_clear_error(dw: Ductwork) -> None:
     r = await dw.workflows.execute(product="p", env="dev", tag="t", workflow_id="w")
     assert r.status == "failed"
     assert "ctx.idempotency_key exists only while a step's function" in str(r.error)
+
+
+async def test_a_fallback_sends_one_key_to_every_provider_it_tries(tmp_path: Path) -> None:
+    from tests.interpreter.test_resilience import write_specs
+
+    keys: list[tuple[str, str | None]] = []
+
+    def gateway(name: str, status: int) -> Any:
+        def handle(request: Request) -> Response:
+            keys.append((name, request.headers.get("Idempotency-Key")))
+            return Response('{"id": "x"}', status, content_type="application/json")
+        return handle
+
+    with local_http_server() as a, local_http_server() as b:
+        a.expect_request("/v1/charges", method="POST").respond_with_handler(gateway("a", 503))
+        b.expect_request("/v2/payments", method="POST").respond_with_handler(gateway("b", 200))
+        specs = write_specs(tmp_path, (a, b), free_port(), free_port())
+        async with Ductwork(specs=str(specs), store=f"sqlite:///{tmp_path / 'r.db'}") as dw:
+            @dw.workflows.workflow(product="pay", tag="pay")
+            async def handler(ctx: Any) -> Any:
+                async def charge() -> Any:
+                    got = await ctx.fallback.execute(fallback="charge", input={"amount": 1})
+                    return {"provider": got["provider"], "key": ctx.idempotency_key}
+                return await ctx.step("charge", charge)
+
+            r = await dw.workflows.execute(product="pay", env="dev", tag="pay",
+                                           workflow_id="pay-1")
+    assert r.status == "completed", r.error
+    # stripe's first try and its retry, then paypal: one logical call, one key.
+    assert keys == [("a", r.output["key"]), ("a", r.output["key"]), ("b", r.output["key"])]
