@@ -197,6 +197,6 @@ def test_problems_lists_static_errors() -> None:
     assert [(str(p), p.column) for p in e.problems()] == [
         ("unknown function 'uper'; did you mean 'upper'?", 1),
         ("unknown name 'inpt' (names: ctx, env, error, index, item, result, secrets, state, "
-         "steps)", 6),
+         "step, steps)", 6),
         ("size() takes 1 argument, got 2: size(value)", 16),
     ]
