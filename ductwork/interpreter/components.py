@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from ductwork.connectors import idempotency
 from ductwork.errors import ConfigurationError, ConnectorError, DuctworkError, not_retryable
 from ductwork.interpreter.input_view import plain
 from ductwork.util.durations import to_ms
@@ -69,25 +70,27 @@ class _Component:
         args, kw = plain(args), plain(kw)
         if opts is None or not opts.given:
             return await self._once(method, name, event, op, args, kw)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if opts.timeout_s is None:
-                    return await self._once(method, name, event, op, args, kw)
+        # Every attempt is the same call: an HTTP action sends the same idempotency key.
+        with idempotency.one_call():
+            attempt = 0
+            while True:
+                attempt += 1
                 try:
-                    return await asyncio.wait_for(self._once(method, name, event, op, args, kw),
-                                                  opts.timeout_s)
-                except TimeoutError:
-                    raise self._error(f"'{op}' timed out after {opts.timeout_s:g}s", name,
-                                      event, retryable=True) from None
-            except DuctworkError as e:
-                if attempt > opts.retries or not_retryable(e) is not None:
-                    raise
-                self._journal.log("warn", f"ctx.{self.kind} '{op}' attempt {attempt} failed; "
-                                  f"retrying in {opts.delay_s:g}s",
-                                  {"resource": name, "event": event, "error": str(e)})
-                await asyncio.sleep(opts.delay_s)
+                    if opts.timeout_s is None:
+                        return await self._once(method, name, event, op, args, kw)
+                    try:
+                        once = self._once(method, name, event, op, args, kw)
+                        return await asyncio.wait_for(once, opts.timeout_s)
+                    except TimeoutError:
+                        raise self._error(f"'{op}' timed out after {opts.timeout_s:g}s", name,
+                                          event, retryable=True) from None
+                except DuctworkError as e:
+                    if attempt > opts.retries or not_retryable(e) is not None:
+                        raise
+                    self._journal.log("warn", f"ctx.{self.kind} '{op}' attempt {attempt} "
+                                      f"failed; retrying in {opts.delay_s:g}s",
+                                      {"resource": name, "event": event, "error": str(e)})
+                    await asyncio.sleep(opts.delay_s)
 
     async def _once(self, method: Any, name: str, event: str | None, op: str,
                     args: tuple[Any, ...], kw: dict[str, Any]) -> Any:

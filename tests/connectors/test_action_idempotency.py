@@ -162,3 +162,26 @@ def test_validate_reports_a_bad_header_name_or_event_flag() -> None:
     messages = {p[-1]: str(m) for p, m in problems}
     assert "idempotency_header must be a header name" in messages["idempotency_header"]
     assert "'idempotency_key' must be true or false" in messages["idempotency_key"]
+
+
+async def test_a_component_call_retried_by_itself_sends_one_key(dw: Ductwork,
+                                                                server: HTTPServer) -> None:
+    conn = use_app(dw, server)
+    server.expect_ordered_request("/v1/charges").respond_with_data("busy", 503)
+    server.expect_ordered_request("/v1/charges").respond_with_json({"id": "ch_1"})
+
+    @dw.workflows.workflow(product="shop", tag="pay")
+    async def pay(ctx: Any) -> Any:
+        async def charge() -> Any:
+            got = await ctx.action.run(app="psp", event="charge", input={"amount": 5},
+                                       retries=1, retry_delay="1ms")
+            return {**got, "key": ctx.idempotency_key}
+
+        return await ctx.step("charge", charge)
+
+    try:
+        r = await dw.workflows.execute(product="shop", env="dev", tag="pay", workflow_id="o-1")
+    finally:
+        await conn.aclose()
+    assert r.status == "completed", r.error
+    assert sent(server) == [("/v1/charges", r.output["key"])] * 2
