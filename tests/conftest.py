@@ -6,9 +6,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from ductwork import Ductwork
 from tests.support.postgres import find_bin_dir
+
+# Hypothesis keeps no example database (.hypothesis/ in the working directory): a test writes
+# only into its temporary folder, and a run does not depend on what earlier runs found.
+settings.register_profile("ductwork", database=None)
+settings.load_profile("ductwork")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
