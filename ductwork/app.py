@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ductwork.connectors.base import SecretSet
-from ductwork.errors import ConfigurationError
+from ductwork.errors import ConfigurationError, StoreError
 from ductwork.interpreter.definitions import Definitions
 from ductwork.interpreter.engine import Engine
 from ductwork.interpreter.observe import Observer
@@ -16,6 +16,7 @@ from ductwork.interpreter.resources import ConnectorRegistry
 from ductwork.interpreter.runtime import LazyEngine, Runtime, Secrets
 from ductwork.store import RunStore, open_store
 from ductwork.util.durations import to_ms
+from ductwork.util.text import check_text, shown
 from ductwork.workflows.facade import Workflows
 from ductwork.workflows.queues import Queues
 
@@ -39,17 +40,16 @@ class Ductwork:
         max_faults: int = 3,
         tracing: Any = None,
     ) -> None:
-        if isinstance(max_faults, bool) or not isinstance(max_faults, int) or max_faults < 1:
-            raise ConfigurationError(f"Ductwork: max_faults must be a whole number >= 1, got "
-                                     f"{max_faults!r}")
+        _check_args(specs, store, secrets, environ, synchronous, max_faults)
+        inline_wait_s = to_ms(inline_wait, "Ductwork: inline_wait") / 1000
+        lease_s = to_ms(lease, "Ductwork: lease") / 1000
         self.store: RunStore = open_store(store, synchronous=synchronous)
         secret_set = Secrets(secrets, os.environ if environ is None else environ)
         products: dict[str, Any] = {}
         self.runtime = Runtime(
             store=self.store, secrets=secret_set, products=products,
             definitions=Definitions(products), connectors=ConnectorRegistry(products, secret_set),
-            inline_wait_s=to_ms(inline_wait, "inline_wait") / 1000,
-            lease_s=to_ms(lease, "lease") / 1000, max_faults=max_faults)
+            inline_wait_s=inline_wait_s, lease_s=lease_s, max_faults=max_faults)
         self._engines = LazyEngine(self.runtime)
         self.workflows = Workflows(self._engines)
         self.connectors = self.runtime.connectors
@@ -93,6 +93,9 @@ class Ductwork:
         from ductwork.dsl.specs import load_specs
         from ductwork.interpreter.plan_runner import definitions
 
+        if not isinstance(path, str | os.PathLike):
+            raise ConfigurationError(f"specs must be a folder path, got {shown(path)}")
+        check_text(os.fspath(path), "specs", "Ductwork")
         if not Path(path).exists():
             raise ConfigurationError(f"specs folder {str(path)!r} does not exist")
         specs = load_specs(path)
@@ -139,3 +142,27 @@ class Ductwork:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _check_args(specs: Any, store: Any, secrets: Any, environ: Any, synchronous: Any,
+                max_faults: Any) -> None:
+    """Ductwork(...)'s arguments, each wrong one a ConfigurationError naming it."""
+    if specs is not None and not isinstance(specs, str | os.PathLike):
+        raise ConfigurationError(f"Ductwork: specs must be a folder path, got {shown(specs)}")
+    if store is not None and not isinstance(store, RunStore):
+        if not isinstance(store, str):
+            raise StoreError(f"Ductwork: store must be a URL string (sqlite:///path/to/runs.db, "
+                             f"postgresql://user@host/db) or a RunStore, got {shown(store)}")
+        check_text(store, "store", "Ductwork")
+    for what, val in (("secrets", secrets), ("environ", environ)):
+        if val is not None and (not isinstance(val, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in val.items())):
+            raise ConfigurationError(f"Ductwork: {what} must be a mapping of names to text "
+                                     f"values, e.g. {{'STRIPE_KEY': 'sk_...'}}, got "
+                                     f"{type(val).__name__}")
+    if not isinstance(synchronous, str):
+        raise ConfigurationError(f"Ductwork: synchronous must be 'NORMAL' or 'FULL', got "
+                                 f"{shown(synchronous)}")
+    if isinstance(max_faults, bool) or not isinstance(max_faults, int) or max_faults < 1:
+        raise ConfigurationError(f"Ductwork: max_faults must be a whole number >= 1, got "
+                                 f"{shown(max_faults)}")

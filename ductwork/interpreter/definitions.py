@@ -9,6 +9,7 @@ from ductwork.errors import ConfigurationError, DuplicateWorkflowError, Workflow
 from ductwork.interpreter.result import Handler, WorkflowDef
 from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
+from ductwork.util.text import check_text, shown, valid_unicode
 
 ROLLBACK_STRATEGIES = ("reverse_all", "critical_only", "to_checkpoint", "none")
 _OPTION_KEYS = frozenset({"timeout", "rollback_strategy", "retries", "queue", "priority"})
@@ -40,9 +41,13 @@ class Definitions:
         source: str | None = None,
     ) -> WorkflowDef:
         for what, val in (("product", product), ("tag", tag)):
-            if not isinstance(val, str) or not val.strip():
+            check_text(val, what, "define()")
+            if not val.strip():
                 raise ConfigurationError(f"define(): {what} must be a non-empty string, "
                                          f"got {val!r}")
+        where = f"define({product}/{tag})"
+        _check_define(where, name, description, options, signals, queries, envs,
+                      input_schema)
         if not callable(handler):
             raise ConfigurationError(
                 f"define({product}/{tag}): handler must be a function like "
@@ -84,6 +89,9 @@ class Definitions:
 
     def get(self, product: str, tag: str) -> WorkflowDef:
         """The definition, or WorkflowNotFoundError (the original product's wording)."""
+        if not isinstance(product, str) or not isinstance(tag, str):
+            raise ConfigurationError(f"product and tag must be strings, got {shown(product)} "
+                                     f"and {shown(tag)}")
         wf = self._defs.get((product, tag))
         if wf is None:
             names = [f"{p}/{t}" for p, t in self._defs]
@@ -104,7 +112,7 @@ class Definitions:
         return list(self._defs.values())
 
     def check_env(self, wf: WorkflowDef, env: str) -> None:
-        if not isinstance(env, str) or not env:
+        if not isinstance(env, str) or not env or valid_unicode(env) is not None:
             raise ConfigurationError("execute(): env must be a non-empty string such as 'dev'")
         allowed = wf.envs or self._product_envs(wf.product)
         if allowed and env not in allowed:
@@ -129,3 +137,61 @@ class Definitions:
     def _product_envs(self, product: str) -> list[str] | None:
         envs = getattr(self._products.get(product), "envs", None)
         return list(envs) if envs else None
+
+
+def _check_define(where: str, name: Any, description: Any, options: Any, signals: Any,
+                  queries: Any, envs: Any, input_schema: Any) -> None:
+    """The shapes define() accepts; each wrong one is a ConfigurationError naming it."""
+    for what, val in (("name", name), ("description", description)):
+        if val is not None and not isinstance(val, str):
+            raise ConfigurationError(f"{where}: {what} must be a string, got {shown(val)}")
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigurationError(f"{where}: options must be a mapping such as "
+                                 f"{{'timeout': '5m'}}, got {shown(options)}")
+    opts = options or {}
+    for key in ("retries", "priority"):
+        val = opts.get(key)
+        if val is not None and (isinstance(val, bool) or not isinstance(val, int)):
+            raise ConfigurationError(f"{where}: option {key} must be a whole number, got "
+                                     f"{shown(val)}")
+    if opts.get("queue") is not None:
+        check_text(opts["queue"], "option queue", where)
+    if signals is not None:
+        names = (list(signals) if isinstance(signals, Mapping | list | tuple | set | frozenset)
+                 else None)
+        if names is None or not all(isinstance(n, str) and n for n in names):
+            raise ConfigurationError(
+                f"{where}: signals must be a list of names or a mapping of name -> JSON Schema "
+                f"of the payload, got {shown(signals)}")
+        for n in names:
+            check_text(n, "signal name", where)
+        if isinstance(signals, Mapping):
+            for n, schema in signals.items():
+                if schema is not None:
+                    _check_schema(schema, f"the payload schema of signal {n!r}", where)
+    if queries is not None and (not isinstance(queries, Mapping) or not all(
+            isinstance(k, str) and k and callable(v) for k, v in queries.items())):
+        raise ConfigurationError(f"{where}: queries must map names to functions "
+                                 f"(lambda qctx: ...), got {shown(queries)}")
+    if envs is not None and (not isinstance(envs, list | tuple) or not all(
+            isinstance(e, str) and e for e in envs)):
+        raise ConfigurationError(f"{where}: envs must be a list of environment names such as "
+                                 f"['dev', 'prd'], got {shown(envs)}")
+    if input_schema is not None:
+        _check_schema(input_schema, "input_schema", where)
+
+
+def _check_schema(schema: Any, what: str, where: str) -> None:
+    if not isinstance(schema, Mapping):
+        raise ConfigurationError(f"{where}: {what} must be a JSON Schema (a mapping such as "
+                                 f"{{'type': 'object'}}), got {shown(schema)}")
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as e:
+        raise ConfigurationError(f"{where}: {what} is not a valid JSON Schema: "
+                                 f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}"
+                                 ) from None
+    except (RecursionError, TypeError, ValueError) as e:
+        raise ConfigurationError(f"{where}: {what} is not a valid JSON Schema ({e})") from None

@@ -8,12 +8,26 @@ from typing import TYPE_CHECKING, Any
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter.result import ExecutionResult, Handler, WorkflowDef
 from ductwork.util.durations import to_ms
+from ductwork.util.text import check_text
 from ductwork.workflows import lineage, reads, reruns, retention, running, schedules
 from ductwork.workflows.worker import Worker
 
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
     from ductwork.interpreter.runtime import LazyEngine
+
+
+def _names(where: str, **names: Any) -> None:
+    """Ids and names must be non-empty valid text: the store could not hold anything else."""
+    for what, value in names.items():
+        check_text(value, what, where)
+
+
+def _rerun_args(where: str, workflow_id: Any, reason: Any, kw: Mapping[str, Any]) -> None:
+    check_text(workflow_id, "workflow_id", where)
+    check_text(reason if reason is not None else kw.get("reason"), "reason", where,
+               optional=True)
+    check_text(kw.get("new_workflow_id"), "new_workflow_id", where, optional=True)
 
 
 class Workflows:
@@ -60,6 +74,7 @@ class Workflows:
         return deco
 
     def get(self, product: str, tag: str) -> WorkflowDef:
+        _names("get()", product=product, tag=tag)
         return self._defs.get(product, tag)
 
     def definitions(self) -> list[WorkflowDef]:
@@ -81,12 +96,16 @@ class Workflows:
         auth: Any = None,
     ) -> ExecutionResult:
         """Run a workflow to its end (or until it suspends, or `timeout` passes)."""
+        _names("execute()", product=product, env=env, tag=tag)
+        check_text(workflow_id, "workflow_id", "execute()", optional=True)
+        check_text(idempotency_key, "idempotency_key", "execute()", optional=True)
         return await running.execute(self._engines, product, env, tag, input, workflow_id,
                                      idempotency_key=idempotency_key, timeout=timeout,
                                      context=context, session=session, auth=auth)
 
     async def result(self, workflow_id: str, timeout: Any = None) -> ExecutionResult:
         """Wait for a run to end (resuming it here if it is due and nobody owns it)."""
+        check_text(workflow_id, "workflow_id", "result()")
         return await running.result(await self._engine(), workflow_id, timeout)
 
     async def recover(self) -> list[ExecutionResult]:
@@ -94,28 +113,34 @@ class Workflows:
         return await running.recover(await self._engine())
 
     async def signal(self, workflow_id: str, signal: str, payload: Any = None) -> dict[str, Any]:
+        _names("signal()", workflow_id=workflow_id, signal=signal)
         return await running.signal(await self._engine(), workflow_id, signal, payload)
 
     # -- reading (reads.py) -----------------------------------------------------------------------
     async def status(self, workflow_id: str) -> dict[str, Any]:
+        check_text(workflow_id, "workflow_id", "status()")
         return await reads.status(await self._engine(), workflow_id)
 
     async def history(self, workflow_id: str, *, include_step_details: bool = False,
                       include_rollback_details: bool = False) -> Any:
         """Typed events with timestamps, oldest first: a list that also carries `events`,
         `checkpoints`, `replays`, `restarts`, `resumes` (attributes and keys)."""
+        check_text(workflow_id, "workflow_id", "history()")
         return await lineage.history(await self._engine(), workflow_id,
                                      step_details=include_step_details,
                                      rollback_details=include_rollback_details)
 
     async def logs(self, workflow_id: str) -> list[dict[str, Any]]:
+        check_text(workflow_id, "workflow_id", "logs()")
         return await reads.logs(await self._engine(), workflow_id)
 
     async def query(self, workflow_id: str, query: str) -> Any:
         """Answer a declared query from the run's latest persisted state."""
+        _names("query()", workflow_id=workflow_id, query=query)
         return await reads.query(await self._engine(), workflow_id, query)
 
     async def step_detail(self, workflow_id: str, step_tag: str) -> dict[str, Any]:
+        _names("step_detail()", workflow_id=workflow_id, step_tag=step_tag)
         return await reads.step_detail(await self._engine(), workflow_id, step_tag)
 
     # -- dispatch, schedules, cancel, worker (schedules.py, children.py, worker.py) ---------------
@@ -125,19 +150,25 @@ class Workflows:
                        workflow_id: str | None = None) -> dict[str, Any]:
         """Queue a run for a worker, or store a recurring schedule; returns {job_id, status:
         scheduled|queued, scheduled_at, recurring, next_run_at}."""
+        _names("dispatch()", product=product, env=env, workflow=workflow)
+        check_text(workflow_id, "workflow_id", "dispatch()", optional=True)
         return await schedules.dispatch(self._engines, product, env, workflow, input, schedule,
                                         options, workflow_id)
 
     async def pause_schedule(self, job_id: str) -> dict[str, Any]:
+        check_text(job_id, "job_id", "pause_schedule()")
         return await schedules.pause(await self._engine(), job_id)
 
     async def resume_schedule(self, job_id: str) -> dict[str, Any]:
+        check_text(job_id, "job_id", "resume_schedule()")
         return await schedules.resume(await self._engine(), job_id)
 
     async def cancel_schedule(self, job_id: str) -> dict[str, Any]:
+        check_text(job_id, "job_id", "cancel_schedule()")
         return await schedules.cancel(await self._engine(), job_id)
 
     async def get_schedule(self, job_id: str) -> dict[str, Any]:
+        check_text(job_id, "job_id", "get_schedule()")
         return await schedules.get(await self._engine(), job_id)
 
     async def list_schedules(self, status: str | list[str] | None = None,
@@ -153,8 +184,7 @@ class Workflows:
         next durable point: status "cancelling" unless `timeout` waits for the end."""
         from ductwork.interpreter.children import cancel_run
 
-        if not isinstance(reason, str) or not reason:
-            raise ConfigurationError("cancel(): reason must be a non-empty string")
+        _names("cancel()", workflow_id=workflow_id, reason=reason)
         return await cancel_run(await self._engine(), workflow_id, reason,
                                 timeout=None if timeout is None else to_ms(
                                     timeout, "cancel() timeout") / 1000)
@@ -189,32 +219,45 @@ class Workflows:
     async def replay(self, workflow_id: str, reason: str | None = None, *,
                      options: Mapping[str, Any] | None = None,
                      idempotency_key: str | None = None, **kw: Any) -> dict[str, Any]:
+        _rerun_args("replay()", workflow_id, reason, kw)
+        check_text(idempotency_key, "idempotency_key", "replay()", optional=True)
         return await reruns.replay(await self._engine(), workflow_id, reason, options=options,
                                    idempotency_key=idempotency_key, **kw)
 
     async def restart(self, workflow_id: str, input: Any = None,
                       merge_input: Mapping[str, Any] | None = None, reason: str | None = None,
                       **kw: Any) -> dict[str, Any]:
+        _rerun_args("restart()", workflow_id, reason, kw)
         return await reruns.restart(await self._engine(), workflow_id, input, merge_input,
                                         reason, **kw)
 
     async def resume(self, workflow_id: str, from_checkpoint: str | None = None,
                      from_step: str | None = None, skip_steps: Any = None, **kw: Any
                      ) -> dict[str, Any]:
+        _rerun_args("resume()", workflow_id, None, kw)
+        check_text(from_checkpoint, "from_checkpoint", "resume()", optional=True)
+        check_text(from_step, "from_step", "resume()", optional=True)
         return await reruns.resume(await self._engine(), workflow_id, from_checkpoint,
                                        from_step, skip_steps, **kw)
 
     async def replay_from_step(self, workflow_id: str, from_step: str,
                                step_outputs: Mapping[str, Any] | None = None, **kw: Any
                                ) -> dict[str, Any]:
+        _rerun_args("replay_from_step()", workflow_id, None, kw)
+        check_text(from_step, "from_step", "replay_from_step()")
         return await reruns.replay_from_step(await self._engine(), workflow_id, from_step,
                                                  step_outputs, **kw)
 
     # -- lineage (lineage.py) ---------------------------------------------------------------------
     async def related_executions(self, workflow_id: str) -> dict[str, Any]:
+        check_text(workflow_id, "workflow_id", "related_executions()")
         return await lineage.related_executions(await self._engine(), workflow_id)
 
     async def compare(self, workflow_ids: Any) -> dict[str, Any]:
+        if not isinstance(workflow_ids, list | tuple):
+            raise ConfigurationError("compare(): give a list of two or more workflow ids")
+        for wid in workflow_ids:
+            check_text(wid, "workflow_ids", "compare()")
         return await lineage.compare(self._engines, workflow_ids)
 
     # Keep `list` the last method: below it, mypy would read `list[...]` annotations as it.
@@ -222,5 +265,8 @@ class Workflows:
                    status: Any = None, since: Any = None, limit: int = 50,
                    cursor: str | None = None) -> dict[str, Any]:
         """{runs: [...], next_cursor}: newest first; pass next_cursor back for the next page."""
+        check_text(product, "product", "list()", optional=True)
+        check_text(tag, "tag", "list()", optional=True)
+        check_text(cursor, "cursor", "list()", optional=True)
         return await reads.list_runs(await self._engine(), product=product, tag=tag,
                                           status=status, since=since, limit=limit, cursor=cursor)

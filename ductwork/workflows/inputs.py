@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import ConfigurationError
 from ductwork.interpreter import codec
+from ductwork.util.text import check_text
 
 if TYPE_CHECKING:
     from ductwork.interpreter.definitions import Definitions
@@ -18,8 +19,7 @@ def new_workflow_id() -> str:
 
 
 def check_workflow_id(workflow_id: Any, where: str) -> None:
-    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id):
-        raise ConfigurationError(f"{where}: workflow_id must be a non-empty string")
+    check_text(workflow_id, "workflow_id", where, optional=True)
 
 
 def encode_input(data: Any, where: str) -> str:
@@ -34,5 +34,8 @@ def prepare_input(defs: Definitions, wf: WorkflowDef, env: str, input: Any, wher
     """Check env and input against the definition; the input encoded for the store."""
     defs.check_env(wf, env)
     data = {} if input is None else input
+    # Encoded first: the codec bounds the depth (and refuses what no store holds) before the
+    # schema check walks the value.
+    enc = encode_input(data, where)
     defs.validate_input(wf, data)
-    return encode_input(data, where)
+    return enc

@@ -22,6 +22,7 @@ from ductwork.interpreter.transform import Transform
 from ductwork.store.protocol import ACTIVE, TERMINAL, RunRow, StepRow
 from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
+from ductwork.util.text import brief, shown
 from ductwork.util.timefmt import iso
 
 if TYPE_CHECKING:
@@ -206,7 +207,7 @@ def _since(value: Any) -> float | None:
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp()
     if isinstance(value, bool):
-        raise ConfigurationError(f"list(): since must be a time, got {value!r}")
+        raise ConfigurationError(f"list(): since must be a time, got {shown(value)}")
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, dt.timedelta):
@@ -221,7 +222,7 @@ def _since(value: Any) -> float | None:
         except ConfigurationError:
             pass
     raise ConfigurationError(
-        f"list(): cannot read since={value!r}; give a datetime, an ISO time "
+        f"list(): cannot read since={brief(value)}; give a datetime, an ISO time "
         "('2024-05-01T12:00:00Z'), epoch seconds, or how long ago ('15m', '2h', '1d')")
 
 
@@ -230,14 +231,18 @@ async def list_runs(engine: Engine, *, product: str | None = None, tag: str | No
                     limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
     sts: list[str] | None = None
     if status is not None:
+        if not isinstance(status, str | list | tuple):
+            raise ConfigurationError(f"list(): status must be a status or a list of them, got "
+                                     f"{shown(status)}")
         sts = [status] if isinstance(status, str) else list(status)
         for s in sts:
-            if s not in STATUSES:
-                raise ConfigurationError(f"list(): unknown status {s!r} (statuses: "
+            if not isinstance(s, str) or s not in STATUSES:
+                raise ConfigurationError(f"list(): unknown status {shown(s)} (statuses: "
                                          f"{', '.join(STATUSES)})"
                                          + did_you_mean(str(s), STATUSES, prefix="; "))
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-        raise ConfigurationError(f"list(): limit must be an integer from 1 to 1000, got {limit!r}")
+        raise ConfigurationError(f"list(): limit must be an integer from 1 to 1000, got "
+                                 f"{shown(limit)}")
     if cursor is not None:
         ts, sep, wid = str(cursor).partition("|")
         try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ductwork.errors import ConfigurationError
 from ductwork.store.protocol import TERMINAL
 from ductwork.util.durations import parse_ms
+from ductwork.util.text import brief, shown
 
 if TYPE_CHECKING:
     from ductwork.interpreter.runtime import LazyEngine
@@ -34,18 +35,21 @@ def cutoff(older_than: Any) -> float:
             except ValueError:
                 pass
     raise ConfigurationError(
-        f"prune(): cannot read older_than={older_than!r}; give how long ago ('30d', '12h', "
+        f"prune(): cannot read older_than={brief(older_than)}; give how long ago ('30d', '12h', "
         "'2w', a timedelta) or a time (a datetime, '2024-05-01T00:00:00Z')")
 
 
 def statuses(status: str | list[str] | None) -> list[str]:
     if status is None:
         return list(FINISHED)
+    if not isinstance(status, str | list | tuple):
+        raise ConfigurationError(f"prune(): status must be a status or a list of them, got "
+                                 f"{shown(status)}")
     sts = [status] if isinstance(status, str) else list(status)
-    bad = [s for s in sts if s not in TERMINAL]
+    bad = [s for s in sts if not isinstance(s, str) or s not in TERMINAL]
     if bad or not sts:
         raise ConfigurationError(
-            f"prune(): only finished runs can be deleted; status {bad or sts!r} is not one of "
+            f"prune(): only finished runs can be deleted; status {shown(bad or sts)} is not one of "
             f"{', '.join(FINISHED)} (leave status out for all of them)")
     return sts
 
@@ -53,7 +57,7 @@ def statuses(status: str | list[str] | None) -> list[str]:
 async def prune(engines: LazyEngine, *, older_than: Any, status: str | list[str] | None = None,
                 limit: int = 10_000) -> dict[str, Any]:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigurationError(f"prune(): limit must be a positive integer, got {limit!r}")
+        raise ConfigurationError(f"prune(): limit must be a positive integer, got {shown(limit)}")
     before = cutoff(older_than)
     sts = statuses(status)
     engine = await engines.get()

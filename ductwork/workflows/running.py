@@ -162,6 +162,7 @@ async def signal(engine: Engine, workflow_id: str, signal: str, payload: Any = N
                 + did_you_mean(signal, wf.signals, prefix="; "))
         schema = wf.signals[signal]
         if isinstance(schema, Mapping):
+            _encode_payload(signal, payload)  # bounded depth before the schema walks it
             import jsonschema
 
             err = jsonschema.exceptions.best_match(
@@ -170,12 +171,16 @@ async def signal(engine: Engine, workflow_id: str, signal: str, payload: Any = N
                 raise ConfigurationError(
                     f"signal {signal!r} payload does not match its declared shape: "
                     f"{'/'.join(map(str, err.path)) or '(payload)'}: {err.message}")
-    try:
-        enc = codec.dumps(payload, "payload")
-    except (TypeError, ValueError) as e:
-        raise ConfigurationError(f"signal {signal!r}: payload cannot be stored: {e}") from None
+    enc = _encode_payload(signal, payload)
     sid = await engine.store.send_signal(workflow_id, signal, enc)
     engine.wake(workflow_id)
     engine.nudge()  # a worker here picks up a suspended run at once
     return {"workflow_id": workflow_id, "signal": signal, "signal_id": sid,
             "delivered": True}
+
+
+def _encode_payload(signal: str, payload: Any) -> str:
+    try:
+        return codec.dumps(payload, "payload")
+    except (TypeError, ValueError) as e:
+        raise ConfigurationError(f"signal {signal!r}: payload cannot be stored: {e}") from None
