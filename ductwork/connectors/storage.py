@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import mimetypes
 import os
 import re
@@ -28,6 +29,19 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_KEY_BYTES = 1024  # S3's limit; applied to every provider so a key works everywhere
 MAX_EXPIRES_IN = 7 * 24 * 3600  # S3 SigV4 refuses longer presigned URLs
 TMP_PREFIX = ".dw-tmp-"  # in-flight local writes; never listed, never a valid key segment
+# A local file's content type, beside it: `<dir>/.dw-meta-<name>` (never listed, never a key).
+META_PREFIX = ".dw-meta-"
+# What each operation's input may hold; anything else is refused, so that a misspelt
+# `fileName` cannot be silently ignored (the upload would get a generated name).
+INPUT_KEYS: dict[str, tuple[str, ...]] = {
+    "upload": ("buffer", "encoding", "file_name", "mime_type", "content_type", "key"),
+    "download": ("file_key",), "delete": ("file_key",), "list": ("prefix", "limit"),
+    "signed_url": ("file_key", "expires_in"),
+}
+_SPELLINGS = {"fileName": "file_name", "filename": "file_name", "name": "file_name",
+              "mimeType": "mime_type", "mimetype": "mime_type", "contentType": "content_type",
+              "fileKey": "file_key", "key": "file_key", "expiresIn": "expires_in",
+              "data": "buffer", "content": "buffer"}
 
 EVENT_KEYS = {"description", "prefix", "max_size", "content_types"}
 LOCAL_KEYS = {"provider", "root", "base_url"}
@@ -89,8 +103,9 @@ def normalize_key(raw: Any) -> str:
     parts = [seg for seg in text.split("/") if seg not in ("", ".")]
     if not parts:
         raise ValueError("a file key must not be empty")
-    if any(seg.startswith(TMP_PREFIX) for seg in parts):
-        raise ValueError(f"a file key segment must not start with '{TMP_PREFIX}'")
+    for reserved in (TMP_PREFIX, META_PREFIX):
+        if any(seg.startswith(reserved) for seg in parts):
+            raise ValueError(f"a file key segment must not start with '{reserved}'")
     key = "/".join(parts)
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise ValueError(f"a file key must be at most {MAX_KEY_BYTES} bytes")
@@ -259,12 +274,22 @@ class BaseStorage(StorageConnector):
         cts = ev.get("content_types") or ()
         return StorageEvent(event, prefix, max_size, tuple(str(c) for c in cts))
 
-    def _input(self, event: str, input: Any) -> Mapping[str, Any]:
+    def _input(self, event: str, input: Any, op: str = "") -> Mapping[str, Any]:
         if input is None:
             return {}
         if not isinstance(input, Mapping):
             raise self.rs.error(f"input must be a mapping, got {type(input).__name__}",
                                 event=event)
+        known = INPUT_KEYS.get(op)
+        if known:
+            unknown = [k for k in input if k not in known]
+            if unknown:
+                k = str(unknown[0])
+                near = _SPELLINGS.get(k)
+                hint = f"; did you mean {near}?" if near in known else ""
+                raise self.rs.error(
+                    f"{op}: input.{k} is not an input of {op} (known: {', '.join(known)})"
+                    + hint, event=event, retryable=False)
         return input
 
     def scoped_key(self, ev: StorageEvent, raw: Any, field: str = "file_key") -> str:
@@ -331,7 +356,7 @@ class BaseStorage(StorageConnector):
     # operations
     async def upload(self, event: str, input: Mapping[str, Any]) -> dict[str, Any]:
         ev = self.event_rules(event)
-        inp = self._input(event, input)
+        inp = self._input(event, input, "upload")
         data = self._buffer(event, inp)
         declared = inp.get("mime_type") or inp.get("content_type")
         if declared is not None and not (isinstance(declared, str) and
@@ -354,7 +379,7 @@ class BaseStorage(StorageConnector):
 
     async def download(self, event: str, input: Mapping[str, Any]) -> dict[str, Any]:
         ev = self.event_rules(event)
-        key = self.scoped_key(ev, self._input(event, input).get("file_key"))
+        key = self.scoped_key(ev, self._input(event, input, "download").get("file_key"))
         data, ctype = await self._call("download", event, key, self._get, key)
         content_type = ctype or mimetypes.guess_type(key)[0] or DEFAULT_CONTENT_TYPE
         return {"file_key": key, "content": data, "content_type": content_type,
@@ -362,12 +387,12 @@ class BaseStorage(StorageConnector):
 
     async def delete(self, event: str, input: Mapping[str, Any]) -> bool:
         ev = self.event_rules(event)
-        key = self.scoped_key(ev, self._input(event, input).get("file_key"))
+        key = self.scoped_key(ev, self._input(event, input, "delete").get("file_key"))
         return bool(await self._call("delete", event, key, self._remove, key))
 
     async def list(self, event: str, input: Mapping[str, Any] | None = None) -> list[Any]:
         ev = self.event_rules(event)
-        inp = self._input(event, input)
+        inp = self._input(event, input, "list")
         prefix = ev.prefix
         raw = inp.get("prefix")
         if raw not in (None, ""):
@@ -387,7 +412,7 @@ class BaseStorage(StorageConnector):
 
     async def signed_url(self, event: str, input: Mapping[str, Any]) -> str:
         ev = self.event_rules(event)
-        inp = self._input(event, input)
+        inp = self._input(event, input, "signed_url")
         key = self.scoped_key(ev, inp.get("file_key"))
         expires = self._expires(event, inp)
         return str(await self._call("signed_url", event, key, self._signed, key, expires))
@@ -397,6 +422,24 @@ def check_call(method: str, definition: Mapping[str, Any],
                args: Mapping[str, Any]) -> list[CallProblem]:
     """For `ductwork validate`: what an upload, download or delete surely lacks, and a
     content type (written, or read from a written file name) the event does not accept."""
+    problems = _check_inputs(method, definition, args)
+    value = args.get("input")
+    if problems or not isinstance(value, Mapping):
+        return problems
+    # Then an input the operation does not know (a misspelt `fileName` would be ignored).
+    known = INPUT_KEYS.get(method, ())
+    for k in value:
+        if known and isinstance(k, str) and k not in known:
+            near = _SPELLINGS.get(k)
+            return [(("input", k), Detail(
+                f"storage.{method} has no input '{k}'",
+                f"write {near}:" if near in known else f"the inputs are {', '.join(known)}",
+                key=True))]
+    return []
+
+
+def _check_inputs(method: str, definition: Mapping[str, Any],
+                  args: Mapping[str, Any]) -> list[CallProblem]:
     value = args.get("input")
     if not isinstance(value, Mapping):
         return []
@@ -488,29 +531,23 @@ class LocalStorage(BaseStorage):
     def _put(self, key: str, data: bytes, content_type: str) -> None:
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; stored files are ordinary files
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # The content type first: a crash in between leaves a type for a missing or an older
+        # file, which a later upload of the same key overwrites, never a file of the wrong type.
+        _write_atomic(_meta_path(path), json.dumps({"content_type": content_type}).encode())
+        _write_atomic(path, data)
 
     def _get(self, key: str) -> tuple[bytes, str | None]:
         path = self.path_for(key)
         if not path.is_file():
             raise StorageProblem(f"file '{key}' not found", status=404)
-        return path.read_bytes(), None
+        return path.read_bytes(), _stored_type(path)
 
     def _remove(self, key: str) -> bool:
         path = self.path_for(key)
         if not path.is_file():
             return False
         path.unlink()
+        _meta_path(path).unlink(missing_ok=True)
         # Tidy directories the upload created, never the root itself.
         parent = path.parent
         while parent != self.root and parent.is_relative_to(self.root):
@@ -529,7 +566,7 @@ class LocalStorage(BaseStorage):
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for fn in filenames:
-                if fn.startswith(TMP_PREFIX):
+                if fn.startswith((TMP_PREFIX, META_PREFIX)):
                     continue
                 full = Path(dirpath) / fn
                 key = full.relative_to(self.root).as_posix()
@@ -540,7 +577,8 @@ class LocalStorage(BaseStorage):
                 st = full.stat()
                 found.append({
                     "file_key": key, "size": st.st_size,
-                    "content_type": mimetypes.guess_type(key)[0] or DEFAULT_CONTENT_TYPE,
+                    "content_type": _stored_type(full) or mimetypes.guess_type(key)[0]
+                    or DEFAULT_CONTENT_TYPE,
                     "last_modified": datetime.fromtimestamp(st.st_mtime, UTC),
                 })
         found.sort(key=lambda item: item["file_key"])
@@ -561,6 +599,34 @@ class LocalStorage(BaseStorage):
             reason = exc.strerror or type(exc).__name__
             return self.rs.error(f"{op} of '{key}' failed: {reason}", event=event)
         return super()._fail(op, event, key, exc)
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(META_PREFIX + path.name)
+
+
+def _stored_type(path: Path) -> str | None:
+    """The content type an upload stored beside the file (None for a file put there by hand)."""
+    try:
+        meta = json.loads(_meta_path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    ctype = meta.get("content_type") if isinstance(meta, dict) else None
+    return ctype if isinstance(ctype, str) and ctype else None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; stored files are ordinary files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def create(spec: ResourceSpec) -> LocalStorage:

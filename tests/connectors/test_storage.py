@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -203,6 +204,33 @@ async def test_event_limits(backend: Backend) -> None:
     assert [i["file_key"] for i in await conn.list("avatar")] == [ok["file_key"]]
 
 
+async def test_file_name_and_mime_type_are_kept(backend: Backend) -> None:
+    conn = backend.conn
+    # A type the name does not tell: stored with the file, returned by download.
+    up = await conn.upload("any", {"buffer": b"%PDF-1.7", "file_name": "scan.bin",
+                                   "mime_type": "application/pdf"})
+    assert up["content_type"] == "application/pdf" and up["file_key"].endswith("-scan.bin")
+    down = await conn.download("any", {"file_key": up["file_key"]})
+    assert (down["content"], down["content_type"]) == (b"%PDF-1.7", "application/pdf")
+    assert [i["file_key"] for i in await conn.list("any")] == [up["file_key"]]
+    assert await conn.delete("any", {"file_key": up["file_key"]}) is True
+    assert await conn.list("any") == [] and backend.outside() == []
+
+
+async def test_misspelt_input_keys_are_refused_not_ignored(backend: Backend) -> None:
+    conn = backend.conn
+    with pytest.raises(ConnectorError, match=r"input\.fileName is not an input of upload "
+                                             r"\(known: buffer, .*\); did you mean file_name\?"):
+        await conn.upload("any", {"buffer": b"x", "fileName": "a.pdf"})
+    with pytest.raises(ConnectorError, match=r"input\.mimeType .*did you mean mime_type\?"):
+        await conn.upload("any", {"buffer": b"x", "file_name": "a", "mimeType": "text/csv"})
+    with pytest.raises(ConnectorError, match=r"input\.key is not an input of download .*"
+                                             r"did you mean file_key\?") as info:
+        await conn.download("any", {"key": "a"})
+    assert info.value.retryable is False
+    assert await conn.list("any") == []
+
+
 async def test_buffer_forms(backend: Backend) -> None:
     conn = backend.conn
     b64 = await conn.upload("any", {"buffer": base64.b64encode(b"\x00\xffbin").decode(),
@@ -278,7 +306,28 @@ async def test_local_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyP
         await conn.upload("any", {"buffer": b"new", "key": "f.txt"})
     monkeypatch.undo()
     assert (tmp_path / "f.txt").read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]  # no temp file left
+    # No temp file left; the content type beside the file is the first upload's.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".dw-meta-f.txt", "f.txt"]
+    assert (await conn.download("any", {"file_key": "f.txt"}))["content_type"] == "text/plain"
+
+
+async def test_local_content_type_lives_beside_the_file(tmp_path: Path) -> None:
+    conn = make({"root": "files"}, base_dir=tmp_path)
+    up = await conn.upload("doc", {"buffer": b"a,b", "file_name": "report",
+                                   "mime_type": "text/csv"})
+    path = tmp_path / "files" / up["file_key"]
+    assert json.loads((path.parent / f".dw-meta-{path.name}").read_text()) == {
+        "content_type": "text/csv"}
+    [item] = await conn.list("doc")
+    assert item["content_type"] == "text/csv" and item["file_key"] == up["file_key"]
+    with pytest.raises(ConnectorError, match=r"must not start with '\.dw-meta-'"):
+        await conn.download("doc", {"file_key": f"docs/.dw-meta-{path.name}"})
+    # A file put there by hand has no stored type: it is read from its name.
+    (tmp_path / "files" / "docs" / "hand.json").write_text("{}")
+    hand = await conn.download("doc", {"file_key": "hand.json"})
+    assert hand["content_type"] == "application/json"
+    assert await conn.delete("doc", {"file_key": up["file_key"]}) is True
+    assert sorted(p.name for p in (tmp_path / "files" / "docs").iterdir()) == ["hand.json"]
 
 
 async def test_local_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
@@ -518,7 +567,8 @@ async def test_yaml_upload_rolls_back_when_a_later_step_fails(
     def stored() -> list[str]:
         if env == "dev":
             root = folder / ".ductwork" / "files"
-            return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+            return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                          if p.is_file() and not p.name.startswith(".dw-meta-"))
         objs = moto_server.admin.list_objects_v2(Bucket=bucket).get("Contents", [])
         return sorted(o["Key"].removeprefix("shop/") for o in objs)
 
@@ -583,5 +633,6 @@ async def test_python_handler_upload_with_rollback(tmp_path: Path) -> None:
         bad = await dw.workflows.execute(product="shop", env="dev", tag="avatar-py",
                                          input={"name": "b.png", "fail": True})
         assert bad.status == "rolled_back" and bad.failed_step == "update-profile"
-        files = [p.name for p in (folder / ".ductwork" / "files" / "avatars").iterdir()]
-        assert files == [path.name]  # b.png was uploaded, then deleted by the rollback
+        files = sorted(p.name for p in (folder / ".ductwork" / "files" / "avatars").iterdir())
+        # b.png was uploaded, then deleted by the rollback (its stored content type too)
+        assert files == [f".dw-meta-{path.name}", path.name]
