@@ -7,29 +7,42 @@ from typing import Any
 
 from ductwork.errors import ConfigurationError, InputFieldNotFoundError
 
-# Methods of the view that a field of the same name hides: `ctx.input.items` is the input's
-# `items` field when it has one (an order's items), and the method only when it has none.
-_SHADOWED = frozenset({"items", "keys", "values", "get", "to_dict"})
+
+class _FieldOrMethod:
+    """A method of the view that a field of the same name hides: `ctx.input.items` is the
+    input's `items` field when it has one (an order's items), the method only when it has
+    none. A descriptor, so that plain attribute lookups stay as fast as Python makes them."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn, self.name = fn, fn.__name__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self.fn
+        data = obj._data
+        if self.name in data:
+            return obj._wrap(self.name, data[self.name])
+        return self.fn.__get__(obj, owner)
 
 
 class InputView(Mapping[str, Any]):
     """Read-only input with attribute and item access; a missing field names itself."""
 
-    __slots__ = ("_data", "_path")
+    __slots__ = ("_data", "_path", "_views")
 
     def __init__(self, data: Mapping[str, Any], path: str = "") -> None:
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "_path", path)
-
-    def __getattribute__(self, name: str) -> Any:
-        if name in _SHADOWED:
-            data = object.__getattribute__(self, "_data")
-            if name in data:
-                return object.__getattribute__(self, "_wrap")(name, data[name])
-        return object.__getattribute__(self, name)
+        # Views of nested maps and lists, made once: the input never changes under them.
+        object.__setattr__(self, "_views", {})
 
     def _wrap(self, key: str, value: Any) -> Any:
-        return _view(value, f"{self._path}{key}.")
+        if not isinstance(value, Mapping | list):
+            return value
+        views = self._views
+        if key not in views:
+            views[key] = _view(value, f"{self._path}{key}.")
+        return views[key]
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -69,19 +82,24 @@ class InputView(Mapping[str, Any]):
         field can hide it."""
         return self._data
 
-    # Reached only when the input has no field of the same name (see _SHADOWED).
+    # Each reached only when the input has no field of the same name (_FieldOrMethod).
+    @_FieldOrMethod
     def get(self, key: str, default: Any = None) -> Any:
         return self._wrap(key, self._data[key]) if key in self._data else default
 
+    @_FieldOrMethod
     def keys(self) -> Any:
         return self._data.keys()
 
+    @_FieldOrMethod
     def values(self) -> Any:
         return [self._wrap(k, v) for k, v in self._data.items()]
 
+    @_FieldOrMethod
     def items(self) -> Any:
         return [(k, self._wrap(k, v)) for k, v in self._data.items()]
 
+    @_FieldOrMethod
     def to_dict(self) -> dict[str, Any]:
         return dict(self._data)
 
