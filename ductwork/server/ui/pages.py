@@ -222,7 +222,7 @@ async def _run(request: Request, workflow_id: str) -> dict[str, Any]:
             "input": _short(views.pretty(dw, run.input)),
             "output": _short(views.pretty(dw, run.output)),
             "error": None if run.error is None else dw.redact(run.error),
-            "checkpoints": tl.checkpoints}
+            "checkpoints": tl.checkpoints, "trace_id": views.trace_id(run)}
 
 
 @router.get("/ui/runs/{workflow_id}")

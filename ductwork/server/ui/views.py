@@ -76,6 +76,18 @@ def when(ts: float | None) -> str:
     return "" if text is None else text.replace("T", " ")[:19]
 
 
+def trace_id(run: RunRow) -> str | None:
+    """The OpenTelemetry trace a run belongs to (stored with it when tracing is on)."""
+    try:
+        extra = codec.loads(run.context) if run.context else None
+    except ValueError:
+        return None
+    carrier = extra.get("trace") if isinstance(extra, dict) else None
+    parent = carrier.get("traceparent") if isinstance(carrier, dict) else None
+    parts = parent.split("-") if isinstance(parent, str) else []
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
 # -- the runs list ---------------------------------------------------------------------------------
 @dataclass
 class RunItem:

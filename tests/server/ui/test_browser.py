@@ -20,7 +20,8 @@ from tests.server.ui.site import site as site  # module fixture
 
 CHROMIUM = os.environ.get("DUCTWORK_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage"]  # a container's small /dev/shm must not crash the renderer
 WAIT_MS = 30_000  # how long the browser may take to show a change (runs are driven by a worker)
 
 if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
