@@ -243,6 +243,19 @@ def dumps(value: Any, root: str = "value") -> str:
         raise
 
 
+def dumps_value(value: Any, root: str = "value") -> tuple[str, Any]:
+    """dumps(), and the value as loads() of that text gives it back: what a handler is handed
+    on the first run, so that it gets the same on a replay. Without a tag in the text the
+    encoder's own tree is that value (it is built of new maps and lists), with no decoding."""
+    try:
+        tree = _walk(value, 0, False)
+    except UnstorableValue as e:
+        e.root = root
+        raise
+    text = _encoder.encode(tree)
+    return text, (_decoder.decode(text) if _TAG in text else tree)
+
+
 def dumps_lenient(value: Any) -> str:
     """Encode for logs and events, which must never fail: what cannot be stored is written
     as text (a repr, shortened), tuples and sets as lists, deep nesting cut at "..."."""

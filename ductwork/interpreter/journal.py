@@ -231,8 +231,13 @@ class Journal:
             raise LeaseLost(str(e)) from None
 
     def encode(self, value: Any, what: str, root: str = "value") -> str:
+        return self.encode_value(value, what, root)[0]
+
+    def encode_value(self, value: Any, what: str, root: str = "value") -> tuple[str, Any]:
+        """The stored text, and the value a replay reads back from it (handed to the handler
+        on the first run too, so that it sees the same value, of the same type, every time)."""
         try:
-            return codec.dumps(value, root)
+            return codec.dumps_value(value, root)
         except (TypeError, ValueError) as e:
             raise SerializationError(
                 f"{what} cannot be stored: {e}; return {codec.SUPPORTED}") from None
@@ -277,8 +282,8 @@ class Journal:
                         idempotency.current.set(idempotency.CallKeys(self.workflow_id, key))
                         try:
                             result = await _invoke(fn, timeout_ms, tag)
-                            encoded = self.encode(result, f"Step '{tag}' returned a value that",
-                                                  "result")
+                            encoded, result = self.encode_value(
+                                result, f"Step '{tag}' returned a value that", "result")
                             if seen is not None:
                                 seen.end("completed", None)
                             break
@@ -310,9 +315,6 @@ class Journal:
                     steps=[StepRow(self.workflow_id, key, tag, "step", "completed", seq,
                                    attempts, self._input_json(step_input), encoded, None,
                                    started, time.time(), critical, rollback is not None)]))
-                # What a replay will return (a fresh copy, plain types, escaped keys undone):
-                # the handler sees the same value, of the same type, on every run.
-                result = codec.loads(encoded)
                 self._note_done(seq, key, tag, result, rollback, critical)
                 return result
             finally:
@@ -446,8 +448,8 @@ class Journal:
         rec = self.take(key, "checkpoint")
         if rec is None:
             await self.check_new("checkpoint", key)
-            enc = self.encode(metadata, f"checkpoint '{name}' metadata", "metadata")
-            metadata = codec.loads(enc)
+            enc, metadata = self.encode_value(metadata, f"checkpoint '{name}' metadata",
+                                              "metadata")
             seq = self.next_seq()
             self.event("checkpoint_created", name, metadata)
             await self.commit(Batch(steps=[StepRow(
@@ -463,8 +465,7 @@ class Journal:
         rec = self.take(jkey, "state")
         if rec is None:
             await self.check_new("state", jkey)
-            enc = self.encode(value, f"state '{key}'")
-            value = codec.loads(enc)
+            enc, value = self.encode_value(value, f"state '{key}'")
             self.event("state_set", None, {"key": key})
             await self.commit(Batch(
                 steps=[StepRow(self.workflow_id, jkey, key, "state", "completed",

@@ -68,6 +68,20 @@ def test_every_accepted_value_round_trips_exactly(value: Any) -> None:
     assert same(codec.loads(codec.dumps(value)), value)
 
 
+@given(VALUES)
+@settings(max_examples=200, deadline=None)
+def test_the_value_handed_to_the_handler_is_what_a_replay_reads(value: Any) -> None:
+    text, first = codec.dumps_value(value)
+    assert same(first, codec.loads(text))
+
+
+def test_the_value_handed_to_the_handler_is_a_copy() -> None:
+    original = {"a": [1, {"b": 2}]}
+    _text, first = codec.dumps_value(original)
+    first["a"][1]["b"] = 3
+    assert original == {"a": [1, {"b": 2}]}
+
+
 @pytest.mark.parametrize("value", [
     {"__dw__": "uuid", "v": "x"},
     {"__dw__": "bytes", "v": "aGk="},
