@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -230,6 +231,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             return await dw.workflows.execute(product=args.product, env=args.env, tag=args.tag,
                                               input=data, workflow_id=args.workflow_id)
 
-    result = asyncio.run(go())
+    # The warning of a reused --id with another input goes to stderr (stdout stays JSON).
+    notices = logging.getLogger("ductwork.workflows.running")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    notices.addHandler(handler)
+    try:
+        result = asyncio.run(go())
+    finally:
+        notices.removeHandler(handler)
     print(json.dumps(result.to_dict(), indent=2, default=str))
     return 0 if result.status == "completed" else 1

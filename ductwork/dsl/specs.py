@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,14 @@ def _display(path: Path) -> str:
     return display_path(path)
 
 
+def _importable(product_dir: Path) -> None:
+    """`python:` modules are found next to the product folder (its parent is importable, after
+    what is importable already), so a spec runs from any working directory."""
+    parent = os.path.dirname(os.path.abspath(product_dir))
+    if parent not in sys.path:
+        sys.path.append(parent)
+
+
 def check_product(product_dir: Path, report: Report, targets: Targets | None = None
                   ) -> ProductSpec | None:
     """Check one product folder into `report`; with `targets`, also import python: targets."""
@@ -79,6 +88,7 @@ def check_product(product_dir: Path, report: Report, targets: Targets | None = N
     report.diagnostics.extend(diagnostics)
     if product is None:
         return None
+    _importable(product_dir)
     files = workflow_files(product_dir)
     tags = {tag_of(f) for f in files}
     docs: dict[str, Document] = {}

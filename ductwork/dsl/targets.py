@@ -15,8 +15,9 @@ from ductwork.util.suggest import suggest
 
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_NO_IMPORT = "validate imports each python: target from the working directory; run it where " \
-             "the code is importable, or pass --no-import"
+_NO_IMPORT = "python: modules are imported from the folder that holds the product folder, " \
+             "the working directory or the installed packages; put the module there, or " \
+             "pass --no-import"
 
 
 class Targets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,9 @@ from ductwork.workflows.inputs import check_workflow_id, new_workflow_id, prepar
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
     from ductwork.interpreter.runtime import LazyEngine
+
+# Its own logger: `ductwork run` shows this module's warnings (an id reused with another input).
+log = logging.getLogger(__name__)
 
 
 async def execute(
@@ -65,6 +69,10 @@ async def execute(
             raise ConfigurationError(
                 f"workflow_id {wid!r} already belongs to a run of {stored.product}/"
                 f"{stored.tag}; a workflow_id is an idempotency key: pick a new one")
+        if _differs(stored.input, enc):
+            log.warning("run %s exists already with another input: that run is returned, and "
+                        "this input is not run (a workflow_id is an idempotency key: pick a "
+                        "new one to run again)", wid)
         if stored.status in TERMINAL:
             return await engine.result_from_store(wid)
         existing = engine.tasks.get(wid)
@@ -72,6 +80,16 @@ async def execute(
             return await result(engine, wid, timeout=timeout)
         task = existing
     return await _await(engine, task, wid, timeout)
+
+
+def _differs(stored: str | None, given: str | None) -> bool:
+    """Whether two encoded inputs hold different values (not only different spellings)."""
+    if stored == given:
+        return False
+    try:
+        return bool(codec.loads(stored) != codec.loads(given))
+    except DuctworkError:
+        return True
 
 
 async def _await(engine: Engine, task: asyncio.Task[ExecutionResult], wid: str, timeout: Any
