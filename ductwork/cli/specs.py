@@ -45,7 +45,8 @@ def register(subparsers: Any) -> None:
     v.set_defaults(func=cmd_validate, do_import=True)
 
     s = subparsers.add_parser("schema", help="print the JSON Schema of product or workflow files")
-    s.add_argument("which", nargs="?", choices=schemas.SCHEMA_NAMES, default="workflow")
+    s.add_argument("which", nargs="?", choices=schemas.ALL_SCHEMAS, default="workflow",
+                   help="product files, workflow files (default) or test-case files (tests)")
     s.set_defaults(func=cmd_schema)
 
     r = subparsers.add_parser(

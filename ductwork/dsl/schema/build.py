@@ -19,6 +19,8 @@ _IDENT = "[A-Za-z_][A-Za-z0-9_]*"
 PYTHON_TARGET_PATTERN = f"^{_IDENT}(\\.{_IDENT})*:{_IDENT}$"
 
 SCHEMA_NAMES = ("product", "workflow")
+# `ductwork schema tests`: the test-case files' schema, written for editors as it stands.
+ALL_SCHEMAS = (*SCHEMA_NAMES, "tests")
 
 _EXPR = {"$ref": "#/$defs/expression"}
 
@@ -365,6 +367,11 @@ def core(name: str) -> dict[str, Any]:
 def dump(name: str) -> str:
     from ductwork.dsl.schema import editor
 
+    if name == "tests":
+        from ductwork.dsl.schema.testcases import build_testcases_schema
+
+        return json.dumps(build_testcases_schema(), indent=2) + "\n"
+
     return editor.dumps(editor.annotate(BUILDERS[name](), name))
 
 
@@ -372,6 +379,6 @@ if __name__ == "__main__":  # regenerate the shipped files: python -m ductwork.d
     from pathlib import Path
 
     out = Path(__file__).parent  # the shipped files sit beside this module
-    for n in SCHEMA_NAMES:
+    for n in ALL_SCHEMAS:
         (out / f"{n}.json").write_text(dump(n), "utf-8")
         print(f"wrote {out / f'{n}.json'}", file=sys.stderr)
