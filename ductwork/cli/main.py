@@ -30,7 +30,7 @@ EXAMPLES = {
     "schema": "ductwork schema product > product.schema.json",
     "run": "ductwork run shop checkout --env dev --input '{\"order_id\": 42}'",
     "graph": "ductwork graph shop checkout > checkout.mmd",
-    "worker": "ductwork worker --specs specs --concurrency 20",
+    "worker": "ductwork worker --specs specs --concurrency 20 --metrics-port 9464",
     "runs": "ductwork runs list --status failed --since 1h",
     "runs list": "ductwork runs list --product shop --status failed --since 1h",
     "runs show": "ductwork runs show shop-checkout-42",

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +61,12 @@ def register(subparsers: Any) -> None:
                    "point before they are released (default 30s)")
     p.add_argument("--no-schedules", action="store_true",
                    help="do not fire schedule occurrences in this worker")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (needs "
+                   "ductwork[server])")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
+                   help="address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 for a "
+                   "scraper on another machine)")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run_worker_command)
@@ -71,20 +78,41 @@ def run_worker_command(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.metrics_port is not None:
+        try:
+            import prometheus_client  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError as e:
+            raise ConfigurationError("--metrics-port needs the server extra: pip install "
+                                     f"'ductwork[server]' ({e})") from None
     from ductwork.cli.common import load_secrets
 
     dw = load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store,
                   secrets=load_secrets(args.secrets_files))
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
-    asyncio.run(_serve(dw, concurrency=args.concurrency, queues=queues, poll=args.poll,
-                       grace=args.grace, schedules=not args.no_schedules))
+    metrics = None
+    if args.metrics_port is not None:
+        from ductwork.server.metrics import metrics_socket
+
+        metrics = metrics_socket(args.metrics_host, args.metrics_port)
+    asyncio.run(_serve(dw, metrics, concurrency=args.concurrency, queues=queues,
+                       poll=args.poll, grace=args.grace, schedules=not args.no_schedules))
     return 0
 
 
-async def _serve(dw: Ductwork, **options: Any) -> None:
+async def _serve(dw: Ductwork, metrics: socket.socket | None, **options: Any) -> None:
+    exporter: asyncio.Task[None] | None = None
+    if metrics is not None:
+        from ductwork.server.metrics import metrics_of, serve_metrics
+
+        metrics_of(dw)  # attached before the first claim, so that every run is counted
+        exporter = asyncio.create_task(serve_metrics(dw, metrics))
     try:
         await dw.workflows.run_worker(handle_signals=True, **options)
     finally:
+        if exporter is not None:
+            exporter.cancel()
+            await asyncio.gather(exporter, return_exceptions=True)
         await dw.aclose()
 
 

@@ -7,20 +7,24 @@ import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from ductwork.errors import (
     CompileError,
     ConfigurationError,
     DuctworkError,
     RunNotFoundError,
+    StoreError,
     WorkflowNotFoundError,
 )
-from ductwork.server.auth import Authenticator, TokenFile
+from ductwork.server.auth import Authenticator, TokenFile, require
 from ductwork.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from ductwork.app import Ductwork
 
 log = logging.getLogger("ductwork.server")
 
@@ -64,11 +68,27 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         settings.insecure_local)
     _error_handlers(app)
 
-    from ductwork.server import api
+    from ductwork.server import api, hooks
 
     app.include_router(api.router)
+    app.include_router(hooks.router)
+    app.state.metrics = None
+    if settings.metrics:
+        _metrics_route(app, dw)
     _include_ui(app)
     return app
+
+
+def _metrics_route(app: FastAPI, dw: Ductwork) -> None:
+    from ductwork.server.metrics import CONTENT_TYPE, metrics_of
+
+    metrics = app.state.metrics = metrics_of(dw)
+
+    @app.get("/metrics", summary="Prometheus metrics (text format; a read token)",
+             tags=["metrics"], dependencies=[Depends(require("read"))],
+             response_class=Response)
+    async def scrape() -> Response:
+        return Response(await metrics.render(dw), media_type=CONTENT_TYPE)
 
 
 def _include_ui(app: FastAPI) -> None:
@@ -88,7 +108,7 @@ def _status_of(err: DuctworkError) -> int:
         return 404
     if isinstance(err, ConfigurationError | CompileError):
         return 400
-    return 409 if type(err).__name__ in ("DuplicateWorkflowError",) else 500
+    return 503 if isinstance(err, StoreError) else 500
 
 
 def _error_handlers(app: FastAPI) -> None:

@@ -336,6 +336,11 @@ class RunStore(abc.ABC):
         waiting runs (in `queues` if given; a pending run's NULL wake_at counts as 0, i.e. due
         now) and MIN(next_run_at) of active schedules; None when nothing is waiting."""
 
+    async def queue_depth(self, now: float) -> dict[str, int]:
+        """Runs due at `now` that no process owns (what workers have yet to claim), by queue;
+        queues with none are left out. For metrics: not on any run's path."""
+        return {}
+
     @abc.abstractmethod
     async def cancel_requests(self, owner: str) -> list[tuple[str, str]]:
         """(workflow_id, reason) of active runs held by `owner` whose options JSON carries

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import ConfigurationError, DuctworkError
+from ductwork.interpreter.observe import call
 from ductwork.util.durations import to_ms
 from ductwork.workflows import schedules
 
@@ -159,6 +160,10 @@ class Worker:
                 await store.release(run.workflow_id, engine.owner,
                                     wake_at=time.time() + UNKNOWN_BACKOFF_S)
                 continue
+            obs = engine.runtime.observer
+            if obs is not None:
+                due = run.wake_at if run.wake_at is not None else run.created_at
+                call(obs.run_claimed, run, time.time() - due)
             task = engine.spawn(run)
             self.in_flight[run.workflow_id] = task
             task.add_done_callback(functools.partial(self._done, run.workflow_id))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ductwork.server.api import definitions
+from ductwork.server.api import definitions, runs, schedules
 
 router = APIRouter()
 router.include_router(definitions.router)
+router.include_router(runs.router)
+router.include_router(schedules.router)

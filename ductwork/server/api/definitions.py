@@ -30,3 +30,9 @@ async def list_definitions(request: Request) -> list[dict[str, Any]]:
     dw = request.app.state.ductwork
     return [describe(wf) for wf in sorted(dw.workflows.definitions(),
                                           key=lambda w: (w.product, w.tag))]
+
+
+@router.get("/api/definitions/{product}/{tag}", summary="One workflow definition",
+            dependencies=[Depends(require("read"))])
+async def get_definition(request: Request, product: str, tag: str) -> dict[str, Any]:
+    return describe(request.app.state.ductwork.workflows.get(product, tag))

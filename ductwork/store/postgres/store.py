@@ -723,6 +723,14 @@ class PostgresStore(RunStore):
         v = rows[0][0]
         return None if v is None else float(v)
 
+    async def queue_depth(self, now: float) -> dict[str, int]:
+        rows = await self._fetch(
+            "SELECT queue, COUNT(*) FROM dw_runs WHERE owner IS NULL AND "
+            "status = ANY(%s::text[]) AND COALESCE(wake_at, CASE WHEN status = 'pending' "
+            "THEN 0 END) <= %s GROUP BY queue",
+            (["pending", "sleeping", "waiting"], now))
+        return {str(q): int(n) for q, n in rows}
+
     async def cancel_requests(self, owner: str) -> list[tuple[str, str]]:
         rows = await self._fetch(
             "SELECT workflow_id, options FROM dw_runs WHERE owner=%s AND "

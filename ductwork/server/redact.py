@@ -1,0 +1,33 @@
+"""Server output is redacted: known secret values, and the values of secret-named keys."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ductwork.app import Ductwork
+
+MASK = "***"
+# Keys whose value is a credential whatever it holds (compared lower case, '-' as '_').
+_SECRET_KEY = re.compile(
+    r"^(password|passwd|secret|token|api_?key|authorization|cookie|private_key|client_secret"
+    r"|access_token|refresh_token|session_token|secret_access_key)$"
+    r"|(_password|_secret|_token|_api_?key)$")
+
+
+def secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key.lower().replace("-", "_")))
+
+
+def redact(dw: Ductwork, value: Any) -> Any:
+    """A copy of a JSON-able value for a response: every known secret value masked inside any
+    text, and the whole value of a key such as `password` or `api_key` replaced by ***."""
+    if isinstance(value, str):
+        return dw.redact(value)
+    if isinstance(value, dict):
+        return {k: (MASK if isinstance(k, str) and secret_key(k) and v not in (None, "")
+                    else redact(dw, v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(dw, v) for v in value]
+    return value
