@@ -384,14 +384,14 @@ class SQLiteStore(RunStore):
             f"SELECT workflow_id, priority, COALESCE(wake_at, created_at) FROM dw_runs "
             f"INDEXED BY dw_runs_claim WHERE status IN {_ACTIVE_SQL} AND owner IS NULL AND "
             f"(status = 'pending' OR (status IN ('sleeping', 'waiting') AND wake_at IS NOT NULL)) "
-            f"AND COALESCE(wake_at, CASE WHEN status = 'pending' THEN 0 END) <= ?{qfilter} "
+            f"AND COALESCE(wake_at, 0) <= ?{qfilter} "
             f"ORDER BY priority DESC, COALESCE(wake_at, created_at) LIMIT ?",
             (t, *qparams, n)).fetchall()
         orphaned = db.execute(
             f"SELECT workflow_id, priority, COALESCE(wake_at, created_at) FROM dw_runs "
             f"INDEXED BY dw_runs_owner WHERE owner IS NOT NULL AND status IN {_ACTIVE_SQL} AND "
             f"(lease_until < ? OR owner IN ({', '.join('?' * len(dead)) or 'NULL'})) "
-            f"AND COALESCE(wake_at, CASE WHEN status = 'pending' THEN 0 END) <= ?{qfilter} "
+            f"AND COALESCE(wake_at, 0) <= ?{qfilter} "
             f"ORDER BY priority DESC, COALESCE(wake_at, created_at) LIMIT ?",
             (t, *dead, t, *qparams, n)).fetchall()
         due = sorted(free + orphaned, key=lambda r: (-r[1], r[2]))
