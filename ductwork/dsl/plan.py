@@ -320,6 +320,9 @@ class ProductSpec:
     workflows: dict[str, WorkflowPlan]
     base_dir: str
     path: str
+    # workflow tag -> its webhook as written (env, secret reference, headers...): the server
+    # reads it for POST /hooks/<product>/<workflow>
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def resource(self, kind: str, name: str) -> dict[str, Any] | None:
         return self.resources.get(kind, {}).get(name)

@@ -15,7 +15,7 @@ from ductwork.dsl.diagnostics import WARNING, Diagnostic, did_you_mean, known
 from ductwork.dsl.loader import DataPath, Document
 from ductwork.dsl.plan import ProductSpec
 from ductwork.dsl.schema import checker as schema_check
-from ductwork.dsl.secrets import secret_findings
+from ductwork.dsl.secrets import SECRET_REF, secret_findings
 from ductwork.errors import DuctworkError
 
 # The warning `installed` gives; `ductwork validate --env` reads the env back from it.
@@ -69,9 +69,24 @@ def compile_product(doc: Document, folder: str | None = None
     spec = ProductSpec(
         name=name, title=str(data.get("name") or name),
         description=str(data.get("description") or ""), envs=envs, resources=resources,
-        workflows={}, base_dir=base_dir, path=doc.path,
+        workflows={}, base_dir=base_dir, path=doc.path, webhooks=chk.webhooks(data, envs),
     )
     return spec, chk.diagnostics
+
+
+def webhook_targets(doc: Document, spec: ProductSpec, tags: set[str]) -> list[Diagnostic]:
+    """A webhook keyed by a tag that no YAML workflow of the product has: a warning, since a
+    Python workflow of that tag may be defined where the server runs."""
+    chk = _ProductCheck(doc, [])
+    for tag in spec.webhooks:
+        if tag not in tags:
+            hint = did_you_mean(tag, sorted(tags)) or (
+                f"the product's YAML workflows: {known(sorted(tags))}" if tags else
+                "the product has no YAML workflow yet")
+            chk.fail(("webhooks", tag), f"webhook '{tag}' names no workflow of product "
+                     f"'{spec.name}' (fine if a Python workflow '{tag}' is defined where the "
+                     "server runs)", hint, key=True, severity=WARNING)
+    return chk.diagnostics
 
 
 class _ProductCheck:
@@ -92,6 +107,38 @@ class _ProductCheck:
                        severity)
         if d not in self.diagnostics:  # validators of several envs may report a block twice
             self.diagnostics.append(d)
+
+    def webhooks(self, data: dict[str, Any], envs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """Each webhook's env, secret (a reference, never a value) and idempotency source."""
+        block = data.get("webhooks")
+        if not isinstance(block, dict):
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for tag, hook in block.items():
+            if not isinstance(hook, dict):
+                continue
+            where: DataPath = ("webhooks", tag)
+            env = hook.get("env")
+            if isinstance(env, str) and envs and env not in envs:
+                self.fail((*where, "env"), f"unknown environment '{env}' in webhook '{tag}'",
+                          did_you_mean(env, envs) or f"the product declares {known(envs)}")
+            secret = hook.get("secret")
+            if isinstance(secret, str) and not SECRET_REF.fullmatch(secret):
+                named = re.search(r"\.\s*([A-Za-z_]\w*)\s*\}", secret)
+                if named is not None:
+                    self.fail((*where, "secret"), f"webhook '{tag}': the secret is not a "
+                              "${secrets.NAME} reference",
+                              f"write ${{secrets.{named.group(1)}}}")
+                else:
+                    self.fail((*where, "secret"), f"webhook '{tag}': the secret is written "
+                              "inline", "keep the key out of the file: write secret: "
+                              "${secrets.NAME} and set NAME where the server runs")
+            if hook.get("idempotency_header") and hook.get("idempotency_field"):
+                self.fail((*where, "idempotency_field"), f"webhook '{tag}' takes its "
+                          "idempotency key from both a header and a body field",
+                          "keep one: idempotency_header or idempotency_field", key=True)
+            out[str(tag)] = copy.deepcopy(hook)
+        return out
 
     def resource(self, section: str, kind: str, rname: str, definition: dict[str, Any],
                  envs: tuple[str, ...]) -> None:

@@ -12,6 +12,8 @@ from ductwork.dsl.loader import DataPath
 
 # What connectors.base.resolve_refs replaces; any other `${...}` in a config stays as text.
 REF = re.compile(r"\$\{\s*(env|secrets)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+# A whole value that is one secret reference (a webhook's key): `${secrets.NAME}`.
+SECRET_REF = re.compile(r"\s*\$\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\s*")
 _ANY_REF = re.compile(r"\$\{\{[^}]*\}\}|\$\{[^}]*\}?")  # ${{ x }} as GitHub Actions writes it
 _WRITTEN = re.compile(r"^\{?\s*([A-Za-z_]+)\s*(?:\.|:|/|\s)\s*([A-Za-z_][\w\-]*)\s*\}?$")
 _SHELL = re.compile(r"(?<![\w$])\$(?:(env|secrets?)\.([A-Za-z_]\w*)|([A-Z][A-Z0-9_]+)\b)")

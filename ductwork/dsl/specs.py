@@ -12,7 +12,7 @@ from ductwork.dsl.compiler.flow import child_cycles
 from ductwork.dsl.diagnostics import Diagnostic, errors, sort_key
 from ductwork.dsl.loader import Document, load_file
 from ductwork.dsl.plan import ProductSpec, Specs
-from ductwork.dsl.product import compile_product
+from ductwork.dsl.product import compile_product, webhook_targets
 from ductwork.dsl.targets import Targets
 from ductwork.errors import CompileError
 from ductwork.util.paths import display_path
@@ -114,6 +114,7 @@ def check_product(product_dir: Path, report: Report, targets: Targets | None = N
             product.workflows[plan.tag] = plan
     # Checks across the product's workflows, once every file is read.
     report.diagnostics.extend(child_cycles(docs))
+    report.diagnostics.extend(webhook_targets(doc, product, tags))
     return product
 
 

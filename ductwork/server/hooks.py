@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from ductwork.dsl.secrets import REF
+from ductwork.dsl.secrets import SECRET_REF
 from ductwork.errors import ConfigurationError
 from ductwork.server.api.common import ductwork, out
 
@@ -81,7 +81,11 @@ async def webhook(request: Request, product: str, workflow: str) -> JSONResponse
     except ValueError as e:
         _count(request, product, workflow, "rejected")
         raise HTTPException(400, f"the webhook body is not JSON ({e})") from None
-    key = _idempotency_key(request, hook, data)
+    try:
+        key = _idempotency_key(request, hook, data)
+    except HTTPException:
+        _count(request, product, workflow, "rejected")
+        raise
     try:
         res = await dw.workflows.execute(
             product, str(hook["env"]), workflow, data, idempotency_key=key, timeout=0,
@@ -96,21 +100,17 @@ async def webhook(request: Request, product: str, workflow: str) -> JSONResponse
 
 
 def _secret(dw: Any, hook: dict[str, Any], product: str, workflow: str) -> str:
-    ref = REF.fullmatch(str(hook.get("secret", "")).strip())
+    ref = SECRET_REF.fullmatch(str(hook.get("secret", "")))
     if ref is None:  # the compiler refuses this; a hand-built spec might not
         raise ConfigurationError(f"webhook {product}/{workflow}: secret must be a "
                                  "${secrets.NAME} reference")
-    kind, name = ref.groups()
-    value = dw.environ.get(name) if kind == "env" else None
-    if value is None:
-        try:
-            value = dw.secret(name)
-        except ConfigurationError:
-            log.error("webhook %s/%s: secret %s is not set; deliveries are refused", product,
-                      workflow, name)
-            raise HTTPException(503, f"the secret of webhook {product}/{workflow} is not set "
-                                     "on this server") from None
-    return str(value)
+    try:
+        return str(dw.secret(ref.group(1)))
+    except ConfigurationError:
+        log.error("webhook %s/%s: secret %s is not set; deliveries are refused", product,
+                  workflow, ref.group(1))
+        raise HTTPException(503, f"the secret of webhook {product}/{workflow} is not set on "
+                                 "this server") from None
 
 
 def _idempotency_key(request: Request, hook: dict[str, Any], data: Any) -> str | None:

@@ -17,6 +17,8 @@ TOPIC_PATTERN = "^[^:]+:[^:]+$"
 EXPRESSION_PATTERN = "^\\s*\\$\\{[\\s\\S]*\\}\\s*$"
 _IDENT = "[A-Za-z_][A-Za-z0-9_]*"
 PYTHON_TARGET_PATTERN = f"^{_IDENT}(\\.{_IDENT})*:{_IDENT}$"
+HEADER_PATTERN = "^[A-Za-z0-9][A-Za-z0-9-]*$"
+FIELD_PATH_PATTERN = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$"
 
 SCHEMA_NAMES = ("product", "workflow")
 # `ductwork schema tests`: the test-case files' schema, written for editors as it stands.
@@ -325,6 +327,26 @@ def build_product_schema() -> dict[str, Any]:
         )
         sections[section] = {"type": "object", "propertyNames": _ref("name"),
                              "additionalProperties": _ref(kind)}
+    defs["webhook"] = _object(
+        {
+            "description": {"type": "string"},
+            "env": {**_ref("name"), "description": "the environment the runs start in"},
+            "secret": {"type": "string", "description": "the HMAC-SHA256 key, as a "
+                       "${secrets.NAME} reference"},
+            "signature_header": {"type": "string", "pattern": HEADER_PATTERN, "description":
+                                 "the header with sha256=<hex> (default X-Ductwork-Signature)"},
+            "idempotency_header": {"type": "string", "pattern": HEADER_PATTERN, "description":
+                                   "the header with a delivery's key (default Idempotency-Key)"},
+            "idempotency_field": {"type": "string", "pattern": FIELD_PATH_PATTERN,
+                                  "description": "the body field with a delivery's key "
+                                  "(a.b for nested fields)"},
+        },
+        ["env", "secret"],
+    )
+    sections["webhooks"] = {
+        "type": "object", "propertyNames": _ref("name"), "additionalProperties": _ref("webhook"),
+        "description": "webhooks that start a workflow of this product, by workflow tag: "
+                       "POST /hooks/<product>/<workflow> on `ductwork server`"}
     return {
         "$schema": DIALECT,
         "$id": "https://ductwork.dev/schema/product.json",
