@@ -6,6 +6,8 @@ import argparse
 import ipaddress
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,8 @@ def register(subparsers: Any) -> None:
                    help="run store URL (default $DUCTWORK_STORE or sqlite:///.ductwork/runs.db)")
     p.add_argument("--host", default=None, metavar="ADDR",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--port", type=int, default=None,
+                   help="port to listen on (default $DUCTWORK_PORT, else 8000)")
     p.add_argument("--tokens", metavar="FILE", help="the API tokens file (default "
                    "$DUCTWORK_TOKENS_FILE or .ductwork/tokens.json)")
     p.add_argument("--insecure-local", action="store_true",
@@ -106,6 +109,7 @@ def run_server_command(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ConfigurationError("--concurrency must be at least 1")
     host = args.host or "127.0.0.1"
+    port = args.port if args.port is not None else _env_port()
     if args.insecure_local and not _is_loopback(host):
         raise ConfigurationError(f"--insecure-local serves this machine only; it cannot listen "
                                  f"on {host} (drop --host, or use tokens instead)")
@@ -121,11 +125,26 @@ def run_server_command(args: argparse.Namespace) -> int:
               "refused; create one with `ductwork server token create --scope operator`",
               file=sys.stderr)
     app = create_app(settings)
-    print(f"ductwork server on http://{host}:{args.port} (API docs at /api/docs)"
+    print(f"ductwork server on http://{host}:{port} (API docs at /api/docs)"
           + (" -- insecure-local: no tokens" if args.insecure_local else ""), file=sys.stderr)
-    uvicorn.run(app, host=host, port=args.port, log_level=args.log_level,
-                lifespan="on", server_header=False)
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again for the handler it
+    # found: a no-op here, so that a stop asked for (systemd, docker stop) exits 0.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=args.log_level,
+                    lifespan="on", server_header=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _env_port() -> int:
+    text = os.environ.get("DUCTWORK_PORT", "").strip()
+    if not text:
+        return 8000
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigurationError(f"DUCTWORK_PORT={text!r} is not a port number (1-65535)")
+    return int(text)
 
 
 def _token_file(path: str | None) -> Any:

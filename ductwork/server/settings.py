@@ -26,7 +26,7 @@ class ServerSettings:
     store: str | None = None              # run store URL (None: $DUCTWORK_STORE or SQLite)
     specs: str | None = None              # folder of YAML products
     ductwork: Ductwork | None = None      # an instance to serve instead of building one
-    tokens_file: Path | None = None       # None: default_tokens_file()
+    tokens_file: str | Path | None = None  # None: default_tokens_file()
     insecure_local: bool = False          # no tokens: every caller on 127.0.0.1 is an operator
     worker: bool = True                   # run a worker in the server (due runs, schedules)
     worker_concurrency: int = 10
@@ -35,4 +35,4 @@ class ServerSettings:
     secrets: dict[str, str] | None = None
 
     def tokens_path(self) -> Path:
-        return self.tokens_file if self.tokens_file is not None else default_tokens_file()
+        return Path(self.tokens_file) if self.tokens_file is not None else default_tokens_file()

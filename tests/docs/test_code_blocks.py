@@ -60,6 +60,7 @@ import pytest
 import yaml
 
 from ductwork.errors import ConfigurationError
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -274,6 +275,7 @@ class Chain:
         bin_dir = str(Path(sys.executable).parent)
         env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", HOME=str(self.home),
                    DUCTWORK_STORE=f"sqlite:///{self.dir / '.ductwork' / 'runs.db'}",
+                   DUCTWORK_PORT=str(free_port()),  # `ductwork server` listens there
                    PYTHONDONTWRITEBYTECODE="1", NO_COLOR="1", COLUMNS="200")
         return env
 

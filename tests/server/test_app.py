@@ -53,9 +53,8 @@ def test_the_documented_command_starts_on_the_example_specs(tmp_path: Path) -> N
         assert any(d["tag"] == "user-onboarding" for d in r.json())
     finally:
         stop_process(proc)
-    # uvicorn shuts down cleanly on SIGTERM, then re-raises it (exit -15) as its docs say
     log_text = (tmp_path / "server.log").read_text()
-    assert proc.returncode in (0, -15) and "Application shutdown complete" in log_text, log_text
+    assert proc.returncode == 0 and "Application shutdown complete" in log_text, log_text
     assert (tmp_path / ".ductwork" / "runs.db").exists()
 
 
