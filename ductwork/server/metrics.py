@@ -61,6 +61,15 @@ class Metrics(Observer):
                                 "(started, bad_signature, rejected)", [*wf, "outcome"],
                                 registry=r)
         self._queues: set[str] = set()
+        # labels() validates and locks on every call: a step's children are looked up here.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     # -- the observer ------------------------------------------------------------------------------
     def run_started(self, run: RunRow, resumed: bool) -> Any:
@@ -76,9 +85,9 @@ class Metrics(Observer):
 
     def step_ended(self, run: RunRow, token: Any, tag: str, key: str, attempt: int,
                    status: str, error: BaseException | None, duration_s: float) -> None:
-        self.step_duration.labels(run.product, run.tag, tag, status).observe(duration_s)
+        self._child(self.step_duration, run.product, run.tag, tag, status).observe(duration_s)
         if status == "retrying":
-            self.step_retries.labels(run.product, run.tag, tag).inc()
+            self._child(self.step_retries, run.product, run.tag, tag).inc()
 
     def compensation_ended(self, run: RunRow, token: Any, tag: str, key: str, status: str,
                            error: str | None) -> None:
