@@ -80,13 +80,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
 
 def _metrics_route(app: FastAPI, dw: Ductwork) -> None:
+    from ductwork.server.api.common import ERRORS
     from ductwork.server.metrics import CONTENT_TYPE, metrics_of
 
     metrics = app.state.metrics = metrics_of(dw)
 
     @app.get("/metrics", summary="Prometheus metrics (text format; a read token)",
              tags=["metrics"], dependencies=[Depends(require("read"))],
-             response_class=Response)
+             response_class=Response, responses={
+                 200: {"content": {"text/plain": {}}, "description": "the metrics"},
+                 401: ERRORS[401], 403: ERRORS[403]})
     async def scrape() -> Response:
         return Response(await metrics.render(dw), media_type=CONTENT_TYPE)
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from ductwork.dsl.secrets import SECRET_REF
 from ductwork.errors import ConfigurationError
-from ductwork.server.api.common import ductwork, out
+from ductwork.server.api.common import ErrorBody, ductwork, out
 
 log = logging.getLogger("ductwork.server.hooks")
 router = APIRouter(tags=["webhooks"])
@@ -52,8 +52,14 @@ def _field(data: Any, path: str) -> Any:
     status_code=202,
     responses={200: {"description": "a repeated delivery: the run it started has ended"},
                202: {"description": "the run started (or, repeated, is still going)"},
-               401: {"description": "missing or wrong signature: nothing started"},
-               404: {"description": "no webhook declared for this workflow"}},
+               400: {"model": ErrorBody, "description": "not JSON, no idempotency key, or "
+                     "an input the workflow refuses"},
+               401: {"model": ErrorBody, "description": "missing or wrong signature: nothing "
+                     "started"},
+               404: {"model": ErrorBody, "description": "no webhook declared for this "
+                     "workflow"},
+               413: {"model": ErrorBody, "description": "a body over 1 MiB"},
+               503: {"model": ErrorBody, "description": "the hook's secret is not set here"}},
 )
 async def webhook(request: Request, product: str, workflow: str) -> JSONResponse:
     dw = ductwork(request)

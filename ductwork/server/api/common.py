@@ -12,6 +12,22 @@ from ductwork.server.redact import redact
 if TYPE_CHECKING:
     from ductwork.app import Ductwork
 
+class ErrorBody(BaseModel):
+    """Every error: what is wrong and how to fix it, and the ductwork error class if any."""
+
+    detail: Any
+    error: str | None = None
+
+
+# The answers any route of the API may give besides its own (FastAPI's 422 is documented by it).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "the engine refused the request (it says why)"},
+    401: {"model": ErrorBody, "description": "no API token, or not a valid one"},
+    403: {"model": ErrorBody, "description": "the token's scope does not allow this"},
+    404: {"model": ErrorBody, "description": "no such run, workflow or schedule"},
+    503: {"model": ErrorBody, "description": "the run store is unreachable"},
+}
+
 # A duration as the Python API takes it: "250ms", "5s", "2m", or a number of milliseconds.
 Duration = str | float | None
 

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from ductwork.interpreter.result import WorkflowDef
+from ductwork.server.api.common import ERRORS
 from ductwork.server.auth import require
 
-router = APIRouter(tags=["definitions"])
+router = APIRouter(tags=["definitions"], responses=ERRORS)
 
 
 def describe(wf: WorkflowDef) -> dict[str, Any]:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from ductwork.interpreter.result import ExecutionResult
-from ductwork.server.api.common import Body, Duration, RerunOptions, ductwork, out
+from ductwork.server.api.common import ERRORS, Body, Duration, RerunOptions, ductwork, out
 from ductwork.server.auth import Principal, require
 
-router = APIRouter(prefix="/api", tags=["runs"])
+router = APIRouter(prefix="/api", tags=["runs"], responses=ERRORS)
 READ = [Depends(require("read"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 RunId = Annotated[str, Path(description="the run's workflow_id")]
 TERMINAL = ("completed", "failed", "rolled_back", "cancelled")
+RunStatus = Literal["pending", "preparing", "running", "sleeping", "waiting", "completed",
+                    "failed", "rolled_back", "cancelled"]
 
 
 def _result(request: Request, res: ExecutionResult) -> JSONResponse:
@@ -63,12 +65,13 @@ async def start_run(request: Request, body: StartRun, principal: Operator) -> JS
 async def list_runs(
     request: Request, product: str | None = None,
     workflow: Annotated[str | None, Query(description="the workflow's tag")] = None,
-    status: Annotated[list[str] | None, Query(description="repeatable")] = None,
+    status: Annotated[list[RunStatus] | None, Query(description="repeatable")] = None,
     since: Annotated[str | None, Query(description="ISO time or how long ago ('15m', '2h', "
                                        "'1d')")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50, cursor: str | None = None) -> Any:
     dw = ductwork(request)
-    return out(request, await dw.workflows.list(product=product, tag=workflow, status=status,
+    return out(request, await dw.workflows.list(product=product, tag=workflow,
+                                                status=list(status) if status else None,
                                                 since=since, limit=limit, cursor=cursor))
 
 

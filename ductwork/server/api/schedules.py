@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import Field
 
 from ductwork.errors import ConfigurationError
-from ductwork.server.api.common import Body, ductwork, out
+from ductwork.server.api.common import ERRORS, Body, ductwork, out
 from ductwork.server.auth import require
 
-router = APIRouter(prefix="/api", tags=["schedules"])
+router = APIRouter(prefix="/api", tags=["schedules"], responses=ERRORS)
 READ = [Depends(require("read"))]
 OPERATOR = [Depends(require("operator"))]
 JobId = Annotated[str, Path(description="the schedule's job_id")]
@@ -50,10 +50,11 @@ async def dispatch(request: Request, body: DispatchBody) -> Any:
 @router.get("/schedules", summary="Recurring schedules", dependencies=READ)
 async def list_schedules(
     request: Request,
-    status: Annotated[list[str] | None, Query(
-        description="repeatable: active, paused, completed, cancelled")] = None,
+    status: Annotated[list[Literal["active", "paused", "completed", "cancelled"]] | None,
+                      Query(description="repeatable")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
-    return out(request, await ductwork(request).workflows.list_schedules(status, limit))
+    return out(request, await ductwork(request).workflows.list_schedules(
+        list(status) if status else None, limit))
 
 
 @router.get("/schedules/{job_id}", summary="One schedule, with its next fire time",
