@@ -39,6 +39,9 @@ def register(subparsers: Any) -> None:
                    "when it exists and no --app/--import instance is used)")
     p.add_argument("--store", metavar="URL",
                    help="run store URL (default $DUCTWORK_STORE or sqlite:///.ductwork/runs.db)")
+    p.add_argument("--secrets-file", dest="secrets_files", action="append", default=[],
+                   metavar="FILE", help="secrets for ${secrets.NAME} (webhook keys...): a "
+                   "dotenv or YAML file, as for `ductwork worker`")
     p.add_argument("--host", default=None, metavar="ADDR",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=None,
@@ -116,7 +119,10 @@ def run_server_command(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    dw = load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store)
+    from ductwork.cli.common import load_secrets
+
+    dw = load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store,
+                  secrets=load_secrets(args.secrets_files))
     settings = ServerSettings(ductwork=dw, tokens_file=Path(args.tokens) if args.tokens else None,
                               insecure_local=args.insecure_local, worker=not args.no_worker,
                               worker_concurrency=args.concurrency)
