@@ -109,7 +109,7 @@ async def test_signal_wait_suspends_then_resumes(store_url: str) -> None:
     assert rec.calls == [
         ("run_started", "wait", False),
         ("signal_wait_started", ["go"]), ("signal_wait_ended", ["go"], "suspended"),
-        ("run_ended", "run-token-w", "suspended"),
+        ("run_ended", "run-token-w", "waiting"),
         ("run_started", "wait", True),
         ("signal_wait_started", ["go"]), ("signal_wait_ended", ["go"], "received"),
         ("run_ended", "run-token-w", "completed"),
@@ -152,4 +152,4 @@ async def test_an_attempt_cut_short_by_closing_is_ended_as_interrupted(store_url
     await started.wait()
     await dw.aclose()  # the process closes: the run is released, to be resumed elsewhere
     assert rec.calls[-2:] == [("step_ended", "slow", 1, "interrupted", "NoneType"),
-                              ("run_ended", "run-token-s-1", "suspended")]
+                              ("run_ended", "run-token-s-1", "released")]
