@@ -1,6 +1,6 @@
 """The getting-started example end to end on the embedded SQLite store (`make run`).
 
-Runs the seed's onboarding workflow twice: once from its YAML spec
+Runs the getting-started onboarding workflow twice: once from its YAML spec
 (specs/my-product/workflows/user-onboarding.yaml) and once as the equivalent Python handler,
 both against the resources of specs/my-product/product.yaml (SQLite databases and an outbox
 Maildir in dev), then shows the welcome email and the run's history.
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def main() -> int:
     dw = Ductwork(specs=ROOT / "specs", store=f"sqlite:///{ROOT / '.ductwork' / 'runs.db'}")
 
-    # The same workflow as a Python handler (the seed page's code, in Python).
+    # The same workflow as a Python handler.
     @dw.workflows.workflow(product="my-product", tag="user-onboarding-py",
                            name="User Onboarding (Python)")
     async def onboarding(ctx: Any) -> dict[str, Any]:

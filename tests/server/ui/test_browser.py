@@ -29,7 +29,8 @@ if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api as playwright_api  # noqa: E402 (after the browser check)
+
 expect = playwright_api.expect
 
 
