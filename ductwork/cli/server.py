@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ductwork.cli.worker import add_app_arguments
 from ductwork.errors import ConfigurationError
 
 SERVER_HELP = """\
@@ -31,17 +32,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "server", help="serve the HTTP API, webhooks, metrics and web UI",
         description=SERVER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--app", metavar="MODULE:ATTR",
-                   help="the Ductwork instance to serve, e.g. myapp.workflows:dw")
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="import a module that defines workflows (repeatable)")
-    p.add_argument("--specs", metavar="DIR", help="folder of YAML products (default ./specs "
-                   "when it exists and no --app/--import instance is used)")
-    p.add_argument("--store", metavar="URL",
-                   help="run store URL (default $DUCTWORK_STORE or sqlite:///.ductwork/runs.db)")
-    p.add_argument("--secrets-file", dest="secrets_files", action="append", default=[],
-                   metavar="FILE", help="secrets for ${secrets.NAME} (webhook keys...): a "
-                   "dotenv or YAML file, as for `ductwork worker`")
+    add_app_arguments(p, "serve")
     p.add_argument("--host", default=None, metavar="ADDR",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=None,

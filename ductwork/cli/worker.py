@@ -38,19 +38,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "worker", help="run due workflow runs and schedules (a worker process)",
         description=WORKER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--app", metavar="MODULE:ATTR",
-                   help="the Ductwork instance to run, e.g. myapp.workflows:dw")
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="import a module that defines workflows (repeatable)")
-    p.add_argument("--specs", metavar="DIR", help="folder of YAML products (default ./specs "
-                   "when it exists and no --app/--import instance is used)")
-    p.add_argument("--store", metavar="URL",
-                   help="run store URL or SQLite file path (default $DUCTWORK_STORE or "
-                        "sqlite:///.ductwork/runs.db)")
-    p.add_argument("--secrets-file", dest="secrets_files", action="append", default=[],
-                   metavar="FILE", help="secrets for ${secrets.NAME}: a dotenv or YAML file "
-                   "(repeatable, a later one wins; DUCTWORK_SECRET_<NAME> variables win over "
-                   "files)")
+    add_app_arguments(p, "run")
     p.add_argument("--concurrency", type=int, default=10, metavar="N",
                    help="runs driven at once by this worker (default 10)")
     p.add_argument("--queues", metavar="A,B", help="only claim runs of these queues")
@@ -115,6 +103,24 @@ async def _serve(dw: Ductwork, metrics: socket.socket | None, **options: Any) ->
             await asyncio.gather(exporter, return_exceptions=True)
         await dw.aclose()
 
+
+
+def add_app_arguments(p: Any, verb: str) -> None:
+    """What `load_app` reads: the Ductwork instance (--app, --import, --specs), its store and
+    its secrets; shared by `ductwork worker` and `ductwork server`."""
+    p.add_argument("--app", metavar="MODULE:ATTR",
+                   help=f"the Ductwork instance to {verb}, e.g. myapp.workflows:dw")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a module that defines workflows (repeatable)")
+    p.add_argument("--specs", metavar="DIR", help="folder of YAML products (default ./specs "
+                   "when it exists and no --app/--import instance is used)")
+    p.add_argument("--store", metavar="URL",
+                   help="run store URL or SQLite file path (default $DUCTWORK_STORE or "
+                        "sqlite:///.ductwork/runs.db)")
+    p.add_argument("--secrets-file", dest="secrets_files", action="append", default=[],
+                   metavar="FILE", help="secrets for ${secrets.NAME}: a dotenv or YAML file "
+                   "(repeatable, a later one wins; DUCTWORK_SECRET_<NAME> variables win over "
+                   "files)")
 
 def load_app(*, app: str | None = None, imports: list[str] | None = None,
              specs: str | None = None, store: str | None = None,
