@@ -226,6 +226,21 @@ class RunStore(abc.ABC):
     async def commit(self, workflow_id: str, batch: Batch) -> None:
         """Apply a batch in one transaction. Raises LeaseLostError / StepConflictError."""
 
+    async def commit_many(self, items: list[tuple[str, Batch]]) -> list[Exception | None]:
+        """Group commit: apply several runs' batches, each all-or-nothing, returning only once
+        all of them are durable. A batch whose fence fails gets its LeaseLostError /
+        StepConflictError in its slot and does not undo the others; any other error (the store
+        is down) is raised for all. Stores that can should do this in one transaction; this
+        default commits one by one."""
+        out: list[Exception | None] = []
+        for workflow_id, batch in items:
+            try:
+                await self.commit(workflow_id, batch)
+                out.append(None)
+            except (LeaseLostError, StepConflictError) as e:
+                out.append(e)
+        return out
+
     @abc.abstractmethod
     async def claim(self, workflow_id: str, owner: str, lease_s: float, *,
                     steal_from: frozenset[str] = frozenset()) -> RunRow | None:
