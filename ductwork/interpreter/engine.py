@@ -27,6 +27,7 @@ from ductwork.errors import (
 from ductwork.interpreter import children, codec, observe
 from ductwork.interpreter.cancel import CancelRun, poll_cancel_requests
 from ductwork.interpreter.clock import Clock, SystemClock
+from ductwork.interpreter.committer import Committer
 from ductwork.interpreter.context import WorkflowContext
 from ductwork.interpreter.journal import (
     Journal,
@@ -70,6 +71,8 @@ class Engine:
         self.contexts: dict[str, WorkflowContext] = {}
         self.journals: dict[str, Journal] = {}
         self._wakeups: dict[str, set[asyncio.Event]] = {}
+        # Every run's durable points go through it: group commit while several runs go on.
+        self.committer = Committer(self)
         self._heartbeat: asyncio.Task[None] | None = None
         self._closing = False
         # Set by a worker shutting down: runs give themselves back at their next durable point.
@@ -181,6 +184,7 @@ class Engine:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        await self.committer.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)

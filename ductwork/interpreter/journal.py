@@ -225,7 +225,7 @@ class Journal:
             batch.logs.extend(self._pending_logs)
             self._pending_logs = []
         try:
-            await self.engine.store.commit(self.workflow_id, batch)
+            await self.engine.committer.commit(self.workflow_id, batch)
         except LeaseLostError as e:
             # The only translation of the store's error into the control-flow signal.
             raise LeaseLost(str(e)) from None

@@ -168,52 +168,92 @@ class SQLiteStore(RunStore):
             [(wid, *e) for e in events])
 
     async def commit(self, workflow_id: str, batch: Batch) -> None:
+        if self._one_statement(batch):
+            # The hot path (one step result, or a run's final status): a single statement is
+            # its own transaction.
+            self._apply(workflow_id, batch)
+            return
         db = self.conn
-        if (len(batch.steps) == 1 and not batch.run and not batch.step_updates
-                and not batch.events and not batch.logs and not batch.state
-                and batch.consume_signal is None):
-            # The hot path (one step result): a single statement is its own transaction.
-            self._insert_step(workflow_id, batch.steps[0], batch.owner)
-            return
-        if (batch.run and not batch.steps and not batch.step_updates and not batch.events
-                and not batch.logs and not batch.state and batch.consume_signal is None):
-            self._update_run(workflow_id, batch.run, batch.owner)  # e.g. a run's final status
-            return
         db.execute("BEGIN IMMEDIATE")
         try:
-            if batch.run:
-                self._update_run(workflow_id, batch.run, batch.owner)
-            elif batch.owner is not None and not batch.steps and db.execute(
-                    "SELECT 1 FROM dw_runs WHERE workflow_id=? AND owner=?",
-                    (workflow_id, batch.owner)).fetchone() is None:
-                raise self._lost(workflow_id)
-            for s in batch.steps:
-                self._insert_step(workflow_id, s, batch.owner)
-            for key, upd in batch.step_updates:
-                sets = ", ".join(f"{k}=?" for k in upd)
-                db.execute(f"UPDATE dw_steps SET {sets} WHERE workflow_id=? AND step_key=?",
-                           [*upd.values(), workflow_id, key])
-            if batch.consume_signal is not None:
-                sid, key = batch.consume_signal
-                cur = db.execute("UPDATE dw_signals SET consumed_by=? WHERE id=? AND "
-                                 "consumed_by IS NULL", (key, sid))
-                if cur.rowcount != 1:
-                    raise StepConflictError(f"signal {sid} of run {workflow_id} was already taken")
-            if batch.state:
-                db.executemany(
-                    "INSERT INTO dw_state (workflow_id, key, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT(workflow_id, key) DO UPDATE SET value=excluded.value",
-                    [(workflow_id, k, v) for k, v in batch.state.items()])
-            if batch.events:
-                self._events(workflow_id, batch.events)
-            if batch.logs:
-                db.executemany(
-                    "INSERT INTO dw_logs (workflow_id, ts, level, message, data, step) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", [(workflow_id, *lg) for lg in batch.logs])
+            self._apply(workflow_id, batch)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    async def commit_many(self, items: list[tuple[str, Batch]]) -> list[Exception | None]:
+        """One transaction for all; each batch of more than one statement inside a savepoint,
+        so that its fence failure undoes it alone (a one-statement batch whose fence fails
+        has written nothing)."""
+        db = self.conn
+        out: list[Exception | None] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for workflow_id, batch in items:
+                if self._one_statement(batch):
+                    try:
+                        self._apply(workflow_id, batch)
+                        out.append(None)
+                    except (LeaseLostError, StepConflictError) as e:
+                        out.append(e)
+                    continue
+                db.execute("SAVEPOINT dw_batch")
+                try:
+                    self._apply(workflow_id, batch)
+                    out.append(None)
+                except (LeaseLostError, StepConflictError) as e:
+                    db.execute("ROLLBACK TO dw_batch")
+                    out.append(e)
+                db.execute("RELEASE dw_batch")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return out
+
+    @staticmethod
+    def _one_statement(batch: Batch) -> bool:
+        """Whether the batch is one fenced statement: one step row, or run fields alone."""
+        if batch.step_updates or batch.events or batch.logs or batch.state \
+                or batch.consume_signal is not None:
+            return False
+        return (len(batch.steps) == 1 and not batch.run) or (bool(batch.run)
+                                                              and not batch.steps)
+
+    def _apply(self, workflow_id: str, batch: Batch) -> None:
+        """The statements of one batch, inside the caller's transaction (or as the one
+        statement of a one-statement batch). Raises LeaseLostError / StepConflictError."""
+        db = self.conn
+        if batch.run:
+            self._update_run(workflow_id, batch.run, batch.owner)
+        elif batch.owner is not None and not batch.steps and db.execute(
+                "SELECT 1 FROM dw_runs WHERE workflow_id=? AND owner=?",
+                (workflow_id, batch.owner)).fetchone() is None:
+            raise self._lost(workflow_id)
+        for s in batch.steps:
+            self._insert_step(workflow_id, s, batch.owner)
+        for key, upd in batch.step_updates:
+            sets = ", ".join(f"{k}=?" for k in upd)
+            db.execute(f"UPDATE dw_steps SET {sets} WHERE workflow_id=? AND step_key=?",
+                       [*upd.values(), workflow_id, key])
+        if batch.consume_signal is not None:
+            sid, key = batch.consume_signal
+            cur = db.execute("UPDATE dw_signals SET consumed_by=? WHERE id=? AND "
+                             "consumed_by IS NULL", (key, sid))
+            if cur.rowcount != 1:
+                raise StepConflictError(f"signal {sid} of run {workflow_id} was already taken")
+        if batch.state:
+            db.executemany(
+                "INSERT INTO dw_state (workflow_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT(workflow_id, key) DO UPDATE SET value=excluded.value",
+                [(workflow_id, k, v) for k, v in batch.state.items()])
+        if batch.events:
+            self._events(workflow_id, batch.events)
+        if batch.logs:
+            db.executemany(
+                "INSERT INTO dw_logs (workflow_id, ts, level, message, data, step) "
+                "VALUES (?, ?, ?, ?, ?, ?)", [(workflow_id, *lg) for lg in batch.logs])
 
     def _update_run(self, workflow_id: str, run: dict[str, Any], owner: str | None) -> None:
         fields = {**run, "updated_at": now()}

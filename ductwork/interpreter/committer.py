@@ -1,0 +1,107 @@
+"""Group commit: the durable points that runs reach together are written in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ductwork.errors import StoreError
+from ductwork.store.protocol import Batch
+
+if TYPE_CHECKING:
+    from ductwork.interpreter.engine import Engine
+
+# (workflow_id, batch, the waiter woken once the store has answered for the batch)
+_Item = tuple[str, Batch, "asyncio.Future[None]"]
+
+
+class Committer:
+    """Every Journal.commit of an engine goes through here.
+
+    While the engine drives one run, a batch is committed at once, as if this class were not
+    there: a lone run pays no extra event-loop turn. While it drives several, a batch is
+    queued and one flush, scheduled behind the tasks that are ready now, hands everything
+    queued to store.commit_many: runs whose steps finish in the same turn of the loop share
+    one transaction. A waiter is woken only after the store returned, so that no step is
+    reported done before its commit is durable; a fence failure (lease lost, step conflict)
+    reaches its own run only, any other store error every run of the group."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: list[_Item] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+        # How many groups were handed to store.commit_many (tests, benchmarks).
+        self.groups = 0
+
+    async def commit(self, workflow_id: str, batch: Batch) -> None:
+        """Write the batch durably; raises the store's error for it."""
+        engine = self._engine
+        # The engine-wide signal: another run driven here, or batches already waiting.
+        if len(engine.tasks) <= 1 and not self._queue:
+            await engine.store.commit(workflow_id, batch)
+            return
+        if self._closed:
+            raise StoreError(f"run {workflow_id}: the engine is closed, its commit was not "
+                             "written")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.append((workflow_id, batch, fut))
+        if self._flusher is None:
+            # A task's first step is scheduled with call_soon: it runs after every task that
+            # is ready now, which have queued their batches by then.
+            self._flusher = loop.create_task(self._flush(), name="ductwork:group-commit")
+        await fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                items, self._queue = self._queue, []
+                # A waiter cancelled before its turn (its run is being torn down) is left out:
+                # as if cancelled before the commit started. Nobody else's batch is affected.
+                items = [it for it in items if not it[2].done()]
+                if items:
+                    await self._write(items)
+        finally:
+            self._flusher = None
+
+    async def _write(self, items: list[_Item]) -> None:
+        self.groups += 1
+        try:
+            outcomes = await self._engine.store.commit_many([(w, b) for w, b, _ in items])
+        except asyncio.CancelledError:
+            # The loop is going away mid-commit: whether it landed is unknown, so no waiter
+            # may take it as written.
+            _fail(items, StoreError("the group commit was interrupted (the event loop is "
+                                    "shutting down); its outcome is unknown"))
+            raise
+        except Exception as e:
+            _fail(items, e)
+            return
+        if len(outcomes) != len(items):
+            _fail(items, StoreError(f"the store answered {len(outcomes)} outcomes for a group "
+                                    f"commit of {len(items)} batches"))
+            return
+        for (_w, _b, fut), err in zip(items, outcomes, strict=True):
+            if fut.done():  # cancelled while the store was writing: the commit stands
+                continue
+            if err is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(err)
+
+    async def close(self) -> None:
+        """Let a group being written finish, then fail what is still queued (the engine's
+        run tasks were cancelled before: their waiters are gone)."""
+        self._closed = True
+        flusher = self._flusher
+        if flusher is not None and flusher is not asyncio.current_task():
+            await asyncio.gather(flusher, return_exceptions=True)
+        items, self._queue = self._queue, []
+        _fail(items, StoreError("the engine closed before this commit was written"))
+
+
+def _fail(items: list[_Item], err: BaseException) -> None:
+    for _w, _b, fut in items:
+        if not fut.done():
+            fut.set_exception(err)
