@@ -6,13 +6,15 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ductwork.errors import StoreError
-from ductwork.store.protocol import Batch
+from ductwork.store.protocol import Batch, Event, RunRow
 
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
 
 # (workflow_id, batch, the waiter woken once the store has answered for the batch)
 _Item = tuple[str, Batch, "asyncio.Future[None]"]
+# (run, its events, the waiter of (stored run, created))
+_Create = tuple[RunRow, list[Event], "asyncio.Future[tuple[RunRow, bool]]"]
 
 
 class Committer:
@@ -24,11 +26,13 @@ class Committer:
     queued to store.commit_many: runs whose steps finish in the same turn of the loop share
     one transaction. A waiter is woken only after the store returned, so that no step is
     reported done before its commit is durable; a fence failure (lease lost, step conflict)
-    reaches its own run only, any other store error every run of the group."""
+    reaches its own run only, any other store error every run of the group. Runs started
+    together (concurrent execute() calls) are created in one transaction the same way."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._queue: list[_Item] = []
+        self._creates: list[_Create] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
         # How many groups were handed to store.commit_many (tests, benchmarks).
@@ -47,23 +51,59 @@ class Committer:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._queue.append((workflow_id, batch, fut))
+        self._schedule(loop)
+        await fut
+
+    async def create(self, run: RunRow, events: list[Event]) -> tuple[RunRow, bool]:
+        """store.create_run, grouped with the runs started in the same turn of the loop while
+        other runs are driven here; (stored run, created) once it is durable."""
+        engine = self._engine
+        if not engine.tasks and not self._creates:
+            return await engine.store.create_run(run, events)
+        if self._closed:
+            raise StoreError(f"run {run.workflow_id}: the engine is closed, the run was not "
+                             "created")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[RunRow, bool]] = loop.create_future()
+        self._creates.append((run, events, fut))
+        self._schedule(loop)
+        return await fut
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._flusher is None:
             # A task's first step is scheduled with call_soon: it runs after every task that
             # is ready now, which have queued their batches by then.
             self._flusher = loop.create_task(self._flush(), name="ductwork:group-commit")
-        await fut
 
     async def _flush(self) -> None:
         try:
-            while self._queue:
-                items, self._queue = self._queue, []
+            while self._queue or self._creates:
                 # A waiter cancelled before its turn (its run is being torn down) is left out:
-                # as if cancelled before the commit started. Nobody else's batch is affected.
-                items = [it for it in items if not it[2].done()]
+                # as if cancelled before the write started. Nobody else's batch is affected.
+                creates = [c for c in self._creates if not c[2].done()]
+                items = [it for it in self._queue if not it[2].done()]
+                self._creates, self._queue = [], []
+                if creates:
+                    await self._create(creates)
                 if items:
                     await self._write(items)
         finally:
             self._flusher = None
+
+    async def _create(self, creates: list[_Create]) -> None:
+        self.groups += 1
+        try:
+            stored = await self._engine.store.create_runs([(r, e) for r, e, _ in creates])
+        except asyncio.CancelledError:
+            _fail(creates, StoreError("creating a group of runs was interrupted (the event "
+                                      "loop is shutting down); its outcome is unknown"))
+            raise
+        except Exception as e:
+            _fail(creates, e)
+            return
+        for (_r, _e, fut), out in zip(creates, stored, strict=True):
+            if not fut.done():
+                fut.set_result(out)
 
     async def _write(self, items: list[_Item]) -> None:
         self.groups += 1
@@ -99,9 +139,11 @@ class Committer:
             await asyncio.gather(flusher, return_exceptions=True)
         items, self._queue = self._queue, []
         _fail(items, StoreError("the engine closed before this commit was written"))
+        creates, self._creates = self._creates, []
+        _fail(creates, StoreError("the engine closed before this run was created"))
 
 
-def _fail(items: list[_Item], err: BaseException) -> None:
-    for _w, _b, fut in items:
+def _fail(items: list[_Item] | list[_Create], err: BaseException) -> None:
+    for *_, fut in items:
         if not fut.done():
             fut.set_exception(err)

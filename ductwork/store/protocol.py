@@ -26,6 +26,8 @@ class StepConflictError(StoreError):
     """A step result was already committed for (run, step): never record it twice."""
 
 
+# A run's history event: (ts, type, step, data JSON).
+Event = tuple[float, str, str | None, str | None]
 # Runs deleted per prune() transaction: short write locks, bounded statement size.
 PRUNE_BATCH = 500
 # What a run owns besides its dw_runs row (prune deletes these with it).
@@ -215,6 +217,13 @@ class RunStore(abc.ABC):
     async def create_run(self, run: RunRow, events: list[tuple[float, str, str | None, str | None]]
                          ) -> tuple[RunRow, bool]:
         """Insert the run unless its workflow_id exists; return (stored run, created)."""
+
+    async def create_runs(self, items: list[tuple[RunRow, list[Event]]]
+                          ) -> list[tuple[RunRow, bool]]:
+        """create_run for several runs at once (group commit of runs started together), all
+        durable when it returns; (stored run, created) for each, in order. Stores that can
+        should do this in one transaction; this default creates them one by one."""
+        return [await self.create_run(run, events) for run, events in items]
 
     @abc.abstractmethod
     async def get_run(self, workflow_id: str) -> RunRow | None: ...

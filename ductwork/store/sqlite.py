@@ -17,6 +17,7 @@ from ductwork.store.protocol import (
     SCHEDULE_FIELDS,
     STEP_FIELDS,
     Batch,
+    Event,
     LeaseLostError,
     QueueLimit,
     RunRow,
@@ -126,26 +127,42 @@ class SQLiteStore(RunStore):
     async def create_run(self, run: RunRow, events: list[tuple[float, str, str | None, str | None]]
                          ) -> tuple[RunRow, bool]:
         db = self.conn
-        values = [getattr(run, f) for f in RUN_FIELDS]
         if not events:  # one statement is its own transaction
-            cur = db.execute(_RUN_INSERT, values)
-            if cur.rowcount == 1:
-                return run, True
-            existing = await self.get_run(run.workflow_id)
-            assert existing is not None
-            return existing, False
+            created = self._insert_run(run, events)
+        else:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                created = self._insert_run(run, events)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return (run, True) if created else await self._existing(run)
+
+    async def create_runs(self, items: list[tuple[RunRow, list[Event]]]
+                          ) -> list[tuple[RunRow, bool]]:
+        if not items:
+            return []
+        db = self.conn
         db.execute("BEGIN IMMEDIATE")
         try:
-            cur = db.execute(_RUN_INSERT, values)
-            created = cur.rowcount == 1
-            if created and events:
-                self._events(run.workflow_id, events)
+            created = [self._insert_run(run, events) for run, events in items]
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        if created:
-            return run, True
+        return [(run, True) if c else await self._existing(run)
+                for (run, _), c in zip(items, created, strict=True)]
+
+    def _insert_run(self, run: RunRow, events: list[Event]) -> bool:
+        """Insert the run (and its events) unless its workflow_id exists; True if inserted."""
+        if self.conn.execute(_RUN_INSERT, [getattr(run, f) for f in RUN_FIELDS]).rowcount != 1:
+            return False
+        if events:
+            self._events(run.workflow_id, events)
+        return True
+
+    async def _existing(self, run: RunRow) -> tuple[RunRow, bool]:
         existing = await self.get_run(run.workflow_id)
         assert existing is not None
         return existing, False

@@ -60,8 +60,8 @@ async def execute(
         queue=str(wf.options.get("queue", "default")),
         priority=int(wf.options.get("priority", 0)))
     observe.created(engine.runtime.observer, run)
-    stored, created = await engine.store.create_run(
-        run, [])  # history derives workflow_started from the run row
+    # Grouped with the runs started together; history derives workflow_started from the row.
+    stored, created = await engine.committer.create(run, [])
     if created:
         task = engine.spawn(stored, fresh=True)
     else:

@@ -95,12 +95,14 @@ async def test_concurrent_runs_share_transactions_and_record_every_step_once(
             assert [(s.step_key, s.status) for s in steps] == [
                 ("a", "completed"), ("b", "completed"), ("c", "completed")]
             assert [ran[f"{r.workflow_id}/{t}"] for t in "abc"] == [1, 1, 1]
-        # 3 step results and the final status of each run went through commit_many.
+        # 3 step results and the final status of each run, each written once.
         assert sum(spy.groups) + spy.commits == 200 * 4
-        assert spy.groups
         if any_store.startswith("sqlite"):
-            # Runs whose steps finish in the same turn of the loop share one transaction.
-            assert sum(spy.groups) == 200 * 4 and len(spy.groups) * 20 <= 200 * 4
+            # Runs whose steps finish in the same turn of the loop share one transaction
+            # (the first run may go alone: nothing else was running when it started).
+            assert spy.commits <= 4 and len(spy.groups) * 20 <= sum(spy.groups)
+        else:
+            assert spy.groups
 
 
 async def test_a_lone_run_commits_directly(dw: Ductwork) -> None:
@@ -158,13 +160,12 @@ async def test_a_store_failure_mid_group_reports_no_step_done(dw: Ductwork) -> N
     store = dw.store
     assert isinstance(store, SQLiteStore)
     real_many, real_apply = store.commit_many, store._apply
-    groups = 0
+    failed: list[str] = []
 
     async def failing_many(items: list[tuple[str, Batch]]) -> list[Exception | None]:
-        nonlocal groups
-        groups += 1
-        if groups != 2:
+        if failed or not any(s.step_key == "b" for _, b in items for s in b.steps):
             return await real_many(items)
+        failed.extend(w for w, _ in items)
         applied = 0
 
         def apply(workflow_id: str, batch: Batch) -> None:
@@ -184,13 +185,18 @@ async def test_a_store_failure_mid_group_reports_no_step_done(dw: Ductwork) -> N
     seen.clear()
     results = await asyncio.gather(*[
         dw.workflows.execute(product="p", env="dev", tag="three") for _ in range(10)])
+    assert len(failed) >= 5  # the group of the b steps (a run started alone may go first)
     for r in results:
         wid = r.workflow_id
         done = {s.step_key for s in await store.load_steps(wid)
                 if s.kind == "step" and s.status == "completed"}
-        assert done == {t for w, t in seen if w == wid} == {"a"}
-        assert r.status == "rolled_back" and "disk I/O error" in (r.error.message or "")
-        assert undone[wid] == 1 and ran[f"{wid}/b"] == 1 and ran[f"{wid}/c"] == 0
+        assert done == {t for w, t in seen if w == wid}
+        if wid in failed:
+            assert done == {"a"}
+            assert r.status == "rolled_back" and "disk I/O error" in (r.error.message or "")
+            assert undone[wid] == 1 and ran[f"{wid}/b"] == 1 and ran[f"{wid}/c"] == 0
+        else:
+            assert done == {"a", "b", "c"} and r.status == "completed" and undone[wid] == 0
 
 
 async def _committer(tmp_path: Path, runs: int) -> tuple[Committer, SQLiteStore, Any]:

@@ -138,3 +138,19 @@ async def test_sqlite_writes_a_group_in_one_transaction(tmp_path: Any) -> None:
         assert not store.conn.in_transaction
     finally:
         await store.close()
+
+
+async def test_create_runs_creates_each_once(store: RunStore) -> None:
+    await store.create_run(run("old", input='{"v":0}'), [])
+    out = await store.create_runs([
+        (run("n1", input='{"v":1}'), [(1.0, "queued", None, None)]),
+        (run("old", input='{"v":2}'), [(1.0, "queued", None, None)]),
+        (run("n2"), []),
+        (run("n1", input='{"v":3}'), []),  # the same id twice in one group: the first wins
+    ])
+    assert [(r.workflow_id, created) for r, created in out] == [
+        ("n1", True), ("old", False), ("n2", True), ("n1", False)]
+    assert out[1][0].input == '{"v":0}' and out[3][0].input == '{"v":1}'
+    assert [e["type"] for e in await store.events("n1")] == ["queued"]
+    assert await store.events("old") == []
+    assert await store.create_runs([]) == []
