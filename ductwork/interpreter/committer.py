@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ductwork.errors import StoreError
-from ductwork.store.protocol import Batch, Event, RunRow
+from ductwork.store.protocol import Batch, Event, RunRow, RunStore
 
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
@@ -31,6 +31,12 @@ class Committer:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # Grouping pays only where the store writes a group in one transaction: with the
+        # protocol's one-by-one defaults, concurrent runs are better off committing at once
+        # (on PostgreSQL each on its own pooled connection).
+        kind = type(engine.store)
+        self._group_commits = kind.commit_many is not RunStore.commit_many
+        self._group_creates = kind.create_runs is not RunStore.create_runs
         self._queue: list[_Item] = []
         self._creates: list[_Create] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -42,7 +48,7 @@ class Committer:
         """Write the batch durably; raises the store's error for it."""
         engine = self._engine
         # The engine-wide signal: another run driven here, or batches already waiting.
-        if len(engine.tasks) <= 1 and not self._queue:
+        if (len(engine.tasks) <= 1 and not self._queue) or not self._group_commits:
             await engine.store.commit(workflow_id, batch)
             return
         if self._closed:
@@ -58,7 +64,7 @@ class Committer:
         """store.create_run, grouped with the runs started in the same turn of the loop while
         other runs are driven here; (stored run, created) once it is durable."""
         engine = self._engine
-        if not engine.tasks and not self._creates:
+        if (not engine.tasks and not self._creates) or not self._group_creates:
             return await engine.store.create_run(run, events)
         if self._closed:
             raise StoreError(f"run {run.workflow_id}: the engine is closed, the run was not "
