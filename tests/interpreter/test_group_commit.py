@@ -215,11 +215,14 @@ async def _committer(tmp_path: Path, runs: int) -> tuple[Committer, SQLiteStore,
     return Committer(Engine()), store, Engine  # type: ignore[arg-type]
 
 
+async def _commit(committer: Committer, wid: str) -> None:
+    await committer.commit(wid, Batch(owner="me", steps=[StepRow(wid, "a", "a", seq=1)]))
+
+
 async def test_a_cancelled_waiter_leaves_the_other_batches_alone(tmp_path: Path) -> None:
     committer, store, _ = await _committer(tmp_path, 3)
     try:
-        tasks = [asyncio.create_task(committer.commit(f"w{i}", Batch(
-            owner="me", steps=[StepRow(f"w{i}", "a", "a", seq=1)]))) for i in range(3)]
+        tasks = [asyncio.create_task(_commit(committer, f"w{i}")) for i in range(3)]
         await asyncio.sleep(0)  # all three queued, the flush not run yet
         tasks[1].cancel()
         done = await asyncio.gather(*tasks, return_exceptions=True)
@@ -228,9 +231,8 @@ async def test_a_cancelled_waiter_leaves_the_other_batches_alone(tmp_path: Path)
         assert [len(await store.load_steps(f"w{i}")) for i in range(3)] == [1, 0, 1]
         assert committer.groups == 1
         # The same batches again: the two written conflict, the dropped one goes in once.
-        again = await asyncio.gather(*[committer.commit(f"w{i}", Batch(
-            owner="me", steps=[StepRow(f"w{i}", "a", "a", seq=1)])) for i in range(3)],
-            return_exceptions=True)
+        again = await asyncio.gather(*[_commit(committer, f"w{i}") for i in range(3)],
+                                     return_exceptions=True)
         assert [type(e).__name__ for e in again] == [
             "StepConflictError", "NoneType", "StepConflictError"]
         assert [len(await store.load_steps(f"w{i}")) for i in range(3)] == [1, 1, 1]
@@ -242,8 +244,7 @@ async def test_close_fails_what_is_queued_and_leaves_no_task_behind(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     committer, store, _ = await _committer(tmp_path, 2)
     try:
-        waiter = asyncio.create_task(committer.commit("w0", Batch(
-            owner="me", steps=[StepRow("w0", "a", "a", seq=1)])))
+        waiter = asyncio.create_task(_commit(committer, "w0"))
         await asyncio.sleep(0)
         # Closing while a group is scheduled: it is written (its waiter is alive), then
         # anything left is failed and a late commit is refused.
