@@ -93,7 +93,7 @@ async def run_child(journal: Journal, child_id: str, tag: str, input: Any = None
     wf = defs.get(product, tag)
     defs.check_env(wf, env)
     data = {} if input is None else input
-    defs.validate_input(wf, data)
+    data = defs.validate_input(wf, data)  # with the schema's defaults filled in
     enc = journal.encode(data, f"{where} input", "input")
     journal.inflight += 1
     try:

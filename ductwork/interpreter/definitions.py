@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ductwork.errors import ConfigurationError, DuplicateWorkflowError, WorkflowNotFoundError
 from ductwork.interpreter.result import Handler, WorkflowDef
+from ductwork.util import schema_defaults
 from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
 from ductwork.util.text import check_text, shown, valid_unicode
@@ -24,6 +26,9 @@ class Definitions:
         # `envs` is active in its product's environments.
         self._products = products
         self._defs: dict[tuple[str, str], WorkflowDef] = {}
+        # Workflows whose input schema declares a default somewhere: only their inputs are
+        # walked to fill them in (most schemas have none, and every start pays the walk).
+        self._with_defaults: set[tuple[str, str]] = set()
 
     def define(
         self,
@@ -85,6 +90,10 @@ class Definitions:
                          input_schema=dict(input_schema) if input_schema else None,
                          source=source or "python")
         self._defs[key] = wf
+        self._with_defaults.discard(key)
+        if wf.input_schema is not None and next(schema_defaults.defaults(wf.input_schema),
+                                                None) is not None:
+            self._with_defaults.add(key)
         return wf
 
     def get(self, product: str, tag: str) -> WorkflowDef:
@@ -120,9 +129,16 @@ class Definitions:
                 f"Workflow {wf.product}/{wf.tag} is not active in env '{env}' (envs: "
                 f"{', '.join(allowed)})" + did_you_mean(env, allowed, prefix="; "))
 
-    def validate_input(self, wf: WorkflowDef, data: Any) -> None:
+    def validate_input(self, wf: WorkflowDef, data: Any) -> Any:
+        """The input a run of `wf` starts with: `data` with the schema's defaults filled in
+        (the one to store, so a replay reads the same), checked against the schema."""
         if wf.input_schema is None:
-            return
+            return data
+        if (wf.product, wf.tag) in self._with_defaults:
+            try:
+                data = schema_defaults.fill(wf.input_schema, data)
+            except ConfigurationError as e:
+                raise ConfigurationError(f"execute({wf.product}/{wf.tag}): {e}") from None
         import jsonschema
 
         errors = sorted(jsonschema.Draft202012Validator(wf.input_schema).iter_errors(data),
@@ -133,6 +149,7 @@ class Definitions:
             raise ConfigurationError(
                 f"execute({wf.product}/{wf.tag}): the input does not match the workflow's input "
                 "schema:\n" + "\n".join(lines))
+        return data
 
     def _product_envs(self, product: str) -> list[str] | None:
         envs = getattr(self._products.get(product), "envs", None)
@@ -179,6 +196,7 @@ def _check_define(where: str, name: Any, description: Any, options: Any, signals
                                  f"['dev', 'prd'], got {shown(envs)}")
     if input_schema is not None:
         _check_schema(input_schema, "input_schema", where)
+        _check_defaults(input_schema, where)
 
 
 def _check_schema(schema: Any, what: str, where: str) -> None:
@@ -195,3 +213,26 @@ def _check_schema(schema: Any, what: str, where: str) -> None:
                                  ) from None
     except (RecursionError, TypeError, ValueError) as e:
         raise ConfigurationError(f"{where}: {what} is not a valid JSON Schema ({e})") from None
+
+
+def _check_defaults(schema: Mapping[str, Any], where: str) -> None:
+    """Each default must pass its own schema (filled in turn): a run that leaves the property
+    out would otherwise fail the input check, whatever its caller did."""
+    import jsonschema
+    import referencing.exceptions
+
+    root = jsonschema.Draft202012Validator(schema)
+    for path, sub in schema_defaults.defaults(schema):
+        at = "/".join(map(str, (*path, "default")))
+        try:
+            value = schema_defaults.fill(sub, sub["default"], root=schema)
+            errors = list(root.evolve(schema=sub).iter_errors(value))
+        except (ConfigurationError, referencing.exceptions.Unresolvable) as e:
+            raise ConfigurationError(f"{where}: input_schema {at}: {e}") from None
+        if errors:
+            first = errors[0]
+            inside = "/".join(map(str, first.path))
+            raise ConfigurationError(
+                f"{where}: input_schema {at} {reprlib.repr(sub['default'])} does not match its "
+                f"own schema: {inside + ': ' if inside else ''}{first.message}; fix the default or "
+                "the schema (a run that leaves the property out would fail the input check)")

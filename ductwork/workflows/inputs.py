@@ -31,11 +31,12 @@ def encode_input(data: Any, where: str) -> str:
 
 
 def prepare_input(defs: Definitions, wf: WorkflowDef, env: str, input: Any, where: str) -> str:
-    """Check env and input against the definition; the input encoded for the store."""
+    """Check env and input against the definition; the input encoded for the store, with the
+    schema's defaults filled in (a replay reads what this run read)."""
     defs.check_env(wf, env)
     data = {} if input is None else input
     # Encoded first: the codec bounds the depth (and refuses what no store holds) before the
     # schema check walks the value.
     enc = encode_input(data, where)
-    defs.validate_input(wf, data)
-    return enc
+    filled = defs.validate_input(wf, data)
+    return enc if filled is data else encode_input(filled, where)

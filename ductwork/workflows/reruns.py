@@ -236,7 +236,7 @@ async def restart(engine: Engine, workflow_id: str, input: Any = None,
         new_input = original if input is None else input
     wf = engine.runtime.definitions.find(src.product, src.tag)
     if wf is not None:
-        engine.runtime.definitions.validate_input(wf, new_input)
+        new_input = engine.runtime.definitions.validate_input(wf, new_input)
     flags = {"is_restart": True, "restarted_from": src.workflow_id,
              "restart_reason": reason or "restart", "original_input": original}
     return await _start(engine, src, input=new_input, flags=flags,
@@ -300,7 +300,7 @@ async def resume(engine: Engine, workflow_id: str, from_checkpoint: str | None =
         run_input = {**(run_input or {}), **input}
         wf = engine.runtime.definitions.find(src.product, src.tag)
         if wf is not None:
-            engine.runtime.definitions.validate_input(wf, run_input)
+            run_input = engine.runtime.definitions.validate_input(wf, run_input)
     if from_checkpoint is not None and from_step is not None:
         raise ConfigurationError("resume(): give from_checkpoint or from_step, not both")
     steps = await engine.store.load_steps(workflow_id)
