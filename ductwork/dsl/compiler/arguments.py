@@ -9,6 +9,7 @@ from ductwork.connectors.checks import Runtime
 from ductwork.dsl.expr import expressions
 from ductwork.dsl.expr import nodes as ast
 from ductwork.errors import ExpressionError
+from ductwork.util import schema_defaults
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -57,10 +58,10 @@ def _shape(node: ast.Node, input_schema: dict[str, Any] | None) -> Any:
         if not isinstance(props, dict) or name not in props:
             return checks.ANY
         schema = props[name]
-    return _object_shape(schema)
+    return _object_shape(schema, input_schema)
 
 
-def _object_shape(schema: Any) -> Runtime:
+def _object_shape(schema: Any, root: Any) -> Runtime:
     if not isinstance(schema, dict) or schema.get("type") not in ("object", None):
         return checks.ANY
     props = schema.get("properties")
@@ -69,6 +70,7 @@ def _object_shape(schema: Any) -> Runtime:
     required = schema.get("required")
     surely = frozenset(r for r in required if r in props) if isinstance(required, list) \
         else frozenset()
+    surely |= schema_defaults.defaulted(root, schema) & frozenset(props)  # filled in if left out
     # Like the expression checker, an object schema without additionalProperties lists its
     # fields: a field it does not declare is taken not to come.
     closed = schema.get("additionalProperties") in (None, False)

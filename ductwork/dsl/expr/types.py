@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from ductwork.util import schema_defaults
+
 # The kinds a value can have at run time, named as runtime.type_name names them (plus
 # "integer", a number known to be whole). A Type is a set of kinds: a union.
 KINDS = ("null", "boolean", "integer", "number", "string", "list", "map", "datetime", "date",
@@ -268,6 +270,8 @@ class _Schema:
             req = s.get("required")
             required = frozenset(r for r in req if isinstance(r, str)) \
                 if isinstance(req, list) else frozenset()
+            # A property with a default is always there: a run's input has it filled in.
+            required |= schema_defaults.defaulted(self.root, s)
         items = None
         if "list" in kinds:
             raw_items = s.get("items")

@@ -8,9 +8,12 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from referencing.exceptions import Unresolvable
 
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean
 from ductwork.dsl.loader import DataPath, Document
+from ductwork.errors import ConfigurationError
+from ductwork.util import schema_defaults
 
 # JSON Schema ignores keywords it does not know, so a misspelt `propertes` silently accepts
 # every input. Draft 2020-12's keywords (plus the common annotations) are all it may hold.
@@ -46,6 +49,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list,), "null": (type(None),),
 }
 _META = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+_NONE = object()
 
 
 def check(doc: Document, where: DataPath, schema: Any) -> list[Diagnostic]:
@@ -64,6 +68,8 @@ class _Checker:
         self.root = root
         self.found: list[Diagnostic] = []
         self.spots: set[tuple[DataPath, bool]] = set()
+        # Defaults are checked against their schema only when the schema itself is sound.
+        self.sound = isinstance(root, dict) and _META.is_valid(root)
 
     def fail(self, path: DataPath, message: str, hint: str | None = None, *,
              key: bool = False) -> None:
@@ -103,6 +109,7 @@ class _Checker:
         self.types(schema, path)
         self.required(schema, path)
         self.values(schema, path)
+        self.default(schema, path)
         self.ranges(schema, path)
         self.misc(schema, path)
 
@@ -169,6 +176,52 @@ class _Checker:
             if word in schema and not fits(schema[word]):
                 self.fail((*path, word), f"{word} {_show(schema[word])} is {_kind(schema[word])}, "
                           f"but 'type' is {wanted}", _retype_hint(schema[word], names))
+
+    def default(self, schema: dict[str, Any], path: DataPath) -> None:
+        """A default must pass its own schema (with the defaults inside it filled in): a run
+        that leaves the property out gets it, and the input check would refuse it."""
+        at = (*path, "default")
+        if "default" not in schema or not self.sound or self.where != ("input",) \
+                or ((*self.where, *at), False) in self.spots:
+            return  # (signal payloads get no defaults filled in)
+        value = schema["default"]
+        try:
+            filled = schema_defaults.fill(schema, value, root=self.root)
+            found = next(iter(Draft202012Validator(self.root).evolve(schema=schema)
+                              .iter_errors(filled)), None)
+        except ConfigurationError as e:
+            self.fail(at, str(e))
+            return
+        except Unresolvable:
+            return  # misc() reports the $ref that points at nothing
+        if found is None:
+            return
+        inside: DataPath = tuple(found.absolute_path)
+        spot = at
+        node: Any = value
+        for part in inside:  # point into the default where the value is written there
+            inner = node.get(part, _NONE) if isinstance(node, dict) else (
+                node[part] if isinstance(node, list) and isinstance(part, int)
+                and part < len(node) else _NONE)
+            if inner is _NONE:
+                break
+            node, spot = inner, (*spot, part)
+        name = "/".join(map(str, inside))
+        field = f"'{path[-1]}'" if len(path) > 1 and path[-2] == "properties" else "it"
+        why = f"a run that leaves {field} out would fail the input check"
+        if found.validator == "enum":
+            message = f"default {_show(found.instance)} is not one of the enum values"
+            hint = "use one of " + ", ".join(_show(v) for v in found.validator_value[:8])
+        elif found.validator == "required" and isinstance(found.instance, dict):
+            lacks = [r for r in found.validator_value if r not in found.instance]
+            message = f"default {'at ' + name + ' ' if name else ''}lacks the required " \
+                      f"property '{lacks[0] if lacks else '?'}'"
+            hint = "add it to the default, or give that property a default of its own"
+        else:
+            message = f"default {'at ' + name + ' ' if name else ''}does not match its " \
+                      f"schema: {found.message}"
+            hint = "fix the default or the schema"
+        self.fail(spot, message, f"{hint}: {why}")
 
     def ranges(self, schema: dict[str, Any], path: DataPath) -> None:
         for low, high in (("minimum", "maximum"), ("minLength", "maxLength"),

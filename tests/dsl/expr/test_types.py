@@ -27,6 +27,23 @@ def test_json_schema_types_fields_items_and_enums() -> None:
     assert typ.where == "in the input schema"
 
 
+def test_a_property_with_a_default_is_always_present() -> None:
+    # A run's input has it filled in, so reading it needs no default(...).
+    typ = t.from_schema({
+        "type": "object", "required": ["id"],
+        "$defs": {"plan": {"type": "string", "default": "free"}},
+        "properties": {
+            "id": {"type": "integer"}, "note": {"type": "string"},
+            "seats": {"type": "integer", "default": 1},
+            "plan": {"$ref": "#/$defs/plan"},
+            "opts": {"type": "object", "default": {},
+                     "properties": {"a": {"type": "string", "default": "x"}, "b": {}}},
+        },
+    })
+    assert typ.required == {"id", "seats", "plan", "opts"}
+    assert typ.fields is not None and typ.fields["opts"].required == {"a"}
+
+
 def test_open_and_unknown_schemas_stay_open() -> None:
     assert not t.from_schema({"type": "object", "properties": {"a": {}},
                               "additionalProperties": True}).closed
