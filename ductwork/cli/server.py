@@ -113,7 +113,7 @@ def run_server_command(args: argparse.Namespace) -> int:
     from ductwork.cli.common import load_secrets
 
     dw = load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store,
-                  secrets=load_secrets(args.secrets_files))
+                  secrets=load_secrets(args.secrets_files), max_faults=args.max_faults)
     settings = ServerSettings(ductwork=dw, tokens_file=Path(args.tokens) if args.tokens else None,
                               insecure_local=args.insecure_local, worker=not args.no_worker,
                               worker_concurrency=args.concurrency)

@@ -76,7 +76,7 @@ def run_worker_command(args: argparse.Namespace) -> int:
     from ductwork.cli.common import load_secrets
 
     dw = load_app(app=args.app, imports=args.imports, specs=args.specs, store=args.store,
-                  secrets=load_secrets(args.secrets_files))
+                  secrets=load_secrets(args.secrets_files), max_faults=args.max_faults)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
     metrics = None
     if args.metrics_port is not None:
@@ -121,12 +121,31 @@ def add_app_arguments(p: Any, verb: str) -> None:
                    metavar="FILE", help="secrets for ${secrets.NAME}: a dotenv or YAML file "
                    "(repeatable, a later one wins; DUCTWORK_SECRET_<NAME> variables win over "
                    "files)")
+    p.add_argument("--max-faults", type=int, metavar="N",
+                   help="fail a run after N failures in a row of ductwork itself (not the "
+                   "workflow's code) while processing it (default: the app's own "
+                   "Ductwork(max_faults=), else 3)")
 
 def load_app(*, app: str | None = None, imports: list[str] | None = None,
              specs: str | None = None, store: str | None = None,
-             secrets: Mapping[str, str] | None = None) -> Ductwork:
+             secrets: Mapping[str, str] | None = None,
+             max_faults: int | None = None) -> Ductwork:
     """Find or build the Ductwork instance a worker runs (rules in WORKER_HELP); `secrets`
-    (read from the command line) are added to an app's own, and win over them."""
+    (read from the command line) are added to an app's own, and win over them; so does
+    `max_faults` (an operator's knob, like --concurrency)."""
+    if max_faults is not None and (isinstance(max_faults, bool) or not isinstance(
+            max_faults, int) or max_faults < 1):
+        raise ConfigurationError(
+            f"--max-faults must be a whole number >= 1 (the failures of ductwork itself in a "
+            f"row after which a run is failed; 1 fails it at the first), got {max_faults!r}")
+    dw = _find_app(app, imports, specs, store, secrets)
+    if max_faults is not None:
+        dw.runtime.max_faults = max_faults  # read at each fault: takes effect for every run
+    return dw
+
+
+def _find_app(app: str | None, imports: list[str] | None, specs: str | None,
+              store: str | None, secrets: Mapping[str, str] | None) -> Ductwork:
     from ductwork.app import Ductwork
     from ductwork.cli.common import store_url
 
