@@ -40,7 +40,9 @@ def _exception(error: Any, tag: str) -> BaseException:
 @dataclass
 class StepMock:
     """What `mock_step` installs: the step's function is replaced, the step is still journaled
-    (so its result replays, its rollback gets the mocked result, retries still apply)."""
+    (so its result replays, retries still apply). Its rollback, when a later step fails, is
+    answered too (it succeeds; `rollback_calls` lists the mocked results it was given), unless
+    `run_rollback`: then the step's real rollback runs with the mocked result."""
 
     tag: str
     result: Any = None
@@ -48,6 +50,8 @@ class StepMock:
     side_effect: Any = None
     workflow: str | None = None       # "product/tag": only runs of that workflow
     calls: list[dict[str, Any]] = field(default_factory=list)
+    run_rollback: bool = False
+    rollback_calls: list[Any] = field(default_factory=list)
     _effects: Iterator[Any] | None = None
 
     def __post_init__(self) -> None:
@@ -86,6 +90,16 @@ class StepMock:
             return copy.deepcopy(self.result)
 
         return mocked
+
+    def answered(self, ctx: WorkflowContext, key: str) -> bool:
+        """Whether this mock gave the result of step `key` of this run."""
+        return any(c["workflow_id"] == ctx.workflow_id and c["key"] == key for c in self.calls)
+
+    def rollback_replacement(self) -> Callable[[Any], Any]:
+        async def undo(step_result: Any) -> None:
+            self.rollback_calls.append(copy.deepcopy(step_result))
+
+        return undo
 
 
 @dataclass
@@ -212,10 +226,16 @@ class WorkflowTestEnv:
 
     # -- mocks ------------------------------------------------------------------------------------
     def mock_step(self, tag: str, result: Any = None, *, error: Any = None,
-                  side_effect: Any = None, workflow: str | None = None) -> StepMock:
+                  side_effect: Any = None, workflow: str | None = None,
+                  run_rollback: bool = False) -> StepMock:
         """Answer every run of step `tag` with `result`, or raise `error` (an exception, an
         exception class or a message), or call/iterate `side_effect` (a function of () or (ctx),
-        or a list of results and exceptions used one per attempt)."""
+        or a list of results and exceptions used one per attempt).
+
+        The rollback of a step this mock answered is answered too (recorded as rolled back):
+        the real one would undo, against real systems, work that was never done. With
+        `run_rollback=True` the real rollback runs, given the mocked result; `mock_rollback`
+        (tag) answers it in a chosen way (a failure), and wins over both."""
         if not isinstance(tag, str) or not tag:
             raise ConfigurationError("mock_step: the tag must be a non-empty string")
         if sum(x is not None for x in (error, side_effect)) > 1 or (
@@ -226,7 +246,9 @@ class WorkflowTestEnv:
             codec.dumps(result, "result")
         except (TypeError, ValueError) as e:
             raise ConfigurationError(f"mock_step('{tag}'): result cannot be stored: {e}") from None
-        mock = StepMock(tag, result, error, side_effect, workflow)
+        if not isinstance(run_rollback, bool):
+            raise ConfigurationError(f"mock_step('{tag}'): run_rollback must be True or False")
+        mock = StepMock(tag, result, error, side_effect, workflow, run_rollback=run_rollback)
         self.mocks.setdefault(tag, []).insert(0, mock)
         return mock
 
@@ -267,6 +289,9 @@ class WorkflowTestEnv:
         for mock in self.rollback_mocks.get(tag, []):
             if mock.applies(ctx):
                 return mock.replacement()
+        for step_mock in self.mocks.get(tag, []):
+            if step_mock.answered(ctx, key):
+                return None if step_mock.run_rollback else step_mock.rollback_replacement()
         return None
 
     # -- signals ----------------------------------------------------------------------------------

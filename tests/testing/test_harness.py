@@ -27,21 +27,72 @@ def order_workflow(env: WorkflowTestEnv, undone: list[Any]) -> None:
         return {"charge": charge["id"]}
 
 
-async def test_mocked_result_is_journaled_and_given_to_the_rollback(
+async def test_a_mocked_step_s_rollback_is_answered_not_run(
         workflow_env: WorkflowTestEnv) -> None:
     undone: list[Any] = []
     order_workflow(workflow_env, undone)
-    workflow_env.mock_step("charge", result={"id": "ch_mock"})
+    charge = workflow_env.mock_step("charge", result={"id": "ch_mock"})
     workflow_env.mock_step("ship", error="carrier down")
     run = await workflow_env.execute("shop", "order", {"sku": "book"})
 
     assert run.status == "rolled_back" and run.failed_step == "ship"
     workflow_env.assert_steps(run, ["reserve", "charge"])
     workflow_env.assert_rolled_back(run, ["charge", "reserve"])
-    workflow_env.assert_step(run, "charge", status="rolled_back", output={"id": "ch_mock"})
+    workflow_env.assert_step(run, "charge", status="rolled_back", output={"id": "ch_mock"},
+                             rollback="rolled_back")
     workflow_env.assert_step(run, "ship", status="failed", error="RuntimeError: carrier down")
-    assert undone == [("charge", {"id": "ch_mock"}), ("reserve", {"sku": "book"})]
+    # The real refund never ran (there was no real charge); the step that ran for real was
+    # compensated for real.
+    assert undone == [("reserve", {"sku": "book"})]
+    assert charge.rollback_calls == [{"id": "ch_mock"}]
     assert workflow_env.calls("reserve") == 1 and workflow_env.calls("ship") == 1
+
+
+async def test_run_rollback_runs_the_real_rollback_with_the_mocked_result(
+        workflow_env: WorkflowTestEnv) -> None:
+    undone: list[Any] = []
+    order_workflow(workflow_env, undone)
+    charge = workflow_env.mock_step("charge", result={"id": "ch_mock"})
+    workflow_env.mock_step("ship", error="carrier down")
+    run = await workflow_env.execute("shop", "order", {"sku": "book"})
+
+    workflow_env.assert_rolled_back(run, ["charge", "reserve"])
+    assert undone == [("charge", {"id": "ch_mock"}), ("reserve", {"sku": "book"})]
+    assert charge.rollback_calls == []
+    with pytest.raises(ConfigurationError, match="run_rollback must be True or False"):
+        workflow_env.mock_step("charge", result=1, run_rollback="yes")  # type: ignore[arg-type]
+
+
+async def test_a_mocked_yaml_step_s_rollback_reaches_no_system(tmp_path: Path) -> None:
+    # As in a `ductwork test` case: the refund (an HTTP call to the payment app) is not made.
+    async with WorkflowTestEnv(specs=ROOT / "specs", product="my-product",
+                               sandbox=tmp_path) as env:
+        charge = env.mock_step("charge-payment", result={"id": "ch_3", "status": "succeeded"})
+        env.mock_step("record-payment", error="audit-db is read-only")
+        run = await env.execute("charge-payment", {"amount": 900, "email": "cy@example.com"})
+        assert run.status == "rolled_back", run.error
+        env.assert_step(run, "charge-payment", rollback="rolled_back")
+        assert charge.rollback_calls == [{"id": "ch_3", "status": "succeeded"}]
+
+
+async def test_a_step_that_ran_before_its_mock_keeps_its_real_rollback() -> None:
+    # What decides is who gave the step's result: a mock installed after the step ran (here
+    # while the run waits for a signal) does not turn its real rollback off.
+    async with WorkflowTestEnv(product="shop") as env:
+        undone: list[Any] = []
+
+        @env.workflow(tag="order", signals=["go"])
+        async def order(ctx: Any) -> Any:
+            await ctx.step("charge", lambda: {"id": "real"}, lambda r: undone.append(r))
+            await ctx.wait_for_signal("go")
+            await ctx.step("ship", lambda: 1)
+
+        run = await env.execute("order", {})
+        assert run.status == "running"
+        env.mock_step("charge", result={"id": "mock"})
+        env.mock_step("ship", error="carrier down")
+        done = await env.signal(run.workflow_id, "go")
+        assert done.status == "rolled_back" and undone == [{"id": "real"}]
 
 
 async def test_assertions_fail_with_the_journal_in_the_message(
