@@ -226,7 +226,8 @@ def _check_defaults(schema: Mapping[str, Any], where: str) -> None:
         at = "/".join(map(str, (*path, "default")))
         try:
             value = schema_defaults.fill(sub, sub["default"], root=schema)
-            errors = list(root.evolve(schema=sub).iter_errors(value))
+            errors = [e for e in root.evolve(schema=sub).iter_errors(value)
+                      if schema_defaults.written(sub["default"], e.absolute_path)]
         except (ConfigurationError, referencing.exceptions.Unresolvable) as e:
             raise ConfigurationError(f"{where}: input_schema {at}: {e}") from None
         if errors:

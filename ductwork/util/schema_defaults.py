@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ductwork.errors import ConfigurationError
@@ -44,6 +44,19 @@ def defaulted(root: Any, schema: Any) -> frozenset[str]:
 def defaults(schema: Any) -> Iterator[tuple[tuple[str | int, ...], Mapping[str, Any]]]:
     """Every subschema of `schema` that declares a `default`, with its path in the schema."""
     yield from _defaults(schema, (), 0)
+
+
+def written(value: Any, path: Iterable[Any]) -> bool:
+    """Whether `path` leads to a value written in `value`, not to one a default fills in: a
+    mistake there belongs to the nested default, reported at its own place."""
+    node = value
+    for part in path:
+        found = (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node))
+        if not found:
+            return False
+        node = node[part]
+    return True
 
 
 def _defaults(s: Any, path: tuple[str | int, ...], depth: int

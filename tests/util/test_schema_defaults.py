@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ductwork.errors import ConfigurationError
-from ductwork.util.schema_defaults import defaulted, defaults, fill
+from ductwork.util.schema_defaults import defaulted, defaults, fill, written
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -66,3 +66,10 @@ def test_a_recursive_default_is_refused() -> None:
               "properties": {"root": {"$ref": "#/$defs/n"}}}
     with pytest.raises(ConfigurationError, match="nest more than 64 levels"):
         fill(schema, {})
+
+
+def test_written_tells_a_given_value_from_a_filled_one() -> None:
+    assert written({"a": [{"b": 1}]}, ["a", 0, "b"])
+    assert written({"a": 1}, [])
+    assert not written({"a": [{"b": 1}]}, ["a", 1])
+    assert not written({"a": {}}, ["a", "c"])

@@ -49,7 +49,6 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list,), "null": (type(None),),
 }
 _META = Draft202012Validator(Draft202012Validator.META_SCHEMA)
-_NONE = object()
 
 
 def check(doc: Document, where: DataPath, schema: Any) -> list[Diagnostic]:
@@ -187,8 +186,11 @@ class _Checker:
         value = schema["default"]
         try:
             filled = schema_defaults.fill(schema, value, root=self.root)
-            found = next(iter(Draft202012Validator(self.root).evolve(schema=schema)
-                              .iter_errors(filled)), None)
+            # A mistake inside what a nested default filled in is that default's, reported
+            # at its own line: here only what this default writes counts.
+            found = next((e for e in Draft202012Validator(self.root).evolve(schema=schema)
+                          .iter_errors(filled) if schema_defaults.written(value, e.absolute_path)),
+                         None)
         except ConfigurationError as e:
             self.fail(at, str(e))
             return
@@ -197,15 +199,7 @@ class _Checker:
         if found is None:
             return
         inside: DataPath = tuple(found.absolute_path)
-        spot = at
-        node: Any = value
-        for part in inside:  # point into the default where the value is written there
-            inner = node.get(part, _NONE) if isinstance(node, dict) else (
-                node[part] if isinstance(node, list) and isinstance(part, int)
-                and part < len(node) else _NONE)
-            if inner is _NONE:
-                break
-            node, spot = inner, (*spot, part)
+        spot = (*at, *inside)  # point into the default where the value is written there
         name = "/".join(map(str, inside))
         field = f"'{path[-1]}'" if len(path) > 1 and path[-2] == "properties" else "it"
         why = f"a run that leaves {field} out would fail the input check"
