@@ -52,7 +52,7 @@ async def test_run_rollback_runs_the_real_rollback_with_the_mocked_result(
         workflow_env: WorkflowTestEnv) -> None:
     undone: list[Any] = []
     order_workflow(workflow_env, undone)
-    charge = workflow_env.mock_step("charge", result={"id": "ch_mock"})
+    charge = workflow_env.mock_step("charge", result={"id": "ch_mock"}, run_rollback=True)
     workflow_env.mock_step("ship", error="carrier down")
     run = await workflow_env.execute("shop", "order", {"sku": "book"})
 
