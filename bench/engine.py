@@ -10,6 +10,7 @@ import platform
 import resource
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ductwork import Ductwork
@@ -62,6 +63,28 @@ def define(dw: Ductwork) -> None:
         await ctx.sleep("1h")
 
 
+async def count_writes(dw: Ductwork, work: Callable[[], Awaitable[Any]]) -> dict[str, int]:
+    """Write transactions and statements SQLite sees while `work` runs (an untimed pass: the
+    trace costs time): concurrent runs share transactions (group commit)."""
+    db = dw.store.conn  # type: ignore[attr-defined]
+    n = {"write_transactions": 0, "statements": 0}
+
+    def trace(sql: str) -> None:
+        n["statements"] += 1
+        head = sql.lstrip()[:6].upper()
+        # A write outside BEGIN is a transaction of its own.
+        if head == "BEGIN " or (not db.in_transaction and head in ("INSERT", "UPDATE",
+                                                                      "DELETE")):
+            n["write_transactions"] += 1
+
+    db.set_trace_callback(trace)
+    try:
+        await work()
+    finally:
+        db.set_trace_callback(None)
+    return n
+
+
 async def run(sync: str, folder: str, suspended: int) -> None:
     url = f"sqlite:///{os.path.join(folder, f'bench-{sync.lower()}.db')}"
     dw = Ductwork(store=url, synchronous=sync, inline_wait="0ms")
@@ -96,6 +119,8 @@ async def run(sync: str, folder: str, suspended: int) -> None:
         dt = time.perf_counter() - t
         assert all(x.status == "completed" for x in results)
         emit(bench="c_200_concurrent", seconds=round(dt, 4), **common)
+        emit(bench="c_200_concurrent_writes", **await count_writes(dw, lambda: asyncio.gather(
+            *[ex(product="bench", env="dev", tag="three") for _ in range(200)])), **common)
 
         if suspended:
             base = rss_mb()

@@ -77,7 +77,14 @@ class Committer:
         return await fut
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._flusher is None:
+        flusher = self._flusher
+        if flusher is not None and (flusher.done() or flusher.get_loop() is not loop):
+            # Its event loop ended before it ran (asyncio.run cancels what is left): the
+            # waiters it would have served ended with that loop.
+            self._queue = [it for it in self._queue if it[2].get_loop() is loop]
+            self._creates = [c for c in self._creates if c[2].get_loop() is loop]
+            flusher = None
+        if flusher is None:
             # A task's first step is scheduled with call_soon: it runs after every task that
             # is ready now, which have queued their batches by then.
             self._flusher = loop.create_task(self._flush(), name="ductwork:group-commit")
