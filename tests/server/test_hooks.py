@@ -31,10 +31,15 @@ webhooks:
 """
 WELCOME = """\
 workflow: welcome
-input: {type: object, required: [user], properties: {user: {type: object}}}
+input:
+  type: object
+  required: [user]
+  properties:
+    user: {type: object}
+    via: {type: string, default: webhook}   # filled in: the sender does not send it
 steps:
   - set: {greeted: "${ctx.input.user.email}"}
-output: {greeted: "${state.greeted}"}
+output: {greeted: "${state.greeted}", via: "${ctx.input.via}"}
 """
 AUDIT = """\
 workflow: audit
@@ -85,7 +90,8 @@ def test_signed_delivery_starts_the_run_once_per_key(hooks: ThreadedServer,
     assert wid == "signup:welcome:ann@example.com"
     with client(hooks, tokens["read"]) as c:
         res = c.get(f"/api/runs/{wid}/result", params={"timeout": "30s"}).json()
-    assert res["status"] == "completed" and res["output"] == {"greeted": "ann@example.com"}
+    assert res["status"] == "completed"
+    assert res["output"] == {"greeted": "ann@example.com", "via": "webhook"}
     # The sender retries the same event: the same run answers, nothing starts again.
     again = post(hooks, "/hooks/signup/welcome", payload)
     assert again.status_code == 200
