@@ -26,9 +26,9 @@ class Definitions:
         # `envs` is active in its product's environments.
         self._products = products
         self._defs: dict[tuple[str, str], WorkflowDef] = {}
-        # Workflows whose input schema declares a default somewhere: only their inputs are
-        # walked to fill them in (most schemas have none, and every start pays the walk).
-        self._with_defaults: set[tuple[str, str]] = set()
+        # The fillers of the workflows whose input schema declares a default somewhere: only
+        # their inputs are walked (most schemas have none, and every start pays the walk).
+        self._fillers: dict[tuple[str, str], schema_defaults.Filler] = {}
 
     def define(
         self,
@@ -90,10 +90,10 @@ class Definitions:
                          input_schema=dict(input_schema) if input_schema else None,
                          source=source or "python")
         self._defs[key] = wf
-        self._with_defaults.discard(key)
+        self._fillers.pop(key, None)
         if wf.input_schema is not None and next(schema_defaults.defaults(wf.input_schema),
                                                 None) is not None:
-            self._with_defaults.add(key)
+            self._fillers[key] = schema_defaults.Filler(wf.input_schema)
         return wf
 
     def get(self, product: str, tag: str) -> WorkflowDef:
@@ -134,9 +134,10 @@ class Definitions:
         (the one to store, so a replay reads the same), checked against the schema."""
         if wf.input_schema is None:
             return data
-        if (wf.product, wf.tag) in self._with_defaults:
+        filler = self._fillers.get((wf.product, wf.tag))
+        if filler is not None:
             try:
-                data = schema_defaults.fill(wf.input_schema, data)
+                data = filler.fill(data)
             except ConfigurationError as e:
                 raise ConfigurationError(f"execute({wf.product}/{wf.tag}): {e}") from None
         import jsonschema

@@ -28,7 +28,7 @@ def fill(schema: Any, data: Any, *, root: Any = None) -> Any:
     `root`: the whole schema when `schema` is a part of it (what its $refs point into)."""
     if not isinstance(schema, Mapping):
         return data
-    return _Filler(schema if root is None else root).value([schema], data, 0)
+    return Filler(schema if root is None else root).fill(data, schema)
 
 
 def defaulted(root: Any, schema: Any) -> frozenset[str]:
@@ -36,7 +36,7 @@ def defaulted(root: Any, schema: Any) -> frozenset[str]:
     are always present in the input a run reads."""
     if not isinstance(schema, Mapping):
         return frozenset()
-    f = _Filler(root)
+    f = Filler(root)
     return frozenset(name for name, subs in f.properties([schema]).items()
                      if f.default(subs) is not _MISSING)
 
@@ -78,9 +78,20 @@ def _defaults(s: Any, path: tuple[str | int, ...], depth: int
             yield from _defaults(value, (*path, key), depth + 1)
 
 
-class _Filler:
+class Filler:
+    """fill() for one schema, kept by whoever fills many inputs with it: what each part of
+    the schema declares (its properties and defaults, through $ref and allOf) is worked out
+    once, on first use."""
+
     def __init__(self, root: Any) -> None:
         self.root = root
+        # By the ids of the schemas that apply to one value (they live as long as `root`).
+        self._props: dict[tuple[int, ...], dict[str, list[Any]]] = {}
+        self._defaults: dict[tuple[int, ...], Any] = {}
+
+    def fill(self, data: Any, schema: Any = None) -> Any:
+        """`data` with the defaults filled in (see fill()); `schema`: a part of the root."""
+        return self.value([self.root if schema is None else schema], data, 0)
 
     def views(self, schemas: list[Any], depth: int = 0) -> list[Mapping[str, Any]]:
         """The schemas that all apply to one value: each one, its $ref target, its allOf."""
@@ -111,6 +122,20 @@ class _Filler:
         return node
 
     def properties(self, schemas: list[Any]) -> dict[str, list[Any]]:
+        key = tuple(map(id, schemas))
+        found = self._props.get(key)
+        if found is None:
+            found = self._props[key] = self._properties(schemas)
+        return found
+
+    def default(self, schemas: list[Any]) -> Any:
+        key = tuple(map(id, schemas))
+        found = self._defaults.get(key, None)
+        if found is None:
+            found = self._defaults[key] = (self._default(schemas),)
+        return found[0]
+
+    def _properties(self, schemas: list[Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
         for view in self.views(schemas):
             props = view.get("properties")
@@ -119,7 +144,7 @@ class _Filler:
                     out.setdefault(str(name), []).append(sub)
         return out
 
-    def default(self, schemas: list[Any]) -> Any:
+    def _default(self, schemas: list[Any]) -> Any:
         for view in self.views(schemas):
             if "default" in view:
                 return view["default"]
