@@ -115,6 +115,10 @@ class Committer:
         except Exception as e:
             _fail(creates, e)
             return
+        if len(stored) != len(creates):
+            _fail(creates, StoreError(f"the store answered {len(stored)} runs for a group of "
+                                      f"{len(creates)} to create"))
+            return
         for (_r, _e, fut), out in zip(creates, stored, strict=True):
             if not fut.done():
                 fut.set_result(out)

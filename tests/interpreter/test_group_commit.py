@@ -205,6 +205,36 @@ async def test_a_store_failure_mid_group_reports_no_step_done(dw: Ductwork) -> N
             assert done == {"a", "b", "c"} and r.status == "completed" and undone[wid] == 0
 
 
+async def test_a_store_failure_creating_a_group_starts_none_of_it(dw: Ductwork) -> None:
+    ran: Counter[str] = Counter()
+    three_steps(dw, ran, set())
+    await dw.workflows.execute(product="p", env="dev", tag="three")
+    store = dw.store
+    assert isinstance(store, SQLiteStore)
+    real_insert = store._insert_run
+    inserted = 0
+
+    def insert(run: Any, events: Any) -> bool:
+        nonlocal inserted
+        inserted += 1
+        if inserted == 4:  # in the group: the first run is created alone, before it
+            raise sqlite3.OperationalError("disk I/O error")
+        return bool(real_insert(run, events))
+
+    store._insert_run = insert  # type: ignore[method-assign]
+    ran.clear()
+    out = await asyncio.gather(*[dw.workflows.execute(
+        product="p", env="dev", tag="three", workflow_id=f"r{i}") for i in range(8)],
+        return_exceptions=True)
+    store._insert_run = real_insert  # type: ignore[method-assign]
+    failed = [i for i, r in enumerate(out) if isinstance(r, sqlite3.OperationalError)]
+    assert failed == list(range(1, 8))  # the whole group, told so
+    assert not isinstance(out[0], BaseException) and out[0].status == "completed"
+    for i in failed:  # nothing of it was created, nothing of it ran
+        assert await store.get_run(f"r{i}") is None
+        assert not any(ran[f"r{i}/{t}"] for t in "abc")
+
+
 async def _committer(tmp_path: Path, runs: int) -> tuple[Committer, SQLiteStore, Any]:
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
     assert isinstance(store, SQLiteStore)
