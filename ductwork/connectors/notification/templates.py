@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -132,20 +133,24 @@ def variables(field: str, source: Any) -> dict[str, int]:
     one read only through `default` or an `is defined` test is optional and left out."""
     if not isinstance(source, str) or len(source) > MAX_SOURCE:
         return {}
+    # Every step sending the event asks again: the template is parsed once.
+    return dict(_variables(field == "html", source))
+
+
+@functools.lru_cache(maxsize=256)
+def _variables(html: bool, source: str) -> tuple[tuple[str, int], ...]:
+    field = "html" if html else "text"
     try:
         ast = _env(field).parse(source)
         names = meta.find_undeclared_variables(ast)
     except TemplateSyntaxError:  # an unknown filter fails here: reported by template_problems
-        return {}
+        return ()
     optional: set[str] = set()
     for node in ast.find_all((nodes.Filter, nodes.Test)):
         guarded = _OPTIONAL_FILTERS if isinstance(node, nodes.Filter) else _OPTIONAL_TESTS
         if node.name in guarded and isinstance(node.node, nodes.Name):
             optional.add(node.node.name)
-    out: dict[str, int] = {}
-    for name in sorted(names - optional):
-        out[name] = _first_use(source, name)
-    return out
+    return tuple((name, _first_use(source, name)) for name in sorted(names - optional))
 
 
 def _first_use(source: str, name: str) -> int:
