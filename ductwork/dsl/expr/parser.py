@@ -9,6 +9,7 @@ from typing import Any
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from ductwork.dsl.expr import descent
 from ductwork.dsl.expr import nodes as ast
 from ductwork.dsl.expr.limits import MAX_EXPRESSION_LENGTH, MAX_EXPRESSION_TERMS, MAX_INT_DIGITS
 
@@ -239,12 +240,14 @@ def parse_ast(text: str) -> ast.Node:
         return plain
     if not text.strip():
         raise ParseFailure("empty expression: write something between '${' and '}'", 0)
-    try:
-        node = parser().parse(text)
-    except UnexpectedInput as exc:
-        raise _failure(exc, text) from None
-    except LarkError as exc:  # pragma: no cover - other Lark errors mean a grammar bug
-        raise ParseFailure(f"cannot parse expression ({type(exc).__name__})", 0) from None
+    node: Any = descent.parse(text)
+    if node is None:  # not surely the same tree, or an error: Lark decides and words it
+        try:
+            node = parser().parse(text)
+        except UnexpectedInput as exc:
+            raise _failure(exc, text) from None
+        except LarkError as exc:  # pragma: no cover - other Lark errors mean a grammar bug
+            raise ParseFailure(f"cannot parse expression ({type(exc).__name__})", 0) from None
     assert isinstance(node, ast.Node)
     nesting, terms = ast.depth_and_size(node)
     if nesting > ast.MAX_DEPTH:
