@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from ductwork.dsl.diagnostics import did_you_mean, known
 from ductwork.dsl.expr import expressions, habits, sources
@@ -60,6 +60,7 @@ class ExprChecker:
     input_schema: dict[str, Any] | None = None
     document: Any = None  # the workflow file's data: where types and conditions come from
     product: ProductSpec | None = None
+    _memo: dict[str, _Facts] = field(default_factory=dict, init=False, repr=False)
 
     # -- values ---------------------------------------------------------------------------
 
@@ -144,9 +145,9 @@ class ExprChecker:
         def at(column: int) -> int:
             return offset + column - 1
 
-        refs = expr.references()
-        # problems() also knows each function's arity; roots are checked below, with context.
-        for problem in expr.problems(roots=frozenset(r.root for r in refs)):
+        facts = self._facts(expr)
+        refs = facts.refs
+        for problem in facts.problems:
             message, _, hint = str(problem).partition("; did you mean ")
             arity = _ARITY.fullmatch(message)
             if arity:  # "f() takes 2 arguments, got 1: f(list, field)": the form is the fix
@@ -155,13 +156,27 @@ class ExprChecker:
                 hint = f"did you mean {hint}" if hint else ""
             self.report(path, at(problem.column or 1), message, hint or None, 1)
         joined = self._hyphenated_roots(path, expr, at, refs)
-        optional = _optional_names(expr.node)
+        optional = facts.optional
         for ref in refs:
             if ref.column not in joined:
                 self._reference(path, ref, at, scope, ref.column - 1 in optional)
         self._types(path, expr, offset)
         if not path or path[0] != "queries":  # a query may come at any time: all may be absent
-            self._maybe_run(path, expr, at, scope, refs)
+            self._maybe_run(path, expr, at, scope, refs, facts.guards)
+
+    def _facts(self, expr: Any) -> _Facts:
+        """What depends on the expression alone, worked out once per text in the file."""
+        found = self._memo.get(expr.source)
+        if found is None:
+            refs = expr.references()
+            found = self._memo[expr.source] = _Facts(
+                refs,
+                # problems() also knows each function's arity; roots are checked with context
+                expr.problems(roots=frozenset(r.root for r in refs)),
+                _optional_names(expr.node),
+                _guards(expr.node),
+            )
+        return found
 
     def _hyphenated_roots(self, path: DataPath, expr: Any, at: Callable[[int], int],
                           refs: list[Any]) -> set[int]:
@@ -384,11 +399,12 @@ class ExprChecker:
     # -- steps that may not have run ----------------------------------------------------------
 
     def _maybe_run(self, path: DataPath, expr: Any, at: Callable[[int], int], scope: Scope,
-                   refs: list[Any]) -> None:
+                   refs: list[Any], guards: _Guards) -> None:
         """A step skipped by an `if:`, in a switch case or a catch handler is absent from
         `steps`; one that failed with allow_fail (or was caught) is null: reading it without
         default(...) fails the run."""
-        protected, guarded, checked, held = _guards(expr.node)
+        protected, checked = guards[0], guards[2]
+        guarded, held = set(guards[1]), set(guards[3])  # added to below
         for text in sources.enclosing_conditions(self._data, path):
             found = _paths(text)
             held |= found
@@ -483,6 +499,14 @@ def _other_arm(step: DataPath, reader: DataPath) -> tuple[str, str, str] | None:
 
 
 _Path = tuple[str, tuple[str | int, ...]]
+_Guards = tuple[set[int], set[str], set[str], set[_Path]]
+
+
+class _Facts(NamedTuple):
+    refs: list[Any]
+    problems: list[ExpressionError]
+    optional: set[int]
+    guards: _Guards
 
 
 def _optional_names(node: ast.Node) -> set[int]:
@@ -498,7 +522,7 @@ def _optional_names(node: ast.Node) -> set[int]:
     return out
 
 
-def _guards(node: ast.Node) -> tuple[set[int], set[str], set[str], set[_Path]]:
+def _guards(node: ast.Node) -> _Guards:
     """What protects a steps.<tag> read inside one expression: (positions of `steps` names
     inside default/coalesce/exists, whose missing paths are no error; tags tested with
     `'tag' in steps` or inside those functions; tags tested for truth as a whole, e.g.
