@@ -38,6 +38,8 @@ def _emit(bench: str, **fields: Any) -> None:
 
 
 def bench_expressions() -> None:
+    import lark  # noqa: F401 - imported apart: the figure is the LALR tables' build
+
     from ductwork.dsl.expr import parser as expr_parser
     from ductwork.dsl.expr.expressions import _parse_cached, compile_value, parse
 

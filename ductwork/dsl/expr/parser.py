@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
-
-from lark import Lark, Token, Transformer
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from typing import TYPE_CHECKING, Any
 
 from ductwork.dsl.expr import descent
 from ductwork.dsl.expr import nodes as ast
 from ductwork.dsl.expr.limits import MAX_EXPRESSION_LENGTH, MAX_EXPRESSION_TERMS, MAX_INT_DIGITS
+
+if TYPE_CHECKING:
+    from lark import Lark, Token
+    from lark.exceptions import UnexpectedInput
+
+# Lark is imported, and its tables built, only when descent.py gives up on an expression: a
+# process whose specs hold common expressions only never pays for them (~50 ms).
 
 _ESCAPES = {
     "n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0",
@@ -82,8 +86,9 @@ def _items(children: list[Any]) -> tuple[ast.Node, ...]:
     return tuple(c for c in children if isinstance(c, ast.Node))
 
 
-class _ToAst(Transformer[Token, ast.Node]):
-    """Runs inside the LALR parser (no tree is built, no recursion); stateless, so shared."""
+class _ToAst:
+    """Runs inside the LALR parser (no tree is built, no recursion); stateless, so shared.
+    Lark calls its methods by rule name: it needs no Transformer base class."""
 
     def name(self, c: list[Token]) -> ast.Node:
         return ast.Name(_pos(c[0]), _check_name(c[0]))
@@ -196,6 +201,8 @@ class _ToAst(Transformer[Token, ast.Node]):
 @functools.cache
 def parser() -> Lark:
     """The one Lark instance (LALR tables are built on first use, then reused)."""
+    from lark import Lark
+
     return Lark.open_from_package(
         "ductwork.dsl.expr",
         "grammar.lark",
@@ -242,6 +249,8 @@ def parse_ast(text: str) -> ast.Node:
         raise ParseFailure("empty expression: write something between '${' and '}'", 0)
     node: Any = descent.parse(text)
     if node is None:  # not surely the same tree, or an error: Lark decides and words it
+        from lark.exceptions import LarkError, UnexpectedInput
+
         try:
             node = parser().parse(text)
         except UnexpectedInput as exc:
@@ -359,6 +368,8 @@ def _describe_token(tok: Token) -> str:
 
 
 def _failure(exc: UnexpectedInput, text: str) -> ParseFailure:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
     if isinstance(exc, UnexpectedCharacters):
         pos = exc.pos_in_stream or 0
         ch = text[pos] if pos < len(text) else ""
