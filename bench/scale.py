@@ -7,7 +7,9 @@
 Figures: backlog throughput (runs/s, steps/s) per worker count, the CPU seconds PostgreSQL and
 the workers spend per 1000 steps, the claim latency of an idle worker pool (dispatch -> first
 step, p50/p99), and the database round trips per step (timed through a proxy that adds a known
-delay to every server reply).
+delay to every server reply), and what one 3-step run costs, inline (`execute`) and queued
+(`dispatch` + 2 workers): transactions, statements and client round trips per run, PostgreSQL
+CPU and Python CPU per step.
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ class Server:
             shutil.chown(self.root, "postgres", "postgres")
         self.run([str(self.bin / "initdb"), "-D", str(self.root / "data"), "-U", "postgres",
                   "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+        # pg_stat_statements: the statement counts of the "transactions" figure.
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
-                "-c max_connections=200 -c shared_buffers=256MB")
+                "-c max_connections=200 -c shared_buffers=256MB "
+                "-c shared_preload_libraries=pg_stat_statements")
         if fast:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self.run([str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-l",
@@ -93,7 +97,10 @@ class Server:
         t = p.cpu_times()
         total = t.user + t.system + t.children_user + t.children_system
         for c in p.children(recursive=True):
-            with_cpu = c.cpu_times()
+            try:
+                with_cpu = c.cpu_times()
+            except psutil.NoSuchProcess:  # exited in between: counted in children_* above
+                continue
             total += with_cpu.user + with_cpu.system
         return total
 
@@ -220,6 +227,156 @@ async def claim_latency(admin: str, n_workers: int, args: Any) -> None:
          max_ms=round(lat[-1], 2), note="idle workers woken by NOTIFY (poll 2s)")
 
 
+class DbCounters:
+    """Transactions, statements and server time of one database, read from the admin database
+    (so that reading them does not count). Backends publish their counts when they go idle
+    (at most ~1 s late), so take() waits for that first."""
+
+    def __init__(self, admin: str, store: str) -> None:
+        self.admin = admin
+        self.db = store.rsplit("/", 1)[1]
+        self.statements = True
+
+    async def take(self) -> dict[str, float]:
+        await asyncio.sleep(1.2)
+        async with await psycopg.AsyncConnection.connect(self.admin, autocommit=True) as c:
+            cur = await c.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                                  "WHERE datname=%s", (self.db,))
+            out = {"xacts": float((await cur.fetchone() or (0,))[0])}
+            if self.statements:
+                try:
+                    await c.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                    cur = await c.execute(
+                        "SELECT COALESCE(sum(calls), 0), COALESCE(sum(total_exec_time), 0), "
+                        "COALESCE(sum(calls) FILTER (WHERE query ~* '^(BEGIN|COMMIT)'), 0) "
+                        "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                        "WHERE d.datname=%s", (self.db,))
+                    calls, ms, tx = await cur.fetchone() or (0, 0, 0)
+                    out.update(statements=float(calls) - float(tx), exec_ms=float(ms))
+                except psycopg.Error:
+                    self.statements = False  # not preloaded on this server
+        return out
+
+
+class TurnCounter:
+    """A TCP proxy in front of PostgreSQL counting request/response turns: one each time a
+    client sends after the server last answered it (a pipelined transaction is one turn)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.turns = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _conn(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        sr, sw = await asyncio.open_connection("127.0.0.1", self.port)
+        answered = [True]
+
+        async def up() -> None:
+            while data := await cr.read(65536):
+                if answered[0]:
+                    self.turns += 1
+                    answered[0] = False
+                sw.write(data)
+            sw.close()
+
+        async def down() -> None:
+            while data := await sr.read(65536):
+                answered[0] = True
+                cw.write(data)
+            cw.close()
+
+        await asyncio.gather(up(), down(), return_exceptions=True)
+
+
+async def run_costs(admin: str, server: Server | None, args: Any) -> None:
+    """What one 3-step run costs the database: inline (`execute`, one after the other), queued
+    (dispatched one at a time to 2 idle workers) and backlog (n dispatched while the 2 workers
+    are stopped with SIGSTOP, then let go)."""
+    steps, n = 3, args.cost_runs
+    for case in ("inline", "queued", "backlog"):
+        figures: dict[str, float] = {}
+        for proxied in (False, True):  # round trips through the counting proxy, apart
+            store = new_database(admin)
+            port = int(store.split(":")[-1].split("/")[0])
+            proxy = TurnCounter(port) if proxied else None
+            url = store
+            if proxy is not None:
+                url = store.replace(f":{port}/", f":{await proxy.start()}/")
+            got = await _one_cost(case, admin, url, store, server, steps, n, args)
+            if proxy is not None:
+                proxy.close()
+                figures["round_trips_per_run"] = round(proxy.turns / n, 2)
+            else:
+                figures.update(got)
+        emit(figure="run_cost", case=case, steps_per_run=steps, runs=n, **figures)
+
+
+async def _one_cost(case: str, admin: str, url: str, store: str, server: Server | None,
+                    steps: int, n: int, args: Any) -> dict[str, float]:
+    counters = DbCounters(admin, store)
+    client = build(url, steps)
+    procs: list[subprocess.Popen[bytes]] = []
+    polls = 0
+    async with client:
+        await client.workflows.execute(product="bench", env="dev", tag="flow")  # warm up
+        if case != "inline":
+            procs = start_workers(url, 2, args.concurrency, steps)
+            await ready(store, 2)
+        if case == "backlog":
+            for p in procs:
+                p.send_signal(signal.SIGSTOP)
+        before = await counters.take()
+        pg0 = server.cpu_seconds() if server else 0.0
+        cpu0 = time.process_time()
+        wcpu0 = [_cpu(p.pid) for p in procs]
+        if case == "inline":
+            for i in range(n):
+                await client.workflows.execute(product="bench", env="dev", tag="flow",
+                                               input={"i": i})
+        else:
+            for i in range(n):
+                await client.workflows.dispatch("bench", "dev", "flow", {"i": i})
+            for p in procs if case == "backlog" else []:
+                p.send_signal(signal.SIGCONT)
+            async with await psycopg.AsyncConnection.connect(store, autocommit=True) as conn:
+                while True:
+                    polls += 1
+                    cur = await conn.execute("SELECT count(*) FROM dw_runs WHERE "
+                                             "status='completed'")
+                    if (await cur.fetchone() or (0,))[0] >= n + 1:
+                        break
+                    await asyncio.sleep(0.02)
+        py_cpu = time.process_time() - cpu0 + sum(
+            _cpu(p.pid) - c for p, c in zip(procs, wcpu0, strict=True))
+        pg_cpu = (server.cpu_seconds() - pg0) if server else None
+    if procs:  # in a thread: the counting proxy runs on this loop and must keep serving them
+        await asyncio.to_thread(stop_workers, procs)
+    after = await counters.take()
+    out = {"transactions_per_run": round((after["xacts"] - before["xacts"] - polls) / n, 2),
+           "python_cpu_ms_per_step": round(py_cpu / (n * steps) * 1000, 3)}
+    if "statements" in after:
+        out["statements_per_run"] = round(
+            (after["statements"] - before["statements"] - polls) / n, 2)
+        out["pg_exec_ms_per_step"] = round(
+            (after["exec_ms"] - before["exec_ms"]) / (n * steps), 3)
+    if pg_cpu is not None:
+        out["pg_cpu_ms_per_step"] = round(pg_cpu / (n * steps) * 1000, 3)
+    return out
+
+
+def _cpu(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
+
+
 async def round_trips(admin: str, args: Any) -> None:
     """Time runs of K and K+20 steps through a proxy that delays every reply by D: the extra
     time divided by 20*D is the number of network round trips one step costs."""
@@ -287,10 +444,14 @@ async def main_async(args: Any) -> None:
              postgresql=version, fsync=fsync, synchronous_commit=sync_commit,
              store=safe_url(admin), same_host=server is not None,
              ram_gb=round(psutil.virtual_memory().total / 2**30, 1))
-        await round_trips(admin, args)
-        for n in args.workers:
+        only = set(args.only.split(",")) if args.only else None
+        if only is None or "round_trips" in only:
+            await round_trips(admin, args)
+        if args.cost_runs and (only is None or "run_cost" in only):
+            await run_costs(admin, server, args)
+        for n in args.workers if only is None or "throughput" in only else []:
             await throughput(admin, server, n, args)
-        for n in args.latency_workers:
+        for n in args.latency_workers if only is None or "claim_latency" in only else []:
             await claim_latency(admin, n, args)
     finally:
         if server is not None:
@@ -317,6 +478,10 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=2000)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--latency-runs", type=int, default=300)
+    p.add_argument("--only", help="comma list of figures: round_trips, run_cost, "
+                   "throughput, claim_latency (default: all)")
+    p.add_argument("--cost-runs", type=int, default=300,
+                   help="runs per case of the run_cost figure (0: skip it)")
     p.add_argument("--latency-gap", type=float, default=0.01, help="seconds between dispatches")
     args = p.parse_args()
     args.workers = [int(x) for x in args.workers.split(",") if x]
