@@ -1,0 +1,143 @@
+"""PostgreSQL run ownership: claims of one run or of due runs, leases, release."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ductwork.store.postgres.base import Conn, PgBase, _rollback
+from ductwork.store.postgres.sql import (
+    ACTIVE_SQL,
+    CHANNEL,
+    CLAIM,
+    CLAIM_ONE,
+    NOW,
+    QUEUE_LOCK,
+)
+from ductwork.store.protocol import QueueLimit, RunRow, now
+
+
+class PgClaims(PgBase):
+    """Claims (one run, or due runs under queue limits), lease renewal and release."""
+
+    # -- ownership -----------------------------------------------------------------------------
+    async def claim(self, workflow_id: str, owner: str, lease_s: float, *,
+                    steal_from: frozenset[str] = frozenset()) -> RunRow | None:
+        dead = sorted(steal_from)
+        if self.queue_limits:
+            # Taking a run of a limited queue (result(), a parent driving its child ...) takes
+            # a slot like a worker's claim does, so it goes through the same counting.
+            found = await self._fetch("SELECT queue, owner FROM dw_runs WHERE workflow_id=%s",
+                                      (workflow_id,))
+            lim = self.queue_limits.get(found[0][0]) if found else None
+            if lim is not None and lim.limited and found[0][1] != owner:
+                got = await self._claim_limited(found[0][0], lim, owner, lease_s, 1, dead,
+                                                workflow_id=workflow_id)
+                return got[0] if got else None
+        rows = await self._fetch(CLAIM_ONE.format(log=""), {
+            "owner": owner, "lease": lease_s, "wid": workflow_id, "dead": dead})
+        return RunRow(*rows[0]) if rows else None
+
+    async def claim_due(self, owner: str, lease_s: float, limit: int, *,
+                        steal_from: frozenset[str] = frozenset(),
+                        queues: list[str] | None = None) -> list[RunRow]:
+        # Listen before the first claim: a run dispatched after this claim found nothing wakes
+        # wait_for_work() instead of waiting for its timeout.
+        await self._listener.ensure()
+        queues = queues or None
+        dead = sorted(steal_from)
+        limited = {q: lim for q, lim in self.queue_limits.items()
+                   if lim.limited and (queues is None or q in queues)}
+        out: list[RunRow] = []
+        for q, lim in limited.items():
+            if len(out) >= limit:
+                break
+            out += await self._claim_limited(q, lim, owner, lease_s, limit - len(out), dead)
+        if len(out) < limit and (queues is None or set(queues) - set(limited)):
+            qfilter = ""
+            params: dict[str, Any] = {"n": limit - len(out), "dead": dead, "owner": owner,
+                                      "lease": lease_s}
+            if queues is not None:
+                qfilter += " AND queue = ANY(%(queues)s::text[])"
+                params["queues"] = sorted(set(queues) - set(limited))
+            if limited:
+                qfilter += " AND queue <> ALL(%(limited)s::text[])"
+                params["limited"] = sorted(limited)
+            out += [RunRow(*r) for r in await self._fetch(
+                CLAIM.format(qfilter=qfilter, log=""), params)]
+        out.sort(key=lambda r: (-r.priority, r.wake_at if r.wake_at is not None
+                                else r.created_at))
+        return out
+
+    async def _claim_limited(self, queue: str, lim: QueueLimit, owner: str, lease_s: float,
+                             n: int, dead: list[str], *, workflow_id: str | None = None
+                             ) -> list[RunRow]:
+        """Claim from one limited queue (due runs, or the one run `workflow_id`) under its
+        advisory lock, so that concurrent claimers on any machine count the same running runs
+        and recent starts."""
+
+        async def go(conn: Conn, _: int) -> list[RunRow]:
+            period = lim.rate[1] if lim.rate else 0.0
+            rows: list[tuple[Any, ...]] = []
+            try:
+                async with conn.pipeline() as p:
+                    await conn.execute("BEGIN")
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                       (QUEUE_LOCK + queue,))
+                    if lim.rate:
+                        await conn.execute(f"DELETE FROM dw_queue_claims WHERE queue=%s AND "
+                                           f"ts < {NOW} - %s", (queue, period))
+                    # Counted after the lock, in a fresh snapshot (READ COMMITTED): every claim
+                    # committed by the previous holder of the lock is visible.
+                    cur = await conn.execute(
+                        f"SELECT count(*), count(*) FILTER (WHERE owner=%s), "
+                        f"(SELECT count(*) FROM dw_queue_claims WHERE queue=%s AND "
+                        f"ts >= {NOW} - %s) FROM dw_runs WHERE queue=%s AND "
+                        f"status IN {ACTIVE_SQL} AND owner IS NOT NULL AND "
+                        f"lease_until >= {NOW}", (owner, queue, period, queue))
+                    await p.sync()
+                    owned, mine, recent = await cur.fetchone() or (0, 0, 0)
+                    room = lim.room(n, owned=owned, mine=mine, recent=recent)
+                    claim = None
+                    if room > 0:
+                        log = (f", log AS (INSERT INTO dw_queue_claims (queue, ts) SELECT "
+                               f"r.queue, {NOW} FROM upd r)") if lim.rate else ""
+                        sql = (CLAIM.format(qfilter=" AND queue=%(queue)s", log=log)
+                               if workflow_id is None else CLAIM_ONE.format(log=log))
+                        claim = await conn.execute(sql, {
+                            "n": room, "dead": dead, "owner": owner, "lease": lease_s,
+                            "queue": queue, "wid": workflow_id})
+                    await conn.execute("COMMIT")
+                    if claim is not None:
+                        rows = await claim.fetchall()
+            except BaseException:
+                await _rollback(conn)
+                raise
+            return [RunRow(*r) for r in rows]
+
+        return await self._with(go)
+
+    async def renew_leases(self, owner: str, lease_s: float) -> list[str]:
+        rows = await self._fetch(f"UPDATE dw_runs SET lease_until={NOW} + %s WHERE owner=%s "
+                                 "RETURNING workflow_id", (lease_s, owner))
+        return [r[0] for r in rows]
+
+    async def hold_lease(self, workflow_id: str, owner: str, lease_s: float) -> bool:
+        async def go(conn: Conn, _: int) -> bool:
+            cur = await conn.execute(
+                f"UPDATE dw_runs SET lease_until={NOW} + %s WHERE workflow_id=%s AND owner=%s",
+                (lease_s, workflow_id, owner))
+            return cur.rowcount == 1
+
+        return await self._with(go)
+
+    async def release(self, workflow_id: str, owner: str, *, wake_at: float | None = None) -> None:
+        await self._fetch(
+            "WITH u AS (UPDATE dw_runs SET owner=NULL, lease_until=NULL, "
+            "wake_at=COALESCE(%s, wake_at), status=CASE WHEN status='running' THEN 'pending' "
+            "ELSE status END, updated_at=%s WHERE workflow_id=%s AND owner=%s RETURNING queue) "
+            f"SELECT pg_notify('{CHANNEL}', queue) FROM u",
+            (wake_at, now(), workflow_id, owner))
+
+    async def live_owners(self) -> list[str]:
+        rows = await self._fetch("SELECT DISTINCT owner FROM dw_runs WHERE owner IS NOT NULL")
+        return [r[0] for r in rows]
