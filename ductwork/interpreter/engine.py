@@ -287,7 +287,11 @@ class Engine:
                      ) -> ExecutionResult:
         t0 = time.time()
         if not fresh:
-            fields: dict[str, Any] = {"status": "running", "wake_at": None}
+            # Only what the claim left undone: a store whose claim_due() starts the run (status
+            # running, started_at set) saves this commit, and the start event then goes with
+            # the run's next commit.
+            fields: dict[str, Any] = ({} if run.status == "running"
+                                      else {"status": "running", "wake_at": None})
             if run.started_at is None:
                 fields["started_at"] = run.started_at = t0
             if run.deadline_at is None and wf.options.get("timeout") is not None:
@@ -299,7 +303,8 @@ class Engine:
             journal.event("workflow_resumed" if run.attempt > 1 or journal.history
                           else "workflow_started")
             try:
-                await journal.commit(Batch(run=fields))
+                if fields:
+                    await journal.commit(Batch(run=fields))
             except LeaseLost:
                 return await self.lease_lost(run)
         ctx = journal.ctx

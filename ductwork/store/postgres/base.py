@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from ductwork.errors import StoreError
 from ductwork.store.postgres.notify import Listener
 from ductwork.store.postgres.sql import MIGRATE_LOCK
-from ductwork.store.protocol import LeaseLostError, RunStore
+from ductwork.store.protocol import LeaseLostError, RunStore, StepRow
 from ductwork.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
@@ -74,6 +74,9 @@ class PgBase(RunStore):
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener = Listener(self.conninfo)
         self._open_lock = asyncio.Lock()
+        # workflow id -> (monotonic time, steps) read by claim_due(), for the load_steps()
+        # that drives the run next (claims.py)
+        self._claimed_steps: dict[str, tuple[float, list[StepRow]]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def _connect(self) -> Conn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from ductwork.store.postgres.base import Conn, PgBase, _rollback
@@ -13,7 +15,11 @@ from ductwork.store.postgres.sql import (
     NOW,
     QUEUE_LOCK,
 )
-from ductwork.store.protocol import QueueLimit, RunRow, now
+from ductwork.store.protocol import QueueLimit, RunRow, StepRow, now
+
+# How long the steps read by a claim stay usable by load_steps(): the engine asks at once; past
+# this, it reads them again (a lease is much longer, so they are still the run's own).
+STEPS_KEPT_S = 5.0
 
 
 class PgClaims(PgBase):
@@ -62,8 +68,8 @@ class PgClaims(PgBase):
             if limited:
                 qfilter += " AND queue <> ALL(%(limited)s::text[])"
                 params["limited"] = sorted(limited)
-            out += [RunRow(*r) for r in await self._fetch(
-                CLAIM.format(qfilter=qfilter, log=""), params)]
+            out += self._started(await self._fetch(CLAIM.format(qfilter=qfilter, log=""),
+                                                   params))
         out.sort(key=lambda r: (-r.priority, r.wake_at if r.wake_at is not None
                                 else r.created_at))
         return out
@@ -112,9 +118,30 @@ class PgClaims(PgBase):
             except BaseException:
                 await _rollback(conn)
                 raise
-            return [RunRow(*r) for r in rows]
+            return [RunRow(*r) for r in rows] if workflow_id is not None else self._started(rows)
 
         return await self._with(go)
+
+    def _started(self, rows: list[tuple[Any, ...]]) -> list[RunRow]:
+        """The runs of a CLAIM, their steps kept for the engine's load_steps() that follows."""
+        t = time.monotonic()
+        for wid in [w for w, (at, _) in self._claimed_steps.items() if t - at > STEPS_KEPT_S]:
+            del self._claimed_steps[wid]  # never driven here (the process gave them up)
+        out = []
+        for r in rows:
+            run = RunRow(*r[:-1])
+            steps = json.loads(r[-1]) if isinstance(r[-1], str) else (r[-1] or [])
+            self._claimed_steps[run.workflow_id] = (t, [StepRow(*s) for s in steps])
+            out.append(run)
+        return out
+
+    def take_claimed_steps(self, workflow_id: str) -> list[StepRow] | None:
+        """The steps a claim just read for this run (once), or None: read them again. Only the
+        owner writes a run's steps, and the claim made this process the owner moments ago."""
+        got = self._claimed_steps.pop(workflow_id, None)
+        if got is None or time.monotonic() - got[0] > STEPS_KEPT_S:
+            return None
+        return got[1]
 
     async def renew_leases(self, owner: str, lease_s: float) -> list[str]:
         rows = await self._fetch(f"UPDATE dw_runs SET lease_until={NOW} + %s WHERE owner=%s "
@@ -131,6 +158,7 @@ class PgClaims(PgBase):
         return await self._with(go)
 
     async def release(self, workflow_id: str, owner: str, *, wake_at: float | None = None) -> None:
+        self._claimed_steps.pop(workflow_id, None)
         await self._fetch(
             "WITH u AS (UPDATE dw_runs SET owner=NULL, lease_until=NULL, "
             "wake_at=COALESCE(%s, wake_at), status=CASE WHEN status='running' THEN 'pending' "

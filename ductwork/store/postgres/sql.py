@@ -51,7 +51,6 @@ def typed(cls: type, fields: Sequence[str]) -> str:
 RUN_COLS = ", ".join(RUN_FIELDS)
 STEP_COLS = ", ".join(STEP_FIELDS)
 SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
-RUN_R_COLS = ", ".join(f"r.{f}" for f in RUN_FIELDS)
 # The ownership fence rides on the insert and the primary key makes a second record of one step
 # impossible: one statement, one round trip, its own transaction (autocommit). FOR SHARE holds
 # the run's row until the insert commits: a worker taking the run over waits for it (and then
@@ -77,22 +76,31 @@ CREATE_RUN = (
 # deadline has no wake_at and becomes due only when a signal or a child sets one), and a run
 # whose owner's lease expired or who is known dead. Two branches, each walking an index in claim
 # order and stopping at its LIMIT: one OR would sort the whole backlog on every claim.
+# The claim also starts each run (status running, wake_at cleared, started_at kept or set: what
+# the engine's own start commit would write, so it skips that commit) and hands back its steps
+# as JSON (the engine's history, without another read). RETURNING gives the due time the run
+# was claimed at as wake_at, for the claim-latency metric.
 ORDER = "priority DESC, COALESCE(wake_at, created_at)"
+STEP_JSON = ("(SELECT json_agg(json_build_array(" + ", ".join(f"s.{f}" for f in STEP_FIELDS)
+             + ") ORDER BY s.seq, COALESCE(s.started_at, 0), s.step_key) FROM dw_steps s "
+             "WHERE s.workflow_id = r.workflow_id)")
 CLAIM = (
-    "WITH free AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k "
+    "WITH free AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k, wake_at "
     "FROM dw_runs WHERE owner IS NULL AND status IN ('pending', 'sleeping', 'waiting') AND "
     f"(status = 'pending' OR wake_at IS NOT NULL) AND COALESCE(wake_at, 0) <= {NOW}{{qfilter}} "
     f"ORDER BY {ORDER} LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
-    "orphaned AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k "
+    "orphaned AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k, wake_at "
     f"FROM dw_runs WHERE owner IS NOT NULL AND status IN {ACTIVE_SQL} AND "
     f"(lease_until < {NOW} OR owner = ANY(%(dead)s::text[])) AND "
     f"COALESCE(wake_at, 0) <= {NOW}{{qfilter}} "
     f"ORDER BY {ORDER} LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
-    "due AS (SELECT workflow_id FROM (SELECT * FROM free UNION ALL SELECT * FROM orphaned) d "
-    "ORDER BY priority DESC, k LIMIT %(n)s), "
+    "due AS (SELECT workflow_id, wake_at FROM (SELECT * FROM free UNION ALL "
+    "SELECT * FROM orphaned) d ORDER BY priority DESC, k LIMIT %(n)s), "
     f"upd AS (UPDATE dw_runs r SET owner=%(owner)s, lease_until={NOW} + %(lease)s, "
-    f"attempt=r.attempt + 1, updated_at={NOW} FROM due WHERE r.workflow_id = due.workflow_id "
-    f"RETURNING {RUN_R_COLS}){{log}} SELECT * FROM upd")
+    f"attempt=r.attempt + 1, updated_at={NOW}, status='running', wake_at=NULL, "
+    f"started_at=COALESCE(r.started_at, {NOW}) FROM due WHERE r.workflow_id = due.workflow_id "
+    "RETURNING " + ", ".join("due.wake_at" if f == "wake_at" else f"r.{f}" for f in RUN_FIELDS)
+    + f", {STEP_JSON} AS steps){{log}} SELECT * FROM upd")
 
 CLAIM_ONE = (
     f"WITH upd AS (UPDATE dw_runs SET owner=%(owner)s, lease_until={NOW} + %(lease)s, "

@@ -74,6 +74,9 @@ class PostgresStore(PgClaims, PgCommits):
         return RunRow(*rows[0]) if rows else None
 
     async def load_steps(self, workflow_id: str) -> list[StepRow]:
+        claimed = self.take_claimed_steps(workflow_id)
+        if claimed is not None:
+            return claimed
         rows = await self._fetch(
             f"SELECT {STEP_COLS} FROM dw_steps WHERE workflow_id=%s "
             "ORDER BY seq, COALESCE(started_at, 0), step_key", (workflow_id,))
