@@ -55,6 +55,7 @@ async def test_a_resumed_run_keeps_its_start_and_gets_its_steps(stores: list[Pos
     await a.create_run(pending("w1", status="sleeping", started_at=100.0, attempt=1,
                                faults=0), [])
     (first,) = await a.claim_due("me", 30, 5)
+    assert (first.started_at, first.attempt) == (100.0, 2)
     steps = [StepRow("w1", "s1", "s1", result='{"x": 1.5}', seq=1, started_at=1.25,
                      finished_at=2.5, critical=True, meta='{"m": null}'),
              StepRow("w1", "s2", "s2", result="2", seq=2)]
