@@ -1,7 +1,20 @@
-"""DBOS Transact on SQLite, workloads (a)-(c) of bench/engine.py, as JSON lines; see README."""
+"""ductwork and DBOS Transact side by side, same workloads, same run: JSON lines; see README.
 
-# Runs in its own venv, never the project's: python3 -m venv /tmp/venvs/dbos &&
-# /tmp/venvs/dbos/bin/pip install 'dbos==3.4.0'; /tmp/venvs/dbos/bin/python bench/dbos_compare.py
+    .venv/bin/python bench/dbos_compare.py                  # SQLite and PostgreSQL, every case
+    .venv/bin/python bench/dbos_compare.py --backends postgres --cases queued --workers 2
+    .venv/bin/python bench/dbos_compare.py --dbos-python /tmp/venvs/dbos/bin/python
+
+The driver runs in the project's venv; every measurement runs in a fresh child process, the
+ductwork ones in this venv, the DBOS ones in DBOS's own (python3 -m venv /tmp/venvs/dbos &&
+/tmp/venvs/dbos/bin/pip install 'dbos==3.4.0'; DBOS is never a ductwork dependency). PostgreSQL
+is a private server started here (fsync on), or --store URL; each case gets a fresh database.
+
+Cases: inline (300 sequential 3-step runs started and awaited one after the other: ductwork's
+execute(), a direct call of a DBOS workflow), thousand (one 1,000-step run), concurrent (200
+3-step runs started at once), queued (--queued-runs 3-step runs put in a queue, then 1/2/4 worker
+processes of 50 runs each drain it; runs/s from the first start to the last end, read from each
+side's own tables). Every line carries both figures and `speedup` (ductwork / DBOS throughput).
+"""
 
 from __future__ import annotations
 
@@ -10,197 +23,314 @@ import asyncio
 import json
 import os
 import platform
-import sqlite3
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import version
+import uuid
+from pathlib import Path
 from typing import Any
 
-# Each (synchronous, api) pair runs in a child process: DBOS is a process-wide singleton and the
-# PRAGMA hook below is global, so a fresh process keeps one configuration from leaking into the
-# next (bench/engine.py gets the same isolation from a fresh Ductwork and database file per mode).
-MODES = ("NORMAL", "FULL", "DEFAULT")
-APIS = ("async", "sync")
+HERE = Path(__file__).resolve().parent
+CASES = ("inline", "thousand", "concurrent", "queued")
+BACKENDS = ("sqlite", "postgres")
+CONCURRENCY = 50     # runs per worker process at once (both sides)
+DBOS_POLL_S = 0.1    # DBOS queue polling interval (its default is 1 s)
 
 
 def emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def install_pragmas(sync: str) -> None:
-    """Apply WAL + synchronous to every SQLite connection DBOS opens (its own code sets neither:
-    out of the box it runs journal_mode=DELETE with the compiled-in synchronous=FULL)."""
-    if sync == "DEFAULT":
+# -- DBOS side (runs in DBOS's venv) -------------------------------------------------------------
+def dbos_child(backend: str, url: str, case: str, runs: int) -> None:
+    if backend == "sqlite":
+        import sqlalchemy as sa
+        from sqlalchemy import event
+
+        def on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # DBOS sets neither: the same WAL + NORMAL as ductwork's SQLite store
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+        event.listen(sa.engine.Engine, "connect", on_connect)
+    from dbos import DBOS, DBOSClient
+
+    if case == "enqueue":
+        # The schema comes from a launched DBOS; the runs from a client, which runs nothing.
+        DBOS(config={"name": "dbos-bench", "system_database_url": url, "log_level": "WARNING"})
+        DBOS.launch()
+        DBOS.register_queue("bench", worker_concurrency=CONCURRENCY,
+                            polling_interval_sec=DBOS_POLL_S)
+        DBOS.destroy()
+        client = DBOSClient(system_database_url=url, application_name="dbos-bench")
+        for i in range(runs):
+            client.enqueue({"queue_name": "bench", "workflow_name": "three"}, i)
+        client.destroy()
         return
-    import sqlalchemy as sa
-    from sqlalchemy import event
 
-    def on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute(f"PRAGMA synchronous={sync}")
+    DBOS(config={"name": "dbos-bench", "system_database_url": url, "log_level": "WARNING"})
 
-    event.listen(sa.engine.Engine, "connect", on_connect)
+    @DBOS.step()
+    async def first() -> dict[str, int]:
+        return {"n": 1}
 
+    @DBOS.step()
+    async def inc(n: int) -> dict[str, int]:
+        return {"n": n + 1}
 
-def observed_pragmas() -> dict[str, Any]:
-    """What DBOS's own pooled connection really runs with (read through its engine)."""
-    import sqlalchemy as sa
-    from dbos._dbos import _get_dbos_instance
+    @DBOS.step()
+    async def item(i: int) -> dict[str, int]:
+        return {"i": i}
 
-    names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
-    with _get_dbos_instance()._sys_db.engine.connect() as c:
-        jm = c.execute(sa.text("PRAGMA journal_mode")).scalar()
-        sy = c.execute(sa.text("PRAGMA synchronous")).scalar()
-    return {"journal_mode": str(jm).upper(), "synchronous": names.get(int(sy or 0), sy)}
+    @DBOS.workflow(name="three")
+    async def three(_i: int = 0) -> dict[str, int]:
+        a = await first()
+        b = await inc(a["n"])
+        return await inc(b["n"])
 
-
-def run_one(sync: str, api: str, folder: str) -> None:
-    install_pragmas(sync)
-    from dbos import DBOS
-
-    db = os.path.join(folder, f"dbos-{sync.lower()}-{api}.sqlite")
-    DBOS(config={"name": "dbos-bench", "system_database_url": f"sqlite:///{db}",
-                 "log_level": "WARNING"})
-
-    if api == "async":
-        @DBOS.step()
-        async def first() -> dict[str, int]:
-            return {"n": 1}
-
-        @DBOS.step()
-        async def inc(n: int) -> dict[str, int]:
-            return {"n": n + 1}
-
-        @DBOS.step()
-        async def item(i: int) -> dict[str, int]:
-            return {"i": i}
-
-        @DBOS.workflow()
-        async def three() -> dict[str, int]:
-            a = await first()
-            b = await inc(a["n"])
-            return await inc(b["n"])
-
-        @DBOS.workflow()
-        async def thousand() -> None:
-            for i in range(1000):
-                await item(i)
-    else:
-        @DBOS.step()
-        def first() -> dict[str, int]:
-            return {"n": 1}
-
-        @DBOS.step()
-        def inc(n: int) -> dict[str, int]:
-            return {"n": n + 1}
-
-        @DBOS.step()
-        def item(i: int) -> dict[str, int]:
-            return {"i": i}
-
-        @DBOS.workflow()
-        def three() -> dict[str, int]:
-            a = first()
-            b = inc(a["n"])
-            return inc(b["n"])
-
-        @DBOS.workflow()
-        def thousand() -> None:
-            for i in range(1000):
-                item(i)
+    @DBOS.workflow(name="thousand")
+    async def thousand() -> None:
+        for i in range(1000):
+            await item(i)
 
     DBOS.launch()
-    common = {"dbos": version("dbos"), "api": api, "mode": sync, **observed_pragmas(),
-              "cpus": os.cpu_count(), "python": platform.python_version()}
+    if case == "worker":
+        DBOS.register_queue("bench", worker_concurrency=CONCURRENCY,
+                            polling_interval_sec=DBOS_POLL_S)
+        emit(ready=True)
+        while True:  # its queue thread works; the driver ends this process with SIGTERM
+            time.sleep(1)
 
-    async def a_async() -> float:
-        for _ in range(20):  # warm-up, as bench/engine.py
+    async def go() -> float:
+        for _ in range(20):  # warm-up, both sides
             await three()
         t = time.perf_counter()
-        for _ in range(300):
-            assert (await three()) == {"n": 3}
+        if case == "inline":
+            for _ in range(300):
+                assert (await three()) == {"n": 3}
+        elif case == "thousand":
+            await thousand()
+        else:
+            out = await asyncio.gather(*[three() for _ in range(200)])
+            assert all(x == {"n": 3} for x in out)
         return time.perf_counter() - t
 
-    def a_sync() -> float:
-        for _ in range(20):
-            three()
-        t = time.perf_counter()
-        for _ in range(300):
-            assert three() == {"n": 3}
-        return time.perf_counter() - t
-
-    async def b_async() -> float:
-        t = time.perf_counter()
-        await thousand()
-        return time.perf_counter() - t
-
-    def b_sync() -> float:
-        t = time.perf_counter()
-        thousand()
-        return time.perf_counter() - t
-
-    async def c_async() -> float:
-        t = time.perf_counter()
-        out = await asyncio.gather(*[three() for _ in range(200)])
-        dt = time.perf_counter() - t
-        assert all(x == {"n": 3} for x in out)
-        return dt
-
-    def c_sync() -> float:
-        # DBOS's way to run sync workflows concurrently: its executor threads.
-        t = time.perf_counter()
-        handles = [DBOS.start_workflow(three) for _ in range(200)]
-        out = [h.get_result() for h in handles]
-        dt = time.perf_counter() - t
-        assert all(x == {"n": 3} for x in out)
-        return dt
-
-    if api == "async":
-        dt_a = asyncio.run(a_async())
-        dt_b = asyncio.run(b_async())
-        dt_c = asyncio.run(c_async())
-    else:
-        dt_a, dt_b, dt_c = a_sync(), b_sync(), c_sync()
-
-    emit(bench="dbos_a_sequential_3_step", workflows=300, seconds=round(dt_a, 4),
-         workflows_per_s=round(300 / dt_a, 1), us_per_step=round(dt_a / 900 * 1e6, 1), **common)
-    emit(bench="dbos_b_one_1000_step_workflow", ms=round(dt_b * 1000, 1), **common)
-    emit(bench="dbos_c_200_concurrent", seconds=round(dt_c, 4), **common)
-
-    # Every workflow and step checkpoint really is in the file: 320 + 1 + 200 runs, 1,000 + 3*520
-    # steps (read back from a separate connection, so only committed rows count).
+    dt = asyncio.run(go())
+    emit(seconds=dt)
     DBOS.destroy()
-    with sqlite3.connect(db) as c:
-        wfs = c.execute("SELECT count(*) FROM workflow_status WHERE status='SUCCESS'").fetchone()
-        ops = c.execute("SELECT count(*) FROM operation_outputs").fetchone()
-    assert wfs[0] == 521 and ops[0] == 2560, (wfs, ops)
+    os._exit(0)
+
+
+# -- ductwork side (runs in the project's venv) ---------------------------------------------------
+def ductwork_child(backend: str, url: str, case: str, runs: int) -> None:
+    sys.path.insert(0, str(HERE.parent))
+    from ductwork import Ductwork
+
+    opts: dict[str, Any] = {"synchronous": "NORMAL"} if backend == "sqlite" else {}
+    dw = Ductwork(store=url, inline_wait="0ms", **opts)
+
+    def value(v: Any) -> Any:
+        async def fn() -> Any:  # async steps, as bench/engine.py (real steps await I/O)
+            return v
+        return fn
+
+    @dw.workflows.workflow(product="bench", tag="three")
+    async def three(ctx: Any) -> Any:
+        a = await ctx.step("a", value({"n": 1}))
+        b = await ctx.step("b", value({"n": a["n"] + 1}))
+        return await ctx.step("c", value({"n": b["n"] + 1}))
+
+    @dw.workflows.workflow(product="bench", tag="thousand")
+    async def thousand(ctx: Any) -> Any:
+        for i in range(1000):
+            await ctx.step(f"s{i}", value({"i": i}))
+
+    async def go() -> None:
+        async with dw:
+            ex = dw.workflows.execute
+            if case == "enqueue":
+                for i in range(runs):
+                    await dw.workflows.dispatch("bench", "dev", "three", {"i": i})
+                return
+            if case == "worker":
+                worker = dw.workflows.worker(concurrency=CONCURRENCY, poll="1s", grace="5s",
+                                             schedules=False, handle_signals=True)
+                task = asyncio.create_task(worker.run())
+                await worker.started()
+                emit(ready=True)
+                await task
+                return
+            for _ in range(20):
+                await ex(product="bench", env="dev", tag="three")
+            t = time.perf_counter()
+            if case == "inline":
+                for _ in range(300):
+                    assert (await ex(product="bench", env="dev", tag="three")).output == {"n": 3}
+            elif case == "thousand":
+                assert (await ex(product="bench", env="dev", tag="thousand")).status == \
+                    "completed"
+            else:
+                out = await asyncio.gather(*[ex(product="bench", env="dev", tag="three")
+                                             for _ in range(200)])
+                assert all(r.output == {"n": 3} for r in out)
+            emit(seconds=time.perf_counter() - t)
+
+    asyncio.run(go())
+
+
+# -- the driver ---------------------------------------------------------------------------------
+class Side:
+    def __init__(self, name: str, python: str) -> None:
+        self.name, self.python = name, python
+
+    def cmd(self, backend: str, url: str, case: str, runs: int = 0) -> list[str]:
+        return [self.python, str(Path(__file__).resolve()), "--child", self.name,
+                "--backend", backend, "--url", url, "--case", case, "--runs", str(runs)]
+
+    def run(self, backend: str, url: str, case: str, runs: int = 0) -> dict[str, Any]:
+        p = subprocess.run(self.cmd(backend, url, case, runs), capture_output=True, text=True,
+                           check=False, timeout=1800)
+        lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+        if p.returncode != 0 and not lines:
+            raise SystemExit(f"{self.name} {case} on {backend} failed:\n{p.stderr[-3000:]}")
+        return lines[-1] if lines else {}
+
+    def queued(self, backend: str, url: str, workers: int, runs: int) -> float:
+        """runs/s of `workers` processes draining a backlog of `runs` queued runs."""
+        self.run(backend, url, "enqueue", runs)
+        procs = [subprocess.Popen(self.cmd(backend, url, "worker"), stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+                 for _ in range(workers)]
+        try:
+            for p in procs:
+                assert p.stdout is not None
+                p.stdout.readline()  # {"ready": true}
+            deadline = time.monotonic() + 900
+            while True:
+                first, last, done = self.window(backend, url)
+                if done >= runs:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{self.name}: only {done}/{runs} queued runs done")
+                time.sleep(0.1)
+        finally:
+            for p in procs:  # ductwork's worker stops gracefully; DBOS's process just ends
+                p.send_signal(signal.SIGINT if self.name == "ductwork" else signal.SIGTERM)
+            for p in procs:
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        return runs / (last - first)
+
+    def window(self, backend: str, url: str) -> tuple[float, float, int]:
+        """(first start, last end, how many finished) of the queued runs, epoch seconds."""
+        if self.name == "ductwork":
+            sql = ("SELECT min(started_at), max(finished_at), count(*) FROM dw_runs "
+                   "WHERE status = 'completed'")
+            scale = 1.0
+        else:
+            table = "dbos.workflow_status" if backend == "postgres" else "workflow_status"
+            sql = (f"SELECT min(started_at_epoch_ms), max(updated_at), count(*) FROM {table} "
+                   "WHERE status = 'SUCCESS'")
+            scale = 1000.0
+        row = _query(backend, url, sql)
+        if not row or row[2] == 0:
+            return 0.0, 0.0, 0
+        return float(row[0]) / scale, float(row[1]) / scale, int(row[2])
+
+
+def _query(backend: str, url: str, sql: str) -> tuple[Any, ...] | None:
+    if backend == "sqlite":
+        import sqlite3
+
+        path = url.removeprefix("sqlite:///")
+        if not os.path.exists(path):
+            return None
+        with sqlite3.connect(path, timeout=30) as c:
+            try:
+                return tuple(c.execute(sql).fetchone())
+            except sqlite3.OperationalError:  # not created yet
+                return None
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as c:
+        try:
+            row = c.execute(sql).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+        return tuple(row) if row else None
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--sync", default="NORMAL,FULL",
-                   help="comma list of NORMAL, FULL (both with WAL) and DEFAULT "
-                        "(DBOS untouched: rollback journal, synchronous=FULL)")
-    p.add_argument("--api", default="async,sync", help="comma list of async, sync")
-    p.add_argument("--one", nargs=3, metavar=("SYNC", "API", "FOLDER"), help=argparse.SUPPRESS)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dbos-python", default="/tmp/venvs/dbos/bin/python")
+    p.add_argument("--backends", default="sqlite,postgres")
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--workers", default="1,2,4", help="worker processes of the queued case")
+    p.add_argument("--queued-runs", type=int, default=1000)
+    p.add_argument("--store", help="an existing PostgreSQL (a database per case is created)")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--backend", help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    p.add_argument("--case", help=argparse.SUPPRESS)
+    p.add_argument("--runs", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.one:
-        run_one(*args.one)
+    if args.child:
+        child = dbos_child if args.child == "dbos" else ductwork_child
+        child(args.backend, args.url, args.case, args.runs)
         return
-    syncs = [s.strip().upper() for s in args.sync.split(",") if s.strip()]
-    apis = [a.strip().lower() for a in args.api.split(",") if a.strip()]
-    for s in syncs:
-        if s not in MODES:
-            p.error(f"--sync: {s!r} is not one of {', '.join(MODES)}")
-    for a in apis:
-        if a not in APIS:
-            p.error(f"--api: {a!r} is not one of {', '.join(APIS)}")
-    with tempfile.TemporaryDirectory() as folder:
-        for s in syncs:
-            for a in apis:
-                subprocess.run([sys.executable, __file__, "--one", s, a, folder], check=True)
+    backends = [b for b in args.backends.split(",") if b]
+    cases = [c for c in args.cases.split(",") if c]
+    for name, allowed in (("backend", BACKENDS), ("case", CASES)):
+        for x in backends if name == "backend" else cases:
+            if x not in allowed:
+                p.error(f"unknown {name} {x!r} (one of {', '.join(allowed)})")
+    if not os.path.exists(args.dbos_python):
+        p.error(f"{args.dbos_python} not found: create DBOS's venv first (see the docstring)")
+    sides = [Side("ductwork", sys.executable), Side("dbos", args.dbos_python)]
+    sys.path.insert(0, str(HERE.parent))
+    from bench.scale import Server, new_database
+
+    server = Server(fast=False) if "postgres" in backends and not args.store else None
+    admin = args.store or (server.dsn if server else "")
+    folder = tempfile.mkdtemp(prefix="dw-dbos-cmp-")
+    emit(figure="machine", cpus=os.cpu_count(), python=platform.python_version(),
+         load=os.getloadavg()[0], concurrency=CONCURRENCY, dbos_poll_s=DBOS_POLL_S)
+
+    def fresh(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{os.path.join(folder, uuid.uuid4().hex[:10] + '.db')}"
+        return new_database(admin)
+
+    try:
+        for backend in backends:
+            for case in cases:
+                if case == "queued":
+                    for n in [int(w) for w in args.workers.split(",") if w]:
+                        rate = {s.name: s.queued(backend, fresh(backend), n, args.queued_runs)
+                                for s in sides}
+                        emit(bench="dbos_compare", backend=backend, case=case, workers=n,
+                             runs=args.queued_runs, ductwork_runs_per_s=round(rate["ductwork"], 1),
+                             dbos_runs_per_s=round(rate["dbos"], 1),
+                             speedup=round(rate["ductwork"] / rate["dbos"], 2),
+                             load=round(os.getloadavg()[0], 2))
+                    continue
+                secs = {s.name: float(s.run(backend, fresh(backend), case)["seconds"])
+                        for s in sides}
+                emit(bench="dbos_compare", backend=backend, case=case,
+                     ductwork_s=round(secs["ductwork"], 4), dbos_s=round(secs["dbos"], 4),
+                     speedup=round(secs["dbos"] / secs["ductwork"], 2),
+                     load=round(os.getloadavg()[0], 2))
+    finally:
+        if server is not None:
+            server.stop()
+        for f in Path(folder).glob("*"):
+            f.unlink()
+        os.rmdir(folder)
 
 
 if __name__ == "__main__":
