@@ -13,7 +13,9 @@ Cases: inline (300 sequential 3-step runs started and awaited one after the othe
 execute(), a direct call of a DBOS workflow), thousand (one 1,000-step run), concurrent (200
 3-step runs started at once), queued (--queued-runs 3-step runs put in a queue, then 1/2/4 worker
 processes of 50 runs each drain it; runs/s from the first start to the last end, read from each
-side's own tables). Every line carries both figures and `speedup` (ductwork / DBOS throughput).
+side's own tables). DBOS runs with its async API and with its sync one (--dbos-api); each line
+carries every figure and `speedup`: ductwork's throughput over the faster DBOS API's. ductwork's
+SQLite store and DBOS's SQLite database both run WAL with synchronous=NORMAL.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def emit(**fields: Any) -> None:
 
 
 # -- DBOS side (runs in DBOS's venv) -------------------------------------------------------------
-def dbos_child(backend: str, url: str, case: str, runs: int) -> None:
+def dbos_child(backend: str, url: str, case: str, runs: int, api: str) -> None:
     if backend == "sqlite":
         import sqlalchemy as sa
         from sqlalchemy import event
@@ -72,28 +74,52 @@ def dbos_child(backend: str, url: str, case: str, runs: int) -> None:
 
     DBOS(config={"name": "dbos-bench", "system_database_url": url, "log_level": "WARNING"})
 
-    @DBOS.step()
-    async def first() -> dict[str, int]:
-        return {"n": 1}
+    if api == "async":
+        @DBOS.step()
+        async def first() -> dict[str, int]:
+            return {"n": 1}
 
-    @DBOS.step()
-    async def inc(n: int) -> dict[str, int]:
-        return {"n": n + 1}
+        @DBOS.step()
+        async def inc(n: int) -> dict[str, int]:
+            return {"n": n + 1}
 
-    @DBOS.step()
-    async def item(i: int) -> dict[str, int]:
-        return {"i": i}
+        @DBOS.step()
+        async def item(i: int) -> dict[str, int]:
+            return {"i": i}
 
-    @DBOS.workflow(name="three")
-    async def three(_i: int = 0) -> dict[str, int]:
-        a = await first()
-        b = await inc(a["n"])
-        return await inc(b["n"])
+        @DBOS.workflow(name="three")
+        async def three(_i: int = 0) -> dict[str, int]:
+            a = await first()
+            b = await inc(a["n"])
+            return await inc(b["n"])
 
-    @DBOS.workflow(name="thousand")
-    async def thousand() -> None:
-        for i in range(1000):
-            await item(i)
+        @DBOS.workflow(name="thousand")
+        async def thousand() -> None:
+            for i in range(1000):
+                await item(i)
+    else:
+        @DBOS.step()
+        def first_s() -> dict[str, int]:
+            return {"n": 1}
+
+        @DBOS.step()
+        def inc_s(n: int) -> dict[str, int]:
+            return {"n": n + 1}
+
+        @DBOS.step()
+        def item_s(i: int) -> dict[str, int]:
+            return {"i": i}
+
+        @DBOS.workflow(name="three")
+        def three_s(_i: int = 0) -> dict[str, int]:
+            a = first_s()
+            b = inc_s(a["n"])
+            return inc_s(b["n"])
+
+        @DBOS.workflow(name="thousand")
+        def thousand_s() -> None:
+            for i in range(1000):
+                item_s(i)
 
     DBOS.launch()
     if case == "worker":
@@ -117,7 +143,21 @@ def dbos_child(backend: str, url: str, case: str, runs: int) -> None:
             assert all(x == {"n": 3} for x in out)
         return time.perf_counter() - t
 
-    dt = asyncio.run(go())
+    def go_sync() -> float:
+        for _ in range(20):
+            three_s()
+        t = time.perf_counter()
+        if case == "inline":
+            for _ in range(300):
+                assert three_s() == {"n": 3}
+        elif case == "thousand":
+            thousand_s()
+        else:  # DBOS's way to run sync workflows concurrently: its executor threads
+            handles = [DBOS.start_workflow(three_s) for _ in range(200)]
+            assert all(h.get_result() == {"n": 3} for h in handles)
+        return time.perf_counter() - t
+
+    dt = asyncio.run(go()) if api == "async" else go_sync()
     emit(seconds=dt)
     DBOS.destroy()
     os._exit(0)
@@ -182,6 +222,8 @@ def ductwork_child(backend: str, url: str, case: str, runs: int) -> None:
 
 # -- the driver ---------------------------------------------------------------------------------
 class Side:
+    """ductwork, or DBOS with its async or sync API: each measurement in a child process."""
+
     def __init__(self, name: str, python: str) -> None:
         self.name, self.python = name, python
 
@@ -269,6 +311,8 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dbos-python", default="/tmp/venvs/dbos/bin/python")
     p.add_argument("--backends", default="sqlite,postgres")
+    p.add_argument("--dbos-api", default="async,sync",
+                   help="DBOS's async and/or sync API (each measured; speedup: vs the faster)")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--workers", default="1,2,4", help="worker processes of the queued case")
     p.add_argument("--queued-runs", type=int, default=1000)
@@ -280,8 +324,11 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child = dbos_child if args.child == "dbos" else ductwork_child
-        child(args.backend, args.url, args.case, args.runs)
+        if args.child == "ductwork":
+            ductwork_child(args.backend, args.url, args.case, args.runs)
+        else:
+            dbos_child(args.backend, args.url, args.case, args.runs,
+                       args.child.removeprefix("dbos-"))
         return
     backends = [b for b in args.backends.split(",") if b]
     cases = [c for c in args.cases.split(",") if c]
@@ -291,7 +338,11 @@ def main() -> None:
                 p.error(f"unknown {name} {x!r} (one of {', '.join(allowed)})")
     if not os.path.exists(args.dbos_python):
         p.error(f"{args.dbos_python} not found: create DBOS's venv first (see the docstring)")
-    sides = [Side("ductwork", sys.executable), Side("dbos", args.dbos_python)]
+    apis = [a for a in args.dbos_api.split(",") if a]
+    if not apis or set(apis) - {"async", "sync"}:
+        p.error("--dbos-api: a comma list of async, sync")
+    sides = [Side("ductwork", sys.executable)] + [Side(f"dbos-{a}", args.dbos_python)
+                                                  for a in apis]
     sys.path.insert(0, str(HERE.parent))
     from bench.scale import Server, new_database
 
@@ -313,17 +364,20 @@ def main() -> None:
                     for n in [int(w) for w in args.workers.split(",") if w]:
                         rate = {s.name: s.queued(backend, fresh(backend), n, args.queued_runs)
                                 for s in sides}
+                        best = max(v for k, v in rate.items() if k != "ductwork")
                         emit(bench="dbos_compare", backend=backend, case=case, workers=n,
-                             runs=args.queued_runs, ductwork_runs_per_s=round(rate["ductwork"], 1),
-                             dbos_runs_per_s=round(rate["dbos"], 1),
-                             speedup=round(rate["ductwork"] / rate["dbos"], 2),
+                             runs=args.queued_runs,
+                             **{f"{k.replace('-', '_')}_runs_per_s": round(v, 1)
+                                for k, v in rate.items()},
+                             speedup=round(rate["ductwork"] / best, 2),
                              load=round(os.getloadavg()[0], 2))
                     continue
                 secs = {s.name: float(s.run(backend, fresh(backend), case)["seconds"])
                         for s in sides}
+                best = min(v for k, v in secs.items() if k != "ductwork")
                 emit(bench="dbos_compare", backend=backend, case=case,
-                     ductwork_s=round(secs["ductwork"], 4), dbos_s=round(secs["dbos"], 4),
-                     speedup=round(secs["dbos"] / secs["ductwork"], 2),
+                     **{f"{k.replace('-', '_')}_s": round(v, 4) for k, v in secs.items()},
+                     speedup=round(best / secs["ductwork"], 2),
                      load=round(os.getloadavg()[0], 2))
     finally:
         if server is not None:
