@@ -1,7 +1,9 @@
 """Group commit (RunStore.commit_many) on every backend: each batch all-or-nothing, a fence
-failure stays in its slot, other errors raise for all; on PostgreSQL, one transaction."""
+failure stays in its slot, other errors raise for all; on PostgreSQL, one transaction, and create_runs() likewise."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -84,11 +86,13 @@ async def test_nothing_to_commit(store: RunStore) -> None:
 
 # -- PostgreSQL: one transaction, and errors that are not fences -------------------------------
 @pytest.fixture
-async def pg(pg_url: str) -> PostgresStore:
+async def pg(pg_url: str) -> AsyncIterator[PostgresStore]:
     s = PostgresStore(pg_url)
     await s.open()
-    yield s  # type: ignore[misc]
-    await s.close()
+    try:
+        yield s
+    finally:
+        await s.close()
 
 
 async def _xmins(url: str, wids: list[str]) -> set[str]:
@@ -135,3 +139,18 @@ async def test_postgres_fence_failures_leave_the_others_in_one_transaction(
     assert [type(e).__name__ if e else None for e in out] == [
         None, "LeaseLostError", None, None, None]
     assert len(await _xmins(pg_url, ["a", "b", "c", "d"])) == 1
+
+
+async def test_postgres_creates_runs_together_in_one_transaction(pg: PostgresStore,
+                                                                 pg_url: str) -> None:
+    await _runs(pg, "old")
+    items = [(run(f"n{i}"), [(1.0, "workflow_queued", None, None)]) for i in range(5)]
+    got = await pg.create_runs([*items[:3], (run("old", input="other"), []), *items[3:]])
+    assert [(r.workflow_id, made) for r, made in got] == [
+        ("n0", True), ("n1", True), ("n2", True), ("old", False), ("n3", True), ("n4", True)]
+    assert got[3][0].input is None  # the stored run, not the one asked for
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT count(DISTINCT xmin::text) FROM dw_runs WHERE "
+                                 "workflow_id LIKE 'n%%'")
+        assert (await cur.fetchone()) == (1,)
+    assert [e["type"] for e in await pg.events("n4")] == ["workflow_queued"]

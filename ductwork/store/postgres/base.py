@@ -77,6 +77,7 @@ class PgBase(RunStore):
         # workflow id -> (monotonic time, steps) read by claim_due(), for the load_steps()
         # that drives the run next (claims.py)
         self._claimed_steps: dict[str, tuple[float, list[StepRow]]] = {}
+        self._owners: tuple[float, list[str]] | None = None  # live_owners(), when read
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def _connect(self) -> Conn:

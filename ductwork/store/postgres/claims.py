@@ -20,6 +20,8 @@ from ductwork.store.protocol import QueueLimit, RunRow, StepRow, now
 # How long the steps read by a claim stay usable by load_steps(): the engine asks at once; past
 # this, it reads them again (a lease is much longer, so they are still the run's own).
 STEPS_KEPT_S = 5.0
+# How long live_owners() answers from its last read.
+OWNERS_KEPT_S = 1.0
 
 
 class PgClaims(PgBase):
@@ -167,5 +169,12 @@ class PgClaims(PgBase):
             (wake_at, now(), workflow_id, owner))
 
     async def live_owners(self) -> list[str]:
+        # Asked before every claim pass, and a DISTINCT over the owner index is not free: a
+        # list up to a second old serves (an owner that died since is found dead a pass later;
+        # its runs are taken over when their lease expires in any case).
+        t = time.monotonic()
+        if self._owners is not None and t - self._owners[0] < OWNERS_KEPT_S:
+            return list(self._owners[1])
         rows = await self._fetch("SELECT DISTINCT owner FROM dw_runs WHERE owner IS NOT NULL")
-        return [r[0] for r in rows]
+        self._owners = (t, [r[0] for r in rows])
+        return list(self._owners[1])

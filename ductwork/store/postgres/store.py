@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ductwork.errors import StoreError
-from ductwork.store.postgres.base import Conn, safe_url
+from ductwork.store.postgres.base import Conn, _rollback, safe_url
 from ductwork.store.postgres.claims import PgClaims
 from ductwork.store.postgres.commits import PgCommits
 from ductwork.store.postgres.sql import (
@@ -67,6 +67,38 @@ class PostgresStore(PgClaims, PgCommits):
         if existing is None:  # deleted in between: nothing sensible to return but ours
             raise StoreError(f"run {run.workflow_id} vanished while being created")
         return existing, False
+
+    async def create_runs(self, items: list[tuple[RunRow, list[Event]]]
+                          ) -> list[tuple[RunRow, bool]]:
+        """Several create_run() in one pipelined transaction: one round trip, one WAL flush,
+        and one NOTIFY per queue (PostgreSQL folds equal notifications of a transaction)."""
+        if len(items) <= 1:
+            return [await self.create_run(run, events) for run, events in items]
+
+        async def go(conn: Conn, _: int) -> list[bool]:
+            try:
+                async with conn.pipeline():
+                    await conn.execute("BEGIN")
+                    curs = [await conn.execute(CREATE_RUN, [
+                        *(getattr(run, f) for f in RUN_FIELDS), *event_arrays(events),
+                        run.status == "pending"], prepare=False) for run, events in items]
+                    await conn.execute("COMMIT")
+            except BaseException:
+                await _rollback(conn)
+                raise
+            return [bool((await c.fetchone() or (0,))[0]) for c in curs]
+
+        created = await self._with(go)
+        out: list[tuple[RunRow, bool]] = []
+        for (run, _), made in zip(items, created, strict=True):
+            if made:
+                out.append((run, True))
+                continue
+            existing = await self.get_run(run.workflow_id)
+            if existing is None:
+                raise StoreError(f"run {run.workflow_id} vanished while being created")
+            out.append((existing, False))
+        return out
 
     async def get_run(self, workflow_id: str) -> RunRow | None:
         rows = await self._fetch(f"SELECT {RUN_COLS} FROM dw_runs WHERE workflow_id=%s",
