@@ -1,5 +1,5 @@
-"""Group commit (RunStore.commit_many) on every backend: each batch all-or-nothing, a fence
-failure stays in its slot, other errors raise for all; on PostgreSQL, one transaction, and create_runs() likewise."""
+"""Group commit on every backend (commit_many: each batch all-or-nothing, a fence failure stays
+in its slot, other errors raise for all); on PostgreSQL one transaction, create_runs() too."""
 
 from __future__ import annotations
 
