@@ -101,6 +101,12 @@ class PgCommits(PgBase):
         lot. A fence that fails names its batch (dw_fail('code:i')): the transaction is rolled
         back, that batch alone is committed on its own to get its exact error (or to find it
         already ours, on a retry after a lost connection), and the rest goes again."""
+        if len(items) == 1:  # alone: the one-statement paths of commit()
+            try:
+                await self.commit(*items[0])
+            except (LeaseLostError, StepConflictError) as e:
+                return [e]
+            return [None]
         out: list[Exception | None] = [None] * len(items)
         pending = list(range(len(items)))
 
