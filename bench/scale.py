@@ -9,7 +9,8 @@ the workers spend per 1000 steps, the claim latency of an idle worker pool (disp
 step, p50/p99), and the database round trips per step (timed through a proxy that adds a known
 delay to every server reply), and what one 3-step run costs, inline (`execute`) and queued
 (`dispatch` + 2 workers): transactions, statements and client round trips per run, PostgreSQL
-CPU and Python CPU per step.
+CPU and Python CPU per step. Transactions are pg_stat_database's count, which includes the one
+PostgreSQL runs in each listening worker to read a NOTIFY (a dispatch wakes both workers).
 """
 
 from __future__ import annotations
