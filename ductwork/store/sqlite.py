@@ -30,6 +30,7 @@ from ductwork.store.protocol import (
     prune_statuses,
 )
 from ductwork.store.schema import MIGRATIONS, SCHEMA_VERSION
+from ductwork.store.sqlite_wal import HARD_PAGES, Checkpointer
 
 _RUN_COLS = ", ".join(RUN_FIELDS)
 _STEP_COLS = ", ".join(STEP_FIELDS)
@@ -66,6 +67,7 @@ class SQLiteStore(RunStore):
             raise StoreError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.synchronous = synchronous.upper()
         self._db: sqlite3.Connection | None = None
+        self.checkpointer: Checkpointer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -84,7 +86,18 @@ class SQLiteStore(RunStore):
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA foreign_keys=OFF")
         self._db = db
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._db = None
+            db.close()
+            raise
+        if self.path != ":memory:":
+            # A checkpoint fsyncs the database file: a thread does it, so that a commit does
+            # not pay for it every ~1,000 pages; this connection only does past HARD_PAGES.
+            db.execute(f"PRAGMA wal_autocheckpoint={HARD_PAGES}")
+            self.checkpointer = Checkpointer(os.path.abspath(self.path), self.synchronous)
+            self.checkpointer.start()
 
     def _migrate(self) -> None:
         db = self.conn
@@ -109,6 +122,9 @@ class SQLiteStore(RunStore):
             raise
 
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         if self._db is not None:
             self._db.close()
             self._db = None
