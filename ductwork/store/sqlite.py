@@ -189,6 +189,8 @@ class SQLiteStore(RunStore):
         return RunRow(*row) if row else None
 
     async def load_steps(self, workflow_id: str) -> list[StepRow]:
+        # Records still waiting (a child, a signal) all have seq 0: among them, the order
+        # they were recorded in.
         rows = self.conn.execute(
             f"SELECT {_STEP_COLS} FROM dw_steps WHERE workflow_id=? ORDER BY seq, rowid",
             (workflow_id,)).fetchall()
@@ -423,9 +425,11 @@ class SQLiteStore(RunStore):
         """How many runs of limited queue q may be claimed now (inside the write transaction,
         so claimers are serialized)."""
         db = self.conn
+        # Runs held by workers are few (the partial owner index); a queue's backlog is not.
         owned, mine = db.execute(
             f"SELECT count(*), count(CASE WHEN owner=? THEN 1 END) FROM dw_runs "
-            f"WHERE queue=? AND owner IS NOT NULL AND lease_until >= ? AND status IN "
+            f"INDEXED BY dw_runs_owner WHERE queue=? AND owner IS NOT NULL AND lease_until >= ? "
+            f"AND status IN "
             f"({', '.join('?' * len(_ACTIVE))})", (owner, q, t, *_ACTIVE)).fetchone()
         recent = 0
         if lim.rate:

@@ -1,0 +1,180 @@
+"""SQLite schema v5: fewer run indexes written per run, and every hot query still on an index."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from ductwork.store.protocol import Batch, QueueLimit, StepRow
+from ductwork.store.schema import SCHEMA_VERSION
+from ductwork.store.sqlite import SQLiteStore
+from tests.store.rows import pending, run
+
+
+def _step(wid: str, key: str, seq: int, status: str = "completed", started: float = 0.0,
+          result: str | None = '{"ok": 1}') -> StepRow:
+    return StepRow(wid, key, key.split("#")[0], "step", status, seq, 1, None, result, None,
+                   started or time.time(), None if status == "waiting" else time.time())
+
+
+async def test_a_v4_store_with_runs_is_upgraded_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "runs.db"
+    monkeypatch.setattr("ductwork.store.sqlite.SCHEMA_VERSION", 4)
+    old = SQLiteStore(f"sqlite:///{path}")
+    await old.open()
+    assert old.schema_version() == 4
+    t = time.time()
+    for r in range(3):
+        wid = f"w{r}"
+        await old.create_run(run(wid, parent_id="w0" if r else None), [])
+        # Two records still waiting (seq 0), in the order they began, and completed steps
+        # recorded out of key order.
+        for i, (key, seq) in enumerate([("zeta", 1), ("child", 0), ("alpha", 2),
+                                        ("signal", 0), ("big", 3)]):
+            await old.commit(wid, Batch(steps=[_step(
+                wid, key, seq, "waiting" if seq == 0 else "completed", started=t + i,
+                result="x" * 9_000 if key == "big" else '{"ok": 1}')]))
+    before = {f"w{r}": old.conn.execute(
+        "SELECT * FROM dw_steps WHERE workflow_id=? ORDER BY seq, rowid", (f"w{r}",)).fetchall()
+        for r in range(3)}
+    await old.close()
+    monkeypatch.undo()
+
+    new = SQLiteStore(f"sqlite:///{path}")
+    await new.open()
+    assert new.schema_version() == SCHEMA_VERSION == 5
+    for wid, rows in before.items():
+        # Data preserved, and the history comes back in the same order as before.
+        steps = await new.load_steps(wid)
+        assert [s.step_key for s in steps] == [r[1] for r in rows]
+        assert [s.step_key for s in steps] == ["child", "signal", "zeta", "alpha", "big"]
+        assert new.conn.execute("SELECT * FROM dw_steps WHERE workflow_id=? ORDER BY seq, "
+                                "rowid", (wid,)).fetchall() == rows
+    # The rebuilt indexes hold the runs written before the upgrade.
+    assert [r.workflow_id for r in (await new.list_runs(parent_id="w0"))[0]] == ["w2", "w1"]
+    assert sorted(await new.renew_leases("me", 30)) == ["w0", "w1", "w2"]
+    assert await new.live_owners() == ["me"]
+    # The engine's writes still work: a waiting record completes, another step is new.
+    await new.commit("w1", Batch(owner="me", steps=[_step("w1", "child", 4)]))
+    await new.commit("w1", Batch(owner="me", steps=[_step("w1", "omega", 5)]))
+    assert [s.step_key for s in await new.load_steps("w1")] == [
+        "signal", "zeta", "alpha", "big", "child", "omega"]
+    await new.close()
+    # An integrity check of the migrated file (indexes match their tables).
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+def _indexes(db: sqlite3.Connection, table: str) -> set[str]:
+    return {r[0] for r in db.execute(
+        "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=?", (table,))}
+
+
+async def test_a_run_writes_fewer_index_entries(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    await store.open()
+    db = store.conn
+    assert _indexes(db, "dw_steps") == {"sqlite_autoindex_dw_steps_1"}
+    assert _indexes(db, "dw_runs") == {
+        "sqlite_autoindex_dw_runs_1", "dw_runs_due", "dw_runs_owner", "dw_runs_list",
+        "dw_runs_parent", "dw_runs_claim", "dw_runs_status_list", "dw_runs_product_list"}
+    await store.create_run(run("top"), [])
+    # A top-level run has no entry in the (partial) parent index; unowned runs none in the
+    # owner index.
+    assert db.execute("SELECT count(*) FROM dw_runs INDEXED BY dw_runs_parent "
+                      "WHERE parent_id IS NOT NULL").fetchone()[0] == 0
+    await store.create_run(pending("queued"), [])
+    assert [r[0] for r in db.execute("SELECT workflow_id FROM dw_runs INDEXED BY dw_runs_owner "
+                                     "WHERE owner IS NOT NULL")] == ["top"]
+    # A run executed in place (owned from the start) is not in the claim index: claims walk
+    # unowned runs only.
+    assert [r[0] for r in db.execute(
+        "SELECT workflow_id FROM dw_runs INDEXED BY dw_runs_claim WHERE status IN "
+        "('pending', 'running', 'sleeping', 'waiting') AND owner IS NULL")] == ["queued"]
+    assert [r.workflow_id for r in await store.claim_due("w", 30, 5)] == ["queued"]
+    assert db.execute("SELECT count(*) FROM dw_runs INDEXED BY dw_runs_claim WHERE status IN "
+                      "('pending', 'running', 'sleeping', 'waiting') AND owner IS NULL"
+                      ).fetchone()[0] == 0
+    await store.release("queued", "w")  # due again: back in the claim index
+    assert [r.workflow_id for r in await store.claim_due("w2", 30, 5)] == ["queued"]
+    await store.close()
+
+
+class _Plans:
+    """Every statement the store runs, with SQLite's plan for it."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self.sql: list[str] = []
+        store.conn.set_trace_callback(self.sql.append)
+
+    def take(self) -> list[tuple[str, str]]:
+        out = []
+        for q in self.sql:
+            if q.split()[0].upper() in ("SELECT", "UPDATE", "DELETE", "INSERT") and (
+                    "dw_runs" in q or "dw_steps" in q):
+                plan = " | ".join(r[3] for r in self.store.conn.execute(
+                    "EXPLAIN QUERY PLAN " + q))
+                out.append((q, plan))
+        self.sql.clear()
+        return out
+
+
+def _all_use(plans: list[tuple[str, str]], index: str) -> None:
+    assert plans and all(index in p for _, p in plans), plans
+
+
+def _no_table_scan(plans: list[tuple[str, str]]) -> None:
+    for q, plan in plans:
+        for part in plan.split(" | "):
+            # "SCAN dw_runs USING INDEX x" walks an index in order (and stops at a LIMIT); a
+            # bare "SCAN dw_runs" reads every run.
+            assert not (part.startswith("SCAN dw_") and "USING" not in part), (q, plan)
+
+
+async def test_listing_claiming_and_history_queries_use_an_index(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    await store.open()
+    store.set_queue_limits({"slow": QueueLimit(concurrency=2, rate=(5, 60.0))})
+    for i in range(20):
+        await store.create_run(pending(f"q{i:02}", queue="slow" if i % 2 else "default"), [])
+        await store.create_run(run(f"r{i:02}", parent_id="r00" if i else None,
+                                   status="completed" if i % 3 else "running"), [])
+    plans = _Plans(store)
+
+    await store.list_runs()
+    await store.list_runs(limit=3, cursor=f"{time.time()}|r05")
+    _all_use(plans.take(), "dw_runs_list")
+    await store.list_runs(status="completed", since=0.0)
+    _all_use(plans.take(), "dw_runs_status_list")
+    await store.list_runs(product="p", tag="t")
+    _all_use(plans.take(), "dw_runs_product_list")
+    await store.list_runs(parent_id="r00")
+    _all_use(plans.take(), "dw_runs_parent")
+
+    await store.claim_due("w1", 30, 5)
+    claim = plans.take()
+    assert any("dw_runs_claim" in p for _, p in claim)
+    assert any("dw_runs_owner" in p for q, p in claim if "lease_until <" in q)
+    assert any("dw_runs_owner" in p for q, p in claim if "count(CASE" in q)  # queue limit
+    assert any("dw_runs_due" in p for q, p in claim if q.startswith("SELECT EXISTS"))
+    _no_table_scan(claim)
+
+    await store.renew_leases("w1", 30)
+    await store.live_owners()
+    _all_use(plans.take(), "dw_runs_owner")
+
+    await store.next_due_at()
+    await store.queue_depth(time.time())
+    await store.prune(time.time() + 10, ["completed"], 100)
+    await store.load_steps("r00")
+    rest = plans.take()
+    assert len(rest) >= 4
+    _no_table_scan(rest)
+    assert any("sqlite_autoindex_dw_steps_1" in p for q, p in rest if "FROM dw_steps" in q)
+    await store.close()
