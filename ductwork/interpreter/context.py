@@ -44,6 +44,9 @@ class Log:
         self._journal.log("error", message, data)
 
 
+_DEFAULT_DELAY_MS = 1000.0  # between a step's retries
+
+
 def _opt(options: Mapping[str, Any] | None, name: str, kw: Any, default: Any) -> Any:
     if kw is not None:
         return kw
@@ -188,9 +191,14 @@ class WorkflowContext(Components):
                 raise ConfigurationError(
                     f"ctx.step('{tag}'): unknown option(s) {sorted(unknown)}; "
                     f"known: {sorted(_STEP_OPTIONS)}")
+        if (not options and allow_fail is None and retries is None and retry_delay is None
+                and timeout is None and critical is None):
+            # The common call, ctx.step(tag, fn): the defaults below, without parsing them.
+            return await self._journal.step(tag, fn, rollback, False, 0, _DEFAULT_DELAY_MS,
+                                            None, False, _input)
         allow = bool(_opt(options, "allow_fail", allow_fail, False))
         n_retries = int(_opt(options, "retries", retries, 0))
-        delay_ms = to_ms(_opt(options, "retry_delay", retry_delay, 1000),
+        delay_ms = to_ms(_opt(options, "retry_delay", retry_delay, _DEFAULT_DELAY_MS),
                          f"step '{tag}' retry_delay")
         t_opt = _opt(options, "timeout", timeout, None)
         timeout_ms = None if t_opt is None else to_ms(t_opt, f"step '{tag}' timeout")

@@ -88,7 +88,8 @@ class Journal:
         self._step_tasks: set[asyncio.Task[Any]] = set()
         self.state: dict[str, Any] = {}
         self.steps: dict[str, Any] = {}
-        self.completed: list[str] = []
+        # Tags of the steps completed, in order (a dict: membership is O(1) in long runs).
+        self.completed: dict[str, None] = {}
         self.compensations: list[Compensation] = []
         self.checkpoint_seq = 0
         self.checkpoint_name: str | None = None
@@ -357,8 +358,7 @@ class Journal:
     def _note_done(self, seq: int, key: str, tag: str, result: Any,
                    rollback: Callable[..., Any] | None, critical: bool) -> None:
         self.steps[tag] = result
-        if tag not in self.completed:
-            self.completed.append(tag)
+        self.completed[tag] = None  # a tag seen again keeps its first place
         if rollback is not None:
             self.compensations.append((seq, key, tag, result, rollback, critical))
 

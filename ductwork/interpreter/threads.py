@@ -23,6 +23,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any
 
 # At most this many sync step functions run at once in a process; more wait for a thread
@@ -146,6 +147,8 @@ async def run_sync(fn: Callable[[], Any]) -> Any:
 def is_async(fn: Callable[..., Any]) -> bool:
     """Whether calling fn starts a coroutine (async def, a partial of one, or an object whose
     __call__ is async): such a function runs on the loop, anything else in a thread."""
+    if type(fn) is FunctionType and fn.__code__.co_flags & inspect.CO_COROUTINE:
+        return True  # a plain `async def` (the common step), without inspect's unwrapping
     if inspect.iscoroutinefunction(fn):
         return True
     return (not inspect.isroutine(fn) and callable(fn)

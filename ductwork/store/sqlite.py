@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -40,6 +41,7 @@ _ACTIVE = tuple(sorted(ACTIVE))
 _ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _ACTIVE) + ")"
 _RUN_INSERT = (f"INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({', '.join('?' * len(RUN_FIELDS))}) "
                "ON CONFLICT(workflow_id) DO NOTHING")
+_step_values = operator.attrgetter(*STEP_FIELDS)  # a StepRow's values in column order
 _STEP_UPSERT = (
     f"INSERT INTO dw_steps ({_STEP_COLS}) SELECT {', '.join('?' * len(STEP_FIELDS))} "
     "WHERE EXISTS (SELECT 1 FROM dw_runs WHERE workflow_id=? AND (? IS NULL OR owner=?)) "
@@ -303,8 +305,7 @@ class SQLiteStore(RunStore):
     def _insert_step(self, workflow_id: str, s: StepRow, owner: str | None) -> None:
         # The ownership fence rides on the insert: a worker whose lease was taken over cannot
         # record anything, and the primary key makes a second record of one step impossible.
-        cur = self.conn.execute(_STEP_UPSERT, [*(getattr(s, f) for f in STEP_FIELDS),
-                                               workflow_id, owner, owner])
+        cur = self.conn.execute(_STEP_UPSERT, (*_step_values(s), workflow_id, owner, owner))
         if cur.rowcount != 1:
             row = self.conn.execute("SELECT owner FROM dw_runs WHERE workflow_id=?",
                                     (workflow_id,)).fetchone()
