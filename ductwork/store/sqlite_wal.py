@@ -66,12 +66,12 @@ class Checkpointer:
             db.execute("PRAGMA wal_autocheckpoint=0")  # this connection never writes anyway
             last = time.monotonic()
             while not self._stop.wait(POLL_S):
-                if shm is None:
-                    try:
+                try:
+                    if shm is None:
                         shm = os.open(self.path + "-shm", os.O_RDONLY)
-                    except OSError:
-                        continue  # no WAL yet
-                frames, copied = wal_pages(shm)
+                    frames, copied = wal_pages(shm)
+                except OSError:
+                    continue  # no WAL yet
                 waiting = frames - copied
                 if waiting <= 0 or (waiting < SOFT_PAGES and time.monotonic() - last < IDLE_S):
                     continue
