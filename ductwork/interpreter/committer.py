@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 _Item = tuple[str, Batch, "asyncio.Future[None]"]
 # (run, its events, the waiter of (stored run, created))
 _Create = tuple[RunRow, list[Event], "asyncio.Future[tuple[RunRow, bool]]"]
+# Groups being written at once: SQLite writes one at a time anyway (its writes never yield the
+# loop); on PostgreSQL, batches queued while a group is on the wire go out in the next one on
+# another pooled connection rather than wait a round trip for it.
+MAX_FLUSHES = 4
 
 
 class Committer:
@@ -40,7 +44,10 @@ class Committer:
         self._group_creates = kind.create_runs is not RunStore.create_runs
         self._queue: list[_Item] = []
         self._creates: list[_Create] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # The flush that takes everything queued when it starts (not started yet), and the
+        # flushes that have started and are writing.
+        self._scheduled: asyncio.Task[None] | None = None
+        self._writing: set[asyncio.Task[None]] = set()
         self._closed = False
         # How many groups were handed to store.commit_many (tests, benchmarks).
         self.groups = 0
@@ -76,33 +83,45 @@ class Committer:
         self._schedule(loop)
         return await fut
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, scheduled or being written."""
+        return not (self._queue or self._creates or self._scheduled or self._writing)
+
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
-        flusher = self._flusher
-        if flusher is not None and (flusher.done() or flusher.get_loop() is not loop):
+        scheduled = self._scheduled
+        if scheduled is not None and (scheduled.done() or scheduled.get_loop() is not loop):
             # Its event loop ended before it ran (asyncio.run cancels what is left): the
             # waiters it would have served ended with that loop.
             self._queue = [it for it in self._queue if it[2].get_loop() is loop]
             self._creates = [c for c in self._creates if c[2].get_loop() is loop]
-            flusher = None
-        if flusher is None:
+            self._writing = {t for t in self._writing if t.get_loop() is loop}
+            self._scheduled = scheduled = None
+        if scheduled is None and len(self._writing) < MAX_FLUSHES:
             # A task's first step is scheduled with call_soon: it runs after every task that
             # is ready now, which have queued their batches by then.
-            self._flusher = loop.create_task(self._flush(), name="ductwork:group-commit")
+            self._scheduled = loop.create_task(self._flush(), name="ductwork:group-commit")
 
     async def _flush(self) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        if self._scheduled is me:
+            self._scheduled = None
+        self._writing.add(me)
         try:
-            while self._queue or self._creates:
-                # A waiter cancelled before its turn (its run is being torn down) is left out:
-                # as if cancelled before the write started. Nobody else's batch is affected.
-                creates = [c for c in self._creates if not c[2].done()]
-                items = [it for it in self._queue if not it[2].done()]
-                self._creates, self._queue = [], []
-                if creates:
-                    await self._create(creates)
-                if items:
-                    await self._write(items)
+            # A waiter cancelled before its turn (its run is being torn down) is left out: as
+            # if cancelled before the write started. Nobody else's batch is affected.
+            creates = [c for c in self._creates if not c[2].done()]
+            items = [it for it in self._queue if not it[2].done()]
+            self._creates, self._queue = [], []
+            if creates:
+                await self._create(creates)
+            if items:
+                await self._write(items)
         finally:
-            self._flusher = None
+            self._writing.discard(me)
+        if (self._queue or self._creates) and not self._closed:  # queued while all were busy
+            self._schedule(asyncio.get_running_loop())
 
     async def _create(self, creates: list[_Create]) -> None:
         self.groups += 1
@@ -149,12 +168,14 @@ class Committer:
                 fut.set_exception(err)
 
     async def close(self) -> None:
-        """Let a group being written finish, then fail what is still queued (the engine's
+        """Let the groups being written finish, then fail what is still queued (the engine's
         run tasks were cancelled before: their waiters are gone)."""
         self._closed = True
-        flusher = self._flusher
-        if flusher is not None and flusher is not asyncio.current_task():
-            await asyncio.gather(flusher, return_exceptions=True)
+        me = asyncio.current_task()
+        flushes = [t for t in (self._scheduled, *self._writing) if t is not None and t is not me]
+        if flushes:
+            await asyncio.gather(*flushes, return_exceptions=True)
+        self._scheduled = None
         items, self._queue = self._queue, []
         _fail(items, StoreError("the engine closed before this commit was written"))
         creates, self._creates = self._creates, []

@@ -287,7 +287,7 @@ async def test_close_fails_what_is_queued_and_leaves_no_task_behind(
             assert await waiter is None
             with pytest.raises(StoreError, match="engine is closed"):
                 await committer.commit("w1", Batch(owner="me", steps=[StepRow("w1", "a", "a")]))
-        assert committer._flusher is None and not committer._queue
+        assert committer.idle
         assert not caplog.records
     finally:
         await store.close()
@@ -310,7 +310,7 @@ async def test_closing_the_engine_mid_group_releases_the_runs(tmp_path: Path,
             await asyncio.sleep(0)
         await dw.aclose()
         await asyncio.gather(*calls, return_exceptions=True)
-    assert engine.committer._flusher is None and not engine.committer._queue
+    assert engine.committer.idle
     assert not caplog.records
     async with Ductwork(store=url) as again:
         three_steps(again, ran, set())
