@@ -209,10 +209,11 @@ def _repeat(seq: Any, n: int, pos: int) -> Any:
 
 def arith(op: str, a: Any, b: Any, pos: int) -> Any:
     if is_number(a) and is_number(b):
-        a, b = _unify(a, b)
         if type(a) is int and type(b) is int and op in "+-*" and not int_fits(a, b, op):
             raise Fail(f"number too large in '{op}' (more than {MAX_INT_DIGITS:,} digits)", pos)
         try:
+            # inside the try: a signalling-NaN decimal refuses to become a float
+            a, b = _unify(a, b)
             if op == "+":
                 return a + b
             if op == "-":
@@ -251,7 +252,10 @@ def arith(op: str, a: Any, b: Any, pos: int) -> Any:
 def negate(op: str, v: Any, pos: int) -> Any:
     if not is_number(v):
         raise Fail(f"unary '{op}' needs a number, not a {type_name(v)}", pos)
-    return -v if op == "-" else +v
+    try:
+        return -v if op == "-" else +v
+    except ArithmeticError:  # a signalling-NaN decimal
+        raise Fail(f"number out of range in unary '{op}'", pos) from None
 
 
 def equal(a: Any, b: Any) -> bool:
@@ -277,8 +281,8 @@ def order(op: str, a: Any, b: Any, pos: int) -> bool:
     )
     if not ok:
         raise Fail(f"cannot compare {type_name(a)} and {type_name(b)} with '{op}'", pos)
-    a, b = _unify(a, b)
     try:
+        a, b = _unify(a, b)
         if op == "<":
             return bool(a < b)
         if op == "<=":
@@ -286,7 +290,7 @@ def order(op: str, a: Any, b: Any, pos: int) -> bool:
         if op == ">":
             return bool(a > b)
         return bool(a >= b)
-    except (TypeError, ArithmeticError):
+    except (TypeError, ValueError, ArithmeticError):  # ValueError: a signalling-NaN decimal
         raise Fail(f"cannot compare these {type_name(a)}s with '{op}'", pos) from None
 
 

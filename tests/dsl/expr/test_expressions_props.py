@@ -208,3 +208,16 @@ def test_decimal_values_flow_through() -> None:
     assert parse("item * 2").evaluate(scope) == Decimal("5.00")
     assert parse("str(item)").evaluate(scope) == "2.50"
     assert parse("json([item])").evaluate(scope) == "[2.5]"
+
+
+def test_signalling_nan_decimal_is_an_expression_error() -> None:
+    # Found by the generated-expressions property: Decimal('sNaN') refuses to become a float
+    # (ValueError) and to be negated or compared (InvalidOperation).
+    scope = {"item": Decimal("sNaN")}
+    for text in ["item + 1.5", "1.5 * item", "item < 1.5", "1.5 >= item", "-item", "item // 2"]:
+        try:
+            parse(text).evaluate(scope)
+        except ExpressionError as e:
+            assert "number" in str(e) or "compare" in str(e), text
+        else:
+            raise AssertionError(f"{text} evaluated on a signalling NaN")
