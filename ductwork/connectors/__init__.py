@@ -8,7 +8,7 @@ _C = "ductwork.connectors"
 # (kind, provider) -> (factory, config validator); strings so that nobody imports boto3 or
 # google-auth before a workflow actually uses S3 or FCM.
 BUILTIN: dict[tuple[str, str], tuple[str, str | None]] = {
-    ("action", "http"): (f"{_C}.action:create", f"{_C}.action:validate"),
+    ("action", "http"): (f"{_C}.action:create", f"{_C}.action_config:validate"),
     ("database", "sqlite"): (f"{_C}.database.sqlite:create", f"{_C}.database.sqlite:validate"),
     ("database", "postgres"): (f"{_C}.database.postgres:create",
                                f"{_C}.database.postgres:validate"),

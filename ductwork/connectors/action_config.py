@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from ductwork.connectors.base import Problem
-from ductwork.connectors.checks import Detail
+from ductwork.connectors.checks import CallProblem, Detail, Path, Runtime
 from ductwork.connectors.util import env_path, first_env, is_ref, seconds_suspect
 from ductwork.util.durations import parse_ms
-from ductwork.util.suggest import did_you_mean
+from ductwork.util.suggest import did_you_mean, suggest
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Methods whose unknown flat input keys go to the body; the others send them as query.
@@ -322,3 +323,77 @@ def event_problems(definition: dict[str, Any]) -> list[Problem]:
                 f"bare numbers are milliseconds: write timeout: {value:g}s if you meant seconds, "
                 f"or timeout: {value:g}ms to keep milliseconds")))
     return problems
+
+
+# -- for `ductwork validate` (here, not in action.py: checking a spec needs no httpx) ------
+
+
+def check_call(method: str, definition: Mapping[str, Any],
+               args: Mapping[str, Any]) -> list[CallProblem]:
+    """For `ductwork validate`: every {placeholder} of the event's path gets a value from the
+    step's input (flat, `params:x`, or {params: {...}}), and no other path parameter is given."""
+    events = definition.get("events")
+    name = args.get("event")
+    raw = events.get(name) if isinstance(events, Mapping) else None
+    try:
+        ev = parse_event(str(name), raw)
+    except EventError:
+        return []  # the product check reports it
+    value = args.get("input")
+    given = _static_params(ev, value)
+    if given is None:
+        return []
+    out: list[CallProblem] = []
+    meant: set[str] = set()  # parameters a wrong name is a misspelling of
+    for key, at in given.items():
+        if key not in ev.params:
+            close = suggest(key, ev.params)
+            meant.add(close or "")
+            hint = f"did you mean '{close}'?" if close else (
+                f"the path's parameters: {', '.join(ev.params)}" if ev.params
+                else "this path has no {parameters}")
+            out.append((at, Detail(f"path parameter '{key}' is not in {ev.path}", hint,
+                                   key=True)))
+    for param in ev.params:
+        if param not in given and param not in meant:
+            where: Path = ("input",) if value is not None else ("event",)
+            out.append((where, Detail(
+                f"{ev.method} {ev.path} needs '{param}', which the step's input does not give",
+                f"add {param}: ... to input (or params: {{{param}: ...}})",
+                key=value is not None)))
+    return out
+
+
+def _static_params(ev: EventDef, value: Any) -> dict[str, Path] | None:
+    """The path parameters a written input gives (name -> where), None when only the run
+    can tell (the input, or the part that may hold them, is an expression)."""
+    if value is None:
+        return {}
+    if isinstance(value, Runtime):
+        if value.possibly is None or "params" in value.possibly:
+            return None
+        names = {k.removeprefix("params:") for k in value.possibly
+                 if k in ev.params or k.startswith("params:")}
+        return {k: ("input",) for k in names}
+    if not isinstance(value, Mapping):
+        return None
+    declared = {*ev.params, *ev.body, *ev.query, *ev.header_names}
+    plain = [k for k in value if isinstance(k, str) and ":" not in k]
+    if any(k in PLACES and k not in declared and isinstance(value[k], Runtime) for k in plain):
+        return None
+    structured = bool(plain) and all(
+        k in PLACES and k not in declared and (k == "body" or isinstance(value[k], Mapping))
+        for k in plain)
+    out: dict[str, Path] = {}
+    for key, item in value.items():
+        key = str(key)
+        place, _, rest = key.partition(":")
+        if rest and place in PLACES:
+            if place == "params" and item is not None:
+                out[rest] = ("input", key)
+        elif structured:
+            if key == "params" and isinstance(item, Mapping):
+                out.update({str(k): ("input", key, k) for k, v in item.items() if v is not None})
+        elif key in ev.params and item is not None:
+            out[key] = ("input", key)
+    return out

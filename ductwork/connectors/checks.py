@@ -60,7 +60,7 @@ CallCheck = Callable[[str, Mapping[str, Any], Mapping[str, Any]], list[CallProbl
 CALL_CHECKS: dict[str, str | CallCheck] = {
     "database": "ductwork.connectors.database.checks:check_call",
     "notification": "ductwork.connectors.notification.checks:check_call",
-    "action": "ductwork.connectors.action:check_call",
+    "action": "ductwork.connectors.action_config:check_call",
     "storage": "ductwork.connectors.storage:check_call",
 }
 

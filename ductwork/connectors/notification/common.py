@@ -8,15 +8,16 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ductwork.connectors.base import NotificationConnector, ResourceSpec
 from ductwork.connectors.notification.templates import Templates
 from ductwork.connectors.util import duration_s
 from ductwork.errors import ConnectorError
 from ductwork.util.durations import parse_ms
+
+if TYPE_CHECKING:
+    import httpx  # only a type here: checking a spec imports this module
 
 # dot-atom local part and LDH domain labels: enough for real addresses, and nothing that can
 # smuggle a header (CR/LF), a second address (",") or a route into the envelope.
