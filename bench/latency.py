@@ -3,6 +3,7 @@
     python bench/latency.py                 # SQLite in one process, then PostgreSQL across
                                             # processes (a private server, fsync on)
     python bench/latency.py --no-postgres   # SQLite only
+    python bench/latency.py --no-sqlite     # PostgreSQL only
 
 Figures (each one JSON line with p50_ms, p99_ms, max_ms and the sample size):
 
@@ -14,7 +15,10 @@ Figures (each one JSON line with p50_ms, p99_ms, max_ms and the sample size):
 - signal_to_resume: `signal()` until the step after `wait_for_signal` starts, for a run that
   waits suspended (its worker is idle).
 
-Times across processes are read from one clock (time.time() on the same machine).
+Times across processes are read from one clock (time.time() on the same machine). On
+PostgreSQL each figure also says what one run cost the worker process: its store round trips
+(connections taken from its pool: a pipeline counts once) and CPU milliseconds, and the
+server's CPU milliseconds; these hardly move with the machine's load, unlike the wall clock.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -130,6 +135,36 @@ async def sqlite(args: Any, folder: str) -> None:
             await worker
 
 
+class WorkerCost:
+    """What the worker process spent between two readings: store round trips and CPU (its
+    own, read by the worker on SIGUSR1), and the PostgreSQL server's CPU."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], stats: Path, server: Any) -> None:
+        self.proc, self.stats, self.server = proc, stats, server
+        self.seq = 0
+
+    async def read(self) -> tuple[int, float, float]:
+        self.seq += 1
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                seq, trips, cpu = json.loads(self.stats.read_text())
+            except (OSError, ValueError):
+                seq = -1
+            if seq == self.seq:
+                return trips, cpu, self.server.cpu_seconds()
+            await asyncio.sleep(0.01)
+        raise SystemExit("the bench worker did not answer SIGUSR1")
+
+    @staticmethod
+    def per_run(before: tuple[int, float, float], after: tuple[int, float, float],
+                runs: int) -> dict[str, float]:
+        return {"worker_round_trips_per_run": round((after[0] - before[0]) / runs, 2),
+                "worker_cpu_ms_per_run": round((after[1] - before[1]) * 1000 / runs, 3),
+                "postgres_cpu_ms_per_run": round((after[2] - before[2]) * 1000 / runs, 3)}
+
+
 async def postgres(args: Any) -> None:
     import scale  # bench/scale.py: its private PostgreSQL server
 
@@ -139,29 +174,61 @@ async def postgres(args: Any) -> None:
         client = build(store)
         async with client:
             await client.workflows.list()  # creates the schema before the worker starts
-            proc = subprocess.Popen([sys.executable, __file__, "worker", "--store", store],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
-                await scale.ready(store, 1)
-                common = {"store": "postgresql", "fsync": "on", "processes": 2}
-                gaps: list[float] = []
-                for _ in range(args.repeat):
-                    r = await client.workflows.execute(product="bench", env="dev", tag="chain",
-                                                       input={"steps": args.steps})
-                    gaps += [b - a for a, b in pairwise(r.output)]
-                summary("step_overhead", gaps, **{**common, "processes": 1})
-                summary("dispatch_to_first_step",
-                        await dispatched(client, args.runs, args.gap), **common)
-                summary("signal_to_resume", await signalled(client, args.runs, args.gap),
-                        **common)
-            finally:
-                proc.terminate()
-                proc.wait(30)
+            with tempfile.TemporaryDirectory() as folder:
+                stats = Path(folder) / "stats.json"
+                proc = subprocess.Popen([sys.executable, __file__, "worker", "--store", store,
+                                         "--stats", str(stats)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                try:
+                    await scale.ready(store, 1)
+                    cost = WorkerCost(proc, stats, server)
+                    common = {"store": "postgresql", "fsync": "on", "processes": 2}
+                    gaps: list[float] = []
+                    for _ in range(args.repeat):
+                        r = await client.workflows.execute(product="bench", env="dev",
+                                                           tag="chain",
+                                                           input={"steps": args.steps})
+                        gaps += [b - a for a, b in pairwise(r.output)]
+                    summary("step_overhead", gaps, **{**common, "processes": 1})
+                    before = await cost.read()
+                    samples = await dispatched(client, args.runs, args.gap)
+                    summary("dispatch_to_first_step", samples, **common,
+                            **cost.per_run(before, await cost.read(), args.runs))
+                    before = await cost.read()
+                    samples = await signalled(client, args.runs, args.gap)
+                    # Includes each run's start up to its signal wait, and its end.
+                    summary("signal_to_resume", samples, **common,
+                            **cost.per_run(before, await cost.read(), args.runs))
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
     finally:
         server.stop()
 
 
-async def worker_main(store: str) -> None:
+async def worker_main(store: str, stats: str) -> None:
+    from ductwork.store.postgres import PostgresStore
+
+    trips = 0
+    with_conn = PostgresStore._with
+
+    async def counted(self: Any, fn: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return await with_conn(self, fn)
+
+    PostgresStore._with = counted  # type: ignore[method-assign]
+    seq = 0
+
+    def report() -> None:
+        nonlocal seq
+        seq += 1
+        tmp = stats + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump([seq, trips, time.process_time()], f)
+        os.replace(tmp, stats)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, report)
     dw = build(store)
     try:
         await dw.workflows.run_worker(concurrency=50, poll="2s", grace="5s", schedules=False,
@@ -172,7 +239,8 @@ async def worker_main(store: str) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        asyncio.run(worker_main(sys.argv[sys.argv.index("--store") + 1]))
+        asyncio.run(worker_main(sys.argv[sys.argv.index("--store") + 1],
+                                sys.argv[sys.argv.index("--stats") + 1]))
         return
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -181,10 +249,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200, help="steps of the step-overhead run")
     p.add_argument("--repeat", type=int, default=5, help="step-overhead runs")
     p.add_argument("--no-postgres", action="store_true")
+    p.add_argument("--no-sqlite", action="store_true")
     args = p.parse_args()
-    emit(figure="machine", cpus=os.cpu_count(), python=platform.python_version())
-    with tempfile.TemporaryDirectory() as folder:
-        asyncio.run(sqlite(args, folder))
+    emit(figure="machine", cpus=os.cpu_count(), python=platform.python_version(),
+         load_average=[round(x, 2) for x in os.getloadavg()])
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as folder:
+            asyncio.run(sqlite(args, folder))
     if not args.no_postgres:
         asyncio.run(postgres(args))
 
