@@ -300,8 +300,8 @@ async def on_run_end(engine: Engine, run: RunRow) -> None:
                                                      for s in journal.history.values()):
         await close_children(engine, run.workflow_id,
                              f"parent workflow {run.workflow_id} ended")
+        nudge(engine)  # a child told to stop may be due now (a retry nudges by itself)
     await retry_failed_run(engine, run)
-    nudge(engine)
 
 
 async def after_suspend(engine: Engine, run: RunRow, s: SuspendRun) -> None:

@@ -39,7 +39,7 @@ from ductwork.interpreter.journal import (
 from ductwork.interpreter.observe import Observer
 from ductwork.interpreter.result import ErrorInfo, ExecutionResult, WorkflowDef
 from ductwork.interpreter.rollback import compensate
-from ductwork.store.protocol import Batch, RunRow, RunStore
+from ductwork.store.protocol import Batch, RunRow, RunStore, StepRow
 
 if TYPE_CHECKING:
     from ductwork.interpreter.runtime import Runtime
@@ -86,13 +86,15 @@ class Engine:
         self.on_due: Callable[[], None] | None = None
 
     # -- tasks and leases ----------------------------------------------------------------------
-    def spawn(self, run: RunRow, *, fresh: bool = False) -> asyncio.Task[ExecutionResult]:
+    def spawn(self, run: RunRow, *, fresh: bool = False,
+              history: list[StepRow] | None = None) -> asyncio.Task[ExecutionResult]:
+        """Drive a run just claimed; `history`: its steps, read with the claim (else loaded)."""
         task = self.tasks.get(run.workflow_id)
         if task is not None and not task.done():
             return task
         # Every caller claimed the run just before: its lease holds from about now.
         task = asyncio.get_running_loop().create_task(
-            self.drive(run, fresh=fresh, leased_at=time.monotonic()),
+            self.drive(run, fresh=fresh, leased_at=time.monotonic(), history=history),
             name=f"ductwork:{run.workflow_id}")
         self.tasks[run.workflow_id] = task
         wid = run.workflow_id
@@ -195,8 +197,8 @@ class Engine:
         return codec.dumps_lenient(value)
 
     # -- driving a run --------------------------------------------------------------------------
-    async def drive(self, run: RunRow, *, fresh: bool = False,
-                    leased_at: float | None = None) -> ExecutionResult:
+    async def drive(self, run: RunRow, *, fresh: bool = False, leased_at: float | None = None,
+                    history: list[StepRow] | None = None) -> ExecutionResult:
         try:
             wf = self.runtime.definitions.get(run.product, run.tag)
         except WorkflowNotFoundError as e:
@@ -205,7 +207,10 @@ class Engine:
                 f"run {run.workflow_id} needs workflow {run.product}/{run.tag}, which is not "
                 f"defined in this process ({e}); define it before recover()/worker") from None
         try:
-            history = [] if fresh else await self.store.load_steps(run.workflow_id)
+            if fresh:
+                history = []
+            elif history is None:
+                history = await self.store.load_steps(run.workflow_id)
             journal = Journal(self, run, wf, history)
             journal.lease_check_at = ((time.monotonic() if leased_at is None else leased_at)
                                       + self.lease_s - self.lease_margin)

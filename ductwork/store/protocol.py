@@ -206,6 +206,20 @@ class RunStore(abc.ABC):
         await asyncio.sleep(max(0.0, timeout))
         return False
 
+    def take_announced(self) -> list[tuple[str, str]] | None:
+        """The (workflow_id, queue) of the runs other processes announced due since the last
+        call (PostgreSQL: NOTIFY), for claim_announced(). None when something may be due that
+        no announcement named (or the store has no announcements): claim_due() finds it."""
+        return None
+
+    async def claim_announced(self, owner: str, lease_s: float, workflow_ids: list[str], *,
+                              steal_from: frozenset[str] = frozenset()
+                              ) -> list[tuple[RunRow, list[StepRow]]]:
+        """Claim those of the named runs that claim_due() would claim, each with its steps (as
+        load_steps() gives them); the caller keeps queue limits and filters (it names no run of
+        a limited queue). This default claims none, leaving them to claim_due()."""
+        return []
+
     async def open(self) -> None:  # noqa: B027
         """Create/migrate the schema on first use."""
 

@@ -19,12 +19,17 @@ from ductwork.workflows import schedules
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
     from ductwork.interpreter.result import ExecutionResult
+    from ductwork.store.protocol import RunRow, StepRow
     from ductwork.workflows.facade import Workflows
 
 log = logging.getLogger("ductwork.worker")
 # A run whose workflow this process does not define goes back to the store, due again after
 # this long, so that a worker that defines it can take it.
 UNKNOWN_BACKOFF_S = 5.0
+# The owners holding leases are read at most this often: they only matter for taking over the
+# runs of a process on this host that died, which otherwise waits for their leases to expire.
+OWNERS_TTL_S = 1.0
+ENDED = frozenset({"completed", "failed", "rolled_back", "cancelled"})
 
 
 class Worker:
@@ -33,7 +38,11 @@ class Worker:
     Each pass: fire due schedule occurrences, then claim up to `concurrency - in_flight` due
     runs (dispatched, woken from a sleep, signalled or timed out, orphaned by a dead
     process) and drive them. Between passes it sleeps until the store's next due time, at
-    most `poll`, or until something in this process nudges it.
+    most `poll`, or until something in this process nudges it. Woken by the store naming the
+    runs that became due (PostgreSQL NOTIFY: a dispatch, a signal, a child that ended), it
+    claims just those, with their history, in one round trip and waits again, keeping the
+    deadline of its next pass; runs of a limited queue, more runs than free slots, a worker
+    that was full, or a named run it could not claim mean a full pass instead.
 
     stop() (or SIGTERM/SIGINT with handle_signals) stops claiming; in-flight runs give
     themselves back at their next durable point (status pending, due at once) within `grace`;
@@ -65,6 +74,12 @@ class Worker:
         self._forced = False
         self._started = asyncio.Event()
         self._failures = 0
+        self._until = 0.0          # monotonic: when the next full pass is due at the latest
+        self._local = False        # the last wait was ended by this process (a nudge)
+        self._saturated = True     # the last pass filled every free slot: more may be due
+        self._limited = False      # some queue has limits (they may hold due runs back)
+        self._owners: list[str] = []
+        self._owners_at = -OWNERS_TTL_S
 
     # -- control --------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -101,12 +116,17 @@ class Worker:
         try:
             with contextlib.suppress(DuctworkError):
                 await schedules.sweep_retries(engine, time.time() - 86_400)
+            full = True
             while not self._stopping:
-                claimed = await self._safe_pass(engine)
-                self._started.set()
-                if self._stopping:
-                    break
-                await self._sleep(engine, claimed)
+                if full:
+                    claimed = await self._safe_pass(engine)
+                    self._started.set()
+                    if self._stopping:
+                        break
+                    await self._sleep(engine, claimed)
+                else:
+                    await self._wait(engine, self._until - time.monotonic())
+                full = not await self._claim_announced(engine)
         finally:
             self._started.set()
             try:
@@ -145,42 +165,93 @@ class Worker:
             except DuctworkError as e:
                 log.error("scheduler: %s", e)
         free = self.concurrency - len(self.in_flight)
+        self._saturated = True
         if free <= 0:
             return 0
         store = engine.store
-        dead = engine.dead_owners(await store.live_owners())
-        runs = await store.claim_due(engine.owner, engine.lease_s, free, steal_from=dead,
-                                     queues=self.queues)
+        store.take_announced()  # runs announced before this claim: it looks at them too
+        runs = await store.claim_due(engine.owner, engine.lease_s, free,
+                                     steal_from=await self._dead(engine), queues=self.queues)
+        self._saturated = len(runs) >= free
+        # A limit may have kept due runs of its queue back: a slot freed here may take one.
+        self._limited = any(lim.limited for lim in store.queue_limits.values())
         started = 0
         for run in runs:
-            if not engine.runtime.definitions.knows(run.product, run.tag):
-                log.warning("run %s needs workflow %s/%s, which this worker does not define; "
-                            "leaving it to another worker", run.workflow_id, run.product,
-                            run.tag)
-                await store.release(run.workflow_id, engine.owner,
-                                    wake_at=time.time() + UNKNOWN_BACKOFF_S)
-                continue
-            obs = engine.runtime.observer
-            if obs is not None:
-                due = run.wake_at if run.wake_at is not None else run.created_at
-                call(obs.run_claimed, run, time.time() - due)
-            task = engine.spawn(run)
-            self.in_flight[run.workflow_id] = task
-            task.add_done_callback(functools.partial(self._done, run.workflow_id))
-            started += 1
-        self.claimed += started
+            started += await self._start(engine, run)
         return started
+
+    async def _dead(self, engine: Engine) -> frozenset[str]:
+        if time.monotonic() - self._owners_at >= OWNERS_TTL_S:
+            self._owners = await engine.store.live_owners()
+            self._owners_at = time.monotonic()
+        return engine.dead_owners(self._owners)
+
+    async def _start(self, engine: Engine, run: RunRow,
+                     history: list[StepRow] | None = None) -> int:
+        """Drive a run just claimed (1), or hand it back if this process does not define its
+        workflow (0)."""
+        if not engine.runtime.definitions.knows(run.product, run.tag):
+            log.warning("run %s needs workflow %s/%s, which this worker does not define; "
+                        "leaving it to another worker", run.workflow_id, run.product, run.tag)
+            await engine.store.release(run.workflow_id, engine.owner,
+                                       wake_at=time.time() + UNKNOWN_BACKOFF_S)
+            return 0
+        obs = engine.runtime.observer
+        if obs is not None:
+            due = run.wake_at if run.wake_at is not None else run.created_at
+            call(obs.run_claimed, run, time.time() - due)
+        task = engine.spawn(run, history=history)
+        self.in_flight[run.workflow_id] = task
+        task.add_done_callback(functools.partial(self._done, run.workflow_id))
+        self.claimed += 1
+        return 1
+
+    async def _claim_announced(self, engine: Engine) -> bool:
+        """After a wait: claim the runs the store named as due, without a full pass. False
+        when a full pass is needed instead (see the class docstring)."""
+        store = engine.store
+        named = store.take_announced()
+        if (named is None or self._local or self._stopping or self._saturated
+                or time.monotonic() >= self._until):
+            return False
+        wanted = [w for w, q in named if w not in self.in_flight
+                  and (self.queues is None or q in self.queues)]
+        if not wanted:
+            return True
+        limits = store.queue_limits
+        if (len(wanted) > self.concurrency - len(self.in_flight)
+                or any(limits[q].limited for _, q in named if q in limits)):
+            return False
+        try:
+            got = await store.claim_announced(engine.owner, engine.lease_s, wanted,
+                                              steal_from=await self._dead(engine))
+            for run, history in got:
+                await self._start(engine, run, history)
+        except DuctworkError as e:
+            log.warning("claiming announced runs failed (%s); looking for due runs instead",
+                        engine.runtime.redact(str(e)))
+            return False
+        return len(got) == len(wanted)
 
     def _done(self, wid: str, task: asyncio.Task[ExecutionResult]) -> None:
         if self.in_flight.get(wid) is task:
             del self.in_flight[wid]
+        ended = False
         if not task.cancelled():
             err = task.exception()
             if err is not None:
                 log.error("run %s: %s", wid, err)
-        self.nudge()
+            else:
+                ended = task.result().status in ENDED
+        # A pass looks again when the freed slot may take a run left waiting (the last pass
+        # filled every slot or met a queue limit) or the run is due again later (it suspended
+        # or was released).
+        # A run that ended makes nothing else due that nobody announces (a parent: nudged).
+        if self._saturated or self._limited or not ended:
+            self.nudge()
 
     async def _sleep(self, engine: Engine, claimed: int) -> None:
+        """Wait until the next full pass is due, or something wakes the worker earlier."""
         timeout = self.poll_s
         if len(self.in_flight) < self.concurrency:
             try:
@@ -192,6 +263,10 @@ class Worker:
             if timeout <= 0 and not claimed:
                 # Due but not claimable by us (e.g. another worker holds it): don't spin.
                 timeout = min(self.poll_s, 0.05)
+        self._until = time.monotonic() + timeout
+        await self._wait(engine, timeout)
+
+    async def _wait(self, engine: Engine, timeout: float) -> None:
         if timeout > 0 and not self._wake.is_set():
             # A nudge from this process, or the store's own wake-up (PostgreSQL NOTIFY).
             waiters = {asyncio.ensure_future(self._wake.wait()),
@@ -203,6 +278,7 @@ class Worker:
                 for w in waiters:
                     w.cancel()
                 await asyncio.gather(*waiters, return_exceptions=True)
+        self._local = self._wake.is_set()
         self._wake.clear()
 
     async def _shutdown(self, engine: Engine) -> None:

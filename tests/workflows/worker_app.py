@@ -56,6 +56,12 @@ def build(store: str, log: str, hang: str = "", lease: str = "30s") -> Ductwork:
     async def echo(ctx: Any) -> Any:
         return await ctx.step("echo", lambda: ctx.original_input)
 
+    @dw.workflows.workflow(product="w", tag="approval", signals=["go"])
+    async def approval(ctx: Any) -> Any:
+        await ctx.step("asked", lambda: mark(log, f"asked {ctx.workflow_id}") or 1)
+        decision = await ctx.wait_for_signal("go")
+        return await ctx.step("apply", lambda: mark(log, f"apply {ctx.workflow_id}") or decision)
+
     return dw
 
 

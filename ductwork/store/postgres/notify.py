@@ -10,12 +10,17 @@ from collections.abc import Callable, Iterable
 import psycopg
 from psycopg import AsyncConnection
 
-from ductwork.store.postgres.sql import CHANNEL, WAKE_CHANNEL
+from ductwork.store.postgres.sql import CHANNEL, RUN_SEP, WAKE_CHANNEL
+
+# Runs announced by id and not yet taken by the worker; past this many, the ids are dropped
+# and the worker's next pass looks for what is due (it claims at most its free slots anyway).
+MAX_ANNOUNCED = 1000
 
 
 class Listener:
-    """One connection per process LISTENs on dw_due (a run may be due: payload its queue) and
-    dw_wake (run <payload> may go on), started on first need and kept while the store is open."""
+    """One connection per process LISTENs on dw_due (a run may be due: payload its queue, or
+    `queue RUN_SEP workflow_id` when one known run became due) and dw_wake (run <payload> may
+    go on), started on first need and kept while the store is open."""
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
@@ -23,6 +28,10 @@ class Listener:
         self._listening = asyncio.Event()
         self._due = asyncio.Event()
         self._due_queues: set[str] = set()
+        # Runs named by announcements (workflow_id -> queue), and whether an announcement named
+        # none since the last take_announced() (then only a full claim finds what is due).
+        self._announced: dict[str, str] = {}
+        self._unnamed = True
         self._wake_callbacks: list[Callable[[str], None]] = []
 
     @property
@@ -79,9 +88,27 @@ class Listener:
                 backoff = min(max(backoff * 2, 0.2), 5.0)
                 await asyncio.sleep(backoff)
 
-    def _announce(self, queue: str) -> None:
+    def _announce(self, payload: str) -> None:
+        queue, sep, wid = payload.rpartition(RUN_SEP)
+        if not sep:
+            queue = payload
+            self._unnamed = True
+        elif len(self._announced) < MAX_ANNOUNCED:
+            self._announced[wid] = queue
+        else:
+            self._unnamed = True
         self._due_queues.add(queue)
         self._due.set()
+
+    def take_announced(self) -> list[tuple[str, str]] | None:
+        """The (workflow_id, queue) of the runs announced due since the last call, oldest
+        first; None when an announcement named no run, some were dropped or the connection
+        was (re)established since: a full claim must look for what is due."""
+        runs, self._announced = self._announced, {}
+        if self._unnamed:
+            self._unnamed = False
+            return None
+        return list(runs.items())
 
     async def wait_for_work(self, timeout: float, queues: Iterable[str] | None = None) -> bool:
         """Wait up to `timeout` seconds for a NOTIFY that a run became due (a dispatch, a signal,

@@ -21,6 +21,10 @@ Event = tuple[float, str, str | None, str | None]
 
 CHANNEL = "dw_due"                   # NOTIFY channel: "a run may be due now" (payload: queue)
 WAKE_CHANNEL = "dw_wake"             # "run <payload> may go on" (a signal, a child that ended)
+# A dw_due payload naming the run that became due: queue RUN_SEP workflow_id (SQL: DUE_RUN, over
+# a row with both columns). An idle worker claims that run directly instead of searching.
+RUN_SEP = "\x1f"
+DUE_RUN = f"queue || chr({ord(RUN_SEP)}) || workflow_id"
 MIGRATE_LOCK = "ductwork:migrate"   # advisory lock names (hashtext'ed)
 QUEUE_LOCK = "ductwork:queue:"
 # Lease and due-time comparisons use the database's clock, the one clock every worker shares.
@@ -70,7 +74,7 @@ CREATE_RUN = (
     f"WITH ins AS (INSERT INTO dw_runs ({RUN_COLS}) VALUES ({typed(RunRow, RUN_FIELDS)}) "
     "ON CONFLICT (workflow_id) DO NOTHING RETURNING workflow_id, queue), "
     "ev AS (" + EVENTS_FROM.format(src="ins.workflow_id", frm="ins, ") + ") "
-    f"SELECT (SELECT count(*) FROM ins), (SELECT pg_notify('{CHANNEL}', queue) FROM ins "
+    f"SELECT (SELECT count(*) FROM ins), (SELECT pg_notify('{CHANNEL}', {DUE_RUN}) FROM ins "
     "WHERE %s::boolean)")
 # Due: a queued run (no wake_at: at once), a sleep or wait whose time came (a wait without a
 # deadline has no wake_at and becomes due only when a signal or a child sets one), and a run

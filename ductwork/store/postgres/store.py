@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ductwork.errors import StoreError
+from ductwork.store.postgres.announced import claim_named
 from ductwork.store.postgres.base import Conn, _rollback, safe_url
 from ductwork.store.postgres.claims import PgClaims
 from ductwork.store.postgres.commits import PgCommits
@@ -14,6 +15,7 @@ from ductwork.store.postgres.sql import (
     ACTIVE_LIST,
     CHANNEL,
     CREATE_RUN,
+    DUE_RUN,
     EVENTS_FROM,
     NOW,
     PRUNE,
@@ -127,9 +129,9 @@ class PostgresStore(PgClaims, PgCommits):
         sql = (f"WITH u AS (UPDATE dw_runs SET {sets} WHERE workflow_id=%s{guard} "
                "RETURNING workflow_id, queue), "
                "ev AS (" + EVENTS_FROM.format(src="u.workflow_id", frm="u, ") + ") "
-               f"SELECT (SELECT count(*) FROM u), (SELECT pg_notify('{CHANNEL}', queue) FROM u "
-               f"WHERE %s::boolean), (SELECT pg_notify('{WAKE_CHANNEL}', workflow_id) FROM u "
-               "WHERE %s::boolean)")
+               f"SELECT (SELECT count(*) FROM u), (SELECT pg_notify('{CHANNEL}', {DUE_RUN}) "
+               f"FROM u WHERE %s::boolean), (SELECT pg_notify('{WAKE_CHANNEL}', workflow_id) "
+               "FROM u WHERE %s::boolean)")
         rows = await self._fetch(sql, [*params, *event_arrays(events or []), notify,
                                        "wake_at" in fields])
         return bool(rows[0][0])
@@ -146,6 +148,17 @@ class PostgresStore(PgClaims, PgCommits):
         a released run); True when woken, False on timeout."""
         return await self._listener.wait_for_work(timeout, queues)
 
+    def take_announced(self) -> list[tuple[str, str]] | None:
+        return self._listener.take_announced()
+
+    async def claim_announced(self, owner: str, lease_s: float, workflow_ids: list[str], *,
+                              steal_from: frozenset[str] = frozenset()
+                              ) -> list[tuple[RunRow, list[StepRow]]]:
+        async def go(conn: Conn, _: int) -> list[tuple[RunRow, list[StepRow]]]:
+            return await claim_named(conn, owner, lease_s, workflow_ids, sorted(steal_from))
+
+        return await self._with(go)
+
     # -- signals -------------------------------------------------------------------------------
     async def send_signal(self, workflow_id: str, name: str, payload: str | None) -> int:
         t = now()
@@ -153,10 +166,10 @@ class PostgresStore(PgClaims, PgCommits):
             "WITH s AS (INSERT INTO dw_signals (workflow_id, name, payload, created_at) "
             "VALUES (%s, %s, %s, %s) RETURNING id), "
             "u AS (UPDATE dw_runs SET wake_at=%s, updated_at=%s WHERE workflow_id=%s AND "
-            "status='waiting' RETURNING queue), "
+            "status='waiting' RETURNING queue, workflow_id), "
             "e AS (INSERT INTO dw_events (workflow_id, ts, type, step, data) VALUES "
             "(%s, %s, 'signal_received', NULL, %s)) "
-            f"SELECT (SELECT id FROM s), (SELECT pg_notify('{CHANNEL}', queue) FROM u), "
+            f"SELECT (SELECT id FROM s), (SELECT pg_notify('{CHANNEL}', {DUE_RUN}) FROM u), "
             f"pg_notify('{WAKE_CHANNEL}', %s)",
             (workflow_id, name, payload, t, t, t, workflow_id, workflow_id, t,
              json.dumps({"signal": name}), workflow_id))
