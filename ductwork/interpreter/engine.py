@@ -39,7 +39,7 @@ from ductwork.interpreter.journal import (
 from ductwork.interpreter.observe import Observer
 from ductwork.interpreter.result import ErrorInfo, ExecutionResult, WorkflowDef
 from ductwork.interpreter.rollback import compensate
-from ductwork.store.protocol import Batch, RunRow, RunStore, StepRow
+from ductwork.store.protocol import Batch, RunRow, RunStore, SignalRow, StepRow
 
 if TYPE_CHECKING:
     from ductwork.interpreter.runtime import Runtime
@@ -86,15 +86,17 @@ class Engine:
         self.on_due: Callable[[], None] | None = None
 
     # -- tasks and leases ----------------------------------------------------------------------
-    def spawn(self, run: RunRow, *, fresh: bool = False,
-              history: list[StepRow] | None = None) -> asyncio.Task[ExecutionResult]:
-        """Drive a run just claimed; `history`: its steps, read with the claim (else loaded)."""
+    def spawn(self, run: RunRow, *, fresh: bool = False, history: list[StepRow] | None = None,
+              signals: list[SignalRow] | None = None) -> asyncio.Task[ExecutionResult]:
+        """Drive a run just claimed; `history` and `signals`: its steps and unconsumed signals,
+        read with the claim (else loaded when needed)."""
         task = self.tasks.get(run.workflow_id)
         if task is not None and not task.done():
             return task
         # Every caller claimed the run just before: its lease holds from about now.
         task = asyncio.get_running_loop().create_task(
-            self.drive(run, fresh=fresh, leased_at=time.monotonic(), history=history),
+            self.drive(run, fresh=fresh, leased_at=time.monotonic(), history=history,
+                       signals=signals),
             name=f"ductwork:{run.workflow_id}")
         self.tasks[run.workflow_id] = task
         wid = run.workflow_id
@@ -198,7 +200,8 @@ class Engine:
 
     # -- driving a run --------------------------------------------------------------------------
     async def drive(self, run: RunRow, *, fresh: bool = False, leased_at: float | None = None,
-                    history: list[StepRow] | None = None) -> ExecutionResult:
+                    history: list[StepRow] | None = None,
+                    signals: list[SignalRow] | None = None) -> ExecutionResult:
         try:
             wf = self.runtime.definitions.get(run.product, run.tag)
         except WorkflowNotFoundError as e:
@@ -212,6 +215,7 @@ class Engine:
             elif history is None:
                 history = await self.store.load_steps(run.workflow_id)
             journal = Journal(self, run, wf, history)
+            journal.signals_at_claim = signals
             journal.lease_check_at = ((time.monotonic() if leased_at is None else leased_at)
                                       + self.lease_s - self.lease_margin)
             ctx = WorkflowContext(journal)

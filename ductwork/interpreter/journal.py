@@ -24,7 +24,7 @@ from ductwork.errors import (
 )
 from ductwork.interpreter import codec, observe, threads
 from ductwork.interpreter.cancel import CancelRun
-from ductwork.store.protocol import Batch, LeaseLostError, StepRow
+from ductwork.store.protocol import Batch, LeaseLostError, SignalRow, StepRow
 from ductwork.util.durations import to_ms
 
 if TYPE_CHECKING:
@@ -108,6 +108,8 @@ class Journal:
         self.lease_check_at = float("inf")
         # The status this execution committed last (completed, failed, waiting ...): observers.
         self.outcome: str | None = None
+        # Unconsumed signals read with the claim (oldest first), for the first signal wait.
+        self.signals_at_claim: list[SignalRow] | None = None
 
     def renewed(self, check_at: float) -> None:
         """The store renewed our lease (the renewal was sent before check_at - lease + margin,
@@ -515,6 +517,12 @@ class Journal:
         finally:
             self.inflight -= 1
 
+    def _signal_at_claim(self, names: list[str]) -> SignalRow | None:
+        """The oldest signal of `names` read with the claim, if any: a round trip saved when a
+        signal brought the run back. Used once: later looks ask the store."""
+        found, self.signals_at_claim = self.signals_at_claim, None
+        return next((s for s in found or () if s.name in names), None)
+
     async def _await_signal(self, key: str, names: list[str], deadline: float | None) -> Any:
         engine = self.engine
         store = engine.store
@@ -522,7 +530,8 @@ class Journal:
         while True:
             if not self.unconsumed:
                 self.interrupt("waiting", deadline)
-            sig = await store.find_signal(self.workflow_id, names)
+            sig = self._signal_at_claim(names) or await store.find_signal(self.workflow_id,
+                                                                           names)
             if sig is not None:
                 payload = codec.loads(sig.payload)
                 if len(names) > 1:

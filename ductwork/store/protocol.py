@@ -135,6 +135,16 @@ class SignalRow:
 
 
 @dataclass(slots=True)
+class ClaimedRun:
+    """A run claimed together with what its execution reads first: its steps (as load_steps()
+    gives them) and its unconsumed signals, oldest first."""
+
+    run: RunRow
+    steps: list[StepRow]
+    signals: list[SignalRow]
+
+
+@dataclass(slots=True)
 class ScheduleRow:
     """A recurring dispatch: the scheduler turns each occurrence into one pending run."""
 
@@ -213,11 +223,10 @@ class RunStore(abc.ABC):
         return None
 
     async def claim_announced(self, owner: str, lease_s: float, workflow_ids: list[str], *,
-                              steal_from: frozenset[str] = frozenset()
-                              ) -> list[tuple[RunRow, list[StepRow]]]:
-        """Claim those of the named runs that claim_due() would claim, each with its steps (as
-        load_steps() gives them); the caller keeps queue limits and filters (it names no run of
-        a limited queue). This default claims none, leaving them to claim_due()."""
+                              steal_from: frozenset[str] = frozenset()) -> list[ClaimedRun]:
+        """Claim those of the named runs that claim_due() would claim, each with its steps and
+        signals; the caller keeps queue limits and filters (it names no run of a limited
+        queue). This default claims none, leaving them to claim_due()."""
         return []
 
     async def open(self) -> None:  # noqa: B027

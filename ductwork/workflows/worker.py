@@ -19,7 +19,7 @@ from ductwork.workflows import schedules
 if TYPE_CHECKING:
     from ductwork.interpreter.engine import Engine
     from ductwork.interpreter.result import ExecutionResult
-    from ductwork.store.protocol import RunRow, StepRow
+    from ductwork.store.protocol import ClaimedRun, RunRow
     from ductwork.workflows.facade import Workflows
 
 log = logging.getLogger("ductwork.worker")
@@ -187,9 +187,9 @@ class Worker:
         return engine.dead_owners(self._owners)
 
     async def _start(self, engine: Engine, run: RunRow,
-                     history: list[StepRow] | None = None) -> int:
+                     claimed: ClaimedRun | None = None) -> int:
         """Drive a run just claimed (1), or hand it back if this process does not define its
-        workflow (0)."""
+        workflow (0). `claimed`: its steps and signals, read with the claim."""
         if not engine.runtime.definitions.knows(run.product, run.tag):
             log.warning("run %s needs workflow %s/%s, which this worker does not define; "
                         "leaving it to another worker", run.workflow_id, run.product, run.tag)
@@ -200,7 +200,8 @@ class Worker:
         if obs is not None:
             due = run.wake_at if run.wake_at is not None else run.created_at
             call(obs.run_claimed, run, time.time() - due)
-        task = engine.spawn(run, history=history)
+        task = (engine.spawn(run) if claimed is None else
+                engine.spawn(run, history=claimed.steps, signals=claimed.signals))
         self.in_flight[run.workflow_id] = task
         task.add_done_callback(functools.partial(self._done, run.workflow_id))
         self.claimed += 1
@@ -225,8 +226,8 @@ class Worker:
         try:
             got = await store.claim_announced(engine.owner, engine.lease_s, wanted,
                                               steal_from=await self._dead(engine))
-            for run, history in got:
-                await self._start(engine, run, history)
+            for c in got:
+                await self._start(engine, c.run, c)
         except DuctworkError as e:
             log.warning("claiming announced runs failed (%s); looking for due runs instead",
                         engine.runtime.redact(str(e)))

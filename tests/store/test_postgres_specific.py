@@ -242,6 +242,49 @@ async def test_a_notification_sent_while_busy_is_not_lost(stores: list[PostgresS
     assert await worker.wait_for_work(30) is True
 
 
+async def test_notifications_name_the_run_and_claim_announced_takes_it_with_what_it_reads(
+        stores: list[PostgresStore]) -> None:
+    worker, client = stores
+    assert await worker.claim_due("w", 30, 10) == []  # starts listening
+    assert worker.take_announced() is None  # nothing named yet: a full claim looks
+    await client.create_run(pending("p1", queue="mail"), [])
+    await client.create_run(run("w2", status="waiting", owner=None, wake_at=None), [])
+    await client.commit("w2", Batch(steps=[StepRow("w2", "b", "b", result="2", seq=2),
+                                           StepRow("w2", "a", "a", result="1", seq=1)]))
+    await client.send_signal("w2", "go", '"yes"')
+    await client.create_run(run("w3", status="waiting", owner=None, wake_at=None), [])
+    named: list[tuple[str, str]] = []
+    while len(named) < 2:
+        assert await worker.wait_for_work(30) is True
+        got = worker.take_announced()
+        assert got is not None
+        named += got
+    assert named == [("p1", "mail"), ("w2", "default")]
+
+    # w3 waits for nothing that came (not due); "nope" does not exist.
+    claimed = await worker.claim_announced("w", 30, ["w2", "p1", "w3", "nope"])
+    assert sorted(c.run.workflow_id for c in claimed) == ["p1", "w2"]
+    by_id = {c.run.workflow_id: c for c in claimed}
+    assert all(c.run.owner == "w" for c in claimed)
+    assert by_id["p1"].steps == [] and by_id["p1"].signals == []
+    assert by_id["w2"].steps == await worker.load_steps("w2")
+    assert [s.step_key for s in by_id["w2"].steps] == ["a", "b"]
+    assert [(s.name, s.payload) for s in by_id["w2"].signals] == [("go", '"yes"')]
+    assert await worker.claim_announced("w", 30, ["w2", "p1"]) == []  # held: not again
+    assert (await worker.get_run("w3")).owner is None  # type: ignore[union-attr]
+
+
+async def test_a_release_is_announced_without_a_name_so_a_full_claim_looks(
+        stores: list[PostgresStore]) -> None:
+    worker, client = stores
+    assert await worker.claim_due("w", 30, 10) == []
+    worker.take_announced()
+    await client.create_run(run("w3", owner="x"), [])
+    await client.release("w3", "x")
+    assert await worker.wait_for_work(30) is True
+    assert worker.take_announced() is None
+
+
 
 # -- the database goes away --------------------------------------------------------------------
 async def test_commits_ride_out_a_database_restart() -> None:

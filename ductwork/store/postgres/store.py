@@ -33,6 +33,7 @@ from ductwork.store.protocol import (
     PRUNE_BATCH,
     RUN_FIELDS,
     SCHEDULE_FIELDS,
+    ClaimedRun,
     RunRow,
     ScheduleRow,
     SignalRow,
@@ -152,9 +153,8 @@ class PostgresStore(PgClaims, PgCommits):
         return self._listener.take_announced()
 
     async def claim_announced(self, owner: str, lease_s: float, workflow_ids: list[str], *,
-                              steal_from: frozenset[str] = frozenset()
-                              ) -> list[tuple[RunRow, list[StepRow]]]:
-        async def go(conn: Conn, _: int) -> list[tuple[RunRow, list[StepRow]]]:
+                              steal_from: frozenset[str] = frozenset()) -> list[ClaimedRun]:
+        async def go(conn: Conn, _: int) -> list[ClaimedRun]:
             return await claim_named(conn, owner, lease_s, workflow_ids, sorted(steal_from))
 
         return await self._with(go)
