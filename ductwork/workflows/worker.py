@@ -228,9 +228,9 @@ class Worker:
                                               steal_from=await self._dead(engine))
             for c in got:
                 await self._start(engine, c.run, c)
-        except DuctworkError as e:
-            log.warning("claiming announced runs failed (%s); looking for due runs instead",
-                        engine.runtime.redact(str(e)))
+        except Exception as e:  # as in _safe_pass: the full pass that follows logs and backs off
+            log.warning("claiming announced runs failed (%s: %s); looking for due runs instead",
+                        type(e).__name__, engine.runtime.redact(str(e)))
             return False
         return len(got) == len(wanted)
 
