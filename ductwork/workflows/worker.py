@@ -26,9 +26,6 @@ log = logging.getLogger("ductwork.worker")
 # A run whose workflow this process does not define goes back to the store, due again after
 # this long, so that a worker that defines it can take it.
 UNKNOWN_BACKOFF_S = 5.0
-# The owners holding leases are read at most this often: they only matter for taking over the
-# runs of a process on this host that died, which otherwise waits for their leases to expire.
-OWNERS_TTL_S = 1.0
 ENDED = frozenset({"completed", "failed", "rolled_back", "cancelled"})
 
 
@@ -78,8 +75,6 @@ class Worker:
         self._local = False        # the last wait was ended by this process (a nudge)
         self._saturated = True     # the last pass filled every free slot: more may be due
         self._limited = False      # some queue has limits (they may hold due runs back)
-        self._owners: list[str] = []
-        self._owners_at = -OWNERS_TTL_S
 
     # -- control --------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -180,11 +175,9 @@ class Worker:
             started += await self._start(engine, run)
         return started
 
-    async def _dead(self, engine: Engine) -> frozenset[str]:
-        if time.monotonic() - self._owners_at >= OWNERS_TTL_S:
-            self._owners = await engine.store.live_owners()
-            self._owners_at = time.monotonic()
-        return engine.dead_owners(self._owners)
+    @staticmethod
+    async def _dead(engine: Engine) -> frozenset[str]:
+        return engine.dead_owners(await engine.store.live_owners())
 
     async def _start(self, engine: Engine, run: RunRow,
                      claimed: ClaimedRun | None = None) -> int:

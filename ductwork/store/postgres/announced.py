@@ -9,13 +9,22 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
-from ductwork.store.postgres.sql import CLAIM
-from ductwork.store.protocol import STEP_FIELDS, ClaimedRun, RunRow, SignalRow, StepRow
+from ductwork.store.postgres.sql import CLAIM, STEP_JSON
+from ductwork.store.protocol import (
+    RUN_FIELDS,
+    STEP_FIELDS,
+    ClaimedRun,
+    RunRow,
+    SignalRow,
+    StepRow,
+)
 
-# The worker's claim (same due and takeover rules, same lease), narrowed to the named runs.
-CLAIM_NAMED = CLAIM.format(qfilter=" AND workflow_id = ANY(%(wids)s::text[])", log="")
-# Separate statements, so fresh snapshots: a step that the previous owner committed while the
-# claim waited for its FOR SHARE lock (see STEP_UPSERT) is read.
+# The worker's claim (same due and takeover rules, same lease; it starts the run), narrowed to
+# the named runs, without the steps it reads in its own snapshot: they are read below.
+CLAIM_NAMED = CLAIM.replace(f", {STEP_JSON} AS steps", "").format(
+    qfilter=" AND workflow_id = ANY(%(wids)s::text[])", log="")
+# Separate statements, so fresh snapshots taken after the claim holds the run: a step that a
+# previous owner committed after the claim's snapshot (before its row lock) is read too.
 OWNED = ("EXISTS (SELECT 1 FROM dw_runs r WHERE r.workflow_id = x.workflow_id AND "
          "r.owner = %s)")
 STEPS_OF_OWNED = (
@@ -54,8 +63,9 @@ async def claim_named(conn: AsyncConnection[Any], owner: str, lease_s: float,
             with contextlib.suppress(psycopg.Error):
                 await conn.execute("ROLLBACK")
         raise
+    width = len(RUN_FIELDS)
     out = {r.workflow_id: ClaimedRun(r, [], [])
-           for r in (RunRow(*row) for row in await claim.fetchall())}
+           for r in (RunRow(*row[:width]) for row in await claim.fetchall())}
     for row in await steps.fetchall():
         s = StepRow(*row)
         if s.workflow_id in out:
