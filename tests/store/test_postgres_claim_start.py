@@ -88,3 +88,23 @@ async def test_released_runs_forget_their_claimed_steps(stores: list[PostgresSto
     await a.claim_due("me", 30, 5)
     await a.release("w1", "me")
     assert a.take_claimed_steps("w1") is None
+
+
+async def test_a_run_taken_over_from_a_lapsed_owner_reads_its_steps_afresh(
+        stores: list[PostgresStore]) -> None:
+    # The claim's in-statement read of the steps uses a snapshot taken before its row lock; a
+    # lapsed (not dead) owner may commit a step in between, so a takeover is never handed the
+    # claim's copy: load_steps() reads after the claim, and sees that commit.
+    a, b = stores
+    await a.create_run(pending("w1"), [])
+    (first,) = await a.claim_due("old", 0.2, 5)
+    assert first.owner == "old"
+    await a.commit("w1", Batch(owner="old", steps=[StepRow("w1", "s1", "s1", result="1",
+                                                           seq=1)]))
+    assert a.take_claimed_steps("w1") == []  # a fresh claim: its (empty) history handed on
+    await asyncio.sleep(0.4)  # the old owner's lease runs out
+    (taken,) = await b.claim_due("new", 30, 5)
+    assert (taken.workflow_id, taken.owner) == ("w1", "new")
+    assert b.take_claimed_steps("w1") is None  # nothing handed on for a takeover
+    # ... and what the old owner wrote (even just after the claim's snapshot) is read here
+    assert [s.step_key for s in await b.load_steps("w1")] == ["s1"]

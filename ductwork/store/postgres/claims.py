@@ -132,14 +132,17 @@ class PgClaims(PgBase):
         out = []
         for r in rows:
             run = RunRow(*r[:-1])
-            steps = json.loads(r[-1]) if isinstance(r[-1], str) else (r[-1] or [])
-            self._claimed_steps[run.workflow_id] = (t, [StepRow(*s) for s in steps])
             out.append(run)
+            if r[-1] is None:  # taken over from a lapsed owner: its history is read again
+                continue
+            steps = json.loads(r[-1]) if isinstance(r[-1], str) else r[-1]
+            self._claimed_steps[run.workflow_id] = (t, [StepRow(*s) for s in steps])
         return out
 
     def take_claimed_steps(self, workflow_id: str) -> list[StepRow] | None:
-        """The steps a claim just read for this run (once), or None: read them again. Only the
-        owner writes a run's steps, and the claim made this process the owner moments ago."""
+        """The steps a claim just read for this run (once), or None: read them again. Kept
+        only for runs the claim found unowned: nobody else can write their steps, and the claim
+        made this process the owner moments ago."""
         got = self._claimed_steps.pop(workflow_id, None)
         if got is None or time.monotonic() - got[0] > STEPS_KEPT_S:
             return None

@@ -82,29 +82,35 @@ CREATE_RUN = (
 # order and stopping at its LIMIT: one OR would sort the whole backlog on every claim.
 # The claim also starts each run (status running, wake_at cleared, started_at kept or set: what
 # the engine's own start commit would write, so it skips that commit) and hands back its steps
-# as JSON (the engine's history, without another read). RETURNING gives the due time the run
-# was claimed at as wake_at, for the claim-latency metric.
+# as JSON (the engine's history, without another read) -- only for a run nobody owned: the
+# steps are read in the statement's snapshot, taken before the row lock, and an orphaned run's
+# old owner may commit a step in between (its lease ran out, it did not die); the engine reads
+# those afresh after the claim (NULL steps), as a takeover must. RETURNING gives the due time
+# the run was claimed at as wake_at, for the claim-latency metric.
 ORDER = "priority DESC, COALESCE(wake_at, created_at)"
 STEP_JSON = ("(SELECT json_agg(json_build_array(" + ", ".join(f"s.{f}" for f in STEP_FIELDS)
              + ") ORDER BY s.seq, COALESCE(s.started_at, 0), s.step_key) FROM dw_steps s "
              "WHERE s.workflow_id = r.workflow_id)")
 CLAIM = (
-    "WITH free AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k, wake_at "
+    "WITH free AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k, wake_at, "
+    "TRUE AS fresh "
     "FROM dw_runs WHERE owner IS NULL AND status IN ('pending', 'sleeping', 'waiting') AND "
     f"(status = 'pending' OR wake_at IS NOT NULL) AND COALESCE(wake_at, 0) <= {NOW}{{qfilter}} "
     f"ORDER BY {ORDER} LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
-    "orphaned AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k, wake_at "
+    "orphaned AS (SELECT workflow_id, priority, COALESCE(wake_at, created_at) AS k, wake_at, "
+    "FALSE AS fresh "
     f"FROM dw_runs WHERE owner IS NOT NULL AND status IN {ACTIVE_SQL} AND "
     f"(lease_until < {NOW} OR owner = ANY(%(dead)s::text[])) AND "
     f"COALESCE(wake_at, 0) <= {NOW}{{qfilter}} "
     f"ORDER BY {ORDER} LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
-    "due AS (SELECT workflow_id, wake_at FROM (SELECT * FROM free UNION ALL "
+    "due AS (SELECT workflow_id, wake_at, fresh FROM (SELECT * FROM free UNION ALL "
     "SELECT * FROM orphaned) d ORDER BY priority DESC, k LIMIT %(n)s), "
     f"upd AS (UPDATE dw_runs r SET owner=%(owner)s, lease_until={NOW} + %(lease)s, "
     f"attempt=r.attempt + 1, updated_at={NOW}, status='running', wake_at=NULL, "
     f"started_at=COALESCE(r.started_at, {NOW}) FROM due WHERE r.workflow_id = due.workflow_id "
     "RETURNING " + ", ".join("due.wake_at" if f == "wake_at" else f"r.{f}" for f in RUN_FIELDS)
-    + f", {STEP_JSON} AS steps){{log}} SELECT * FROM upd")
+    + f", CASE WHEN due.fresh THEN COALESCE({STEP_JSON}, '[]'::json) END AS steps)"
+    "{log} SELECT * FROM upd")
 
 CLAIM_ONE = (
     f"WITH upd AS (UPDATE dw_runs SET owner=%(owner)s, lease_until={NOW} + %(lease)s, "
