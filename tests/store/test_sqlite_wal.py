@@ -88,3 +88,17 @@ async def test_an_in_memory_store_has_no_checkpointer() -> None:
     await store.open()
     assert store.checkpointer is None
     await store.close()
+
+
+async def test_with_synchronous_full_the_committing_connection_checkpoints(
+        tmp_path: Path) -> None:
+    # FULL fsyncs every commit: SQLite's own checkpoint every 1,000 pages restarts the WAL in
+    # place, which a thread cannot do behind a busy writer (the WAL would grow, each fsync
+    # extending the file).
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'runs.db'}", synchronous="FULL")
+    await store.open()
+    try:
+        assert store.checkpointer is None
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    finally:
+        await store.close()
