@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ductwork.store.protocol import RunRow
+from ductwork.store.protocol import RunRow, RunStore
 
 
 def run(wid: str, **kw: Any) -> RunRow:
@@ -22,3 +22,9 @@ def pending(wid: str, **kw: Any) -> RunRow:
                               "wake_at": t - 1}
     fields.update(kw)
     return RunRow(wid, "p", "t", "dev", **fields)
+
+
+async def create_owned(store: RunStore, *wids: str, owner: str = "me") -> None:
+    """Running runs held by `owner`, as a worker's runs are when it commits for them."""
+    for wid in wids:
+        await store.create_run(run(wid, owner=owner), [])

@@ -1,5 +1,5 @@
-"""Group commit on every backend (commit_many: each batch all-or-nothing, a fence failure stays
-in its slot, other errors raise for all); on PostgreSQL one transaction, create_runs() too."""
+"""Group commit on PostgreSQL: one transaction for commit_many() and create_runs(), and errors
+that are not fences (the behaviour on every backend is in test_group_commit.py)."""
 
 from __future__ import annotations
 
@@ -12,79 +12,11 @@ from ductwork.errors import StoreError
 from ductwork.store.postgres import PostgresStore
 from ductwork.store.protocol import (
     Batch,
-    LeaseLostError,
-    RunStore,
-    StepConflictError,
     StepRow,
 )
-from tests.store.rows import run
+from tests.store.rows import create_owned, run
 
 
-async def _runs(store: RunStore, *wids: str, owner: str = "me") -> None:
-    for wid in wids:
-        await store.create_run(run(wid, owner=owner), [])
-
-
-async def test_all_batches_commit(store: RunStore) -> None:
-    await _runs(store, "a", "b", "c")
-    out = await store.commit_many([
-        ("a", Batch(owner="me", steps=[StepRow("a", "s1", "s1", result="1", seq=1)])),
-        ("b", Batch(owner="me", steps=[StepRow("b", "s1", "s1", result="2", seq=1)],
-                    events=[(1.0, "step_completed", "s1", None)], state={"k": '"v"'})),
-        ("c", Batch(owner="me", run={"status": "completed", "output": "3", "owner": None})),
-    ])
-    assert out == [None, None, None]
-    assert [s.result for s in await store.load_steps("a")] == ["1"]
-    assert [s.result for s in await store.load_steps("b")] == ["2"]
-    assert [e["type"] for e in await store.events("b")] == ["step_completed"]
-    assert await store.get_state("b") == {"k": '"v"'}
-    c = await store.get_run("c")
-    assert c is not None and (c.status, c.output, c.owner) == ("completed", "3", None)
-
-
-async def test_a_lost_lease_fails_its_batch_only(store: RunStore) -> None:
-    await _runs(store, "a", "c")
-    await _runs(store, "b", owner="other")  # taken over by another worker
-    out = await store.commit_many([
-        ("a", Batch(owner="me", steps=[StepRow("a", "s1", "s1", result="1", seq=1)])),
-        ("b", Batch(owner="me", steps=[StepRow("b", "s1", "s1", result="2", seq=1)],
-                    run={"current_step": "s2"})),
-        ("c", Batch(owner="me", run={"current_step": "s9"},
-                    steps=[StepRow("c", "s1", "s1", result="3", seq=1)])),
-    ])
-    assert out[0] is None and out[2] is None
-    assert isinstance(out[1], LeaseLostError)
-    assert [s.step_key for s in await store.load_steps("a")] == ["s1"]
-    assert await store.load_steps("b") == []
-    b = await store.get_run("b")
-    assert b is not None and b.current_step is None
-    c = await store.get_run("c")
-    assert c is not None and c.current_step == "s9"
-    assert [s.step_key for s in await store.load_steps("c")] == ["s1"]
-
-
-async def test_a_step_conflict_undoes_its_whole_batch_only(store: RunStore) -> None:
-    await _runs(store, "a", "b")
-    await store.commit("b", Batch(owner="me", steps=[StepRow("b", "s1", "s1", result="1")]))
-    out = await store.commit_many([
-        ("b", Batch(owner="me", run={"current_step": "s2"}, state={"k": "1"},
-                    steps=[StepRow("b", "s2", "s2"), StepRow("b", "s1", "s1", result="X")])),
-        ("a", Batch(owner="me", steps=[StepRow("a", "s1", "s1", result="2", seq=1)])),
-    ])
-    assert out[1] is None
-    assert isinstance(out[0], StepConflictError)
-    assert [(s.step_key, s.result) for s in await store.load_steps("b")] == [("s1", "1")]
-    assert await store.get_state("b") == {}
-    b = await store.get_run("b")
-    assert b is not None and b.current_step is None
-    assert [s.result for s in await store.load_steps("a")] == ["2"]
-
-
-async def test_nothing_to_commit(store: RunStore) -> None:
-    assert await store.commit_many([]) == []
-
-
-# -- PostgreSQL: one transaction, and errors that are not fences -------------------------------
 @pytest.fixture
 async def pg(pg_url: str) -> AsyncIterator[PostgresStore]:
     s = PostgresStore(pg_url)
@@ -106,7 +38,7 @@ async def _xmins(url: str, wids: list[str]) -> set[str]:
 async def test_postgres_commits_the_group_in_one_transaction(pg: PostgresStore,
                                                              pg_url: str) -> None:
     wids = [f"r{i}" for i in range(20)]
-    await _runs(pg, *wids)
+    await create_owned(pg, *wids)
     out = await pg.commit_many(
         [(w, Batch(owner="me", steps=[StepRow(w, "s1", "s1", result="1", seq=1)]))
          for w in wids[:10]]
@@ -118,7 +50,7 @@ async def test_postgres_commits_the_group_in_one_transaction(pg: PostgresStore,
 
 async def test_postgres_a_store_error_raises_for_all_and_commits_none(pg: PostgresStore
                                                                       ) -> None:
-    await _runs(pg, "a", "b")
+    await create_owned(pg, "a", "b")
     bad = StepRow("b", "s1", "s1", seq="not a number")  # type: ignore[arg-type]
     with pytest.raises(StoreError):
         await pg.commit_many([
@@ -131,8 +63,8 @@ async def test_postgres_a_store_error_raises_for_all_and_commits_none(pg: Postgr
 
 async def test_postgres_fence_failures_leave_the_others_in_one_transaction(
         pg: PostgresStore, pg_url: str) -> None:
-    await _runs(pg, "a", "b", "c", "d")
-    await _runs(pg, "x", owner="other")
+    await create_owned(pg, "a", "b", "c", "d")
+    await create_owned(pg, "x", owner="other")
     out = await pg.commit_many([
         (w, Batch(owner="me", steps=[StepRow(w, "s1", "s1", result="1", seq=1)]))
         for w in ("a", "x", "b", "c", "d")])
@@ -143,7 +75,7 @@ async def test_postgres_fence_failures_leave_the_others_in_one_transaction(
 
 async def test_postgres_creates_runs_together_in_one_transaction(pg: PostgresStore,
                                                                  pg_url: str) -> None:
-    await _runs(pg, "old")
+    await create_owned(pg, "old")
     items = [(run(f"n{i}"), [(1.0, "workflow_queued", None, None)]) for i in range(5)]
     got = await pg.create_runs([*items[:3], (run("old", input="other"), []), *items[3:]])
     assert [(r.workflow_id, made) for r, made in got] == [

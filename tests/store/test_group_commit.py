@@ -16,16 +16,11 @@ from ductwork.store.protocol import (
     StepRow,
 )
 from ductwork.store.sqlite import SQLiteStore
-from tests.store.rows import run
-
-
-async def _runs(store: RunStore, *wids: str, owner: str = "me") -> None:
-    for wid in wids:
-        await store.create_run(run(wid, owner=owner), [])
+from tests.store.rows import create_owned, run
 
 
 async def test_every_batch_of_a_group_is_written(store: RunStore) -> None:
-    await _runs(store, "w1", "w2", "w3")
+    await create_owned(store, "w1", "w2", "w3")
     out = await store.commit_many([
         ("w1", Batch(owner="me", steps=[StepRow("w1", "a", "a", result="1", seq=1)])),
         ("w2", Batch(owner="me", run={"status": "completed", "owner": None},
@@ -44,8 +39,8 @@ async def test_every_batch_of_a_group_is_written(store: RunStore) -> None:
 
 
 async def test_a_lost_lease_fails_its_batch_alone(store: RunStore) -> None:
-    await _runs(store, "w1", "w3")
-    await _runs(store, "w2", owner="other")  # taken over by another worker
+    await create_owned(store, "w1", "w3")
+    await create_owned(store, "w2", owner="other")  # taken over by another worker
     out = await store.commit_many([
         ("w1", Batch(owner="me", steps=[StepRow("w1", "a", "a", seq=1)])),
         ("w2", Batch(owner="me", steps=[StepRow("w2", "a", "a", seq=1)])),
@@ -64,7 +59,7 @@ async def test_a_lost_lease_fails_its_batch_alone(store: RunStore) -> None:
 
 
 async def test_a_step_conflict_undoes_its_batch_alone(store: RunStore) -> None:
-    await _runs(store, "w1", "w2")
+    await create_owned(store, "w1", "w2")
     await store.commit("w1", Batch(owner="me", steps=[StepRow("w1", "a", "a", result="1")]))
     out = await store.commit_many([
         ("w2", Batch(owner="me", steps=[StepRow("w2", "a", "a", seq=1)])),
@@ -90,7 +85,7 @@ async def test_an_empty_group_writes_nothing(store: RunStore) -> None:
 async def test_a_store_error_is_raised_for_the_group(store: RunStore) -> None:
     """Not a fence failure (here a column that does not exist): the caller gets the error,
     for every batch, rather than outcomes."""
-    await _runs(store, "w1", "w2")
+    await create_owned(store, "w1", "w2")
     with pytest.raises(Exception) as info:
         await store.commit_many([
             ("w1", Batch(owner="me", steps=[StepRow("w1", "a", "a", seq=1)])),
@@ -107,7 +102,7 @@ async def test_sqlite_writes_a_group_in_one_transaction(tmp_path: Any) -> None:
     assert isinstance(store, SQLiteStore)
     await store.open()
     try:
-        await _runs(store, "w1", "w2", "w3")
+        await create_owned(store, "w1", "w2", "w3")
         seen: list[str] = []
         store.conn.set_trace_callback(seen.append)
         items = [(w, Batch(owner="me", steps=[StepRow(w, "a", "a", seq=1)]))
