@@ -137,6 +137,11 @@ class _ProductCheck:
                 self.fail((*where, "idempotency_field"), f"webhook '{tag}' takes its "
                           "idempotency key from both a header and a body field",
                           "keep one: idempotency_header or idempotency_field", key=True)
+            if hook.get("tolerance") is not None and not hook.get("timestamp_header"):
+                self.fail((*where, "tolerance"), f"webhook '{tag}' has a tolerance but no "
+                          "timestamp_header, so there is no timestamp to hold to it",
+                          "add timestamp_header: <the header your sender puts the Unix time "
+                          "in>, or remove tolerance", key=True)
             out[str(tag)] = copy.deepcopy(hook)
         return out
 

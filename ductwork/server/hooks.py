@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from ductwork.dsl.secrets import SECRET_REF
 from ductwork.errors import ConfigurationError
 from ductwork.server.api.common import ErrorBody, ductwork, out
+from ductwork.util.durations import to_ms
 
 log = logging.getLogger("ductwork.server.hooks")
 router = APIRouter(tags=["webhooks"])
@@ -23,9 +25,14 @@ MAX_BODY = 1 << 20  # 1 MiB: a webhook carries an event, not a file
 TERMINAL = ("completed", "failed", "rolled_back", "cancelled")
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The signature header's value for `body`: sha256=<hex HMAC-SHA256 of the raw body>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+DEFAULT_TOLERANCE_S = 300.0
+
+
+def signature(secret: str, body: bytes, timestamp: str | None = None) -> str:
+    """The signature header's value for `body`: sha256=<hex HMAC-SHA256 of the raw body>, or of
+    `<timestamp>.<body>` for a hook with a timestamp_header (so a replay cannot change it)."""
+    signed = body if timestamp is None else timestamp.encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def _count(request: Request, product: str, workflow: str, outcome: str) -> None:
@@ -54,8 +61,8 @@ def _field(data: Any, path: str) -> Any:
                202: {"description": "the run started (or, repeated, is still going)"},
                400: {"model": ErrorBody, "description": "not JSON, no idempotency key, or "
                      "an input the workflow refuses"},
-               401: {"model": ErrorBody, "description": "missing or wrong signature: nothing "
-                     "started"},
+               401: {"model": ErrorBody, "description": "missing or wrong signature, or a "
+                     "timestamp outside the hook's tolerance: nothing started"},
                404: {"model": ErrorBody, "description": "no webhook declared for this "
                      "workflow"},
                413: {"model": ErrorBody, "description": "a body over 1 MiB"},
@@ -74,14 +81,16 @@ async def webhook(request: Request, product: str, workflow: str) -> JSONResponse
         _count(request, product, workflow, "rejected")
         raise HTTPException(413, f"webhook body larger than {MAX_BODY} bytes")
     secret = _secret(dw, hook, product, workflow)
+    stamp = _timestamp(request, hook, product, workflow)
     header = str(hook.get("signature_header") or DEFAULT_SIGNATURE_HEADER)
     given = request.headers.get(header, "").strip()
     if not given.startswith("sha256="):
         given = "sha256=" + given  # a bare hex digest is accepted too
-    if not hmac.compare_digest(given.lower(), signature(secret, body)):
+    if not hmac.compare_digest(given.lower(), signature(secret, body, stamp)):
         _count(request, product, workflow, "bad_signature")
+        what = "the raw body" if stamp is None else "<timestamp>.<raw body>"
         raise HTTPException(401, f"missing or wrong {header} signature: send sha256=<hex "
-                                 "HMAC-SHA256 of the raw body with the hook's secret>")
+                                 f"HMAC-SHA256 of {what} with the hook's secret>")
     try:
         data = json.loads(body) if body.strip() else None
     except ValueError as e:
@@ -117,6 +126,34 @@ def _secret(dw: Any, hook: dict[str, Any], product: str, workflow: str) -> str:
                   workflow, ref.group(1))
         raise HTTPException(503, f"the secret of webhook {product}/{workflow} is not set on "
                                  "this server") from None
+
+
+def _timestamp(request: Request, hook: dict[str, Any], product: str, workflow: str
+               ) -> str | None:
+    """The delivery's timestamp header (for a hook that has one), refused with 401 when it is
+    missing, not Unix seconds, or further from this server's clock than the tolerance: a
+    captured delivery cannot be sent again later to start another run."""
+    name = hook.get("timestamp_header")
+    if not name:
+        return None
+    text = request.headers.get(str(name), "").strip()
+    try:
+        sent = float(text) if text.isdigit() else None
+    except ValueError:  # digits beyond float range
+        sent = None
+    if sent is None:
+        _count(request, product, workflow, "bad_signature")
+        raise HTTPException(401, f"missing or malformed {name} header: send the Unix time in "
+                                 "seconds of the delivery, and sign <timestamp>.<raw body>")
+    tolerance = hook.get("tolerance")
+    window = (DEFAULT_TOLERANCE_S if tolerance is None
+              else to_ms(tolerance, f"webhook {product}/{workflow} tolerance") / 1000)
+    if abs(time.time() - sent) > window:
+        _count(request, product, workflow, "stale")
+        raise HTTPException(401, f"the {name} timestamp is more than {window:g}s from this "
+                                 "server's time: a late or replayed delivery is refused (check "
+                                 "the sender's clock)")
+    return text
 
 
 def _idempotency_key(request: Request, hook: dict[str, Any], data: Any) -> str | None:

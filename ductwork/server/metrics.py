@@ -58,7 +58,7 @@ class Metrics(Observer):
                                  "claimed yet, by queue (read from the store at scrape time)",
                                  ["queue"], registry=r)
         self.webhooks = Counter("ductwork_webhooks", "Webhook deliveries, by outcome "
-                                "(started, bad_signature, rejected)", [*wf, "outcome"],
+                                "(started, bad_signature, stale, rejected)", [*wf, "outcome"],
                                 registry=r)
         self._queues: set[str] = set()
         # labels() validates and locks on every call: a step's children are looked up here.

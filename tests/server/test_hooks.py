@@ -4,6 +4,7 @@ signature is 401 and starts nothing."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,58 @@ def test_refusals(hooks: ThreadedServer, tokens: dict[str, str]) -> None:
                  outcome="rejected") == 2
     assert value(m, "ductwork_webhooks_total", product="signup", workflow="welcome",
                  outcome="bad_signature") == 0
+
+
+STAMPED = """\
+product: signup
+envs: [dev]
+webhooks:
+  audit:
+    env: dev
+    secret: "${secrets.AUDIT_HOOK_KEY}"
+    timestamp_header: X-Hook-Timestamp
+    tolerance: 2m
+"""
+
+
+def post_stamped(srv: ThreadedServer, payload: Any, stamp: str | None, *,
+                 signed_stamp: str | None = None) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    headers = {"X-Ductwork-Signature": signature("ak", body, signed_stamp or stamp or "")}
+    if stamp is not None:
+        headers["X-Hook-Timestamp"] = stamp
+    with client(srv) as c:
+        return c.post("/hooks/signup/audit", content=body, headers=headers)
+
+
+def test_a_timestamped_hook_refuses_stale_replayed_and_unstamped_deliveries(
+        serve: Any, specs: Path, tokens: dict[str, str]) -> None:
+    (specs / "signup" / "product.yaml").write_text(STAMPED)
+    srv = serve(specs=str(specs), secrets={"AUDIT_HOOK_KEY": "ak"})
+    now = int(time.time())
+    fresh = post_stamped(srv, {"n": 1}, str(now))
+    assert fresh.status_code in (200, 202), fresh.text
+    # The body-only signature of the same delivery is no longer enough.
+    body = json.dumps({"n": 1}).encode()
+    with client(srv) as c:
+        r = c.post("/hooks/signup/audit", content=body,
+                   headers={"X-Ductwork-Signature": signature("ak", body),
+                            "X-Hook-Timestamp": str(now)})
+    assert r.status_code == 401 and "<timestamp>.<raw body>" in r.json()["detail"]
+    # A captured delivery sent again 3 minutes later (tolerance 2m), or from the future.
+    for stamp in (str(now - 180), str(now + 180)):
+        r = post_stamped(srv, {"n": 1}, stamp)
+        assert r.status_code == 401 and "more than 120s" in r.json()["detail"], r.text
+    # A fresh timestamp on a captured signature: the signature no longer matches.
+    r = post_stamped(srv, {"n": 1}, str(now + 1), signed_stamp=str(now - 180))
+    assert r.status_code == 401 and "signature" in r.json()["detail"]
+    for stamp in (None, "soon", "1.5e9", "-5"):
+        r = post_stamped(srv, {"n": 1}, stamp)
+        assert r.status_code == 401 and "X-Hook-Timestamp" in r.json()["detail"], stamp
+    assert len(runs(srv, tokens["read"])) == 1
+    with client(srv, tokens["read"]) as c:
+        m = samples(c.get("/metrics").text)
+    assert value(m, "ductwork_webhooks_total", product="signup", workflow="audit",
+                 outcome="stale") == 2
+    assert value(m, "ductwork_webhooks_total", product="signup", workflow="audit",
+                 outcome="bad_signature") == 6

@@ -17,6 +17,10 @@ TOPIC_PATTERN = "^[^:]+:[^:]+$"
 EXPRESSION_PATTERN = "^\\s*\\$\\{[\\s\\S]*\\}\\s*$"
 _IDENT = "[A-Za-z_][A-Za-z0-9_]*"
 PYTHON_TARGET_PATTERN = f"^{_IDENT}(\\.{_IDENT})*:{_IDENT}$"
+DURATION_DEF = {
+    "title": 'a duration such as "250ms", "5s", "5m", "1h", "1d" or a number of milliseconds',
+    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+}
 HEADER_PATTERN = "^[A-Za-z0-9][A-Za-z0-9-]*$"
 FIELD_PATH_PATTERN = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$"
 
@@ -85,12 +89,7 @@ def _common_defs() -> dict[str, Any]:
                  "pattern": NAME_PATTERN},
         "expression": {"title": "a ${...} expression", "type": "string",
                        "pattern": EXPRESSION_PATTERN},
-        "duration": {
-            "title": 'a duration such as "250ms", "5s", "5m", "1h", "1d" or a number of '
-                     "milliseconds",
-            "anyOf": [{"type": "number", "minimum": 0},
-                      {"type": "string", "pattern": DURATION_PATTERN}],
-        },
+        "duration": DURATION_DEF,
         "condition": {"title": "a ${...} expression or a boolean",
                       "anyOf": [{"type": "boolean"}, _EXPR]},
         "steps": {"type": "array", "items": _ref("step")},
@@ -327,6 +326,7 @@ def build_product_schema() -> dict[str, Any]:
         )
         sections[section] = {"type": "object", "propertyNames": _ref("name"),
                              "additionalProperties": _ref(kind)}
+    defs["duration"] = DURATION_DEF
     defs["webhook"] = _object(
         {
             "description": {"type": "string"},
@@ -340,6 +340,13 @@ def build_product_schema() -> dict[str, Any]:
             "idempotency_field": {"type": "string", "pattern": FIELD_PATH_PATTERN,
                                   "description": "the body field with a delivery's key "
                                   "(a.b for nested fields)"},
+            "timestamp_header": {"type": "string", "pattern": HEADER_PATTERN, "description":
+                                 "the header with the delivery's Unix time in seconds; the "
+                                 "signature then covers <timestamp>.<body> and an older or "
+                                 "newer delivery than `tolerance` is refused (replays)"},
+            "tolerance": {**_ref("duration"), "description": "how far a delivery's timestamp "
+                          "may be from the server's clock (default 5m; needs "
+                          "timestamp_header)"},
         },
         ["env", "secret"],
     )
