@@ -9,11 +9,13 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from ductwork.cli.worker import add_app_arguments
 from ductwork.errors import ConfigurationError
+from ductwork.util.durations import to_ms
 
 SERVER_HELP = """\
 Serve the JSON API, webhooks, /metrics and the web UI of one Ductwork instance.
@@ -61,6 +63,9 @@ def register(subparsers: Any) -> None:
     create.add_argument("--name", default=None, help="who the token is for (shown in errors)")
     create.add_argument("--tokens", dest="token_file", metavar="FILE",
                         help="the tokens file (default as for the server)")
+    create.add_argument("--expires", metavar="DURATION", default=None,
+                        help="the token stops working this long from now (e.g. 90d, 12h); "
+                        "default: never")
     create.add_argument("--json", action="store_true", help="print the record as JSON")
     create.set_defaults(func=token_create)
     lst = tsub.add_parser("list", help="list tokens (never their secret)",
@@ -154,7 +159,9 @@ def _token_file(path: str | None) -> Any:
 def token_create(args: argparse.Namespace) -> int:
     _need_server_extra()
     tokens = _token_file(args.token_file)
-    record, token = tokens.create(args.scope, args.name or f"{args.scope}-token")
+    expires = None if args.expires is None else to_ms(args.expires, "--expires") / 1000
+    record, token = tokens.create(args.scope, args.name or f"{args.scope}-token",
+                                  expires_in=expires)
     if args.json:
         print(json.dumps({**record, "token": token}))
     else:
@@ -172,8 +179,13 @@ def token_list(args: argparse.Namespace) -> int:
         return 0
     if not records:
         print("no tokens")
+    now = time.time()
     for r in records:
-        print(f"{r['id']}  {r['scope']:<8}  {r.get('name') or ''}")
+        expires = r.get("expires_at")
+        until = "" if expires is None else (
+            ("  expired " if expires <= now else "  expires ")
+            + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires)))
+        print(f"{r['id']}  {r['scope']:<8}  {r.get('name') or ''}{until}")
     return 0
 
 

@@ -89,10 +89,15 @@ class TokenFile:
             f.write("\n")
         os.replace(tmp, self.path)
 
-    def create(self, scope: str, name: str) -> tuple[dict[str, Any], str]:
-        """A new token -> (its record without the hash, the token text to hand out)."""
+    def create(self, scope: str, name: str, *, expires_in: float | None = None
+               ) -> tuple[dict[str, Any], str]:
+        """A new token -> (its record without the hash, the token text to hand out); with
+        `expires_in` (seconds) it stops working that long from now."""
         if scope not in SCOPES:
             raise ConfigurationError(f"token scope {scope!r}: use one of {', '.join(SCOPES)}")
+        if expires_in is not None and expires_in <= 0:
+            raise ConfigurationError("a token's expiry must be in the future: give --expires "
+                                     "a positive duration such as 90d")
         tokens = self._read()
         token_id = secrets.token_hex(4)
         while any(t["id"] == token_id for t in tokens):
@@ -100,6 +105,8 @@ class TokenFile:
         secret = secrets.token_urlsafe(32)
         record = {"id": token_id, "name": name, "scope": scope, "hash": _digest(secret),
                   "created_at": round(time.time(), 3)}
+        if expires_in is not None:
+            record["expires_at"] = round(time.time() + expires_in, 3)
         self._write([*tokens, record])
         return _public(record), f"{PREFIX}{token_id}_{secret}"
 
@@ -116,18 +123,30 @@ class TokenFile:
 
     def check(self, token: str) -> Principal | None:
         """The principal of a presented token, or None if it is not a valid one."""
+        return self.verify(token)[0]
+
+    def verify(self, token: str) -> tuple[Principal | None, str]:
+        """The principal of a presented token, or None and why not (for the 401)."""
+        invalid = "invalid or revoked API token"
         if not token.startswith(PREFIX):
-            return None
+            return None, invalid
         token_id, sep, secret = token[len(PREFIX):].partition("_")
         if not sep:
-            return None
+            return None, invalid
         record = self._load().get(token_id)
         if record is None:
             _digest(secret)  # about the same work whether or not the id exists
-            return None
+            return None, invalid
         if not hmac.compare_digest(str(record["hash"]), _digest(secret)):
-            return None
-        return Principal(token_id, str(record.get("name") or token_id), str(record["scope"]))
+            return None, invalid
+        name = str(record.get("name") or token_id)
+        expires = record.get("expires_at")
+        if isinstance(expires, int | float) and time.time() >= expires:
+            # Said only to a caller that holds the real secret: it learns nothing new.
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires))
+            return None, (f"API token '{name}' expired at {when}: create a new one with "
+                          "`ductwork server token create`")
+        return Principal(token_id, name, str(record["scope"])), ""
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
@@ -156,10 +175,10 @@ class Authenticator:
             raise HTTPException(401, "an API token is required: send 'Authorization: Bearer "
                                      "<token>' (create one with `ductwork server token create`)",
                                 headers={"WWW-Authenticate": "Bearer"})
-        principal = self.tokens.check(token) if self.tokens is not None else None
+        principal, why = (self.tokens.verify(token) if self.tokens is not None
+                          else (None, "invalid or revoked API token"))
         if principal is None:
-            raise HTTPException(401, "invalid or revoked API token",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, why, headers={"WWW-Authenticate": "Bearer"})
         return principal
 
 
