@@ -1,8 +1,9 @@
 """ductwork: durable workflows for Python."""
 
 import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
-from ductwork.app import Ductwork
 from ductwork.errors import (
     ChildWorkflowError,
     CompileError,
@@ -23,8 +24,11 @@ from ductwork.errors import (
     WorkflowNotFoundError,
     WorkflowTimeoutError,
 )
-from ductwork.interpreter.context import WorkflowContext
-from ductwork.interpreter.result import ErrorInfo, ExecutionResult
+
+if _TYPE_CHECKING:
+    from ductwork.app import Ductwork
+    from ductwork.interpreter.context import WorkflowContext
+    from ductwork.interpreter.result import ErrorInfo, ExecutionResult
 
 __all__ = [
     "ChildWorkflowError",
@@ -52,6 +56,31 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Imported on first use: `import ductwork` (and every `ductwork` command, which imports the
+# package first) then costs the errors module alone, not the engine, store and connectors.
+_LAZY = {
+    "Ductwork": "ductwork.app",
+    "WorkflowContext": "ductwork.interpreter.context",
+    "ErrorInfo": "ductwork.interpreter.result",
+    "ExecutionResult": "ductwork.interpreter.result",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ductwork' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups find it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 # A library stays silent unless the application configures logging.
 _logging.getLogger("ductwork").addHandler(_logging.NullHandler())

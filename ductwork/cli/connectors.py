@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ductwork.connectors.openapi import import_openapi, load_document, render_yaml
 from ductwork.errors import ConfigurationError
 
 
@@ -28,6 +27,9 @@ def register(subparsers: Any) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    # Here, not at the top: YAML and the action config are for this command alone.
+    from ductwork.connectors.openapi import import_openapi, load_document, render_yaml
+
     doc = load_document(args.document)
     block, warnings = import_openapi(doc, args.app, base_url=args.base_url,
                                      envs=args.envs or ["dev"])

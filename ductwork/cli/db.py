@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sqlite3
 from typing import Any
 
 from ductwork.cli.common import DEFAULT_STORE, require_store, sqlite_version, store_url
-from ductwork.store.schema import SCHEMA_VERSION
 
 
 def register(subparsers: Any) -> None:
@@ -42,6 +40,8 @@ def _safe(url: str) -> str:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
+    import asyncio
+
     url = _url(args)
     before, after = asyncio.run(_upgrade_async(url))
     if before == after:
@@ -59,6 +59,8 @@ async def _upgrade_async(url: str) -> tuple[int, int]:
         before = sqlite_version(lite.path)
         await lite.open()  # migrates under BEGIN IMMEDIATE
         await lite.close()
+        from ductwork.store.schema import SCHEMA_VERSION
+
         return before, SCHEMA_VERSION
     from ductwork.store.postgres import PostgresStore
 
@@ -66,6 +68,8 @@ async def _upgrade_async(url: str) -> tuple[int, int]:
 
 
 def _status(args: argparse.Namespace) -> int:
+    import asyncio
+
     url, origin = store_url(args.store)
     info = asyncio.run(_status_async(url, origin))
     if args.json:
@@ -85,6 +89,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 async def _status_async(url: str, origin: str) -> dict[str, Any]:
+    from ductwork.store.schema import SCHEMA_VERSION
+
     info: dict[str, Any] = {"store": _safe(url), "code_version": SCHEMA_VERSION}
     if url.startswith("sqlite:"):
         from ductwork.store.sqlite import SQLiteStore

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -32,6 +31,8 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    import asyncio
+
     from ductwork.util.durations import to_ms
 
     if not Path(args.specs).exists():

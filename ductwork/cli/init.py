@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import sys
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 TEMPLATES = {
     "starter": "a product with a database, email outbox and file storage in dev, a sign-up "
@@ -81,6 +82,8 @@ def scaffold(directory: Path, *, template: str = "starter",
     if template == "example" and product not in (None, name):
         raise ConfigurationError("--product cannot rename the example (it is my-product): "
                                  "use --template starter for a product of your own")
+    from importlib import resources
+
     root = resources.files("ductwork.scaffold").joinpath(template)
     plan: list[tuple[Path, bytes]] = []
     for parts, content in _files(root):

@@ -65,6 +65,21 @@ def _version() -> str:
         return ductwork.__version__
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: reads the installed version only when asked (importlib.metadata is slow
+    to import, and every other command would pay for it)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"ductwork {_version()}")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
 def _subparsers(parser: argparse.ArgumentParser,
                 prefix: str = "") -> Iterator[tuple[str, argparse.ArgumentParser]]:
     """Every (command path, parser) below `parser`, e.g. ("runs list", <parser>)."""
@@ -79,7 +94,7 @@ def _subparsers(parser: argparse.ArgumentParser,
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ductwork", description="Durable workflows for Python.",
                                      epilog="example: ductwork validate specs")
-    parser.add_argument("--version", action="version", version=f"ductwork {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(sub)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import datetime as dt
 import decimal
@@ -199,6 +198,8 @@ Command = Callable[["Ductwork", argparse.Namespace, "Console"], Awaitable[int]]
 
 def _cmd(fn: Command, *, needs_app: bool = True) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        import asyncio
+
         dw, origin = _open(args, needs_app)  # user modules are imported outside any event loop
         try:
             return asyncio.run(_run(fn, dw, args, origin))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ductwork.cli.common import load_secrets, read_json, store_url
-from ductwork.dsl.schema import build as schemas
+from ductwork.dsl.schema import ALL_SCHEMAS
 from ductwork.errors import ConfigurationError, WorkflowNotFoundError
 
 if TYPE_CHECKING:  # the compiler is imported when a command runs, not when the CLI starts
@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
     v.set_defaults(func=cmd_validate, do_import=True)
 
     s = subparsers.add_parser("schema", help="print the JSON Schema of product or workflow files")
-    s.add_argument("which", nargs="?", choices=schemas.ALL_SCHEMAS, default="workflow",
+    s.add_argument("which", nargs="?", choices=ALL_SCHEMAS, default="workflow",
                    help="product files, workflow files (default) or test-case files (tests)")
     s.set_defaults(func=cmd_schema)
 
@@ -182,6 +182,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from ductwork.dsl.schema import build as schemas
+
     print(json.dumps(schemas.schema(args.which), indent=2))
     return 0
 

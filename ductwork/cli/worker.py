@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import logging
 import os
-import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 from ductwork.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    import socket
+
     from ductwork.app import Ductwork
 
 WORKER_HELP = """\
@@ -61,6 +61,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
+    import asyncio
+
     if args.concurrency < 1:
         raise ConfigurationError("--concurrency must be at least 1")
     if not logging.getLogger().handlers:
@@ -89,6 +91,8 @@ def run_worker_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(dw: Ductwork, metrics: socket.socket | None, **options: Any) -> None:
+    import asyncio
+
     exporter: asyncio.Task[None] | None = None
     if metrics is not None:
         from ductwork.server.metrics import metrics_of, serve_metrics

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 from ductwork.cli import main
 from ductwork.connectors.base import PROVIDERS, register_provider
 from ductwork.dsl.loader import load_text
+from ductwork.dsl.schema import SCHEMA_NAMES
 from ductwork.dsl.schema import build as schemas
 from ductwork.dsl.schema.checker import check
 
@@ -25,7 +26,7 @@ def hints(text: str, which: str = "workflow") -> list[str | None]:
     return [d.hint for d in check(load_text(text, "f.yaml"), which)]
 
 
-@pytest.mark.parametrize("name", schemas.SCHEMA_NAMES)
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
 def test_shipped_schema_is_current_and_valid(name: str) -> None:
     shipped = (ROOT / "ductwork" / "dsl" / "schema" / f"{name}.json").read_text("utf-8")
     assert shipped == schemas.dump(name), "regenerate: python -m ductwork.dsl.schema.build"
@@ -242,7 +243,7 @@ def _properties(node: object, path: str = "") -> list[tuple[str, dict[str, objec
     return out
 
 
-@pytest.mark.parametrize("name", schemas.SCHEMA_NAMES)
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
 def test_every_key_and_enum_value_is_described_with_an_example(name: str) -> None:
     """What an editor shows on hover and completion (tests/editor drives a real one)."""
     found = _properties(schemas.schema(name))

@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 from ductwork.dsl import vocabulary as v
+from ductwork.dsl.schema import ALL_SCHEMAS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 NAME_PATTERN = "^[A-Za-z][A-Za-z0-9_-]*$"
@@ -24,9 +25,6 @@ DURATION_DEF = {
 HEADER_PATTERN = "^[A-Za-z0-9][A-Za-z0-9-]*$"
 FIELD_PATH_PATTERN = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$"
 
-SCHEMA_NAMES = ("product", "workflow")
-# `ductwork schema tests`: the test-case files' schema, written for editors as it stands.
-ALL_SCHEMAS = (*SCHEMA_NAMES, "tests")
 
 _EXPR = {"$ref": "#/$defs/expression"}
 
