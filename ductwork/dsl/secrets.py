@@ -9,6 +9,7 @@ from typing import Any
 
 from ductwork.dsl import vocabulary as v
 from ductwork.dsl.loader import DataPath
+from ductwork.util.secretkeys import secret_key
 
 # What connectors.base.resolve_refs replaces; any other `${...}` in a config stays as text.
 REF = re.compile(r"\$\{\s*(env|secrets)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}")
@@ -19,13 +20,6 @@ _WRITTEN = re.compile(r"^\{?\s*([A-Za-z_]+)\s*(?:\.|:|/|\s)\s*([A-Za-z_][\w\-]*)
 _SHELL = re.compile(r"(?<![\w$])\$(?:(env|secrets?)\.([A-Za-z_]\w*)|([A-Z][A-Z0-9_]+)\b)")
 _JINJA = re.compile(r"(?<!\$)\{\{\s*(env|secrets?)\.([A-Za-z_]\w*)\s*\}\}")
 
-# Config keys whose value is a secret whatever the provider (lower case).
-SECRET_KEYS = frozenset({
-    "password", "passwd", "token", "auth_token", "access_token", "refresh_token",
-    "session_token", "api_key", "apikey", "secret", "client_secret", "secret_key",
-    "secret_access_key", "authorization",
-})
-_SECRET_ENDINGS = ("_password", "_token", "_secret", "api_key", "apikey")
 # Under `auth:` (apps), the api_key scheme keeps its key in `value`.
 AUTH_SECRET_KEYS = frozenset({"value"})
 # Values that look like credentials wherever they are written: (pattern, what it is).
@@ -131,10 +125,10 @@ def _inline(path: DataPath, value: str, resource: str, key: str,
 
 
 def _is_secret_key(path: DataPath) -> bool:
-    key = str(path[-1]).lower().replace("-", "_")  # header names: X-Api-Key, Auth-Token
-    if key in SECRET_KEYS or key.endswith(_SECRET_ENDINGS):
+    key = str(path[-1])  # header names too: X-Api-Key, Auth-Token
+    if secret_key(key):
         return True
-    return key in AUTH_SECRET_KEYS and len(path) > 1 and str(path[-2]).lower() == "auth"
+    return key.lower() in AUTH_SECRET_KEYS and len(path) > 1 and str(path[-2]).lower() == "auth"
 
 
 def _misspelt(path: DataPath, text: str) -> list[Finding]:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
+
+from ductwork.util.secretkeys import secret_key
 
 if TYPE_CHECKING:
     from ductwork.app import Ductwork
 
 MASK = "***"
-# Keys whose value is a credential whatever it holds (compared lower case, '-' as '_').
-_SECRET_KEY = re.compile(
-    r"^(password|passwd|secret|token|api_?key|authorization|cookie|private_key|client_secret"
-    r"|access_token|refresh_token|session_token|secret_access_key)$"
-    r"|(_password|_secret|_token|_api_?key)$")
-
-
-def secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key.lower().replace("-", "_")))
 
 
 def redact(dw: Ductwork, value: Any) -> Any:

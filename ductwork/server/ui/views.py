@@ -8,36 +8,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ductwork.interpreter import codec
+from ductwork.server.redact import redact as redacted
 from ductwork.store.protocol import TERMINAL, RunRow, StepRow
 from ductwork.util.timefmt import iso
 
 if TYPE_CHECKING:
     from ductwork.app import Ductwork
 
-MASK = "***"
-# Values under keys like these are credentials whatever they hold (lower case, '-' as '_').
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization",
-                 "cookie", "private_key", "access_key")
 # Text search in ids scans at most this many of the newest runs matching the other filters.
 SEARCH_SCAN = 5000
-
-
-def secret_key(key: str) -> bool:
-    k = key.lower().replace("-", "_")
-    return any(w in k for w in _SECRET_WORDS)
-
-
-def redacted(dw: Ductwork, value: Any) -> Any:
-    """A copy of a JSON value for a page: known secret values masked in any text, and the value
-    of a key such as `password` or `api_key` replaced by ***."""
-    if isinstance(value, str):
-        return dw.redact(value)
-    if isinstance(value, dict):
-        return {k: (MASK if isinstance(k, str) and secret_key(k) and v not in (None, "")
-                    else redacted(dw, v)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redacted(dw, v) for v in value]
-    return value
 
 
 def pretty(dw: Ductwork, raw: str | None) -> str | None:
