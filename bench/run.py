@@ -2,6 +2,7 @@
 
     python bench/run.py                      # engine, dsl, latency (quick ones)
     python bench/run.py --scripts engine,dsl,latency,scale
+    python bench/run.py --repeat 5           # each script 5 times, medians (default 3)
     python bench/run.py --record             # also make this run the recorded baseline
     python bench/run.py --compare FILE       # only compare FILE (JSON lines) to the baseline
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -49,22 +51,48 @@ def machine() -> dict[str, Any]:
             "ram_gb": round(int(mem) / 2**20, 1) if mem else None}
 
 
-def run_scripts(names: list[str]) -> list[dict[str, Any]]:
+def run_script(name: str) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
+    proc = subprocess.run([sys.executable, str(HERE / f"{name}.py")], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+    for raw in proc.stdout.splitlines():
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("figure") != "machine":
+            lines.append({"script": name, **doc})
+    return lines
+
+
+def run_scripts(names: list[str], repeat: int = 1) -> list[dict[str, Any]]:
+    """Each script `repeat` times, one after the other; each figure is the median of its
+    runs (a single run of a sub-microsecond figure moves by more than the tolerance)."""
     lines: list[dict[str, Any]] = [machine()]
     for name in names:
-        print(f"== bench/{name}.py", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, str(HERE / f"{name}.py")], capture_output=True,
-                              text=True, check=False)
-        if proc.returncode != 0:
-            print(proc.stderr[-2000:], file=sys.stderr)
-        for raw in proc.stdout.splitlines():
-            try:
-                doc = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(doc, dict) and doc.get("figure") != "machine":
-                lines.append({"script": name, **doc})
+        runs = []
+        for i in range(repeat):
+            print(f"== bench/{name}.py ({i + 1}/{repeat})", file=sys.stderr, flush=True)
+            runs.append(run_script(name))
+        lines.extend(medians(runs))
     return lines
+
+
+def medians(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The first run's lines, each measure replaced by its median over the runs that printed
+    the same figure, with `runs` saying over how many."""
+    out = []
+    for doc in runs[0] if runs else []:
+        same = [d for r in runs for d in r if key(d) == key(doc)]
+        merged = dict(doc)
+        for field in measures(doc):
+            values = [float(d[field]) for d in same if isinstance(d.get(field), int | float)]
+            merged[field] = round(statistics.median(values), 4)
+        merged["runs"] = len(same)
+        out.append(merged)
+    return out
 
 
 def key(doc: dict[str, Any]) -> tuple[Any, ...]:
@@ -119,13 +147,16 @@ def main() -> int:
     p.add_argument("--scripts", default="engine,dsl,latency")
     p.add_argument("--record", action="store_true", help="store this run as the baseline")
     p.add_argument("--compare", type=Path, default=None, metavar="FILE")
+    p.add_argument("--repeat", type=int, default=3, metavar="N",
+                   help="run each script N times and compare the medians (default 3)")
     p.add_argument("--tolerance", type=float, default=0.15,
                    help="how much worse than the baseline is marked SLOWER (default 0.15)")
     args = p.parse_args()
     if args.compare is not None:
         new = load(args.compare)
     else:
-        new = run_scripts([s.strip() for s in args.scripts.split(",") if s.strip()])
+        new = run_scripts([s.strip() for s in args.scripts.split(",") if s.strip()],
+                          max(1, args.repeat))
         RESULTS.mkdir(exist_ok=True)
         LAST.write_text("".join(json.dumps(d) + "\n" for d in new))
     compare(new, load(BASELINE), args.tolerance)
