@@ -231,13 +231,29 @@ def _hook(obj: dict[str, Any]) -> Any:
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
                             check_circular=False)
 _decoder = json.JSONDecoder(object_hook=_hook)
+# The C encoder _encoder.encode() builds anew on every call, built once: every committed
+# value is encoded, and this saves ~1 us of the ~1.5 us a small value took (measured on a
+# step result {"i": 5}). No state is kept between calls: no markers (the walk bounds the
+# depth), no default (the walk leaves only JSON types).
+_make_c_encoder = json.encoder.c_make_encoder  # type: ignore[attr-defined]  # not in typeshed
+_c_encoder = None if _make_c_encoder is None else _make_c_encoder(
+    None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+# decode()'s scanner (with _hook), called directly by loads().
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
+
+
+def _encode(tree: Any) -> str:
+    """The JSON text of a tree _walk built (same text as _encoder.encode)."""
+    if _c_encoder is None:  # a Python without the C accelerator
+        return _encoder.encode(tree)
+    return "".join(_c_encoder(tree, 0))
 
 
 def dumps(value: Any, root: str = "value") -> str:
     """Encode; raises UnstorableValue (a ValueError) naming the path of what cannot be stored,
     from `root` ("result.items[3].when")."""
     try:
-        return _encoder.encode(_walk(value, 0, False))
+        return _encode(_walk(value, 0, False))
     except UnstorableValue as e:
         e.root = root
         raise
@@ -252,17 +268,24 @@ def dumps_value(value: Any, root: str = "value") -> tuple[str, Any]:
     except UnstorableValue as e:
         e.root = root
         raise
-    text = _encoder.encode(tree)
-    return text, (_decoder.decode(text) if _TAG in text else tree)
+    text = _encode(tree)
+    return text, (loads(text) if _TAG in text else tree)
 
 
 def dumps_lenient(value: Any) -> str:
     """Encode for logs and events, which must never fail: what cannot be stored is written
     as text (a repr, shortened), tuples and sets as lists, deep nesting cut at "..."."""
-    return _encoder.encode(_walk(value, 0, True))
+    return _encode(_walk(value, 0, True))
 
 
 def loads(text: str | None) -> Any:
     if text is None:
         return None
-    return _decoder.decode(text)
+    # The scanner decode() calls, called directly: decode() also matches a regex for the
+    # whitespace around the value (none in what dumps wrote), 1.2 of its 1.6 us on a small
+    # value. Anything else (whitespace, bad JSON) goes through decode() for its exact error.
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return _decoder.decode(text)
+    return value if end == len(text) else _decoder.decode(text)
