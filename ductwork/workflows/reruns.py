@@ -13,6 +13,7 @@ from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, Batch, RunRow, StepRow
 from ductwork.util.durations import to_ms
 from ductwork.util.suggest import did_you_mean
+from ductwork.util.text import shown
 from ductwork.workflows.inputs import check_workflow_id, encode_input, new_workflow_id
 from ductwork.workflows.reads import get_run, origin_of, resolve_step, run_context, run_flags
 
@@ -355,12 +356,16 @@ async def replay_from_step(engine: Engine, workflow_id: str, from_step: str,
                            ) -> dict[str, Any]:
     """A new run that reuses recorded outputs before `from_step` (`step_outputs` overrides any
     step's output, before or after that point: an overridden step does not run)."""
+    if step_outputs is not None and not isinstance(step_outputs, Mapping):
+        raise ConfigurationError(
+            "replay_from_step(): step_outputs must map step tags to the outputs to use, such "
+            f"as {{'charge': {{'id': 'ch_1'}}}}, got {shown(step_outputs)}")
     src = await get_run(engine, workflow_id)
     _require_ended(src, "replay_from_step()")
     steps = await engine.store.load_steps(workflow_id)
     first = resolve_step(steps, from_step, src)[0]
     copies = _prefix(steps, first.seq - 1, src, "replay_from_step()")
-    overrides = _presets(dict(step_outputs or {}), "replay_from_step()")
+    overrides = _presets(step_outputs or {}, "replay_from_step()")
     known = {s.tag for s in steps if s.kind == "step"} | _plan_tags(engine, src)
     for tag in overrides:
         base = tag.partition("#")[0]

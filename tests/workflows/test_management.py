@@ -330,6 +330,9 @@ async def test_replay_from_step_with_overridden_outputs(dw: Ductwork) -> None:
         await dw.workflows.replay_from_step("run-1", "transform", step_outputs={"laod": 1})
     with pytest.raises(ConfigurationError, match="has no recorded step 'nope'"):
         await dw.workflows.replay_from_step("run-1", "nope")
+    for bad in ([""], True, [("transform", 1)], "transform"):
+        with pytest.raises(ConfigurationError, match="step_outputs must map step tags"):
+            await dw.workflows.replay_from_step("run-1", "transform", step_outputs=bad)
 
 
 async def test_overridden_outputs_do_not_leak_into_child_workflows(dw: Ductwork) -> None:
