@@ -29,6 +29,9 @@ class Definitions:
         # The fillers of the workflows whose input schema declares a default somewhere: only
         # their inputs are walked (most schemas have none, and every start pays the walk).
         self._fillers: dict[tuple[str, str], schema_defaults.Filler] = {}
+        # The input schema's validator, built on the first input checked (building one takes
+        # ~40 us, as long as checking a small input): (the schema it was built for, it).
+        self._validators: dict[tuple[str, str], tuple[Mapping[str, Any], Any]] = {}
 
     def define(
         self,
@@ -91,6 +94,7 @@ class Definitions:
                          source=source or "python")
         self._defs[key] = wf
         self._fillers.pop(key, None)
+        self._validators.pop(key, None)
         if wf.input_schema is not None and next(schema_defaults.defaults(wf.input_schema),
                                                 None) is not None:
             self._fillers[key] = schema_defaults.Filler(wf.input_schema)
@@ -132,7 +136,8 @@ class Definitions:
     def validate_input(self, wf: WorkflowDef, data: Any) -> Any:
         """The input a run of `wf` starts with: `data` with the schema's defaults filled in
         (the one to store, so a replay reads the same), checked against the schema."""
-        if wf.input_schema is None:
+        schema = wf.input_schema
+        if schema is None:
             return data
         filler = self._fillers.get((wf.product, wf.tag))
         if filler is not None:
@@ -140,9 +145,7 @@ class Definitions:
                 data = filler.fill(data)
             except ConfigurationError as e:
                 raise ConfigurationError(f"execute({wf.product}/{wf.tag}): {e}") from None
-        import jsonschema
-
-        errors = sorted(jsonschema.Draft202012Validator(wf.input_schema).iter_errors(data),
+        errors = sorted(self._validator(wf, schema).iter_errors(data),
                         key=lambda e: list(e.path))
         if errors:
             lines = [f"  - {'/'.join(map(str, e.path)) or '(input)'}: {e.message}"
@@ -151,6 +154,17 @@ class Definitions:
                 f"execute({wf.product}/{wf.tag}): the input does not match the workflow's input "
                 "schema:\n" + "\n".join(lines))
         return data
+
+    def _validator(self, wf: WorkflowDef, schema: Mapping[str, Any]) -> Any:
+        """The validator of wf's input schema, built once per definition."""
+        key = (wf.product, wf.tag)
+        cached = self._validators.get(key)
+        if cached is None or cached[0] is not schema:
+            import jsonschema
+
+            cached = (schema, jsonschema.Draft202012Validator(schema))
+            self._validators[key] = cached
+        return cached[1]
 
     def _product_envs(self, product: str) -> list[str] | None:
         envs = getattr(self._products.get(product), "envs", None)
