@@ -334,7 +334,7 @@ class Engine:
                     f"run {run.workflow_id}: the handler finished without asking for recorded "
                     f"operation(s) {sorted(journal.unconsumed)}; the code changed under a running "
                     "workflow (deploy the previous code to finish it, or restart the run)")
-            out = journal.encode(output, "The workflow's return value", "output")
+            out, output = journal.encode_value(output, "The workflow's return value", "output")
         except SuspendRun as s:
             return await self._suspend(journal, run, s)
         except CancelRun as c:
@@ -359,9 +359,11 @@ class Engine:
             return await self._finish_failed(journal, run, wf, e)
         finally:
             current_ctx.reset(token)
-        return await self._finish(journal, run, out)
+        return await self._finish(journal, run, out, output)
 
-    async def _finish(self, journal: Journal, run: RunRow, out: str) -> ExecutionResult:
+    async def _finish(self, journal: Journal, run: RunRow, out: str, output: Any
+                      ) -> ExecutionResult:
+        """`out`: the output as stored, `output`: as a replay reads it back (encode_value)."""
         t = time.time()
         manual = journal.manual_rollback
         status = "rolled_back" if manual and manual.get("rolled_back_steps") else "completed"
@@ -376,7 +378,7 @@ class Engine:
             return await self.lease_lost(run)
         journal.outcome = status
         await self.notify_parent(run)
-        return ExecutionResult(run.workflow_id, status, codec.loads(out), None,
+        return ExecutionResult(run.workflow_id, status, output, None,
                                list(journal.completed), None, _ms(run.started_at, t), manual)
 
     async def _suspend(self, journal: Journal, run: RunRow, s: SuspendRun) -> ExecutionResult:

@@ -253,16 +253,23 @@ class Journal:
     async def step(self, tag: str, fn: Callable[[], Any], rollback: Callable[..., Any] | None,
                    allow: bool, n_retries: int, delay_ms: float, timeout_ms: float | None,
                    critical: bool, step_input: Any) -> Any:
-        """Replay the recorded outcome of step `tag`, or run `fn` and commit its result."""
+        """Replay the recorded outcome of step `tag`, or run `fn` and commit its result.
+
+        Every step of every run comes through here: the common case (a new step, no cancel,
+        deadline, shutdown, preset, hook, observer or timeout) skips the calls that would
+        find nothing to do, each guarded by the test that the skipped call starts with."""
         key = self.next_key(tag)
         rec = self.take(key, "step")
         if rec is not None and rec.status in _DONE:
             return self._replayed(rec, tag, rollback, critical)
         self.inflight += 1
         try:
-            if rec is None:
+            if rec is None and (self.unconsumed or self.cancel_reason is not None
+                                or self.run.deadline_at is not None or self.engine.draining
+                                or self.release_reason is not None):
                 await self.check_new("step", key)
-            fn = self._intercept(tag, key, fn)
+            if self.presets or self.engine.step_hook is not None:
+                fn = self._intercept(tag, key, fn)
             task = asyncio.current_task()
             if task is not None:
                 # Until its result is committed: settle() waits for it before compensating.
@@ -284,7 +291,10 @@ class Journal:
                         # Fresh per attempt: the n-th provider call gets the n-th key again.
                         idempotency.current.set(idempotency.CallKeys(self.workflow_id, key))
                         try:
-                            result = await _invoke(fn, timeout_ms, tag)
+                            if timeout_ms is None and threads.is_async(fn):
+                                result = await fn()  # what _invoke does here, two frames less
+                            else:
+                                result = await _invoke(fn, timeout_ms, tag)
                             encoded, result = self.encode_value(
                                 result, f"Step '{tag}' returned a value that", "result")
                             if seen is not None:

@@ -72,11 +72,11 @@ def inject_fault(log: str) -> Callable[[], None]:
 
     original = Engine._finish
 
-    async def failing_finish(self: Engine, journal: Any, run: Any, out: str) -> Any:
+    async def failing_finish(self: Engine, journal: Any, run: Any, *rest: Any) -> Any:
         if run.tag == "poison":
             mark(log, f"fault {run.workflow_id}")
             raise RuntimeError("injected engine fault")
-        return await original(self, journal, run, out)
+        return await original(self, journal, run, *rest)
 
     Engine._finish = failing_finish  # type: ignore[method-assign]
 
