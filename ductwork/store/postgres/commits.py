@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ductwork.store.postgres import lean
 from ductwork.store.postgres.base import Conn, PgBase, _Fail, _lost, _transaction
 from ductwork.store.postgres.sql import (
     CHANNEL,
@@ -58,20 +59,22 @@ class PgCommits(PgBase):
         run back to the queue)."""
         sets, vals = set_clause({**run, "updated_at": now()}, RUN_FIELDS)
         fence = " AND owner=%s" if owner is not None else ""
-        rows = await self._fetch(
-            f"WITH u AS (UPDATE dw_runs SET {sets} WHERE workflow_id=%s{fence} RETURNING queue) "
-            f"SELECT count(*), (SELECT pg_notify('{CHANNEL}', queue) FROM u WHERE %s::boolean) "
-            "FROM u", [*vals, workflow_id, *([owner] if owner is not None else []),
-                       makes_due(run)])
-        if not rows or rows[0][0] != 1:
+        sql = (f"WITH u AS (UPDATE dw_runs SET {sets} WHERE workflow_id=%s{fence} RETURNING "
+               f"queue) SELECT count(*), (SELECT pg_notify('{CHANNEL}', queue) FROM u WHERE "
+               "%s::boolean) FROM u")
+        params = [*vals, workflow_id, *([owner] if owner is not None else []), makes_due(run)]
+
+        async def go(conn: Conn, _: int) -> str | None:
+            return (await lean.one(conn, sql, params))[1]
+
+        if await self._with(go) != "1":
             raise _lost(workflow_id)
 
     async def _insert_step(self, conn: Conn, workflow_id: str, s: StepRow, owner: str | None,
                            attempt: int) -> None:
-        cur = await conn.execute(
-            STEP_UPSERT, [*(getattr(s, f) for f in STEP_FIELDS), workflow_id, owner, owner],
-            prepare=True)
-        if cur.rowcount != 1:
+        rows, _ = await lean.one(
+            conn, STEP_UPSERT, [*(getattr(s, f) for f in STEP_FIELDS), workflow_id, owner, owner])
+        if rows != 1:
             await self._step_refused(conn, workflow_id, [s], owner, attempt)
 
     async def _step_refused(self, conn: Conn, workflow_id: str, steps: list[StepRow],

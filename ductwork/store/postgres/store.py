@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ductwork.errors import StoreError
+from ductwork.store.postgres import lean
 from ductwork.store.postgres.announced import claim_named
 from ductwork.store.postgres.base import Conn, _rollback, safe_url
 from ductwork.store.postgres.claims import PgClaims
@@ -49,7 +50,8 @@ class PostgresStore(PgClaims, PgCommits):
     """RunStore on PostgreSQL via psycopg 3 (async) and a connection pool.
 
     Connections are in autocommit mode: a single statement is its own transaction, so the hot
-    path (one step result) costs one round trip. Multi-statement batches are pipelined
+    path (create a run, one step result, finish) costs one round trip each, sent through
+    libpq directly as prepared statements (lean.py). Multi-statement batches are pipelined
     (BEGIN ... COMMIT in one network flush); their fences raise inside the transaction.
     Claims live in claims.py, commits in commits.py, the pool and migrations in base.py.
     """
@@ -60,9 +62,8 @@ class PostgresStore(PgClaims, PgCommits):
         notify = run.status == "pending"
 
         async def go(conn: Conn, _: int) -> bool:
-            cur = await conn.execute(CREATE_RUN, [*values, *event_arrays(events), notify])
-            row = await cur.fetchone()
-            return bool(row and row[0])
+            made = (await lean.one(conn, CREATE_RUN, [*values, *event_arrays(events), notify]))[1]
+            return made == "1"
 
         if await self._with(go):
             return run, True

@@ -1,0 +1,142 @@
+"""The PostgreSQL store's lean path (store/postgres/lean.py): text parameters, prepared
+statements per connection, errors, cancellation and the psycopg fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from ductwork.store.postgres import PostgresStore, lean
+from ductwork.store.protocol import Batch, StepRow
+from tests.store.rows import run
+
+
+@pytest.fixture
+async def conn(pg_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    c = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.mark.parametrize("value, cast", [
+    ("plain", "text"),
+    ("quote ' \" back \\ slash, {brace} é ✓", "text"),
+    ("", "text"),
+    (None, "text"),
+    (True, "boolean"),
+    (False, "boolean"),
+    (-(2 ** 40), "int8"),
+    (0.1 + 0.2, "float8"),
+    (1e300, "float8"),
+    (float("-inf"), "float8"),
+    (["a", None, 'q"uo\\te', "", "NULL", "x,y", "{z}"], "text[]"),
+    ([1.5, 2.0, -3e-9], "float8[]"),
+    ([], "text[]"),
+])
+async def test_a_parameter_reaches_the_server_as_psycopg_sends_it(
+        conn: psycopg.AsyncConnection[Any], value: Any, cast: str) -> None:
+    sql = f"SELECT (%s::{cast})::text"
+    cur = await conn.execute(sql, [value])
+    expected = (await cur.fetchone() or ["?"])[0]
+    assert await lean.one(conn, sql, [value]) == (1, expected)
+
+
+async def test_nan_is_sent_as_nan(conn: psycopg.AsyncConnection[Any]) -> None:
+    rows, value = await lean.one(conn, "SELECT 'NaN'::float8 = %s::float8", [math.nan])
+    assert (rows, value) == (1, "t")
+
+
+async def test_a_value_it_cannot_encode_goes_through_psycopg(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    with pytest.raises(lean.Unsupported):
+        await lean.execute(conn, lean.statement("SELECT %s::text[]"), [("a", "b")])
+    assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    # one() falls back to psycopg, which adapts the tuple itself
+    assert await lean.one(conn, "SELECT %s::jsonb ->> 'k'", [psycopg.types.json.Jsonb(
+        {"k": "v"})]) == (1, "v")
+
+
+async def test_a_statement_is_prepared_once_per_connection(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    sql = "SELECT %s::int4 + 1"
+    for i in range(3):
+        assert (await lean.one(conn, sql, [i]))[1] == str(i + 1)
+    cur = await conn.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = %s",
+                             [lean.statement(sql).name.decode()])
+    assert (await cur.fetchone() or [0])[0] == 1
+
+
+async def test_statements_discarded_on_the_server_are_prepared_again(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    sql = "SELECT %s::text || '!'"
+    assert (await lean.one(conn, sql, ["a"]))[1] == "a!"
+    await conn.execute("DEALLOCATE ALL")
+    assert (await lean.one(conn, sql, ["b"]))[1] == "b!"
+
+
+async def test_a_server_error_raises_its_psycopg_class_and_leaves_the_connection_idle(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+    sql = "INSERT INTO t VALUES (%s)"
+    assert (await lean.one(conn, sql, ["x"]))[0] == 1
+    with pytest.raises(errors.UniqueViolation, match="duplicate key"):
+        await lean.one(conn, sql, ["x"])
+    assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert (await lean.one(conn, sql, ["y"]))[0] == 1
+
+
+async def test_a_connection_in_a_transaction_is_not_used(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("BEGIN")
+    with pytest.raises(lean.Unsupported):
+        await lean.execute(conn, lean.statement("SELECT %s::text"), ["x"])
+    await conn.execute("ROLLBACK")
+
+
+async def test_cancelled_while_waiting_the_answer_is_still_read(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("CREATE TABLE t (k TEXT)")
+    task = asyncio.create_task(lean.one(
+        conn, "INSERT INTO t SELECT %s FROM pg_sleep(0.3)", ["late"]))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The statement ran to its end (autocommit) and the connection is ready for the next one.
+    assert not conn.closed
+    assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert await lean.one(conn, "SELECT count(*) FROM t WHERE k = %s", ["late"]) == (1, "1")
+
+
+async def test_a_lost_connection_is_retried_by_the_store(pg_url: str) -> None:
+    store = PostgresStore(pg_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        r = run("lost", owner="w1")
+        await store.create_run(r, [])
+        await store.commit("lost", Batch(owner="w1", steps=[StepRow("lost", "a", "a")]))
+        # The pooled connection dies under the store: the next commit reconnects.
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND pid <> pg_backend_pid()")
+        await store.commit("lost", Batch(owner="w1", steps=[StepRow("lost", "b", "b")]))
+        assert [s.step_key for s in await store.load_steps("lost")] == ["a", "b"]
+    finally:
+        await store.close()
+
+
+async def test_a_statement_prepared_behind_its_back_is_used(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    # An interrupted prepare may have reached the server without the client recording it.
+    stmt = lean.statement("SELECT %s::text || '?'")
+    await conn.execute(b"PREPARE " + stmt.name + b" AS " + stmt.sql)
+    assert (await lean.one(conn, stmt.text, ["x"]))[1] == "x?"
