@@ -31,7 +31,12 @@ from ductwork.store.protocol import (
     prune_statuses,
 )
 from ductwork.store.schema import MIGRATIONS, SCHEMA_VERSION
-from ductwork.store.sqlite_wal import HARD_PAGES, Checkpointer
+from ductwork.store.sqlite_wal import HARD_BYTES, SOFT_BYTES, Checkpointer, pages
+
+# The page size of a new store (an existing one keeps its own). Each commit writes every page
+# it changed to the WAL, and a run touches one page per B-tree: small pages make the commits
+# of small rows cheaper, large ones keep large results on fewer pages (docs/production.md).
+PAGE_SIZE = 1024
 
 _RUN_COLS = ", ".join(RUN_FIELDS)
 _STEP_COLS = ", ".join(STEP_FIELDS)
@@ -39,6 +44,15 @@ _SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
 _ACTIVE = tuple(sorted(ACTIVE))
 # Inlined, not bound: SQLite matches a partial index's WHERE (dw_runs_claim) textually.
 _ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _ACTIVE) + ")"
+_WAKEABLE_SQL = "('pending', 'sleeping', 'waiting')"
+# claim_due's probe of the (status, wake_at) index; each branch repeats the index's WHERE
+# (schema v6: pending, sleeping and waiting runs only) so that SQLite sees it is implied.
+_DUE_IDX = f"status IN {_WAKEABLE_SQL} AND status"
+_ANY_DUE = (
+    f"SELECT EXISTS (SELECT 1 FROM dw_runs WHERE {_DUE_IDX} = 'pending' AND wake_at IS NULL) "
+    f"OR EXISTS (SELECT 1 FROM dw_runs WHERE {_DUE_IDX} = 'pending' AND wake_at <= ?) "
+    f"OR EXISTS (SELECT 1 FROM dw_runs WHERE {_DUE_IDX} = 'sleeping' AND wake_at <= ?) "
+    f"OR EXISTS (SELECT 1 FROM dw_runs WHERE {_DUE_IDX} = 'waiting' AND wake_at <= ?)")
 _RUN_INSERT = (f"INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({', '.join('?' * len(RUN_FIELDS))}) "
                "ON CONFLICT(workflow_id) DO NOTHING")
 _step_values = operator.attrgetter(*STEP_FIELDS)  # a StepRow's values in column order
@@ -83,10 +97,24 @@ class SQLiteStore(RunStore):
                                  timeout=10.0, cached_statements=256)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the SQLite store at {self.path}: {e}") from None
-        db.execute("PRAGMA journal_mode=WAL")
+        try:
+            if db.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # A new, empty file: the page size only takes effect before the first page is
+                # written, which journal_mode=WAL does. An existing store keeps its own (a
+                # change would need a VACUUM, a copy of the whole file).
+                db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+            db.execute("PRAGMA journal_mode=WAL")
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        except sqlite3.Error as e:
+            db.close()
+            raise StoreError(f"cannot open the SQLite store at {self.path}: {e} (is it a "
+                             "ductwork SQLite store?)") from None
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA foreign_keys=OFF")
+        # The WAL is bounded in bytes: as many pages as SOFT_BYTES make (SQLite's own default
+        # is 1,000 pages, 4 MB of 4 KB pages); with a checkpoint thread below, HARD_BYTES.
+        db.execute(f"PRAGMA wal_autocheckpoint={pages(SOFT_BYTES, page_size)}")
         self._db = db
         try:
             self._migrate()
@@ -96,12 +124,12 @@ class SQLiteStore(RunStore):
             raise
         if self.path != ":memory:" and self.synchronous in ("OFF", "NORMAL"):
             # A checkpoint fsyncs the database file: a thread does it, so that a commit does
-            # not pay for it every ~1,000 pages; this connection only does past HARD_PAGES.
+            # not pay for it every SOFT_BYTES; this connection only does past HARD_BYTES.
             # Not with FULL: there every commit fsyncs the WAL, and a WAL the thread cannot
             # restart (a busy writer) keeps growing, and an fsync that also extends the file
             # costs more (a 1,000-step run measured 290-340 ms with the thread, 180-200
-            # without); SQLite's own checkpoint every 1,000 pages restarts it in place.
-            db.execute(f"PRAGMA wal_autocheckpoint={HARD_PAGES}")
+            # without); the committing connection's checkpoint restarts it in place.
+            db.execute(f"PRAGMA wal_autocheckpoint={pages(HARD_BYTES, page_size)}")
             self.checkpointer = Checkpointer(os.path.abspath(self.path), self.synchronous)
             self.checkpointer.start()
 
@@ -149,6 +177,9 @@ class SQLiteStore(RunStore):
     async def create_run(self, run: RunRow, events: list[tuple[float, str, str | None, str | None]]
                          ) -> tuple[RunRow, bool]:
         db = self.conn
+        ck = self.checkpointer
+        if ck is not None and ck.idle:  # the first write after a quiet spell
+            ck.wake()
         if not events:  # one statement is its own transaction
             created = self._insert_run(run, events)
         else:
@@ -166,6 +197,9 @@ class SQLiteStore(RunStore):
         if not items:
             return []
         db = self.conn
+        ck = self.checkpointer
+        if ck is not None and ck.idle:  # the first write after a quiet spell
+            ck.wake()
         db.execute("BEGIN IMMEDIATE")
         try:
             created = [self._insert_run(run, events) for run, events in items]
@@ -209,6 +243,9 @@ class SQLiteStore(RunStore):
             [(wid, *e) for e in events])
 
     async def commit(self, workflow_id: str, batch: Batch) -> None:
+        ck = self.checkpointer
+        if ck is not None and ck.idle:  # the first write after a quiet spell
+            ck.wake()
         if self._one_statement(batch):
             # The hot path (one step result, or a run's final status): a single statement is
             # its own transaction.
@@ -227,6 +264,9 @@ class SQLiteStore(RunStore):
         """One transaction for all; each batch of more than one statement inside a savepoint,
         so that its fence failure undoes it alone (a one-statement batch whose fence fails
         has written nothing)."""
+        ck = self.checkpointer
+        if ck is not None and ck.idle:  # the first write after a quiet spell
+            ck.wake()
         db = self.conn
         out: list[Exception | None] = []
         db.execute("BEGIN IMMEDIATE")
@@ -456,12 +496,7 @@ class SQLiteStore(RunStore):
         # so it matches the index's WHERE (a partial index is not used for a parameter).
         # An idle poll would walk every sleeping run in that index to find none due: probe
         # the (status, wake_at) index first (a superset of due runs: never a false "none").
-        anything = db.execute(
-            "SELECT EXISTS (SELECT 1 FROM dw_runs WHERE status = 'pending' AND wake_at IS NULL) "
-            "OR EXISTS (SELECT 1 FROM dw_runs WHERE status = 'pending' AND wake_at <= ?) "
-            "OR EXISTS (SELECT 1 FROM dw_runs WHERE status = 'sleeping' AND wake_at <= ?) "
-            "OR EXISTS (SELECT 1 FROM dw_runs WHERE status = 'waiting' AND wake_at <= ?)",
-            (t, t, t)).fetchone()[0]
+        anything = db.execute(_ANY_DUE, (t, t, t)).fetchone()[0]
         free = [] if not anything else db.execute(
             f"SELECT workflow_id, priority, COALESCE(wake_at, created_at) FROM dw_runs "
             f"INDEXED BY dw_runs_claim WHERE status IN {_ACTIVE_SQL} AND owner IS NULL AND "

@@ -1,4 +1,5 @@
-"""SQLite WAL checkpoints run on a background thread, stop on close, and the WAL stays bounded."""
+"""SQLite WAL checkpoints run on a background thread that sleeps while nothing is written, stop
+on close, and keep the WAL bounded in bytes whatever the page size."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,9 @@ import pytest
 from ductwork.store import sqlite_wal
 from ductwork.store.protocol import Batch, RunRow, StepRow
 from ductwork.store.sqlite import SQLiteStore
-from ductwork.store.sqlite_wal import wal_pages
+from ductwork.store.sqlite_wal import pages, wal_pages
 
-PAGE = 4096
-BIG = "x" * 20_000  # a result spilling over ~5 overflow pages: many WAL frames per commit
+BIG = "x" * 20_000  # a result spilling over many overflow pages: many WAL frames per commit
 
 
 async def _open(path: Path) -> SQLiteStore:
@@ -34,9 +35,13 @@ async def _steps(store: SQLiteStore, first: int, n: int) -> None:
                                                      tag=f"s{i}", seq=i, result=BIG)]))
 
 
-def _wal_frames(path: Path) -> int:
+def _wal_frames(path: Path, page: int) -> int:
     """Frames the WAL file has room for: its high-water mark since it was created."""
-    return max(0, os.path.getsize(f"{path}-wal") - 32) // (PAGE + 24)
+    return max(0, os.path.getsize(f"{path}-wal") - 32) // (page + 24)
+
+
+def _page(store: SQLiteStore) -> int:
+    return int(store.conn.execute("PRAGMA page_size").fetchone()[0])
 
 
 async def test_a_background_thread_checkpoints_and_stops_on_close(tmp_path: Path) -> None:
@@ -44,17 +49,18 @@ async def test_a_background_thread_checkpoints_and_stops_on_close(tmp_path: Path
     store = await _open(path)
     ck = store.checkpointer
     assert ck is not None and ck.alive
-    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == sqlite_wal.HARD_PAGES
-    await _steps(store, 1, 300)  # ~1,800 frames: past SOFT_PAGES, short of HARD_PAGES
+    soft, hard = (pages(n, _page(store)) for n in (sqlite_wal.SOFT_BYTES, sqlite_wal.HARD_BYTES))
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == hard
+    await _steps(store, 1, 300)  # ~6 MB of WAL: past SOFT_BYTES, short of HARD_BYTES
     fd = os.open(f"{path}-shm", os.O_RDONLY)
     try:
         frames, _ = wal_pages(fd)
-        assert sqlite_wal.SOFT_PAGES < frames < sqlite_wal.HARD_PAGES
+        assert soft < frames < hard
         for _ in range(500):  # the thread polls every POLL_S; give it up to ~10 s
             if ck.checkpoints:
                 break
             await asyncio.sleep(0.02)
-        # Only the thread can have copied pages: the committing connection waits for HARD_PAGES.
+        # Only the thread can have copied pages: the committing connection waits for HARD_BYTES.
         assert ck.checkpoints >= 1
         assert wal_pages(fd)[1] > 0
     finally:
@@ -70,16 +76,17 @@ async def test_a_background_thread_checkpoints_and_stops_on_close(tmp_path: Path
 @pytest.mark.parametrize("thread", ["running", "stopped"])
 async def test_the_wal_is_bounded_even_if_the_thread_falls_behind(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread: str) -> None:
-    monkeypatch.setattr("ductwork.store.sqlite.HARD_PAGES", 600)
     path = tmp_path / "runs.db"
     store = await _open(path)
+    page = _page(store)
+    store.conn.execute(f"PRAGMA wal_autocheckpoint={pages(600 * page, page)}")  # a small bound
     if thread == "stopped":  # as if the thread were starved or died
         assert store.checkpointer is not None
         store.checkpointer.stop()
-    await _steps(store, 1, 1_000)  # ~6,000 frames: ten times the bound
+    await _steps(store, 1, 1_000)  # ~20 MB of WAL: thirty times the bound
     # The committing connection checkpoints past the bound and the next writer restarts the
     # WAL from its start: the file never holds much more than the bound.
-    assert _wal_frames(path) < 600 + 100
+    assert _wal_frames(path, page) < 600 + 100
     await store.close()
 
 
@@ -99,6 +106,65 @@ async def test_with_synchronous_full_the_committing_connection_checkpoints(
     await store.open()
     try:
         assert store.checkpointer is None
-        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        # SOFT_BYTES of WAL, as SQLite's own 1,000 pages of 4 KB.
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == pages(
+            sqlite_wal.SOFT_BYTES, _page(store)) == 4_000
     finally:
         await store.close()
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    for _ in range(500):  # up to ~10 s on a loaded machine
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_the_thread_sleeps_while_nothing_is_written_and_a_commit_wakes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_wal, "IDLE_S", 0.1)
+    monkeypatch.setattr(sqlite_wal, "IDLE_POLL_S", 3600.0)  # asleep: no poll in this test
+    path = tmp_path / "runs.db"
+    store = await _open(path)
+    ck = store.checkpointer
+    assert ck is not None
+    # The store's first writes are copied, then nothing is written: the thread goes idle.
+    await _until(lambda: ck.idle, "the thread to go idle")
+    polls = ck.polls
+    await asyncio.sleep(0.3)  # fifteen polling intervals
+    assert ck.polls == polls and ck.idle
+    before = ck.checkpoints
+    # A commit wakes it at once, and it copies what was written (the committing connection
+    # never checkpoints below HARD_BYTES).
+    await _steps(store, 1, 1)
+    assert not ck.idle
+    await _until(lambda: ck.checkpoints > before, "a checkpoint after the wake-up")
+    fd = os.open(f"{path}-shm", os.O_RDONLY)
+    try:
+        await _until(lambda: wal_pages(fd)[0] == wal_pages(fd)[1], "every frame copied")
+    finally:
+        os.close(fd)
+    await _until(lambda: ck.idle, "the thread to go idle again")
+    await store.close()  # stop() wakes a sleeping thread: close does not wait for IDLE_POLL_S
+    assert not ck.alive
+
+
+async def test_an_idle_thread_still_sees_writes_of_another_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_wal, "IDLE_S", 0.1)
+    monkeypatch.setattr(sqlite_wal, "IDLE_POLL_S", 0.2)
+    path = tmp_path / "runs.db"
+    store = await _open(path)
+    ck = store.checkpointer
+    assert ck is not None
+    await _until(lambda: ck.idle, "the thread to go idle")
+    before = ck.checkpoints
+    other = sqlite3.connect(path, isolation_level=None)  # no wake-up from this one
+    try:
+        other.execute("PRAGMA wal_autocheckpoint=0")
+        other.execute("INSERT INTO dw_state VALUES ('r', 'k', 'v')")
+    finally:
+        other.close()
+    await _until(lambda: ck.checkpoints > before, "the idle poll to copy the write")
+    await store.close()
