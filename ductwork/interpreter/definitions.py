@@ -32,6 +32,8 @@ class Definitions:
         # The input schema's validator, built on the first input checked (building one takes
         # ~40 us, as long as checking a small input): (the schema it was built for, it).
         self._validators: dict[tuple[str, str], tuple[Mapping[str, Any], Any]] = {}
+        # Workflows whose input_schema is a pydantic model: the model checks and converts.
+        self._models: dict[tuple[str, str], Any] = {}
 
     def define(
         self,
@@ -45,7 +47,7 @@ class Definitions:
         signals: Any = None,
         queries: Mapping[str, Callable[[Any], Any]] | None = None,
         envs: list[str] | None = None,
-        input_schema: Mapping[str, Any] | None = None,
+        input_schema: Mapping[str, Any] | type | None = None,
         source: str | None = None,
     ) -> WorkflowDef:
         for what, val in (("product", product), ("tag", tag)):
@@ -54,8 +56,9 @@ class Definitions:
                 raise ConfigurationError(f"define(): {what} must be a non-empty string, "
                                          f"got {val!r}")
         where = f"define({product}/{tag})"
-        _check_define(where, name, description, options, signals, queries, envs,
-                      input_schema)
+        model = input_schema if _is_model(input_schema) else None
+        schema: Any = input_schema if model is None else _model_schema(model, where)
+        _check_define(where, name, description, options, signals, queries, envs, schema)
         if not callable(handler):
             raise ConfigurationError(
                 f"define({product}/{tag}): handler must be a function like "
@@ -90,12 +93,15 @@ class Definitions:
         wf = WorkflowDef(product=product, tag=tag, handler=handler, name=name,
                          description=description, options=opts, signals=sig,
                          queries=dict(queries or {}), envs=list(envs) if envs else None,
-                         input_schema=dict(input_schema) if input_schema else None,
+                         input_schema=dict(schema) if schema else None,
                          source=source or "python")
         self._defs[key] = wf
         self._fillers.pop(key, None)
         self._validators.pop(key, None)
-        if wf.input_schema is not None and next(schema_defaults.defaults(wf.input_schema),
+        self._models.pop(key, None)
+        if model is not None:
+            self._models[key] = model
+        elif wf.input_schema is not None and next(schema_defaults.defaults(wf.input_schema),
                                                 None) is not None:
             self._fillers[key] = schema_defaults.Filler(wf.input_schema)
         return wf
@@ -139,6 +145,9 @@ class Definitions:
         schema = wf.input_schema
         if schema is None:
             return data
+        model = self._models.get((wf.product, wf.tag))
+        if model is not None:
+            return _model_input(model, data, f"execute({wf.product}/{wf.tag})")
         filler = self._fillers.get((wf.product, wf.tag))
         if filler is not None:
             try:
@@ -169,6 +178,38 @@ class Definitions:
     def _product_envs(self, product: str) -> list[str] | None:
         envs = getattr(self._products.get(product), "envs", None)
         return list(envs) if envs else None
+
+
+def _is_model(value: Any) -> bool:
+    """A pydantic model class (duck-typed: pydantic is only imported by who uses it)."""
+    return isinstance(value, type) and callable(getattr(value, "model_validate", None)) \
+        and callable(getattr(value, "model_json_schema", None))
+
+
+def _model_schema(model: Any, where: str) -> dict[str, Any]:
+    try:
+        schema = model.model_json_schema()
+    except Exception as e:  # pydantic's own errors for a model it cannot describe
+        raise ConfigurationError(f"{where}: input_schema {model.__name__} has no JSON Schema "
+                                 f"({type(e).__name__}: {e})") from None
+    return dict(schema)
+
+
+def _model_input(model: Any, data: Any, where: str) -> Any:
+    """The stored input of a run: `data` checked and converted by the model (its defaults
+    filled in, "5" read as 5 where the field is an int), as JSON, so that a replay reads it."""
+    try:
+        return model.model_validate({} if data is None else data).model_dump(mode="json")
+    except Exception as e:
+        errors = getattr(e, "errors", None)
+        if not callable(errors):
+            raise ConfigurationError(f"{where}: the input does not match the workflow's input "
+                                     f"model {model.__name__}: {e}") from None
+        lines = [f"  - {'/'.join(map(str, err.get('loc', ()))) or '(input)'}: "
+                 f"{err.get('msg', '?')}" for err in errors()[:10]]
+        raise ConfigurationError(
+            f"{where}: the input does not match the workflow's input model "
+            f"{model.__name__}:\n" + "\n".join(lines)) from None
 
 
 def _check_define(where: str, name: Any, description: Any, options: Any, signals: Any,
@@ -210,6 +251,10 @@ def _check_define(where: str, name: Any, description: Any, options: Any, signals
         raise ConfigurationError(f"{where}: envs must be a list of environment names such as "
                                  f"['dev', 'prd'], got {shown(envs)}")
     if input_schema is not None:
+        if not isinstance(input_schema, Mapping):
+            raise ConfigurationError(f"{where}: input_schema must be a JSON Schema (a mapping "
+                                     "such as {'type': 'object'}) or a pydantic model class, "
+                                     f"got {shown(input_schema)}")
         _check_schema(input_schema, "input_schema", where)
         _check_defaults(input_schema, where)
 

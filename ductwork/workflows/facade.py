@@ -55,7 +55,7 @@ class Workflows:
         signals: Any = None,
         queries: Mapping[str, Callable[[Any], Any]] | None = None,
         envs: list[str] | None = None,
-        input_schema: Mapping[str, Any] | None = None,
+        input_schema: Mapping[str, Any] | type | None = None,
         source: str | None = None,
     ) -> WorkflowDef:
         return self._defs.define(
