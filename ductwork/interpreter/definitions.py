@@ -34,6 +34,9 @@ class Definitions:
         self._validators: dict[tuple[str, str], tuple[Mapping[str, Any], Any]] = {}
         # Workflows whose input_schema is a pydantic model: the model checks and converts.
         self._models: dict[tuple[str, str], Any] = {}
+        # The fillers of the signal payload schemas that declare a default, by (product, tag,
+        # signal name).
+        self._signal_fillers: dict[tuple[str, str, str], schema_defaults.Filler] = {}
 
     def define(
         self,
@@ -101,9 +104,12 @@ class Definitions:
         self._models.pop(key, None)
         if model is not None:
             self._models[key] = model
-        elif wf.input_schema is not None and next(schema_defaults.defaults(wf.input_schema),
-                                                None) is not None:
+        elif _has_defaults(wf.input_schema):
             self._fillers[key] = schema_defaults.Filler(wf.input_schema)
+        for name, schema in sig.items():
+            self._signal_fillers.pop((product, tag, name), None)
+            if _has_defaults(schema):
+                self._signal_fillers[(product, tag, name)] = schema_defaults.Filler(schema)
         return wf
 
     def get(self, product: str, tag: str) -> WorkflowDef:
@@ -175,6 +181,29 @@ class Definitions:
             self._validators[key] = cached
         return cached[1]
 
+    def validate_signal(self, wf: WorkflowDef, signal: str, payload: Any) -> Any:
+        """The payload a signal to a run of `wf` delivers: `payload` with the defaults of the
+        signal's declared schema filled in (the one to store: the run reads it), checked
+        against that schema. A signal declared without a schema takes any payload."""
+        schema = wf.signals.get(signal)
+        if not isinstance(schema, Mapping):
+            return payload
+        filler = self._signal_fillers.get((wf.product, wf.tag, signal))
+        if filler is not None:
+            try:
+                payload = filler.fill(payload)
+            except ConfigurationError as e:
+                raise ConfigurationError(f"signal {signal!r}: {e}") from None
+        import jsonschema
+
+        err = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(schema).iter_errors(payload))
+        if err is not None:
+            raise ConfigurationError(
+                f"signal {signal!r} payload does not match its declared shape: "
+                f"{'/'.join(map(str, err.path)) or '(payload)'}: {err.message}")
+        return payload
+
     def _product_envs(self, product: str) -> list[str] | None:
         envs = getattr(self._products.get(product), "envs", None)
         return list(envs) if envs else None
@@ -241,7 +270,10 @@ def _check_define(where: str, name: Any, description: Any, options: Any, signals
         if isinstance(signals, Mapping):
             for n, schema in signals.items():
                 if schema is not None:
-                    _check_schema(schema, f"the payload schema of signal {n!r}", where)
+                    what = f"the payload schema of signal {n!r}"
+                    _check_schema(schema, what, where)
+                    _check_defaults(schema, where, what, "a signal that leaves the property "
+                                    "out would fail the payload check")
     if queries is not None and (not isinstance(queries, Mapping) or not all(
             isinstance(k, str) and k and callable(v) for k, v in queries.items())):
         raise ConfigurationError(f"{where}: queries must map names to functions "
@@ -257,6 +289,11 @@ def _check_define(where: str, name: Any, description: Any, options: Any, signals
                                      f"got {shown(input_schema)}")
         _check_schema(input_schema, "input_schema", where)
         _check_defaults(input_schema, where)
+
+
+def _has_defaults(schema: Any) -> bool:
+    return isinstance(schema, Mapping) and next(schema_defaults.defaults(schema),
+                                                None) is not None
 
 
 def _check_schema(schema: Any, what: str, where: str) -> None:
@@ -275,9 +312,11 @@ def _check_schema(schema: Any, what: str, where: str) -> None:
         raise ConfigurationError(f"{where}: {what} is not a valid JSON Schema ({e})") from None
 
 
-def _check_defaults(schema: Mapping[str, Any], where: str) -> None:
-    """Each default must pass its own schema (filled in turn): a run that leaves the property
-    out would otherwise fail the input check, whatever its caller did."""
+def _check_defaults(schema: Mapping[str, Any], where: str, what: str = "input_schema",
+                    why: str = "a run that leaves the property out would fail the input "
+                               "check") -> None:
+    """Each default must pass its own schema (filled in turn): a run (or a signal) that leaves
+    the property out would otherwise fail the input (payload) check, whatever its caller did."""
     import jsonschema
     import referencing.exceptions
 
@@ -289,11 +328,11 @@ def _check_defaults(schema: Mapping[str, Any], where: str) -> None:
             errors = [e for e in root.evolve(schema=sub).iter_errors(value)
                       if schema_defaults.written(sub["default"], e.absolute_path)]
         except (ConfigurationError, referencing.exceptions.Unresolvable) as e:
-            raise ConfigurationError(f"{where}: input_schema {at}: {e}") from None
+            raise ConfigurationError(f"{where}: {what} {at}: {e}") from None
         if errors:
             first = errors[0]
             inside = "/".join(map(str, first.path))
             raise ConfigurationError(
-                f"{where}: input_schema {at} {reprlib.repr(sub['default'])} does not match its "
+                f"{where}: {what} {at} {reprlib.repr(sub['default'])} does not match its "
                 f"own schema: {inside + ': ' if inside else ''}{first.message}; fix the default or "
-                "the schema (a run that leaves the property out would fail the input check)")
+                f"the schema ({why})")

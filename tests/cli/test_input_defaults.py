@@ -1,5 +1,5 @@
 """Input defaults from the command line: `ductwork run` and `runs show` see them, `validate`
-refuses a default its own schema refuses, at its line."""
+refuses an input or signal payload default its own schema refuses, at its line."""
 
 from __future__ import annotations
 
@@ -60,3 +60,29 @@ def test_validate_points_at_a_default_its_schema_refuses(tmp_path: Path) -> None
         in out.stdout + out.stderr
     assert "hint: use one of '!', '?': a run that leaves 'mark' out would fail the input " \
         "check" in out.stdout + out.stderr
+
+
+SIGNALS = """\
+workflow: greet
+signals:
+  approve:
+    type: object
+    properties:
+      by: {type: string, default: ops}
+      level: {type: integer, minimum: 1, default: 0}
+steps:
+  - tag: wait
+    wait_for_signal: {name: approve, timeout: 1h}
+output: {by: "${steps.wait.by}"}
+"""
+
+
+def test_validate_points_at_a_signal_payload_default_its_schema_refuses(tmp_path: Path) -> None:
+    root = _project(tmp_path, SIGNALS)
+    out = _ductwork(root, "validate", "specs")
+    assert out.returncode == 1
+    assert ("specs/hi/workflows/greet.yaml:7:51: default does not match its schema: 0 is less "
+            "than the minimum of 1") in out.stdout + out.stderr
+    assert "a signal that leaves 'level' out would fail the payload check" in out.stdout
+    fixed = _project(tmp_path / "fixed", SIGNALS.replace("default: 0", "default: 1"))
+    assert _ductwork(fixed, "validate", "specs").returncode == 0

@@ -178,11 +178,12 @@ class _Checker:
 
     def default(self, schema: dict[str, Any], path: DataPath) -> None:
         """A default must pass its own schema (with the defaults inside it filled in): a run
-        that leaves the property out gets it, and the input check would refuse it."""
+        (a signal) that leaves the property out gets it, and the input (payload) check would
+        refuse it."""
         at = (*path, "default")
-        if "default" not in schema or not self.sound or self.where != ("input",) \
+        if "default" not in schema or not self.sound \
                 or ((*self.where, *at), False) in self.spots:
-            return  # (signal payloads get no defaults filled in)
+            return
         value = schema["default"]
         try:
             filled = schema_defaults.fill(schema, value, root=self.root)
@@ -202,7 +203,9 @@ class _Checker:
         spot = (*at, *inside)  # point into the default where the value is written there
         name = "/".join(map(str, inside))
         field = f"'{path[-1]}'" if len(path) > 1 and path[-2] == "properties" else "it"
-        why = f"a run that leaves {field} out would fail the input check"
+        why = (f"a run that leaves {field} out would fail the input check"
+               if self.where == ("input",) else
+               f"a signal that leaves {field} out would fail the payload check")
         if found.validator == "enum":
             message = f"default {_show(found.instance)} is not one of the enum values"
             hint = "use one of " + ", ".join(_show(v) for v in found.validator_value[:8])
