@@ -31,12 +31,13 @@ BASELINE = RESULTS / "baseline.jsonl"
 LAST = RESULTS / "last.jsonl"
 # Fields that name a figure rather than measure it: they make up its key.
 NAMING = {"bench", "figure", "synchronous", "store", "workers", "expression", "processes",
-          "steps_per_run", "concurrency", "fsync", "api", "providers", "case", "what"}
+          "steps_per_run", "concurrency", "fsync", "api", "providers", "case", "what",
+          "version"}
 # Measured fields where a larger value is better; every other number is a cost.
 HIGHER_IS_BETTER = ("_per_s", "per_pg_cpu_s", "speedup")
 # Numbers that describe the setup, not the speed.
 IGNORED = {"cpus", "workflows", "runs", "n", "target_us", "target_ms", "suspended_runs",
-           "ram_gb", "rss_before_mb"}
+           "ram_gb", "rss_before_mb", "rounds", "load"}
 
 
 def machine() -> dict[str, Any]:

@@ -45,6 +45,7 @@ CLI = "import sys, atexit; atexit.register(lambda: exec({count!r})); " \
 
 
 def cases(store: str) -> dict[str, list[str]]:
+    """The command of each case; `store` is the runs_list store's URL."""
     cli = [sys.executable, "-c", CLI.format(count=COUNT)]
     return {
         "python": [sys.executable, "-c", "pass; " + COUNT],
@@ -82,27 +83,31 @@ def environment(source: Path | None) -> dict[str, str]:
     return env
 
 
-def make_store(folder: Path) -> str:
-    """A SQLite store with a few finished runs, made by this checkout."""
-    sys.path.insert(0, str(ROOT))
-    import asyncio
+# Run by the version measured, so that its store has the schema that version reads.
+FILL = """
+import asyncio, sys
+from ductwork import Ductwork
 
-    from ductwork import Ductwork
+async def fill():
+    dw = Ductwork(store=sys.argv[1])
 
+    @dw.workflows.workflow(product="bench", tag="hello")
+    async def hello(ctx):
+        return await ctx.step("one", lambda: {"n": 1})
+
+    for i in range(5):
+        await dw.workflows.execute(product="bench", env="dev", tag="hello", input={"i": i})
+    await dw.aclose()
+
+asyncio.run(fill())
+"""
+
+
+def make_store(folder: Path, env: dict[str, str]) -> str:
+    """A SQLite store with a few finished runs, made by the version `env` imports."""
+    folder.mkdir()
     url = f"sqlite:///{folder / 'runs.db'}"
-
-    async def fill() -> None:
-        dw = Ductwork(store=url)
-
-        @dw.workflows.workflow(product="bench", tag="hello")
-        async def hello(ctx: Any) -> Any:
-            return await ctx.step("one", lambda: {"n": 1})
-
-        for i in range(5):
-            await dw.workflows.execute(product="bench", env="dev", tag="hello", input={"i": i})
-        await dw.aclose()
-
-    asyncio.run(fill())
+    subprocess.run([sys.executable, "-c", FILL, url], env=env, cwd=folder, check=True)
     return url
 
 
@@ -117,17 +122,16 @@ def main() -> None:
     if args.against is not None:
         versions["against"] = args.against.resolve()
     with tempfile.TemporaryDirectory(prefix="dw-startup-") as tmp:
-        store = make_store(Path(tmp))
-        every = cases(store)
+        envs = {v: environment(source) for v, source in versions.items()}
+        every = {v: cases(make_store(Path(tmp) / v, envs[v])) for v in versions}
         for name in args.cases.split(","):
-            argv = every[name]
             load = round(os.getloadavg()[0], 2)
             samples: dict[str, list[tuple[float, float, int]]] = {v: [] for v in versions}
-            for source in versions.values():  # warm the page cache and .pyc files
-                run_once(argv, environment(source), tmp)
+            for v in versions:  # warm the page cache and .pyc files
+                run_once(every[v][name], envs[v], tmp)
             for _ in range(args.rounds):
-                for version, source in versions.items():
-                    samples[version].append(run_once(argv, environment(source), tmp))
+                for v in versions:
+                    samples[v].append(run_once(every[v][name], envs[v], tmp))
             for version, got in samples.items():
                 line: dict[str, Any] = {"bench": "startup", "case": name}
                 if len(versions) > 1:
