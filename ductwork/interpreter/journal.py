@@ -278,9 +278,10 @@ class Journal:
                 self.current_step = tag
                 started = time.time()
                 attempts = 0
-                token = current_ctx.set(self.ctx)
+                # The handler's task has it set already (drive): set only where it is not.
+                token = None if current_ctx.get() is self.ctx else current_ctx.set(self.ctx)
                 obs = self.engine.runtime.observer
-                keys = idempotency.current.set(None)
+                keys: contextvars.Token[idempotency.CallKeys | None] | None = None
                 try:
                     while True:
                         attempts += 1
@@ -289,7 +290,9 @@ class Journal:
                         seen = None if obs is None else _Attempt(obs, self.run, tag, key,
                                                                  attempts)
                         # Fresh per attempt: the n-th provider call gets the n-th key again.
-                        idempotency.current.set(idempotency.CallKeys(self.workflow_id, key))
+                        set_keys = idempotency.current.set(
+                            idempotency.CallKeys(self.workflow_id, key))
+                        keys = keys or set_keys  # the first attempt's: reset() restores None
                         try:
                             if timeout_ms is None and threads.is_async(fn):
                                 result = await fn()  # what _invoke does here, two frames less
@@ -319,8 +322,10 @@ class Journal:
                         return await self._step_failed(key, tag, err, attempts, started, allow,
                                                        critical, rollback, step_input, permanent)
                 finally:
-                    idempotency.current.reset(keys)
-                    current_ctx.reset(token)
+                    if keys is not None:
+                        idempotency.current.reset(keys)
+                    if token is not None:
+                        current_ctx.reset(token)
                 # step_started/step_completed events are derived from this row when history is
                 # read, so the common case is one single-statement commit.
                 seq = self.next_seq()
