@@ -26,4 +26,4 @@ lint: $(STAMP)
 
 # Runs the benchmarks and prints each figure beside bench/results/baseline.jsonl.
 bench: $(STAMP)
-	$(BIN)/python bench/run.py --scripts engine,dsl,latency,scale,tracing,startup
+	$(BIN)/python bench/run.py --scripts engine,hotpath,dsl,latency,scale,tracing,startup
