@@ -140,3 +140,90 @@ async def test_a_statement_prepared_behind_its_back_is_used(
     stmt = lean.statement("SELECT %s::text || '?'")
     await conn.execute(b"PREPARE " + stmt.name + b" AS " + stmt.sql)
     assert (await lean.one(conn, stmt.text, ["x"]))[1] == "x?"
+
+
+# -- transactions: one pipeline --------------------------------------------------------------
+async def test_a_transaction_answers_each_statement_in_order_and_commits_them_together(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, n INT)")
+    out = await lean.transaction(conn, [
+        ("INSERT INTO t VALUES (%s, %s) RETURNING n", ["a", 1]),
+        ("INSERT INTO t VALUES (%s, %s)", ["b", 2]),
+        ("SELECT count(*) FROM t WHERE n < %s", [10]),
+    ])
+    assert [lean.value(r) for r in out] == ["1", None, "2"]
+    assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    cur = await conn.execute("SELECT k FROM t ORDER BY k")
+    assert await cur.fetchall() == [("a",), ("b",)]
+
+
+async def test_a_failed_statement_rolls_the_transaction_back_and_raises_with_its_diag(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+    await conn.execute("CREATE FUNCTION boom(code TEXT) RETURNS INT LANGUAGE plpgsql AS "
+                       "$$ BEGIN RAISE EXCEPTION 'boom:%', code; END $$")
+    for _ in range(3):  # the same statements again after each failure: nothing half-prepared
+        with pytest.raises(errors.RaiseException) as e:
+            await lean.transaction(conn, [
+                ("INSERT INTO t VALUES (%s)", ["a"]),
+                ("SELECT boom(%s)", ["x"]),
+                ("INSERT INTO t VALUES (%s)", ["b"]),
+            ])
+        assert e.value.diag.message_primary == "boom:x"
+        assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert not conn.pgconn.pipeline_status
+    assert await lean.one(conn, "SELECT count(*) FROM t WHERE k <> %s", [""]) == (1, "0")
+    await lean.transaction(conn, [("INSERT INTO t VALUES (%s)", ["c"])] * 1)
+    assert await lean.one(conn, "SELECT count(*) FROM t WHERE k <> %s", [""]) == (1, "1")
+
+
+async def test_a_transaction_after_deallocate_all_prepares_again(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    stmts: list[tuple[str, list[Any]]] = [("SELECT %s::int4 * 2", [i]) for i in range(3)]
+    assert [lean.value(r) for r in await lean.transaction(conn, stmts)] == ["0", "2", "4"]
+    await conn.execute("DEALLOCATE ALL")
+    assert [lean.value(r) for r in await lean.transaction(conn, stmts)] == ["0", "2", "4"]
+
+
+async def test_a_transaction_cancelled_while_waiting_still_reads_its_answer(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("CREATE TABLE t (k TEXT)")
+    task = asyncio.create_task(lean.transaction(conn, [
+        ("INSERT INTO t VALUES (%s)", ["first"]),
+        ("INSERT INTO t SELECT %s FROM pg_sleep(0.3)", ["late"]),
+    ]))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not conn.closed and not conn.pgconn.pipeline_status
+    assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert await lean.one(conn, "SELECT count(*) FROM t WHERE k <> %s", [""]) == (1, "2")
+
+
+async def test_group_commits_reuse_their_statements_after_a_fence_fails_in_the_pipeline(
+        pg_url: str) -> None:
+    # The failure comes in the first group, before the statements' fifth use in it (psycopg's
+    # prepare threshold): every later group, on the one pooled connection, reuses them.
+    store = PostgresStore(pg_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        wids = [f"g{i}" for i in range(8)]
+        for w in wids:
+            await store.create_run(run(w, owner="me"), [])
+        for r in range(6):
+            items = [(w, Batch(owner="me", steps=[StepRow(w, f"s{r}", f"s{r}", seq=r, result="1")],
+                               events=[(1.0, "step_completed", f"s{r}", None)]))
+                     for w in wids]
+            if r in (0, 3):
+                items[2] = (wids[2], Batch(owner="thief", steps=[StepRow(wids[2], "x", "x")]))
+            out = await store.commit_many(items)
+            assert [type(e).__name__ if e else None for e in out] == [
+                None, None, "LeaseLostError" if r in (0, 3) else None, None, None, None, None,
+                None]
+        for w in wids:
+            keys = {s.step_key for s in await store.load_steps(w)}
+            assert keys == ({"s1", "s2", "s4", "s5"} if w == "g2" else
+                            {f"s{r}" for r in range(6)})
+    finally:
+        await store.close()

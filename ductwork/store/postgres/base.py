@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from ductwork.errors import StoreError
+from ductwork.store.postgres import lean
 from ductwork.store.postgres.notify import Listener
 from ductwork.store.postgres.sql import MIGRATE_LOCK
 from ductwork.store.protocol import LeaseLostError, RunStore, StepRow
@@ -206,18 +207,26 @@ async def _version(conn: Conn) -> int:
     return int(row[0]) if row else 0
 
 
-async def _transaction(conn: Conn, stmts: list[tuple[str, Sequence[Any]]], *,
-                       prepare: bool | None = None) -> None:
-    """BEGIN, the statements and COMMIT in one pipeline flush: one round trip. A fence that
-    fails raises inside the transaction (dw_fail), which aborts it before COMMIT. A group
-    commit passes prepare=False: psycopg 3.3 fails ("prepared statement does not exist") when
-    one pipeline carries the same statement past its prepare threshold."""
+async def _transaction(conn: Conn, stmts: list[tuple[str, Sequence[Any]]]
+                       ) -> list[psycopg.pq.abc.PGresult] | None:
+    """The statements in one transaction and one round trip (lean.transaction: prepared
+    statements in one pipeline); the results, or None from psycopg's own pipeline where the
+    lean path does not apply. A fence that fails raises inside the transaction (dw_fail),
+    which rolls it back: _Fail here."""
     try:
+        try:
+            return await lean.transaction(conn, stmts)
+        except lean.Unsupported:
+            pass
+        # Unprepared: with psycopg 3.3, a failure in a pipeline before the execution that
+        # crosses the prepare threshold leaves a statement known as prepared that the server
+        # skipped ("prepared statement does not exist" on its next use).
         async with conn.pipeline():
             await conn.execute("BEGIN")
             for sql, params in stmts:
-                await conn.execute(sql, params, prepare=prepare)
+                await conn.execute(sql, params, prepare=False)
             await conn.execute("COMMIT")
+        return None
     except psycopg.errors.RaiseException as e:
         await _rollback(conn)
         msg = e.diag.message_primary or ""

@@ -123,7 +123,7 @@ class PgCommits(PgBase):
                 for i in pending:
                     stmts += _batch_statements(items[i][0], items[i][1], f":{i}")
                 try:
-                    await _transaction(conn, stmts, prepare=False)
+                    await _transaction(conn, stmts)
                 except _Fail as f:
                     i = int(str(f).rpartition(":")[2])
                     await self._settle(conn, items, i, attempt, out)

@@ -1,4 +1,4 @@
-"""The hot path's single statements, sent through libpq directly: one write, one wait."""
+"""The store's statements through libpq directly: prepared, one write and one wait each."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import contextlib
 import hashlib
 import re
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, errors, pq
@@ -56,6 +56,10 @@ def statement(sql: str) -> Statement:
     return stmt
 
 
+class _OutOfStep(Exception):
+    """The server had prepared a statement this side did not know of: send again."""
+
+
 class Unsupported(Exception):
     """A value the text encoder does not know, or a connection not in a state for the lean
     path: the caller runs the statement through psycopg instead."""
@@ -95,40 +99,113 @@ def _element(v: Any) -> bytes:
 _prepared: weakref.WeakKeyDictionary[Conn, set[bytes]] = weakref.WeakKeyDictionary()
 
 
+def _names(conn: Conn) -> set[bytes]:
+    done = _prepared.get(conn)
+    if done is None:
+        done = _prepared[conn] = set()
+    return done
+
+
+def _idle(conn: Conn) -> None:
+    pg = conn.pgconn
+    if pg.transaction_status != _IDLE or pg.pipeline_status or conn.info.encoding != "utf-8":
+        raise Unsupported("the connection is not idle")
+
+
 async def execute(conn: Conn, stmt: Statement, params: Sequence[Any]) -> pq.abc.PGresult:
     """Run the statement on an idle autocommit connection and return its result: psycopg's
     cursor machinery costs several times the libpq calls for a one-row statement. Raises
     Unsupported (nothing sent) when the lean path does not apply, psycopg's errors otherwise."""
-    pg = conn.pgconn
-    if pg.transaction_status != _IDLE or pg.pipeline_status or conn.info.encoding != "utf-8":
-        raise Unsupported("the connection is not idle")
+    _idle(conn)
     values = [encode(p) for p in params]
-    done = _prepared.get(conn)
-    if done is None:
-        done = _prepared[conn] = set()
-    if stmt.name not in done:
-        await _prepare(conn, stmt)
-        done.add(stmt.name)
+    done = _names(conn)
+    if stmt.name in done:
+        try:
+            return _check(conn, await _run(conn, stmt.name, values))
+        except errors.InvalidSqlStatementName:
+            done.clear()  # DEALLOCATE ALL or DISCARD ALL ran on this connection
     try:
-        return _check(conn, await _run(conn, stmt.name, values))
+        return (await _pipeline(conn, [stmt], [values], done))[0]
+    except _OutOfStep:
+        return (await _pipeline(conn, [stmt], [values], done))[0]
+
+
+async def transaction(conn: Conn, stmts: Sequence[tuple[str, Sequence[Any]]]
+                      ) -> list[pq.abc.PGresult]:
+    """The statements in one transaction, sent in one pipeline: one write, one wait, the
+    results in order once the commit is durable. The pipeline's Sync ends the implicit
+    transaction of the extended protocol, so no BEGIN or COMMIT travels: a statement that fails
+    rolls back the lot, and its error is raised (psycopg's class, diag included). Raises
+    Unsupported (nothing sent) when the lean path does not apply."""
+    _idle(conn)
+    values = [[encode(p) for p in params] for _, params in stmts]
+    plan = [statement(sql) for sql, _ in stmts]
+    done = _names(conn)
+    try:
+        return await _pipeline(conn, plan, values, done)
     except errors.InvalidSqlStatementName:
-        # DEALLOCATE ALL or DISCARD ALL ran on this connection: prepare once more.
-        done.discard(stmt.name)
-        await _prepare(conn, stmt)
-        done.add(stmt.name)
-        return _check(conn, await _run(conn, stmt.name, values))
-
-
-async def _prepare(conn: Conn, stmt: Statement) -> None:
-    conn.pgconn.send_prepare(stmt.name, stmt.sql)
-    # Already there: an earlier prepare was interrupted after the server had done it.
-    with contextlib.suppress(errors.DuplicatePreparedStatement):
-        _check(conn, await _results(conn))
+        done.clear()  # DEALLOCATE ALL or DISCARD ALL ran on this connection
+    except _OutOfStep:
+        pass
+    return await _pipeline(conn, plan, values, done)
 
 
 async def _run(conn: Conn, name: bytes, values: list[Param]) -> pq.abc.PGresult:
     conn.pgconn.send_query_prepared(name, values)
-    return await _results(conn)
+    try:
+        await _flush(conn)
+        return await _collect(conn)
+    except psycopg.Error:
+        raise
+    except BaseException:
+        await _drain(conn, _collect)
+        raise
+
+
+async def _pipeline(conn: Conn, plan: list[Statement], values: list[list[Param]],
+                    done: set[bytes]) -> list[pq.abc.PGresult]:
+    """The statements in one pipeline and one write, each one this connection has not
+    prepared yet prepared at its head: nothing waits between a prepare and the statements, and
+    a name counts as prepared only once the server answered its prepare (one after a failed
+    statement is skipped)."""
+    pg = conn.pgconn
+    missing = list({s.name: s for s in plan if s.name not in done}.values())
+    results: list[pq.abc.PGresult] = []
+    pg.enter_pipeline_mode()
+    try:
+        for s in missing:
+            pg.send_prepare(s.name, s.sql)
+        for s, vals in zip(plan, values, strict=True):
+            pg.send_query_prepared(s.name, vals)
+        pg.pipeline_sync()
+        try:
+            await _flush(conn)
+            results = await _collect_pipeline(conn)
+        except psycopg.Error:
+            raise
+        except BaseException:
+            results = await _drain(conn, _collect_pipeline)
+            raise
+        finally:
+            for s, res in zip(missing, results, strict=False):
+                if res.status == pq.ExecStatus.COMMAND_OK:
+                    done.add(s.name)
+    finally:
+        if pg.status == pq.ConnStatus.OK and pg.pipeline_status:
+            with contextlib.suppress(psycopg.Error):
+                pg.exit_pipeline_mode()  # refused while results are unread: conn is closed
+    for res in results:
+        if res.status == pq.ExecStatus.FATAL_ERROR:
+            if res.error_field(_SQLSTATE) == b"42P05":
+                # A prepare interrupted earlier had reached the server: learn its names.
+                cur = await conn.execute("SELECT name FROM pg_prepared_statements")
+                done.update(r[0].encode() for r in await cur.fetchall())
+                raise _OutOfStep()
+            _check(conn, res)  # the first failure: the statements after it were not run
+    if len(results) != len(missing) + len(plan) or any(r.status not in _OK for r in results):
+        raise psycopg.OperationalError(f"unexpected answers to a pipeline of {len(plan)} "
+                                       f"statements: {[r.status for r in results]}")
+    return results[len(missing):]
 
 
 def _check(conn: Conn, res: pq.abc.PGresult) -> pq.abc.PGresult:
@@ -140,24 +217,21 @@ def _check(conn: Conn, res: pq.abc.PGresult) -> pq.abc.PGresult:
         cls = errors.lookup(state)
     except KeyError:
         cls = psycopg.DatabaseError
-    raise cls(msg)
+    raise cls(msg, info=res, encoding=conn.info.encoding)
 
 
-async def _results(conn: Conn) -> pq.abc.PGresult:
-    """Flush what was sent, then the statement's last result once the server has answered.
-    Cancelled while waiting, the connection still reads the answer (within a few seconds) so
-    that it goes back to its pool idle, as psycopg does; failing that it is closed."""
+T = TypeVar("T")
+
+
+async def _drain(conn: Conn, collect: Callable[[Conn], Awaitable[T]]) -> T:
+    """Interrupted while waiting (cancelled): read the answer anyway, within a few seconds,
+    so that the connection goes back to its pool idle, as psycopg does; failing that, close
+    it. Returns what was read (the caller re-raises the interruption)."""
     try:
-        await _flush(conn)
-        return await _collect(conn)
-    except psycopg.Error:
-        raise
+        return await asyncio.wait_for(asyncio.shield(collect(conn)), _DRAIN_S)
     except BaseException:
-        try:
-            await asyncio.wait_for(asyncio.shield(_collect(conn)), _DRAIN_S)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await conn.close()
+        with contextlib.suppress(Exception):
+            await conn.close()
         raise
 
 
@@ -183,6 +257,31 @@ async def _collect(conn: Conn) -> pq.abc.PGresult:
         last = res
 
 
+async def _collect_pipeline(conn: Conn) -> list[pq.abc.PGresult]:
+    """The last result of each message (prepare or statement), up to the Sync's answer (the
+    commit is durable then): one after a failed one answers PIPELINE_ABORTED, a commit that
+    fails one more error."""
+    pg = conn.pgconn
+    out: list[pq.abc.PGresult] = []
+    last: pq.abc.PGresult | None = None
+    while True:
+        if pg.is_busy():
+            await _ready(conn, writable=False)
+            pg.consume_input()
+            continue
+        res = pg.get_result()
+        if res is None:  # the end of one message's results
+            if last is not None:
+                out.append(last)
+                last = None
+        elif res.status == pq.ExecStatus.PIPELINE_SYNC:
+            if last is not None:
+                out.append(last)
+            return out
+        else:
+            last = res
+
+
 async def _ready(conn: Conn, *, writable: bool) -> None:
     """Wait for the socket: one future, woken by the event loop's selector."""
     pg = conn.pgconn
@@ -205,6 +304,12 @@ async def _ready(conn: Conn, *, writable: bool) -> None:
         remove(fd)
 
 
+def value(res: pq.abc.PGresult) -> str | None:
+    """The first row's first column of a result, as text (None: NULL or no row)."""
+    v = res.get_value(0, 0) if res.ntuples and res.nfields else None
+    return None if v is None else v.decode()
+
+
 async def one(conn: Conn, sql: str, params: Sequence[Any]) -> tuple[int, str | None]:
     """(rows affected or returned, the first row's first column as text) of one statement in
     its own transaction: the lean path, or psycopg where it does not apply."""
@@ -214,7 +319,5 @@ async def one(conn: Conn, sql: str, params: Sequence[Any]) -> tuple[int, str | N
         cur = await conn.execute(sql, params, prepare=True)
         row = await cur.fetchone() if cur.description else None
         return cur.rowcount, None if row is None or row[0] is None else str(row[0])
-    value = res.get_value(0, 0) if res.ntuples and res.nfields else None
     rows = res.command_tuples
-    return (rows if rows is not None else res.ntuples), (None if value is None
-                                                         else value.decode())
+    return (rows if rows is not None else res.ntuples), value(res)

@@ -80,12 +80,17 @@ class PostgresStore(PgClaims, PgCommits):
             return [await self.create_run(run, events) for run, events in items]
 
         async def go(conn: Conn, _: int) -> list[bool]:
+            stmts = [(CREATE_RUN, [*(getattr(run, f) for f in RUN_FIELDS), *event_arrays(events),
+                                   run.status == "pending"]) for run, events in items]
+            try:
+                return [lean.value(r) == "1" for r in await lean.transaction(conn, stmts)]
+            except lean.Unsupported:
+                pass
             try:
                 async with conn.pipeline():
                     await conn.execute("BEGIN")
-                    curs = [await conn.execute(CREATE_RUN, [
-                        *(getattr(run, f) for f in RUN_FIELDS), *event_arrays(events),
-                        run.status == "pending"], prepare=False) for run, events in items]
+                    curs = [await conn.execute(sql, params, prepare=False)
+                            for sql, params in stmts]
                     await conn.execute("COMMIT")
             except BaseException:
                 await _rollback(conn)
