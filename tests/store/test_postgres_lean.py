@@ -1,5 +1,6 @@
-"""The PostgreSQL store's lean path (store/postgres/lean.py): text parameters, prepared
-statements per connection, errors, cancellation and the psycopg fallback."""
+"""The PostgreSQL store's hot path: lean.py (text parameters, prepared statements per
+connection, pipelined transactions, errors, cancellation, the psycopg fallback) and the
+connection kept out of the pool between a lone run's statements."""
 
 from __future__ import annotations
 
@@ -225,5 +226,71 @@ async def test_group_commits_reuse_their_statements_after_a_fence_fails_in_the_p
             keys = {s.step_key for s in await store.load_steps(w)}
             assert keys == ({"s1", "s2", "s4", "s5"} if w == "g2" else
                             {f"s{r}" for r in range(6)})
+    finally:
+        await store.close()
+
+
+# -- the hot-path connection ------------------------------------------------------------------
+async def _pid(store: PostgresStore, sleep: float = 0.0) -> int:
+    return int((await store._fetch("SELECT pg_backend_pid(), pg_sleep(%s)", (sleep,)))[0][0])
+
+
+async def test_statements_one_after_the_other_share_one_connection(pg_url: str) -> None:
+    store = PostgresStore(pg_url, min_size=1, max_size=4)
+    await store.open()
+    try:
+        await store.create_run(run("hot", owner="me"), [])
+        first = await _pid(store)
+        for i in range(3):
+            await store.commit("hot", Batch(owner="me", steps=[StepRow("hot", f"s{i}", "s")]))
+        assert await _pid(store) == first
+        # Statements at once take other pooled connections: nobody waits for the hot one.
+        pids = await asyncio.gather(*(_pid(store, 0.2) for _ in range(3)))
+        assert len(set(pids)) == 3
+    finally:
+        await store.close()
+
+
+async def test_a_pool_of_one_is_never_held(pg_url: str) -> None:
+    store = PostgresStore(pg_url, min_size=1, max_size=1)
+    await store.open()
+    try:
+        await _pid(store)
+        async with store.pool.connection(timeout=2) as conn:
+            await conn.execute("SELECT 1")
+    finally:
+        await store.close()
+
+
+async def test_close_while_the_hot_connection_is_in_use_closes_it_after(pg_url: str) -> None:
+    store = PostgresStore(pg_url, min_size=1, max_size=4)
+    await store.open()
+    await _pid(store)
+    busy = asyncio.create_task(_pid(store, 0.3))
+    await asyncio.sleep(0.1)
+    await store.close()
+    await busy  # finished on its connection, which then went with the pool
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+        for _ in range(100):  # a backend leaves pg_stat_activity shortly after its client
+            cur = await admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                "pid <> pg_backend_pid()")
+            left = (await cur.fetchone() or [None])[0]
+            if left == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert left == 0
+
+
+async def test_a_broken_hot_connection_goes_back_to_the_pool(pg_url: str) -> None:
+    store = PostgresStore(pg_url, min_size=1, max_size=4)
+    await store.open()
+    try:
+        first = await _pid(store)
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        second = await _pid(store)  # retried on a new connection
+        assert second != first
+        assert await _pid(store) == second
     finally:
         await store.close()
