@@ -317,6 +317,8 @@ def main() -> None:
     p.add_argument("--workers", default="1,2,4", help="worker processes of the queued case")
     p.add_argument("--queued-runs", type=int, default=1000)
     p.add_argument("--store", help="an existing PostgreSQL (a database per case is created)")
+    p.add_argument("--socket", action="store_true",
+                   help="both sides reach the private server through its Unix socket, not TCP")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--backend", help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
@@ -346,11 +348,16 @@ def main() -> None:
     sys.path.insert(0, str(HERE.parent))
     from bench.scale import Server, new_database
 
-    server = Server(fast=False) if "postgres" in backends and not args.store else None
-    admin = args.store or (server.dsn if server else "")
+    # fsync on, no pg_stat_statements (neither side needs it): the server's defaults otherwise
+    server = (Server(fast=False, stats=False) if "postgres" in backends and not args.store
+              else None)
+    if args.socket and args.store:
+        p.error("--socket applies to the private server only (give --store a socket URL)")
+    admin = args.store or ((server.socket_dsn if args.socket else server.dsn) if server else "")
     folder = tempfile.mkdtemp(prefix="dw-dbos-cmp-")
     emit(figure="machine", cpus=os.cpu_count(), python=platform.python_version(),
-         load=os.getloadavg()[0], concurrency=CONCURRENCY, dbos_poll_s=DBOS_POLL_S)
+         load=os.getloadavg()[0], concurrency=CONCURRENCY, dbos_poll_s=DBOS_POLL_S,
+         postgres_via="unix socket" if args.socket else "tcp")
 
     def fresh(backend: str) -> str:
         if backend == "sqlite":

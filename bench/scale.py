@@ -30,6 +30,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import psycopg
@@ -60,7 +61,7 @@ def build(store: str, steps: int) -> Ductwork:
 
 # -- a private PostgreSQL -------------------------------------------------------------------------
 class Server:
-    def __init__(self, fast: bool) -> None:
+    def __init__(self, fast: bool, *, stats: bool = True) -> None:
         from tests.support.ports import free_port
 
         self.bin = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
@@ -73,13 +74,16 @@ class Server:
                   "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"])
         # pg_stat_statements: the statement counts of the "transactions" figure.
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
-                "-c max_connections=200 -c shared_buffers=256MB "
-                "-c shared_preload_libraries=pg_stat_statements")
+                "-c max_connections=200 -c shared_buffers=256MB")
+        if stats:
+            opts += " -c shared_preload_libraries=pg_stat_statements"
         if fast:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self.run([str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-l",
                   str(self.root / "log"), "-w", "-o", opts, "start"])
         self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        # the same server through its Unix socket (in self.root)
+        self.socket_dsn = f"postgresql://postgres@/postgres?host={self.root}&port={self.port}"
         with open(self.root / "data" / "postmaster.pid") as f:
             self.pid = int(f.readline())
 
@@ -110,7 +114,7 @@ def new_database(admin_dsn: str) -> str:
     name = "bench_" + uuid.uuid4().hex[:10]
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_dsn.rsplit("/", 1)[0] + "/" + name
+    return urlunsplit(urlsplit(admin_dsn)._replace(path="/" + name))
 
 
 # -- worker processes ---------------------------------------------------------------------------
