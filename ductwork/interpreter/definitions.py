@@ -32,8 +32,6 @@ class Definitions:
         # The input schema's validator, built on the first input checked (building one takes
         # ~40 us, as long as checking a small input): (the schema it was built for, it).
         self._validators: dict[tuple[str, str], tuple[Mapping[str, Any], Any]] = {}
-        # Workflows whose input_schema is a pydantic model: the model checks and converts.
-        self._models: dict[tuple[str, str], Any] = {}
         # The fillers of the signal payload schemas that declare a default, by (product, tag,
         # signal name).
         self._signal_fillers: dict[tuple[str, str, str], schema_defaults.Filler] = {}
@@ -60,7 +58,13 @@ class Definitions:
                                          f"got {val!r}")
         where = f"define({product}/{tag})"
         model = input_schema if _is_model(input_schema) else None
-        schema: Any = input_schema if model is None else _model_schema(model, where)
+        schema: Any = (input_schema if model is None
+                       else _model_schema(model, f"{where}: input_schema"))
+        signal_models: dict[str, Any] = {}
+        if isinstance(signals, Mapping):
+            signal_models = {n: m for n, m in signals.items() if _is_model(m)}
+            signals = {n: (_model_schema(m, f"{where}: the payload of signal {n!r}")
+                           if n in signal_models else m) for n, m in signals.items()}
         _check_define(where, name, description, options, signals, queries, envs, schema)
         if not callable(handler):
             raise ConfigurationError(
@@ -97,18 +101,16 @@ class Definitions:
                          description=description, options=opts, signals=sig,
                          queries=dict(queries or {}), envs=list(envs) if envs else None,
                          input_schema=dict(schema) if schema else None,
-                         source=source or "python")
+                         source=source or "python", input_model=model,
+                         signal_models=signal_models)
         self._defs[key] = wf
         self._fillers.pop(key, None)
         self._validators.pop(key, None)
-        self._models.pop(key, None)
-        if model is not None:
-            self._models[key] = model
-        elif _has_defaults(wf.input_schema):
+        if model is None and _has_defaults(wf.input_schema):
             self._fillers[key] = schema_defaults.Filler(wf.input_schema)
         for name, schema in sig.items():
             self._signal_fillers.pop((product, tag, name), None)
-            if _has_defaults(schema):
+            if name not in signal_models and _has_defaults(schema):
                 self._signal_fillers[(product, tag, name)] = schema_defaults.Filler(schema)
         return wf
 
@@ -151,9 +153,9 @@ class Definitions:
         schema = wf.input_schema
         if schema is None:
             return data
-        model = self._models.get((wf.product, wf.tag))
-        if model is not None:
-            return _model_input(model, data, f"execute({wf.product}/{wf.tag})")
+        if wf.input_model is not None:
+            return _model_input(wf.input_model, data, f"execute({wf.product}/{wf.tag}): the "
+                                "input does not match the workflow's input model")
         filler = self._fillers.get((wf.product, wf.tag))
         if filler is not None:
             try:
@@ -188,6 +190,10 @@ class Definitions:
         schema = wf.signals.get(signal)
         if not isinstance(schema, Mapping):
             return payload
+        model = wf.signal_models.get(signal)
+        if model is not None:
+            return _model_input(model, payload, f"signal {signal!r} payload does not match "
+                                "its declared model")
         filler = self._signal_fillers.get((wf.product, wf.tag, signal))
         if filler is not None:
             try:
@@ -215,30 +221,28 @@ def _is_model(value: Any) -> bool:
         and callable(getattr(value, "model_json_schema", None))
 
 
-def _model_schema(model: Any, where: str) -> dict[str, Any]:
+def _model_schema(model: Any, what: str) -> dict[str, Any]:
     try:
         schema = model.model_json_schema()
     except Exception as e:  # pydantic's own errors for a model it cannot describe
-        raise ConfigurationError(f"{where}: input_schema {model.__name__} has no JSON Schema "
+        raise ConfigurationError(f"{what}: the model {model.__name__} has no JSON Schema "
                                  f"({type(e).__name__}: {e})") from None
     return dict(schema)
 
 
-def _model_input(model: Any, data: Any, where: str) -> Any:
-    """The stored input of a run: `data` checked and converted by the model (its defaults
-    filled in, "5" read as 5 where the field is an int), as JSON, so that a replay reads it."""
+def _model_input(model: Any, data: Any, refused: str) -> Any:
+    """What a run is given (its input, a signal's payload), checked and converted by the model
+    (its defaults filled in, "5" read as 5 where the field is an int), as JSON: the value to
+    store, so that the run and its replays read the same."""
     try:
         return model.model_validate({} if data is None else data).model_dump(mode="json")
     except Exception as e:
         errors = getattr(e, "errors", None)
         if not callable(errors):
-            raise ConfigurationError(f"{where}: the input does not match the workflow's input "
-                                     f"model {model.__name__}: {e}") from None
-        lines = [f"  - {'/'.join(map(str, err.get('loc', ()))) or '(input)'}: "
+            raise ConfigurationError(f"{refused} {model.__name__}: {e}") from None
+        lines = [f"  - {'/'.join(map(str, err.get('loc', ()))) or '(value)'}: "
                  f"{err.get('msg', '?')}" for err in errors()[:10]]
-        raise ConfigurationError(
-            f"{where}: the input does not match the workflow's input model "
-            f"{model.__name__}:\n" + "\n".join(lines)) from None
+        raise ConfigurationError(f"{refused} {model.__name__}:\n" + "\n".join(lines)) from None
 
 
 def _check_define(where: str, name: Any, description: Any, options: Any, signals: Any,

@@ -148,3 +148,7 @@ class WorkflowDef:
     envs: list[str] | None = None
     input_schema: dict[str, Any] | None = None
     source: str | None = None   # "python" or the YAML path
+    # pydantic models given for the input or a signal's payload (their JSON Schemas are in
+    # input_schema and signals): they check and convert what a run is given.
+    input_model: Any = None
+    signal_models: dict[str, Any] = field(default_factory=dict)

@@ -177,8 +177,9 @@ class WorkflowTestEnv:
     def _copy(self, wf: WorkflowDef) -> None:
         self.dw.workflows.define(
             product=wf.product, tag=wf.tag, handler=wf.handler, name=wf.name,
-            description=wf.description, options=wf.options, signals=wf.signals or None,
-            queries=wf.queries, envs=wf.envs, input_schema=wf.input_schema, source=wf.source)
+            description=wf.description, options=wf.options,
+            signals={**wf.signals, **wf.signal_models} or None, queries=wf.queries,
+            envs=wf.envs, input_schema=wf.input_model or wf.input_schema, source=wf.source)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> WorkflowTestEnv:

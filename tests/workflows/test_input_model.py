@@ -90,3 +90,48 @@ def test_something_else_than_a_schema_or_a_model_is_refused_at_define(dw: Ductwo
                        r"pydantic model class, got"):
         dw.workflows.define(product="p", tag="x", handler=lambda ctx: None,
                             input_schema=NotAModel)
+
+
+class Decision(BaseModel):
+    approved: bool
+    level: int = Field(1, ge=1)
+
+
+def define_approval(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="approval", input_schema=Signup,
+                           signals={"decide": Decision, "note": None})
+    async def approval(ctx: Any) -> Any:
+        return await ctx.wait_for_signal("decide", timeout="10s")
+
+
+async def test_a_signal_payload_model_converts_and_refuses(dw: Ductwork) -> None:
+    define_approval(dw)
+    assert dw.workflows.get("p", "approval").signals["decide"]["required"] == ["approved"]
+    job = await dw.workflows.dispatch("p", "dev", "approval", {"email": "c@x"})
+    wid = job["job_id"]
+    with pytest.raises(ConfigurationError) as err:
+        await dw.workflows.signal(wid, "decide", {"level": 0})
+    assert str(err.value).startswith("signal 'decide' payload does not match its declared "
+                                     "model Decision:\n  - approved: Field required")
+    assert await dw.store.find_signal(wid, ["decide"]) is None  # nothing half-sent
+    await dw.workflows.signal(wid, "decide", {"approved": "yes"})
+    async with run_worker(dw):
+        res = await dw.workflows.result(wid, timeout="30s")
+    assert res.status == "completed" and res.output == {"approved": True, "level": 1}
+
+
+async def test_the_test_harness_keeps_the_models_of_an_app_s_workflows() -> None:
+    from ductwork.testing import WorkflowTestEnv
+
+    app = Ductwork(store="sqlite://:memory:")
+    define_approval(app)
+    async with WorkflowTestEnv(app=app) as env:
+        env.queue_signal("decide", {"approved": 1, "level": "3"})
+        run = await env.execute("p", "approval", input={"email": "d@x", "seats": "2"})
+        assert run.status == "completed", run.error
+        assert run.output == {"approved": True, "level": 3}
+        stored = await env.dw.store.get_run(run.workflow_id)
+        assert stored is not None and json.loads(stored.input or "null")["seats"] == 2
+        with pytest.raises(ConfigurationError, match="input model Signup"):
+            await env.execute("p", "approval", input={"seats": 0})
+    await app.aclose()
