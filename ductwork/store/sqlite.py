@@ -56,6 +56,8 @@ _ANY_DUE = (
 _RUN_INSERT = (f"INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({', '.join('?' * len(RUN_FIELDS))}) "
                "ON CONFLICT(workflow_id) DO NOTHING")
 _step_values = operator.attrgetter(*STEP_FIELDS)  # a StepRow's values in column order
+# (run field names..., fenced) -> its UPDATE statement (_update_run)
+_RUN_UPDATES: dict[tuple[Any, ...], str] = {}
 _STEP_UPSERT = (
     f"INSERT INTO dw_steps ({_STEP_COLS}) SELECT {', '.join('?' * len(STEP_FIELDS))} "
     "WHERE EXISTS (SELECT 1 FROM dw_runs WHERE workflow_id=? AND (? IS NULL OR owner=?)) "
@@ -249,7 +251,10 @@ class SQLiteStore(RunStore):
         if self._one_statement(batch):
             # The hot path (one step result, or a run's final status): a single statement is
             # its own transaction.
-            self._apply(workflow_id, batch)
+            if batch.run:
+                self._update_run(workflow_id, batch.run, batch.owner)
+            else:
+                self._insert_step(workflow_id, batch.steps[0], batch.owner)
             return
         db = self.conn
         db.execute("BEGIN IMMEDIATE")
@@ -337,12 +342,20 @@ class SQLiteStore(RunStore):
                 "VALUES (?, ?, ?, ?, ?, ?)", [(workflow_id, *lg) for lg in batch.logs])
 
     def _update_run(self, workflow_id: str, run: dict[str, Any], owner: str | None) -> None:
-        fields = {**run, "updated_at": now()}
-        sql = f"UPDATE dw_runs SET {', '.join(f'{k}=?' for k in fields)} WHERE workflow_id=?"
-        params: list[Any] = [*fields.values(), workflow_id]
-        if owner is not None:
-            sql += " AND owner=?"
-            params.append(owner)
+        # The engine sends a few shapes of run fields (a start, a finish, a suspension): their
+        # statement text is built once. updated_at is always the store's clock.
+        if "updated_at" in run:
+            run = {k: v for k, v in run.items() if k != "updated_at"}
+        shape = (*run, owner is not None)
+        sql = _RUN_UPDATES.get(shape)
+        if sql is None:
+            sets = ", ".join(f"{k}=?" for k in (*run, "updated_at"))
+            sql = f"UPDATE dw_runs SET {sets} WHERE workflow_id=?" + (
+                " AND owner=?" if owner is not None else "")
+            if len(_RUN_UPDATES) < 256:
+                _RUN_UPDATES[shape] = sql
+        params = (*run.values(), now(), workflow_id) if owner is None else (
+            *run.values(), now(), workflow_id, owner)
         if self.conn.execute(sql, params).rowcount != 1:
             raise self._lost(workflow_id)
 

@@ -104,3 +104,30 @@ async def test_a_file_that_is_not_a_store_is_refused_with_a_clear_error(tmp_path
                                          r"is not a database"):
         await SQLiteStore(f"sqlite:///{path}").open()
     assert path.read_bytes().startswith(b"these are my notes")  # left as it was
+
+
+async def test_run_updates_of_every_shape_stamp_updated_at_and_keep_the_fence(
+        tmp_path: Path) -> None:
+    import time
+
+    from ductwork.store.protocol import Batch, LeaseLostError
+
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    await store.open()
+    try:
+        await store.create_run(run("r", owner="me"), [])
+        t = time.time()
+        # The same shape twice (its statement is built once), a caller's updated_at ignored.
+        for step in ("a", "b"):
+            await store.commit("r", Batch(owner="me", run={"current_step": step,
+                                                           "updated_at": 1.0}))
+        row = await store.get_run("r")
+        assert row is not None and row.current_step == "b" and row.updated_at >= t
+        # Same fields, another owner: the fence still applies; without one, it does not.
+        with pytest.raises(LeaseLostError):
+            await store.commit("r", Batch(owner="other", run={"current_step": "c"}))
+        await store.commit("r", Batch(run={"current_step": "d"}))
+        row = await store.get_run("r")
+        assert row is not None and row.current_step == "d"
+    finally:
+        await store.close()
