@@ -179,9 +179,6 @@ class SQLiteStore(RunStore):
     async def create_run(self, run: RunRow, events: list[tuple[float, str, str | None, str | None]]
                          ) -> tuple[RunRow, bool]:
         db = self.conn
-        ck = self.checkpointer
-        if ck is not None and ck.idle:  # the first write after a quiet spell
-            ck.wake()
         if not events:  # one statement is its own transaction
             created = self._insert_run(run, events)
         else:
@@ -192,6 +189,7 @@ class SQLiteStore(RunStore):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        self._wrote()
         return (run, True) if created else await self._existing(run)
 
     async def create_runs(self, items: list[tuple[RunRow, list[Event]]]
@@ -199,9 +197,6 @@ class SQLiteStore(RunStore):
         if not items:
             return []
         db = self.conn
-        ck = self.checkpointer
-        if ck is not None and ck.idle:  # the first write after a quiet spell
-            ck.wake()
         db.execute("BEGIN IMMEDIATE")
         try:
             created = [self._insert_run(run, events) for run, events in items]
@@ -209,6 +204,7 @@ class SQLiteStore(RunStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._wrote()
         return [(run, True) if c else await self._existing(run)
                 for (run, _), c in zip(items, created, strict=True)]
 
@@ -245,9 +241,6 @@ class SQLiteStore(RunStore):
             [(wid, *e) for e in events])
 
     async def commit(self, workflow_id: str, batch: Batch) -> None:
-        ck = self.checkpointer
-        if ck is not None and ck.idle:  # the first write after a quiet spell
-            ck.wake()
         if self._one_statement(batch):
             # The hot path (one step result, or a run's final status): a single statement is
             # its own transaction.
@@ -255,23 +248,23 @@ class SQLiteStore(RunStore):
                 self._update_run(workflow_id, batch.run, batch.owner)
             else:
                 self._insert_step(workflow_id, batch.steps[0], batch.owner)
-            return
-        db = self.conn
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self._apply(workflow_id, batch)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        else:
+            db = self.conn
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._apply(workflow_id, batch)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        ck = self.checkpointer
+        if ck is not None and ck.idle:  # self._wrote(), inlined on the hot path
+            ck.wake()
 
     async def commit_many(self, items: list[tuple[str, Batch]]) -> list[Exception | None]:
         """One transaction for all; each batch of more than one statement inside a savepoint,
         so that its fence failure undoes it alone (a one-statement batch whose fence fails
         has written nothing)."""
-        ck = self.checkpointer
-        if ck is not None and ck.idle:  # the first write after a quiet spell
-            ck.wake()
         db = self.conn
         out: list[Exception | None] = []
         db.execute("BEGIN IMMEDIATE")
@@ -296,7 +289,16 @@ class SQLiteStore(RunStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._wrote()
         return out
+
+    def _wrote(self) -> None:
+        """After a write: wake the checkpoint thread if it sleeps. After, not before: the
+        thread marks itself idle, then reads the WAL once more, so a write is either seen by
+        that read or followed by a check that finds the thread idle."""
+        ck = self.checkpointer
+        if ck is not None and ck.idle:
+            ck.wake()
 
     @staticmethod
     def _one_statement(batch: Batch) -> bool:

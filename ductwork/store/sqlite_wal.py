@@ -93,10 +93,12 @@ class Checkpointer:
             last = changed = time.monotonic()
             seen = -1
             while True:
-                self._wake.wait(IDLE_POLL_S if self.idle else POLL_S)
+                woken = self._wake.wait(IDLE_POLL_S if self.idle else POLL_S)
                 if self._stopping:
                     return
-                self._wake.clear()
+                if woken:  # the store wrote: poll at POLL_S for IDLE_S at least
+                    self._wake.clear()
+                    changed = time.monotonic()
                 try:
                     if shm is None:
                         shm = os.open(self.path + "-shm", os.O_RDONLY)
@@ -110,8 +112,13 @@ class Checkpointer:
                     self.idle = False
                 waiting = frames - copied
                 if waiting <= 0:
-                    # Nothing to copy and nothing written for a while: sleep until woken.
-                    self.idle = t - changed >= IDLE_S
+                    # Nothing to copy and nothing written for a while: sleep until woken. The
+                    # store checks `idle` after each write: a write that checked before it
+                    # was set is seen by the read after (the store's _wrote()).
+                    if t - changed >= IDLE_S and not self.idle:
+                        self.idle = True
+                        if wal_pages(shm)[0] != frames:
+                            self.idle = False
                     continue
                 if waiting < soft and t - last < IDLE_S:
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sqlite3
 import time
 from collections.abc import Callable
@@ -123,7 +124,7 @@ async def _until(check: Callable[[], bool], what: str) -> None:
 
 async def test_the_thread_sleeps_while_nothing_is_written_and_a_commit_wakes_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlite_wal, "IDLE_S", 0.1)
+    monkeypatch.setattr(sqlite_wal, "IDLE_S", 0.3)
     monkeypatch.setattr(sqlite_wal, "IDLE_POLL_S", 3600.0)  # asleep: no poll in this test
     path = tmp_path / "runs.db"
     store = await _open(path)
@@ -167,4 +168,26 @@ async def test_an_idle_thread_still_sees_writes_of_another_process(
     finally:
         other.close()
     await _until(lambda: ck.checkpoints > before, "the idle poll to copy the write")
+    await store.close()
+
+
+async def test_no_write_is_left_behind_by_a_thread_going_to_sleep(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writes at random moments around the thread's decision to sleep: each one is either seen
+    # by its last read or wakes it, so each is copied soon (the idle poll is an hour away).
+    monkeypatch.setattr(sqlite_wal, "IDLE_S", 0.03)
+    monkeypatch.setattr(sqlite_wal, "POLL_S", 0.005)
+    monkeypatch.setattr(sqlite_wal, "IDLE_POLL_S", 3600.0)
+    path = tmp_path / "runs.db"
+    store = await _open(path)
+    rnd = random.Random(12)
+    fd = os.open(f"{path}-shm", os.O_RDONLY)
+    try:
+        for i in range(80):
+            await asyncio.sleep(rnd.random() * 0.06)
+            await store.commit("r", Batch(steps=[StepRow(workflow_id="r", step_key=f"s{i}",
+                                                         tag="s", seq=i + 1, result="x")]))
+            await _until(lambda: wal_pages(fd)[0] == wal_pages(fd)[1], f"write {i} copied")
+    finally:
+        os.close(fd)
     await store.close()
