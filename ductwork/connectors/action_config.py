@@ -21,7 +21,7 @@ PLACES = ("body", "query", "params", "headers")
 BODY_TYPES = ("json", "form")
 
 ENV_KEYS = ("provider", "base_url", "auth", "headers", "timeout", "retries", "backoff",
-            "max_delay", "verify", "health", "idempotency_header")
+            "max_delay", "verify", "health", "idempotency_header", "variables")
 EVENT_KEYS = ("method", "path", "description", "body", "query", "params", "headers",
               "body_type", "timeout", "retries", "response", "idempotency_key")
 # The header a step's idempotency key goes in, unless the app names another (or false: none).

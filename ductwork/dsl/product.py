@@ -59,6 +59,7 @@ def compile_product(doc: Document, folder: str | None = None
             if isinstance(definition, dict):
                 resources[kind][pname] = copy.deepcopy(definition)
                 policies.check_policy(chk.fail, section, pname, definition, resources)
+    chk.app_constants(data.get("apps"))
     taken = {(d.line, d.col) for d in chk.diagnostics}
     for found in findings:
         # A provider's validator may have said it already, in its own words.
@@ -107,6 +108,18 @@ class _ProductCheck:
                        severity)
         if d not in self.diagnostics:  # validators of several envs may report a block twice
             self.diagnostics.append(d)
+
+    def app_constants(self, apps: Any) -> None:
+        """An app's `constants:` are written as they are: a `${...}` there is a mistake."""
+        for app, definition in (apps.items() if isinstance(apps, dict) else ()):
+            consts = definition.get("constants") if isinstance(definition, dict) else None
+            for key, value in (consts.items() if isinstance(consts, dict) else ()):
+                if isinstance(value, str) and "${" in value:
+                    self.fail(("apps", app, "constants", key), f"constant '{key}' of app "
+                              f"'{app}' holds a `${{...}}` reference, but constants are "
+                              "written as they are, the same in every env",
+                              f"move it to `variables:` under each of apps.{app}.envs: "
+                              "variables resolve ${env.NAME} and ${secrets.NAME}")
 
     def webhooks(self, data: dict[str, Any], envs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         """Each webhook's env, secret (a reference, never a value) and idempotency source."""

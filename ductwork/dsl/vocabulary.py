@@ -205,7 +205,7 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "broker": ("redis", "nats", "kafka"),
 }
 KIND_EXTRAS: dict[str, tuple[str, ...]] = {
-    "action": (),
+    "action": ("constants",),  # the same in every env (ctx.constant); variables are per env
     "database": ("tables",),
     "notification": (),  # templates live in the events (subject/text/html, message, ...)
     "storage": (),

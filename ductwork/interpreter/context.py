@@ -151,12 +151,23 @@ class WorkflowContext(Components):
         return self._journal.engine.runtime.secrets.get(key)
 
     def variable(self, app: str, key: str) -> Any:
-        return self._journal.engine.runtime.connectors.resource_value(
-            "action", app, self.product, self.env, "variables", key)
+        """The app's variable `key` in this run's env (`variables:` under the app's env
+        config in the product file; `${secrets.NAME}` references resolved)."""
+        return self._journal.engine.runtime.connectors.app_value(
+            "variables", app, self.product, self.env, key)
 
     def constant(self, app: str, key: str) -> Any:
-        return self._journal.engine.runtime.connectors.resource_value(
-            "action", app, self.product, self.env, "constants", key)
+        """The app's constant `key` (`constants:` of the app in the product file)."""
+        return self._journal.engine.runtime.connectors.app_value(
+            "constants", app, self.product, self.env, key)
+
+    def _app_names(self) -> list[str]:
+        """The apps of this run's product file (the YAML roots variables/constants)."""
+        return self._journal.engine.runtime.connectors.app_names(self.product)
+
+    def _app_values(self, section: str, app: str) -> dict[str, Any]:
+        return self._journal.engine.runtime.connectors.app_values(
+            section, app, self.product, self.env)
 
     # -- steps ----------------------------------------------------------------------------------
     async def step(

@@ -157,14 +157,59 @@ class ConnectorRegistry:
             return "pool"
         return str(config.get("provider") or DEFAULT_PROVIDER.get(kind, "?"))
 
-    def resource_value(self, kind: str, name: str, product: str, env: str, section: str,
-                       key: str) -> Any:
-        spec = self.spec_for(kind, name, product, env)
-        for source in (spec.config.get(section) or {}, spec.definition.get(section) or {}):
-            if key in source:
-                return source[key]
-        raise ConfigurationError(f"{kind} '{name}' has no {section[:-1]} named {key!r} "
-                                 f"(env {env})")
+    def app_names(self, product: str) -> list[str]:
+        """The apps the product file of `product` declares."""
+        prod = self._products.get(product)
+        return sorted((prod.resources.get("action") or {}) if prod is not None else {})
+
+    def app_values(self, section: str, app: str, product: str, env: str) -> dict[str, Any]:
+        """An app's `constants:`, or its `variables:` in `env` (references resolved, their
+        values registered for redaction): what ctx.constant / ctx.variable read."""
+        prod = self._products.get(product)
+        apps = (prod.resources.get("action") or {}) if prod is not None else {}
+        definition = apps.get(app)
+        what = "ctx.variable" if section == "variables" else "ctx.constant"
+        if definition is None:
+            where = (f"declare it under `apps:` in the product file of {product} ({prod.path})"
+                     if prod is not None else
+                     "load a product file that declares it with Ductwork(specs=...)")
+            raise ConfigurationError(
+                f"{what}('{app}', ...): product '{product}' has no app '{app}'; {where}"
+                + did_you_mean(app, sorted(apps), prefix="; "))
+        if section == "constants":
+            raw, place = definition.get("constants") or {}, f"apps.{app}.constants"
+        else:
+            envs = definition.get("envs") or {}
+            if env not in envs:
+                raise ConfigurationError(
+                    f"{what}('{app}', ...): app '{app}' has no config for env '{env}' "
+                    f"(configured: {', '.join(sorted(envs)) or 'none'}); add `{env}:` under "
+                    f"apps.{app}.envs with its `variables:`")
+            raw = (envs[env] or {}).get("variables") or {}
+            place = f"apps.{app}.envs.{env}.variables"
+        if not isinstance(raw, Mapping):
+            raise ConfigurationError(f"{place} must be a mapping of name to value")
+        values: dict[str, Any] = resolve_refs(
+            dict(raw), environ=self._secrets.environ, secrets=self._secrets.values,
+            collect=self._secrets.seen, where=place)
+        return values
+
+    def app_value(self, section: str, app: str, product: str, env: str, key: str) -> Any:
+        """One app constant or variable; a missing key says where to declare it."""
+        values = self.app_values(section, app, product, env)
+        if key in values:
+            return values[key]
+        what = section[:-1]
+        place = (f"apps.{app}.constants" if section == "constants"
+                 else f"apps.{app}.envs.{env}.variables")
+        prod = self._products.get(product)
+        shown = ", ".join(sorted(map(str, values))) or "none"
+        raise ConfigurationError(
+            f"ctx.{what}('{app}', {key!r}): app '{app}' has no {what} {key!r}"
+            + (f" in env '{env}'" if section == "variables" else "")
+            + f" (its {section}: {shown}); declare it under {place} in "
+            + (prod.path if prod is not None else "the product file")
+            + did_you_mean(key, sorted(map(str, values)), prefix="; "))
 
     async def aclose(self) -> None:
         """Close every connector: built ones and registered ones (the instance owns them)."""

@@ -14,10 +14,12 @@ downloaded file's `content` is bytes in Python, so the Document Processing examp
 before putting it in a JSON body; `Date.now()` is `time.time() * 1000` and
 `new Date().toISOString()` is `ctx.transform.now()`; `try/catch` is `try/except StepError`.
 
+The app variables and constants the building-workflows tour reads (`ctx.variable('stripe',
+'api_version')`, `ctx.constant('stripe', 'default_currency')`) are declared in its product
+file: `variables:` under the app's dev config, `constants:` beside its `envs:`.
+
 Not run here, and why: `ctx.quota`, `ctx.fallback` and `ctx.healthcheck` (provider fallback,
-quotas and health are a separate piece of work); `ctx.variable()` and `ctx.constant()` (the
-product file has no place to declare an app's variables or constants yet, so they can only be
-read from connectors registered in code); the recording options `branchOverrides`,
+quotas and health are a separate piece of work); the recording options `branchOverrides`,
 `recordInput` and `recordScenarios` and their `$Step{...}` conditions (a Python handler is not
 recorded ahead of time: its `if`, `for` and `match` run as written, which the loops-and-switch
 test shows); the Agentic Workflows page (an RFC of a feature the product does not have)."""
@@ -1130,7 +1132,8 @@ product: my-product
 envs: [dev]
 apps:
   stripe:
-    envs: {dev: {base_url: "${env.STRIPE_URL}"}}
+    envs: {dev: {base_url: "${env.STRIPE_URL}", variables: {api_version: "2024-06-20"}}}
+    constants: {default_currency: usd}
     events:
       create-charge: {method: POST, path: /v1/charges, body: [amount, currency, customer]}
       refund: {method: POST, path: /v1/refunds}
@@ -1364,7 +1367,10 @@ async def test_building_workflows_every_component_call(shop: Product) -> None:
             event="order-events:order-created",
             message={"orderId": ctx.input.orderId, "customerId": ctx.input.customerId,
                      "items": ctx.input.items, "timestamp": time.time() * 1000})
-        # Data Access (ctx.variable and ctx.constant: see the module's docstring)
+        # Data Access: the app's variables (per env) and constants of the product file
+        api_version = ctx.variable("stripe", "api_version")
+        default_currency = ctx.constant("stripe", "default_currency")
+        out["app_values"] = [api_version, default_currency]
         out["defaults"] = [ctx.default(ctx.input.get("currency"), "usd"),
                            ctx.default(ctx.input.get("retries"), 3)]
         # Logging
@@ -1400,6 +1406,7 @@ async def test_building_workflows_every_component_call(shop: Product) -> None:
     assert out["uploaded"]["file_key"].endswith("invoice-o-9.pdf")
     assert out["template"] == [b"%PDF-T", 6] and out["cleaned"] is True
     assert out["defaults"] == ["usd", 3]
+    assert out["app_values"] == ["2024-06-20", "usd"]
     [(_, fields)] = await take_stream(shop.redis_url, "order-created")
     assert json.loads(fields["data"])["orderId"] == "o-9"
     assert "Order o-9" in shop.subjects()

@@ -18,6 +18,14 @@ from ductwork.dsl.schema import authored
 from ductwork.dsl.schema import checker as schema_check
 from ductwork.errors import CompileError, ExpressionError
 
+# Why a query cannot read an app's values (env and secrets: the default hint).
+_QUERY_HINTS = {
+    "variables": "a query answers whoever asks, and a variable may hold a secret, which never "
+                 "leaves the run: record what the query needs with 'set:' and read state.<key>",
+    "constants": "a query answers from the run's recorded ctx, state and steps: record what "
+                 "it needs with 'set:' and read state.<key>",
+}
+
 
 class WorkflowCompiler(StepCompiler):
     """Compiles one workflow document against its product. Use compile_workflow()."""
@@ -120,11 +128,12 @@ class WorkflowCompiler(StepCompiler):
             return  # the expression checker reports it
         for expr, offset in sites:
             for ref in expr.references():
-                if ref.root in ("env", "secrets"):
+                if ref.root in ("env", "secrets", "variables", "constants"):
                     self.fail(path, f"a query cannot read {ref.root}.*",
-                              "a query answers whoever asks, and secrets never leave the run: "
-                              "read ctx, state or steps", offset=offset + ref.column - 1,
-                              length=len(ref.root))
+                              _QUERY_HINTS.get(ref.root, "a query answers whoever asks, "
+                                               "and secrets never leave the run: read ctx, "
+                                               "state or steps"),
+                              offset=offset + ref.column - 1, length=len(ref.root))
                 elif ref.root == "steps" and ref.path and str(ref.path[0]) in unreadable:
                     tag = str(ref.path[0])
                     col = ref.columns[0] if ref.columns else ref.column

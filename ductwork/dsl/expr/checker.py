@@ -246,12 +246,44 @@ class ExprChecker:
             self._step_ref(path, ref.path[0], seg(0), scope)
         elif root == "state" and ref.path and isinstance(ref.path[0], str) and not optional:
             self._state_ref(path, ref.path[0], seg(0))
+        elif root in ("variables", "constants") and ref.path and isinstance(ref.path[0], str):
+            self._app_value_ref(path, root, ref.path, seg, optional)
         elif root == "ctx" and ref.path and isinstance(ref.path[0], str):
             field_name = ref.path[0]
             if field_name not in CTX_FIELDS:
                 self.report(path, seg(0), f"unknown ctx field '{field_name}'",
                             did_you_mean(field_name, CTX_FIELDS) or f"known: {known(CTX_FIELDS)}",
                             len(field_name))
+
+    def _app_value_ref(self, path: DataPath, root: str, ref_path: tuple[Any, ...],
+                       seg: Callable[[int], int], optional: bool) -> None:
+        """`variables.<app>.<name>` / `constants.<app>.<name>` against the product file."""
+        if self.product is None:
+            return
+        apps = self.product.resources.get("action") or {}
+        app = str(ref_path[0])
+        if app not in apps:
+            self.report(path, seg(0), f"unknown app '{app}' in {root}.{app}",
+                        did_you_mean(app, sorted(apps)) or (
+                            f"the product's apps: {known(sorted(apps))}" if apps
+                            else "the product file declares no app under `apps:`"), len(app))
+            return
+        if optional or len(ref_path) < 2 or not isinstance(ref_path[1], str):
+            return
+        key, definition = ref_path[1], apps[app]
+        if root == "constants":
+            names = set(definition.get("constants") or {})
+            where = f"apps.{app}.constants"
+        else:
+            names = set()
+            for config in (definition.get("envs") or {}).values():
+                if isinstance(config, dict) and isinstance(config.get("variables"), dict):
+                    names |= set(config["variables"])
+            where = f"`variables:` under each env of apps.{app}.envs"
+        if key not in names:
+            self.report(path, seg(1), f"app '{app}' has no {root[:-1]} '{key}'",
+                        did_you_mean(key, sorted(map(str, names)))
+                        or f"declare it in {where} of the product file", len(key))
 
     def _error_ref(self, path: DataPath, ref: Any, offset: int, seg: Callable[[int], int],
                    scope: Scope) -> None:

@@ -28,7 +28,8 @@ Bindings = Mapping[str, Any]
 Fn = Callable[[Bindings], Any]
 
 ROOTS: frozenset[str] = frozenset(
-    {"ctx", "steps", "state", "result", "item", "index", "env", "secrets", "error", "step"}
+    {"ctx", "steps", "state", "result", "item", "index", "env", "secrets", "error", "step",
+     "variables", "constants"}
 )
 # Where a root exists, for "not available here" messages.
 ROOT_HELP = {

@@ -10,7 +10,7 @@ from ductwork.errors import ExpressionError
 
 # Names a value written for another template engine starts with, when it means ours.
 _ROOTS = ("ctx", "steps", "state", "item", "index", "input", "inputs", "env", "secrets",
-          "error", "result")
+          "error", "result", "variables", "constants")
 _PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[[^\]\n]*\])*"
 # `{{ ctx.input.x }}` (Jinja, Handlebars, GitHub Actions), `$(ctx.input.x)` (shell),
 # `$ {ctx.input.x}` (a stray space) and `{ctx.input.x}` (a Python f-string without the f).

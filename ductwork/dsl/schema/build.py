@@ -294,6 +294,13 @@ def _policy_sections() -> dict[str, Any]:
     return out
 
 
+# An app's values per env (ctx.variable); its `constants:` are one of KIND_EXTRAS.
+_APP_VARIABLES = {"action": {"variables": {
+    "type": "object", "propertyNames": _ref("name"),
+    "description": "values that differ per env, read with ctx.variable(app, name) or "
+                   "${variables.<app>.<name>}; ${secrets.NAME} references are resolved"}}}
+
+
 def build_product_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {
         "name": {"title": "a name (letters, digits, '-' and '_')", "type": "string",
@@ -309,7 +316,8 @@ def build_product_schema() -> dict[str, Any]:
                            "or a `providers:` list of several",
             "properties": {"provider": {"enum": list(v.PROVIDERS[kind])}},
             # In allOf, so that the examples in hints show a single provider's config.
-            "allOf": [{"properties": _pool_properties(kind)}],
+            "allOf": [{"properties": {**_pool_properties(kind),
+                                      **_APP_VARIABLES.get(kind, {})}}],
         }
         defs[kind] = _object(
             {

@@ -74,7 +74,11 @@ class Navigator:
 
     def accepts(self, schema: Any, key: str) -> bool:
         schema = self.branch(schema, {})
-        return isinstance(schema, dict) and key in (schema.get("properties") or {})
+        if not isinstance(schema, dict):
+            return False
+        # Keys kept in allOf (so that examples leave them out) are accepted all the same.
+        parts = [schema, *(p for p in schema.get("allOf") or () if isinstance(p, dict))]
+        return any(key in (p.get("properties") or {}) for p in parts)
 
     def inner(self, schema: Any) -> tuple[Any, str] | None:
         """Where keys written under a property go: (object schema, "inside"|"item"|"entry")."""

@@ -196,7 +196,7 @@ def test_problems_lists_static_errors() -> None:
     e = parse("uper(inpt.x) + size(1, 2) + upper(ctx.input.name)")
     assert [(str(p), p.column) for p in e.problems()] == [
         ("unknown function 'uper'; did you mean 'upper'?", 1),
-        ("unknown name 'inpt' (names: ctx, env, error, index, item, result, secrets, state, "
-         "step, steps)", 6),
+        ("unknown name 'inpt' (names: constants, ctx, env, error, index, item, result, "
+         "secrets, state, step, steps, variables)", 6),
         ("size() takes 1 argument, got 2: size(value)", 16),
     ]
