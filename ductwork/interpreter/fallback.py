@@ -184,6 +184,8 @@ class Strategy:
                              status=status if isinstance(status, int) else None,
                              retryable=True if not attempts else (
                                  None if last is None else _retryable(last)))
+        # ctx.quota.execute tells "every provider at its limit" apart (a result, not a failure)
+        err.skipped, err.attempted = skipped, bool(attempts)  # type: ignore[attr-defined]
         return err
 
     def status(self) -> list[dict[str, Any]]:

@@ -110,9 +110,16 @@ class _Policy:
 
             try:
                 outcome = await strat.run(one)
-            except ConnectorError:
-                raise
-            return outcome.to_dict()
+            except ConnectorError as e:
+                denied = _over_limit(e) if self.kind == "quota" else None
+                if denied is None:
+                    raise
+                # The docs' `if (!result.allowed)`: every provider is at its limit, which is
+                # an answer, not a failure (nothing was called); later windows may allow it.
+                return {"allowed": False, "provider": None, "output": None, "attempts": [],
+                        "skipped": denied}
+            out = outcome.to_dict()
+            return {"allowed": True, **out} if self.kind == "quota" else out
 
         if journal.in_step():
             return await call()  # already inside a step (a YAML step, or the user's own)
@@ -147,6 +154,17 @@ class QuotaComponent(_Policy):
         if isinstance(quota, Mapping):
             return await self.execute(**_options(quota, "quota"))
         return await self._execute(quota, input, timeout, tag)
+
+
+def _over_limit(e: ConnectorError) -> list[dict[str, Any]] | None:
+    """The skipped providers when a quota call found every provider at its limit (and none
+    skipped for another reason, such as an open breaker); None otherwise."""
+    skipped = getattr(e, "skipped", None)
+    if getattr(e, "attempted", True) or not skipped:
+        return None
+    if all(str(s.get("reason", "")).startswith("limit ") for s in skipped):
+        return list(skipped)
+    return None
 
 
 def _options(given: Mapping[str, Any], kind: str) -> dict[str, Any]:

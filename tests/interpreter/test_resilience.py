@@ -180,17 +180,19 @@ async def test_yaml_steps_fallback_quota_and_healthcheck_with_smtp_relays(
             by = [item["receipt"]["provider"] for item in result.output["receipts"]]
             assert by == ["a", "b", "a", "b"]  # weights 1:1, in turn
             assert [s for s in result.completed_steps if s == "charge"] == ["charge"]
-            # Both relays are at their limit of 2 per window: a fifth receipt cannot go out.
-            with pytest.raises(Exception) as info:
-                @dw.workflows.workflow(product="pay", tag="one-more")
-                async def one_more(ctx: Any) -> Any:
-                    return await ctx.quota.execute(quota="receipts", input={
-                        "amount": 5, "recipients": ["ann@example.com"]})
+            # Both relays are at their limit of 2 per window: a fifth receipt cannot go out,
+            # which the quota's result says (allowed: false) without calling either relay.
+            @dw.workflows.workflow(product="pay", tag="one-more")
+            async def one_more(ctx: Any) -> Any:
+                return await ctx.quota.execute(quota="receipts", input={
+                    "amount": 5, "recipients": ["ann@example.com"]})
 
-                more = await dw.workflows.execute(product="pay", env="dev", tag="one-more",
-                                                  input={})
-                raise AssertionError(more.error)
-            assert "limit 2 per 3600s reached" in str(info.value)
+            more = await dw.workflows.execute(product="pay", env="dev", tag="one-more",
+                                              input={})
+            assert more.status == "completed", more.error
+            assert more.output["allowed"] is False and more.output["provider"] is None
+            assert [s["reason"] for s in more.output["skipped"]] == [
+                "limit 2 per 3600s reached"] * 2
     assert sorted(m["Subject"] for m in relay_a.messages()) != []
     assert len(relay_a.messages()) == 2 and len(relay_b.messages()) == 2
     assert stripe.calls == [7, 7] and paypal.calls == [7]
