@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -160,14 +160,6 @@ class WorkflowContext(Components):
         """The app's constant `key` (`constants:` of the app in the product file)."""
         return self._journal.engine.runtime.connectors.app_value(
             "constants", app, self.product, self.env, key)
-
-    def _app_names(self) -> list[str]:
-        """The apps of this run's product file (the YAML roots variables/constants)."""
-        return self._journal.engine.runtime.connectors.app_names(self.product)
-
-    def _app_values(self, section: str, app: str) -> dict[str, Any]:
-        return self._journal.engine.runtime.connectors.app_values(
-            section, app, self.product, self.env)
 
     # -- steps ----------------------------------------------------------------------------------
     async def step(
@@ -350,3 +342,28 @@ def _arity(fn: Callable[..., Any]) -> int:
 _STEP_OPTIONS = frozenset({"allow_fail", "retries", "retry_delay", "timeout", "critical"})
 _CHILD_OPTIONS = frozenset({"timeout", "retries", "parent_close_policy", "idempotency_key",
                             "product", "env", "rollback", "critical"})
+
+
+class AppValues(Mapping[str, Any]):
+    """`variables.<app>.<name>` / `constants.<app>.<name>` in YAML expressions: an app's values
+    of the product file, read when an expression reaches them (ctx.variable / ctx.constant in
+    Python). An unknown app or name is a missing key, so default() covers it and the
+    expression's error lists what there is."""
+
+    def __init__(self, ctx: WorkflowContext, section: str) -> None:
+        self._ctx, self._section = ctx, section
+
+    def _registry(self) -> Any:
+        return self._ctx._journal.engine.runtime.connectors
+
+    def __getitem__(self, app: str) -> Any:
+        registry = self._registry()
+        if app not in registry.app_names(self._ctx.product):
+            raise KeyError(app)
+        return registry.app_values(self._section, app, self._ctx.product, self._ctx.env)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry().app_names(self._ctx.product))
+
+    def __len__(self) -> int:
+        return len(self._registry().app_names(self._ctx.product))

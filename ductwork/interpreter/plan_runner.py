@@ -23,6 +23,7 @@ from ductwork.errors import (
     StepTimeoutError,
 )
 from ductwork.interpreter import threads
+from ductwork.interpreter.context import AppValues
 
 
 class FailStep(DuctworkError):
@@ -162,28 +163,6 @@ class _Secrets(Mapping[str, Any]):
         return 0
 
 
-class _AppValues(Mapping[str, Any]):
-    """`variables.<app>.<name>` / `constants.<app>.<name>`: an app's values of the product
-    file, read when an expression reaches them (ctx.variable / ctx.constant in Python)."""
-
-    def __init__(self, ctx: Any, section: str) -> None:
-        self._ctx, self._section = ctx, section
-
-    def _apps(self) -> list[str]:
-        return self._ctx._app_names()
-
-    def __getitem__(self, app: str) -> Any:
-        if app not in self._apps():
-            raise KeyError(app)  # the expression's error lists the apps and suggests one
-        return self._ctx._app_values(self._section, app)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._apps())
-
-    def __len__(self) -> int:
-        return len(self._apps())
-
-
 @cache
 def import_target(target: str) -> Callable[..., Any]:
     """`pkg.mod:fn` -> the function; the working directory counts as importable, like -m."""
@@ -212,8 +191,8 @@ class PlanRun:
         self.ctx = ctx
         self.plan = plan
         self.base = {"ctx": _CtxView(ctx), "env": _Secrets(ctx), "secrets": _Secrets(ctx),
-                     "step": _StepView(ctx), "variables": _AppValues(ctx, "variables"),
-                     "constants": _AppValues(ctx, "constants")}
+                     "step": _StepView(ctx), "variables": AppValues(ctx, "variables"),
+                     "constants": AppValues(ctx, "constants")}
 
     def scope(self, steps: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, Any]:
         return {**self.base, "steps": steps, "state": self.ctx.state, **names}
