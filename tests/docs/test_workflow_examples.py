@@ -18,8 +18,12 @@ The app variables and constants the building-workflows tour reads (`ctx.variable
 'api_version')`, `ctx.constant('stripe', 'default_currency')`) are declared in its product
 file: `variables:` under the app's dev config, `constants:` beside its `envs:`.
 
-Not run here, and why: `ctx.quota`, `ctx.fallback` and `ctx.healthcheck` (provider fallback,
-quotas and health are a separate piece of work); the recording options `branchOverrides`,
+`ctx.quota`, `ctx.fallback` and `ctx.healthcheck` run against the product's declared
+`quotas:` and `fallbacks:` (docs/fallback.md): the docs name them (`api-rate-limit`,
+`payment-fallback`) without their providers, which are apps of this module's product file; the
+health answer's keys are snake case (`last_checked`, `last_latency`).
+
+Not run here, and why: the recording options `branchOverrides`,
 `recordInput` and `recordScenarios` and their `$Step{...}` conditions (a Python handler is not
 recorded ahead of time: its `if`, `for` and `match` run as written, which the loops-and-switch
 test shows); the Agentic Workflows page (an RFC of a feature the product does not have)."""
@@ -44,6 +48,7 @@ from ductwork.errors import StepError
 from tests.support.brokers import start_redis, take_stream
 from tests.support.http import httpserver as httpserver
 from tests.support.http import module_http_server as module_http_server
+from tests.support.ports import free_port
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
@@ -1169,6 +1174,18 @@ apps:
     events:
       handle-a: {method: POST, path: /a}
       handle-b: {method: POST, path: /b}
+  primary-payments:
+    envs: {dev: {base_url: "${env.PRIMARY_PAYMENTS_URL}", retries: 0}}
+    events: {charge: {method: POST, path: /charges}}
+  backup-payments:
+    envs: {dev: {base_url: "${env.BACKUP_PAYMENTS_URL}", retries: 0}}
+    events: {charge: {method: POST, path: /charges}}
+  rate-api:
+    envs: {dev: {base_url: "${env.RATE_API_URL}"}}
+    events: {consume: {method: POST, path: /consume}}
+  legacy-api:
+    envs: {dev: {base_url: "${env.LEGACY_API_URL}", retries: 0}}
+    events: {fetch: {method: GET, path: /fetch}}
 databases:
   users-db:
     envs: {dev: {provider: sqlite, url: "sqlite:///.ductwork/users.db"}}
@@ -1260,6 +1277,16 @@ brokers:
     envs: {dev: {provider: redis, url: "redis://127.0.0.1:6379/0"}}
   warehouse:
     envs: {dev: {provider: redis, url: "redis://127.0.0.1:6379/0"}}
+fallbacks:
+  payment-fallback:
+    providers:
+      - {name: primary, app: primary-payments, event: charge}
+      - {name: backup, app: backup-payments, event: charge}
+quotas:
+  api-rate-limit:
+    window: 1h
+    providers:
+      - {name: rate-api, app: rate-api, event: consume, limit: 2}
 """
 
 
@@ -1412,6 +1439,71 @@ async def test_building_workflows_every_component_call(shop: Product) -> None:
     assert "Order o-9" in shop.subjects()
     levels = [lg["level"] for lg in await shop.dw.workflows.logs(done.workflow_id)]
     assert levels == ["debug", "info", "warn", "error"]
+
+
+async def test_building_workflows_quota_fallback_and_step_types_healthcheck(
+        shop: Product, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = shop.apps.responses
+    a[("rate-api", "consume")] = lambda body: {"key": body["key"]}
+    a[("primary-payments", "charge")] = (503, {"error": "unavailable"})
+    a[("backup-payments", "charge")] = lambda body: {"id": "bk_1", "amount": body["amount"]}
+    monkeypatch.setenv("LEGACY_API_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
+
+    # ctx.quota - Rate Limiting: the quota allows 2 calls an hour
+    @shop.dw.workflows.workflow(product="my-product", tag="rate-limited")
+    async def rate_limited(ctx: Any) -> Any:
+        quota_result = await ctx.quota.execute({
+            "quota": "api-rate-limit",
+            "input": {"key": ctx.input.userId},
+            "timeout": 5000,
+        })
+        if not quota_result["allowed"]:
+            raise Exception("Rate limit exceeded")
+        return quota_result
+
+    runs = [await shop.dw.workflows.execute("my-product", "dev", "rate-limited",
+                                            {"userId": f"u{n}"}) for n in range(3)]
+    assert [r.status for r in runs] == ["completed", "completed", "failed"], runs[0].error
+    assert runs[0].output["allowed"] is True and runs[0].output["provider"] == "rate-api"
+    assert runs[1].output["output"] == {"key": "u1"}
+    assert "Rate limit exceeded" in str(runs[2].error)
+    assert shop.apps.sent("rate-api", "consume") == [{"key": "u0"}, {"key": "u1"}]
+    assert runs[2].completed_steps == ["quota:api-rate-limit"]  # the denial is recorded
+
+    # ctx.fallback - Failure Handling: the primary answers 503, the backup serves
+    @shop.dw.workflows.workflow(product="my-product", tag="resilient-payment")
+    async def resilient_payment(ctx: Any) -> Any:
+        return await ctx.fallback.execute({
+            "fallback": "payment-fallback",
+            "input": {"amount": ctx.input.amount, "method": ctx.input.paymentMethod},
+            "timeout": 30000,
+        })
+
+    paid = await shop.dw.workflows.execute("my-product", "dev", "resilient-payment",
+                                           {"amount": 25, "paymentMethod": "card"})
+    assert paid.status == "completed", paid.error
+    assert paid.output["provider"] == "backup"
+    assert paid.output["output"] == {"id": "bk_1", "amount": 25}
+    [failed] = paid.output["attempts"]
+    assert failed["provider"] == "primary" and "503" in failed["error"]
+    assert shop.apps.sent("primary-payments", "charge") == [{"amount": 25, "method": "card"}]
+    assert shop.apps.sent("backup-payments", "charge") == [{"amount": 25, "method": "card"}]
+
+    # step-types.mdx, ctx.healthcheck.getStatus(tag): status, lastChecked, lastLatency
+    @shop.dw.workflows.workflow(product="my-product", tag="health")
+    async def health(ctx: Any) -> Any:
+        up = await ctx.healthcheck.get_status("rate-api")
+        down = await ctx.healthcheck.get_status("legacy-api")
+        return {"up": up, "down": down}
+
+    checked = await shop.dw.workflows.execute("my-product", "dev", "health", {})
+    assert checked.status == "completed", checked.error
+    up, down = checked.output["up"], checked.output["down"]
+    assert up["status"] == "available" and down["status"] == "unavailable"
+    assert isinstance(up["last_latency"], int | float) and down["last_latency"] is None
+    for answer in (up, down):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", answer["last_checked"])
+    assert checked.completed_steps == ["healthcheck:rate-api", "healthcheck:legacy-api"]
 
 
 async def test_overview_quick_example_and_building_complete_example(shop: Product) -> None:
