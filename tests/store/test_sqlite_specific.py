@@ -62,7 +62,7 @@ async def test_a_new_store_gets_small_pages_and_an_existing_one_keeps_its_own(
 
     new = SQLiteStore(f"sqlite:///{tmp_path / 'new.db'}")
     await new.open()
-    assert PAGE_SIZE == 1024
+    assert PAGE_SIZE == 2048
     assert new.conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
     assert new.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     await new.close()

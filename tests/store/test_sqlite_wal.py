@@ -109,7 +109,7 @@ async def test_with_synchronous_full_the_committing_connection_checkpoints(
         assert store.checkpointer is None
         # SOFT_BYTES of WAL, as SQLite's own 1,000 pages of 4 KB.
         assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == pages(
-            sqlite_wal.SOFT_BYTES, _page(store)) == 4_000
+            sqlite_wal.SOFT_BYTES, _page(store)) == 2_000
     finally:
         await store.close()
 
