@@ -57,6 +57,7 @@ class Definitions:
                 raise ConfigurationError(f"define(): {what} must be a non-empty string, "
                                          f"got {val!r}")
         where = f"define({product}/{tag})"
+        signals, queries, envs = _docs_forms(where, signals, queries, envs)
         model = input_schema if _is_model(input_schema) else None
         schema: Any = (input_schema if model is None
                        else _model_schema(model, f"{where}: input_schema"))
@@ -99,7 +100,8 @@ class Definitions:
             sig = {str(s): None for s in signals}
         wf = WorkflowDef(product=product, tag=tag, handler=handler, name=name,
                          description=description, options=opts, signals=sig,
-                         queries=dict(queries or {}), envs=list(envs) if envs else None,
+                         queries=dict(queries or {}),
+                         envs=None if envs is None else list(envs),
                          input_schema=dict(schema) if schema else None,
                          source=source or "python", input_model=model,
                          signal_models=signal_models)
@@ -141,11 +143,12 @@ class Definitions:
     def check_env(self, wf: WorkflowDef, env: str) -> None:
         if not isinstance(env, str) or not env or valid_unicode(env) is not None:
             raise ConfigurationError("execute(): env must be a non-empty string such as 'dev'")
-        allowed = wf.envs or self._product_envs(wf.product)
-        if allowed and env not in allowed:
+        allowed = wf.envs if wf.envs is not None else self._product_envs(wf.product)
+        if allowed is not None and env not in allowed:
             raise ConfigurationError(
                 f"Workflow {wf.product}/{wf.tag} is not active in env '{env}' (envs: "
-                f"{', '.join(allowed)})" + did_you_mean(env, allowed, prefix="; "))
+                f"{', '.join(allowed) or 'none active'})"
+                + did_you_mean(env, allowed, prefix="; "))
 
     def validate_input(self, wf: WorkflowDef, data: Any) -> Any:
         """The input a run of `wf` starts with: `data` with the schema's defaults filled in
@@ -243,6 +246,55 @@ def _model_input(model: Any, data: Any, refused: str) -> Any:
         lines = [f"  - {'/'.join(map(str, err.get('loc', ()))) or '(value)'}: "
                  f"{err.get('msg', '?')}" for err in errors()[:10]]
         raise ConfigurationError(f"{refused} {model.__name__}:\n" + "\n".join(lines)) from None
+
+
+# The type names of the product docs' signal declarations ({input: {field: 'string'}}).
+_SIGNAL_TYPES = ("string", "number", "integer", "boolean", "object", "array")
+
+
+def _docs_forms(where: str, signals: Any, queries: Any, envs: Any) -> tuple[Any, Any, Any]:
+    """The product docs' shapes, as define() keeps them: a signal declared as {'input':
+    {field: 'string'}} becomes the JSON Schema of its payload, a query {'handler': fn} its
+    function, and envs [{'slug': 'dev', 'active': True}] the names of the active ones (an
+    empty list: the workflow runs in no env)."""
+    if isinstance(signals, Mapping):
+        signals = {n: _signal_schema(where, n, d) for n, d in signals.items()}
+    if isinstance(queries, Mapping):
+        queries = {n: (q["handler"] if isinstance(q, Mapping) and set(q) == {"handler"} else q)
+                   for n, q in queries.items()}
+    if isinstance(envs, list | tuple) and any(isinstance(e, Mapping) for e in envs):
+        active: list[Any] = []
+        for e in envs:
+            if not isinstance(e, Mapping):
+                active.append(e)
+                continue
+            unknown = sorted(set(e) - {"slug", "active"})
+            flag = e.get("active", True)
+            if unknown or not isinstance(e.get("slug"), str) or not isinstance(flag, bool):
+                raise ConfigurationError(
+                    f"{where}: an env is a name such as 'dev', or {{'slug': 'dev', 'active': "
+                    f"True}}; got {shown(e)}")
+            if flag:
+                active.append(e["slug"])
+        return signals, queries, active
+    if isinstance(envs, list | tuple) and not envs:
+        envs = None  # no list: the product's envs
+    return signals, queries, envs
+
+
+def _signal_schema(where: str, name: Any, declared: Any) -> Any:
+    if not (isinstance(declared, Mapping) and set(declared) == {"input"}
+            and isinstance(declared["input"], Mapping)):
+        return declared  # a JSON Schema (or a model), checked as one
+    props: dict[str, Any] = {}
+    for field_name, kind in declared["input"].items():
+        if kind not in _SIGNAL_TYPES:
+            raise ConfigurationError(
+                f"{where}: signal {name!r}: field {field_name!r} has type {kind!r}; "
+                f"write one of {', '.join(_SIGNAL_TYPES)}"
+                + did_you_mean(str(kind), _SIGNAL_TYPES, prefix="; "))
+        props[str(field_name)] = {"type": kind}
+    return {"type": "object", "properties": props}
 
 
 def _check_define(where: str, name: Any, description: Any, options: Any, signals: Any,

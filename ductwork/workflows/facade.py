@@ -225,8 +225,8 @@ class Workflows:
                                    idempotency_key=idempotency_key, **kw)
 
     async def restart(self, workflow_id: str, input: Any = None,
-                      merge_input: Mapping[str, Any] | None = None, reason: str | None = None,
-                      **kw: Any) -> dict[str, Any]:
+                      merge_input: Mapping[str, Any] | bool | None = None,
+                      reason: str | None = None, **kw: Any) -> dict[str, Any]:
         _rerun_args("restart()", workflow_id, reason, kw)
         return await reruns.restart(await self._engine(), workflow_id, input, merge_input,
                                         reason, **kw)

@@ -150,6 +150,9 @@ def _with_links(res: ExecutionResult, run: RunRow) -> dict[str, Any]:
     for key in ("replayed_from", "restarted_from", "resumed_from", "restored_checkpoint"):
         if flags.get(key):
             out[key] = flags[key]
+    if flags.get("resumed_from"):
+        # The product docs' name on a resume's result: the checkpoint it resumed from.
+        out["resumed_checkpoint"] = flags.get("restored_checkpoint")
     return out
 
 
@@ -216,15 +219,30 @@ async def replay(engine: Engine, workflow_id: str, reason: str | None = None, *,
 
 
 async def restart(engine: Engine, workflow_id: str, input: Any = None,
-                  merge_input: Mapping[str, Any] | None = None, reason: str | None = None, *,
+                  merge_input: Mapping[str, Any] | bool | None = None,
+                  reason: str | None = None, *, input_override: Mapping[str, Any] | None = None,
                   options: Mapping[str, Any] | None = None, idempotency_key: str | None = None,
                   new_workflow_id: str | None = None, wait: bool = True, timeout: Any = None,
                   queue: bool = False) -> dict[str, Any]:
-    """A new run from scratch, with a new input (`input`) or the old one updated (`merge_input`)."""
+    """A new run from scratch, with a new input (`input`) or the old one updated (`merge_input`
+    a dict of fields; or, as the product docs write it, `input_override` with
+    `merge_input=True`, or `input` with `merge_input=True`)."""
     opts = run_options(options, "restart()")
     src = await get_run(engine, workflow_id)
     new_workflow_id = _keyed_id(src, idempotency_key, new_workflow_id, "restart()")
     original = codec.loads(src.input)
+    if isinstance(merge_input, bool) or input_override is not None:
+        if input is not None and input_override is not None:
+            raise ConfigurationError("restart(): give input= (a whole new input) or "
+                                     "input_override= (fields to change), not both")
+        if merge_input is not None and not isinstance(merge_input, bool):
+            raise ConfigurationError("restart(): with input_override=, merge_input is "
+                                     "True or False")
+        fields = input_override if input_override is not None else input
+        if merge_input is False:
+            input, merge_input = fields, None  # the given input replaces the original
+        else:  # merged: input_override is partial by nature
+            input, merge_input = None, fields
     if input is not None and merge_input is not None:
         raise ConfigurationError("restart(): give input= (a whole new input) or merge_input= "
                                  "(fields to change), not both")

@@ -23,6 +23,10 @@ file: `variables:` under the app's dev config, `constants:` beside its `envs:`.
 `payment-fallback`) without their providers, which are apps of this module's product file; the
 health answer's keys are snake case (`last_checked`, `last_latency`).
 
+The definition options and re-run calls are written in the docs' own shapes where Python
+allows: signals as `{'input': {field: 'string'}}`, queries as `{'handler': fn}`, envs as
+`[{'slug': ..., 'active': ...}]`, `restart(input_override=..., merge_input=True)`.
+
 Not run here, and why: the recording options `branchOverrides`,
 `recordInput` and `recordScenarios` and their `$Step{...}` conditions (a Python handler is not
 recorded ahead of time: its `if`, `for` and `match` run as written, which the loops-and-switch
@@ -1828,3 +1832,99 @@ async def test_execution_resume_handler_checks_completed_steps(dw: Ductwork) -> 
     assert resumed["status"] == "completed" and resumed["output"] == ["validate-order",
                                                                       "process-payment"]
     assert ran == ["validate", "pay", "pay"]
+
+
+# -- building-workflows.mdx: definition options in the docs' own shapes --------------------------
+async def test_building_workflows_signals_queries_and_envs_as_the_docs_declare_them(
+        dw: Ductwork) -> None:
+    @dw.workflows.workflow(
+        product="my-product", tag="order-process", name="Order Processing",
+        description="Handles complete order fulfillment",
+        options={"timeout": 300000, "rollback_strategy": "reverse_all"},
+        envs=[{"slug": "dev", "active": True}, {"slug": "staging", "active": False},
+              {"slug": "prd", "active": True}],
+        signals={"approve": {"input": {"approver_id": "string", "comments": "string"}},
+                 "cancel": {"input": {"reason": "string"}}},
+        queries={"getProgress": {"handler": lambda ctx: {
+            "completed_steps": ctx.completed_steps, "current_step": ctx.current_step}}})
+    async def order_process(ctx: Any) -> Any:
+        await ctx.step("validate", lambda: {"ok": True})
+        approval = await ctx.wait_for_signal("approve", {"timeout": "24h"})
+        ctx.log.info("Approved by:", {"approver_id": approval["approver_id"]})
+        return approval["approver_id"]
+
+    waiting = await dw.workflows.execute("my-product", "prd", "order-process", {},
+                                         workflow_id="op-1")
+    assert waiting.status == "running"
+    assert await dw.workflows.query("op-1", "getProgress") == {
+        "completed_steps": ["validate"], "current_step": "approve"}  # the wait
+    # The declared input types are the payload's JSON Schema: a number is no string
+    with pytest.raises(Exception) as wrong:
+        await dw.workflows.signal("op-1", "approve", {"approver_id": 7, "comments": "ok"})
+    assert "approver_id" in str(wrong.value)
+    await dw.workflows.signal("op-1", "approve", {"approver_id": "mgr-1", "comments": "ok"})
+    done = await dw.workflows.result("op-1", timeout="30s")
+    assert done.status == "completed" and done.output == "mgr-1"
+    # staging is listed with active: false
+    with pytest.raises(Exception) as inactive:
+        await dw.workflows.execute("my-product", "staging", "order-process", {})
+    assert str(inactive.value) == ("Workflow my-product/order-process is not active in env "
+                                   "'staging' (envs: dev, prd)")
+
+
+# -- execution.mdx: restart's partial input override, resume's result, rollback details ---------
+async def test_execution_restart_override_resume_checkpoint_and_rollback_history(
+        dw: Ductwork) -> None:
+    undone: list[str] = []
+
+    @dw.workflows.workflow(product="my-product", tag="signup",
+                           options={"rollback_strategy": "to_checkpoint"})
+    async def signup(ctx: Any) -> Any:
+        await ctx.step("create-user", lambda: {"id": "u1"},
+                       lambda result: undone.append(result["id"]))
+        await ctx.checkpoint("user-created", {"userId": "u1"})
+        await ctx.step("reserve-name", lambda: {"name": "ann"},
+                       lambda result: undone.append(result["name"]))
+
+        def send() -> Any:
+            if "@" not in ctx.input.email:
+                raise ValueError(f"bad email {ctx.input.email}")
+            return {"sent": ctx.input.email}
+
+        return await ctx.step("send-welcome", send)
+
+    first = await dw.workflows.execute("my-product", "dev", "signup",
+                                       {"orderId": "ORD-123", "email": "wrong"},
+                                       workflow_id="wf-abc123")
+    assert first.status in ("failed", "rolled_back") and undone == ["ann"]
+    # Partial Input Override: only the given fields change, merged with the original
+    restart = await dw.workflows.restart("wf-abc123",
+                                         input_override={"email": "corrected@email.com"},
+                                         merge_input=True)
+    assert restart["status"] == "completed", restart.get("error")
+    assert restart["output"] == {"sent": "corrected@email.com"}
+    run = await dw.workflows.status(restart["workflow_id"])
+    assert run["workflow_id"] == restart["workflow_id"]
+    compared = await dw.workflows.compare(["wf-abc123", restart["workflow_id"]])
+    assert compared["input_diff"] == {"email": ["wrong", "corrected@email.com"]}
+    # input_override without merging replaces the input
+    whole = await dw.workflows.restart("wf-abc123", input_override={"email": "a@b.c"},
+                                       merge_input=False)
+    again = await dw.workflows.compare(["wf-abc123", whole["workflow_id"]])
+    assert again["input_diff"] == {"orderId": ["ORD-123", None], "email": ["wrong", "a@b.c"]}
+    # Resume from a checkpoint: the result names it (resumed_checkpoint)
+    resumed = await dw.workflows.resume("wf-abc123", from_checkpoint="user-created",
+                                        input={"email": "fixed@email.com"})
+    assert resumed["resumed_from"] == "wf-abc123"
+    assert resumed["resumed_checkpoint"] == "user-created"
+    assert resumed["output"] == {"sent": "fixed@email.com"}
+    # history(include_rollback_details=True): each compensated step's rollback outcome
+    plain = await dw.workflows.history("wf-abc123")
+    detailed = await dw.workflows.history("wf-abc123", include_rollback_details=True)
+    def rollbacks(events: list[dict[str, Any]]) -> dict[str, Any]:
+        return {e["step"]: e["data"].get("rollback_status") for e in events
+                if e["step"] in ("create-user", "reserve-name")
+                and e["type"] == "step_completed"}
+
+    assert rollbacks(plain.events) == {"create-user": None, "reserve-name": None}
+    assert rollbacks(detailed.events) == {"create-user": None, "reserve-name": "rolled_back"}

@@ -296,3 +296,40 @@ async def test_replay_options_idempotency_key_resume_input_and_history(dw: Ductw
     plain_history = await dw.workflows.history(first.workflow_id)
     assert "output" not in [e for e in plain_history if e["step"] == "validate"][-1]["data"]
     assert codec.loads(codec.dumps(list(plain_history))) == list(plain_history)
+
+
+async def test_the_docs_definition_shapes_refuse_what_they_cannot_mean(dw: Ductwork) -> None:
+    async def handler(ctx: Any) -> Any:
+        return None
+
+    with pytest.raises(ConfigurationError) as bad_type:
+        dw.workflows.define(product="p", tag="a", handler=handler,
+                            signals={"approve": {"input": {"approver_id": "strng"}}})
+    assert str(bad_type.value) == (
+        "define(p/a): signal 'approve': field 'approver_id' has type 'strng'; write one of "
+        "string, number, integer, boolean, object, array; did you mean 'string'?")
+    with pytest.raises(ConfigurationError) as bad_env:
+        dw.workflows.define(product="p", tag="b", handler=handler,
+                            envs=[{"slug": "dev", "active": "yes"}])
+    assert str(bad_env.value).startswith(
+        "define(p/b): an env is a name such as 'dev', or {'slug': 'dev', 'active': True}; got ")
+    dw.workflows.define(product="p", tag="none", handler=handler,
+                        envs=[{"slug": "dev", "active": False}])
+    with pytest.raises(ConfigurationError) as inactive:
+        await dw.workflows.execute("p", "dev", "none", {})
+    assert str(inactive.value) == ("Workflow p/none is not active in env 'dev' (envs: none "
+                                   "active)")
+
+
+async def test_restart_input_override_refuses_a_second_input(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="echo")
+    async def echo(ctx: Any) -> Any:
+        return ctx.input.to_dict()
+
+    first = await dw.workflows.execute("p", "dev", "echo", {"a": 1, "b": 2})
+    with pytest.raises(ConfigurationError, match=r"give input= .* or input_override="):
+        await dw.workflows.restart(first.workflow_id, {"a": 3}, input_override={"b": 4})
+    merged = await dw.workflows.restart(first.workflow_id, {"b": 5}, merge_input=True)
+    assert merged["output"] == {"a": 1, "b": 5}
+    partial = await dw.workflows.restart(first.workflow_id, input_override={"b": 6})
+    assert partial["output"] == {"a": 1, "b": 6}
