@@ -370,10 +370,12 @@ async def resume(engine: Engine, workflow_id: str, from_checkpoint: str | None =
 async def replay_from_step(engine: Engine, workflow_id: str, from_step: str,
                            step_outputs: Mapping[str, Any] | None = None,
                            reason: str | None = None, *, new_workflow_id: str | None = None,
-                           wait: bool = True, timeout: Any = None, queue: bool = False
-                           ) -> dict[str, Any]:
+                           wait: bool = True, timeout: Any = None, queue: bool = False,
+                           debug: Mapping[str, Any] | bool | None = None) -> dict[str, Any]:
     """A new run that reuses recorded outputs before `from_step` (`step_outputs` overrides any
-    step's output, before or after that point: an overridden step does not run)."""
+    step's output, before or after that point: an overridden step does not run). `debug`
+    ({enabled, log_level}) is kept in the new run's history."""
+    debug_opts = _debug_options(debug)
     if step_outputs is not None and not isinstance(step_outputs, Mapping):
         raise ConfigurationError(
             "replay_from_step(): step_outputs must map step tags to the outputs to use, such "
@@ -398,10 +400,47 @@ async def replay_from_step(engine: Engine, workflow_id: str, from_step: str,
     flags = {"is_replay": True, "replayed_from": src.workflow_id,
              "replay_reason": reason or f"replay from step '{first.tag}'",
              "replay_from_step": first.tag}
-    return await _start(engine, src, input=codec.loads(src.input), flags=flags,
-                        event={"replayed_from": src.workflow_id, "from_step": first.tag},
+    event: dict[str, Any] = {"replayed_from": src.workflow_id, "from_step": first.tag}
+    if debug_opts:
+        event["debug"] = debug_opts
+    return await _start(engine, src, input=codec.loads(src.input), flags=flags, event=event,
                         copies=copies, presets=overrides, workflow_id=new_workflow_id,
                         wait=wait, timeout=timeout, queue=queue)
+
+
+_LOG_LEVELS = ("info", "verbose", "debug")
+
+
+def _debug_options(debug: Any) -> dict[str, Any]:
+    """replay_from_step's `debug` as the docs write it: {enabled, pause_after_step, log_level}."""
+    if debug is None or debug is False:
+        return {}
+    if debug is True:
+        return {"enabled": True}
+    where = "replay_from_step(): debug"
+    if not isinstance(debug, Mapping):
+        raise ConfigurationError(f"{where} is True or a dict like {{'enabled': True, "
+                                 f"'log_level': 'debug'}}, got {shown(debug)}")
+    known = ("enabled", "pause_after_step", "log_level")
+    for key in debug:
+        if key not in known:
+            raise ConfigurationError(f"{where}: unknown key {key!r} (known: "
+                                     f"{', '.join(known)})"
+                                     + did_you_mean(str(key), known, prefix="; "))
+    if debug.get("pause_after_step"):
+        raise ConfigurationError(
+            f"{where}: pause_after_step is not supported: a run does not pause between steps "
+            "on its own; put ctx.wait_for_signal('continue') where it should wait, or replay "
+            "from a later step with replay_from_step")
+    level = debug.get("log_level", "info")
+    if level not in _LOG_LEVELS:
+        raise ConfigurationError(f"{where}: log_level {level!r} is not one of "
+                                 f"{', '.join(_LOG_LEVELS)}"
+                                 + did_you_mean(str(level), _LOG_LEVELS, prefix="; "))
+    enabled = debug.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigurationError(f"{where}: enabled is True or False, got {shown(enabled)}")
+    return {"enabled": enabled, "log_level": level} if enabled else {}
 
 
 def _plan_tags(engine: Engine, run: RunRow) -> set[str]:

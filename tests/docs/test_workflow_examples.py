@@ -48,7 +48,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ductwork import Ductwork
-from ductwork.errors import StepError
+from ductwork.errors import ConfigurationError, StepError
 from tests.support.brokers import start_redis, take_stream
 from tests.support.http import httpserver as httpserver
 from tests.support.http import module_http_server as module_http_server
@@ -1928,3 +1928,85 @@ async def test_execution_restart_override_resume_checkpoint_and_rollback_history
 
     assert rollbacks(plain.events) == {"create-user": None, "reserve-name": None}
     assert rollbacks(detailed.events) == {"create-user": None, "reserve-name": "rolled_back"}
+
+
+# -- step-types.mdx: Data Access, ctx.transform's table, Metadata Properties -------------------
+async def test_step_types_data_access_transform_and_metadata(tmp_path: Path) -> None:
+    async with Ductwork(store=f"sqlite:///{tmp_path / 'runs.db'}",
+                        secrets={"STRIPE_KEY": "sk_test_123"}) as dw:
+        @dw.workflows.workflow(product="my-product", tag="reference")
+        async def reference(ctx: Any) -> Any:
+            t = ctx.transform
+            token = ctx.token("STRIPE_KEY")
+            return {
+                "token_length": len(token),
+                "defaults": [ctx.default(None, "usd"), ctx.default("", 3),
+                             ctx.default("eur", "usd")],
+                "size": t.size({"a": 1, "b": 2}), "length": [t.length([1, 2, 3]),
+                                                             t.length("abcd")],
+                "parsed": t.parse_json('{"x": [1, 2]}'), "json": t.stringify({"x": 1}),
+                "upper": t.upper("ann"), "lower": t.lower("ANN"), "trim": t.trim("  a  "),
+                "split": t.split("a,b,c", ","), "join": t.join(["a", "b"], ", "),
+                "now": isinstance(t.now(), str),
+                "date": t.format_date(1700000000000, "YYYY-MM-DD"),
+                "meta": [ctx.workflow_id, ctx.workflow_tag, ctx.env, ctx.product],
+                "context": ctx.context, "session": ctx.session, "auth": ctx.auth,
+            }
+
+        done = await dw.workflows.execute(
+            "my-product", "dev", "reference", {}, workflow_id="wf-ref",
+            context={"source": "api", "requestId": "req-abc"},
+            session={"user": "u1"}, auth={"role": "admin"})
+    assert done.status == "completed", done.error
+    out = done.output
+    assert out["token_length"] == len("sk_test_123")
+    assert out["defaults"] == ["usd", 3, "eur"]
+    assert out["size"] == 2 and out["length"] == [3, 4]
+    assert out["parsed"] == {"x": [1, 2]} and json.loads(out["json"]) == {"x": 1}
+    assert [out["upper"], out["lower"], out["trim"]] == ["ANN", "ann", "a"]
+    assert out["split"] == ["a", "b", "c"] and out["join"] == "a, b"
+    assert out["now"] is True and out["date"] == "2023-11-14"
+    assert out["meta"] == ["wf-ref", "reference", "dev", "my-product"]
+    assert out["context"] == {"source": "api", "requestId": "req-abc"}
+    assert out["session"] == {"user": "u1"} and out["auth"] == {"role": "admin"}
+
+
+# -- step-types.mdx: ctx.sleep's formats ---------------------------------------------------------
+async def test_step_types_sleep_formats(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="my-product", tag="nap")
+    async def nap(ctx: Any) -> Any:
+        await ctx.sleep(ctx.input.duration)
+        return "awake"
+
+    formats = {5000: 5000, "5s": 5000, "5m": 300000, "1h": 3600000, "1d": 86400000}
+    for duration, ms in formats.items():
+        run = await dw.workflows.execute("my-product", "dev", "nap", {"duration": duration})
+        assert run.status == "running"  # suspended until the wake time
+        status = await dw.workflows.status(run.workflow_id)
+        assert status["status"] == "sleeping"
+        events = (await dw.workflows.history(run.workflow_id)).events
+        [slept] = [e for e in events if e["type"] == "sleep_started"]
+        assert slept["data"]["duration_ms"] == ms, duration
+
+
+# -- step-types.mdx: replayFromStep's debug option -----------------------------------------------
+async def test_step_types_replay_from_step_debug(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="my-product", tag="ship")
+    async def ship(ctx: Any) -> Any:
+        order = await ctx.step("create-order", lambda: {"id": "o1"})
+        return await ctx.step("create-shipment", lambda: {"order": order["id"]})
+
+    await dw.workflows.execute("my-product", "dev", "ship", {}, workflow_id="wf-ship")
+    again = await dw.workflows.replay_from_step(
+        "wf-ship", "create-shipment",
+        debug={"enabled": True, "log_level": "verbose"})
+    assert again["status"] == "completed" and again["replayed_from"] == "wf-ship"
+    events = (await dw.workflows.history(again["workflow_id"])).events
+    debugs = [e["data"]["debug"] for e in events if (e["data"] or {}).get("debug")]
+    assert debugs and all(d == {"enabled": True, "log_level": "verbose"} for d in debugs)
+    with pytest.raises(ConfigurationError, match="pause_after_step is not supported"):
+        await dw.workflows.replay_from_step("wf-ship", "create-shipment",
+                                            debug={"enabled": True, "pause_after_step": True})
+    with pytest.raises(ConfigurationError, match="log_level 'verbos' is not one of"):
+        await dw.workflows.replay_from_step("wf-ship", "create-shipment",
+                                            debug={"log_level": "verbos"})
