@@ -12,7 +12,9 @@ What is adapted beyond names, and why: a database query returns rows, so the Sub
 Billing example reads `rows[0]` where the docs read the query's result as one object; a
 downloaded file's `content` is bytes in Python, so the Document Processing example decodes it
 before putting it in a JSON body; `Date.now()` is `time.time() * 1000` and
-`new Date().toISOString()` is `ctx.transform.now()`; `try/catch` is `try/except StepError`.
+`new Date().toISOString()` is `ctx.transform.now()`; `try/catch` is `try/except StepError`;
+`ctx.setState(k, v)` / `ctx.getState(k)`, called without `await` in the docs, are awaited
+(`await ctx.set_state(k, v)`): state is journaled durably, so the Python calls are coroutines.
 
 The app variables and constants the building-workflows tour reads (`ctx.variable('stripe',
 'api_version')`, `ctx.constant('stripe', 'default_currency')`) are declared in its product
@@ -30,7 +32,9 @@ allows: signals as `{'input': {field: 'string'}}`, queries as `{'handler': fn}`,
 Not run here, and why: the recording options `branchOverrides`,
 `recordInput` and `recordScenarios` and their `$Step{...}` conditions (a Python handler is not
 recorded ahead of time: its `if`, `for` and `match` run as written, which the loops-and-switch
-test shows); the Agentic Workflows page (an RFC of a feature the product does not have)."""
+test shows); `replayFromStep`'s `debug.pause_after_step` (refused with a clear error: a run
+does not pause between steps on its own); the Agentic Workflows page (an RFC of a feature the
+product does not have)."""
 
 from __future__ import annotations
 
