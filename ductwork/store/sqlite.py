@@ -46,8 +46,8 @@ _ACTIVE = tuple(sorted(ACTIVE))
 # Inlined, not bound: SQLite matches a partial index's WHERE (dw_runs_claim) textually.
 _ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _ACTIVE) + ")"
 _WAKEABLE_SQL = "('pending', 'sleeping', 'waiting')"
-# claim_due's probe of the (status, wake_at) index; each branch repeats the index's WHERE
-# (schema v6: pending, sleeping and waiting runs only) so that SQLite sees it is implied.
+# claim_due's probe of the (status, wake_at) index; each branch also names the statuses a
+# claim can wake (schema v6 made that index partial on them, v7 whole again).
 _DUE_IDX = f"status IN {_WAKEABLE_SQL} AND status"
 _ANY_DUE = (
     f"SELECT EXISTS (SELECT 1 FROM dw_runs WHERE {_DUE_IDX} = 'pending' AND wake_at IS NULL) "
