@@ -196,7 +196,9 @@ class _ProductCheck:
         config by its provider's validator (as if it were the env's whole config)."""
         at: DataPath = (section, rname, "envs", env)
         said = {(d.line, d.col) for d in self.diagnostics}  # the schema's, said once
-        for path, problem in pools.pool_problems(config):
+        own = {k: val for k, val in config.items()
+               if not (kind == "action" and k == "variables")}  # the app's (ctx.variable)
+        for path, problem in pools.pool_problems(own):
             on_key = getattr(problem, "key", False)
             if self.doc.locate((*at, *path), key=on_key) in said:
                 continue

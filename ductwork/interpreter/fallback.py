@@ -273,7 +273,9 @@ def build_pool(spec: ResourceSpec, report: Callable[[str, Outcome], None] | None
     passed through `prepare` first (the test sandbox's hook)."""
     label = f"{spec.kind} '{spec.name}'"
     try:
-        pool = read_pool(spec.config)
+        # An app's `variables:` beside `providers:` are the app's (ctx.variable), no pool key.
+        pool = read_pool({k: v for k, v in spec.config.items()
+                          if not (spec.kind == "action" and k == "variables")})
     except ValueError as e:
         raise spec.error(f"providers of env {spec.env}: {e}", retryable=False) from None
     members: dict[str, Connector] = {}

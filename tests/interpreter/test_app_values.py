@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ductwork import Ductwork
+from ductwork.dsl.specs import check_specs
 
 PRODUCT = """\
 product: shop
@@ -191,3 +192,32 @@ async def test_yaml_reading_a_missing_variable_fails_the_run_with_the_names(
     assert done.status == "failed"
     assert "has no field 'per_hour'" in str(done.error)
     assert "per_minute" in str(done.error)
+
+
+async def test_an_app_with_several_providers_keeps_its_variables_beside_them(
+        tmp_path: Path) -> None:
+    root = tmp_path / "specs"
+    (root / "pay").mkdir(parents=True)
+    (root / "pay" / "product.yaml").write_text("""\
+product: pay
+envs: [dev]
+apps:
+  payments:
+    envs:
+      dev:
+        variables: {api_version: "2024-06-20"}
+        providers:
+          - {name: primary, base_url: "http://127.0.0.1:9"}
+          - {name: backup, base_url: "http://127.0.0.1:10"}
+    events: {charge: {method: POST, path: /charges}}
+""")
+    assert check_specs(root).errors == []
+    async with Ductwork(specs=root, store=f"sqlite:///{tmp_path / 'runs.db'}") as dw:
+        @dw.workflows.workflow(product="pay", tag="version")
+        async def version(ctx: Any) -> Any:
+            health = await ctx.healthcheck.get_status("payments")  # builds the pool
+            return [ctx.variable("payments", "api_version"), len(health["providers"])]
+
+        done = await dw.workflows.execute("pay", "dev", "version", {})
+    assert done.status == "completed", done.error
+    assert done.output == ["2024-06-20", 2]
