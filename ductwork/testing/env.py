@@ -175,11 +175,14 @@ class WorkflowTestEnv:
                 self._copy(wf)
 
     def _copy(self, wf: WorkflowDef) -> None:
-        self.dw.workflows.define(
+        copied = self.dw.workflows.define(
             product=wf.product, tag=wf.tag, handler=wf.handler, name=wf.name,
             description=wf.description, options=wf.options,
             signals={**wf.signals, **wf.signal_models} or None, queries=wf.queries,
             envs=wf.envs, input_schema=wf.input_model or wf.input_schema, source=wf.source)
+        # define() reads a plain empty list as "the product's envs"; a definition whose envs
+        # were all declared inactive holds one, and must stay active nowhere here too.
+        copied.envs = None if wf.envs is None else list(wf.envs)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> WorkflowTestEnv:

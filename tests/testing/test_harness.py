@@ -335,3 +335,16 @@ async def test_a_sandbox_keeps_files_in_its_folder_and_refuses_the_network(
     assert not (product / ".ductwork").exists() and not (tmp_path / ".ductwork").exists()
     dbs = sorted(p.name for p in (box / "my-product" / ".ductwork").iterdir())
     assert dbs == ["audit.db", "outbox", "users.db"]
+
+
+async def test_the_test_harness_keeps_a_workflow_active_in_no_env_inactive() -> None:
+    app = Ductwork(store="sqlite://:memory:")
+
+    @app.workflows.workflow(product="p", tag="off", envs=[{"slug": "dev", "active": False}])
+    async def off(ctx: Any) -> Any:
+        return 1
+
+    async with WorkflowTestEnv(app=app) as env:
+        with pytest.raises(ConfigurationError, match="not active in env 'dev'"):
+            await env.execute("p", "off")
+    await app.aclose()
