@@ -166,26 +166,14 @@ def dbos_child(backend: str, url: str, case: str, runs: int, api: str) -> None:
 # -- ductwork side (runs in the project's venv) ---------------------------------------------------
 def ductwork_child(backend: str, url: str, case: str, runs: int) -> None:
     sys.path.insert(0, str(HERE.parent))
+    from engine import define  # bench/engine.py, beside this script
+
     from ductwork import Ductwork
 
     opts: dict[str, Any] = {"synchronous": "NORMAL"} if backend == "sqlite" else {}
     dw = Ductwork(store=url, inline_wait="0ms", **opts)
 
-    def value(v: Any) -> Any:
-        async def fn() -> Any:  # async steps, as bench/engine.py (real steps await I/O)
-            return v
-        return fn
-
-    @dw.workflows.workflow(product="bench", tag="three")
-    async def three(ctx: Any) -> Any:
-        a = await ctx.step("a", value({"n": 1}))
-        b = await ctx.step("b", value({"n": a["n"] + 1}))
-        return await ctx.step("c", value({"n": b["n"] + 1}))
-
-    @dw.workflows.workflow(product="bench", tag="thousand")
-    async def thousand(ctx: Any) -> Any:
-        for i in range(1000):
-            await ctx.step(f"s{i}", value({"i": i}))
+    define(dw)  # three, thousand: the same workflows as bench/engine.py
 
     async def go() -> None:
         async with dw:

@@ -39,15 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("us_per_run_0", "us_per_run_3", "us_per_step")
 
 
-def value(v: Any) -> Any:
-    async def fn() -> Any:  # async, as in engine.py: steps in real workflows await I/O
-        return v
-
-    return fn
-
-
 async def measure(runs: int) -> dict[str, float]:
     """One process's figures (the child's side)."""
+    from engine import define  # bench/engine.py, beside this script
+
     from ductwork import Ductwork
 
     with tempfile.TemporaryDirectory() as folder:
@@ -57,16 +52,7 @@ async def measure(runs: int) -> dict[str, float]:
         async def zero(ctx: Any) -> Any:
             return None
 
-        @dw.workflows.workflow(product="bench", tag="three")
-        async def three(ctx: Any) -> Any:
-            a = await ctx.step("a", value({"n": 1}))
-            b = await ctx.step("b", value({"n": a["n"] + 1}))
-            return await ctx.step("c", value({"n": b["n"] + 1}))
-
-        @dw.workflows.workflow(product="bench", tag="thousand")
-        async def thousand(ctx: Any) -> Any:
-            for i in range(1000):
-                await ctx.step(f"s{i}", value({"i": i}))
+        define(dw)  # three, thousand: the same workflows as engine.py
 
         async with dw:
             ex = dw.workflows.execute
