@@ -241,35 +241,32 @@ async def _flush(conn: Conn) -> None:
         await _ready(conn, writable=True)
 
 
-async def _collect(conn: Conn) -> pq.abc.PGresult:
+async def _next(conn: Conn) -> pq.abc.PGresult | None:
+    """libpq's next result once the server's answer holds it (None: a message's end)."""
     pg = conn.pgconn
+    while pg.is_busy():
+        await _ready(conn, writable=False)
+        pg.consume_input()
+    return pg.get_result()
+
+
+async def _collect(conn: Conn) -> pq.abc.PGresult:
     last: pq.abc.PGresult | None = None
-    while True:
-        if pg.is_busy():
-            await _ready(conn, writable=False)
-            pg.consume_input()
-            continue
-        res = pg.get_result()
-        if res is None:
-            if last is None:
-                raise psycopg.OperationalError("the server sent no result")
-            return last
+    while (res := await _next(conn)) is not None:
         last = res
+    if last is None:
+        raise psycopg.OperationalError("the server sent no result")
+    return last
 
 
 async def _collect_pipeline(conn: Conn) -> list[pq.abc.PGresult]:
     """The last result of each message (prepare or statement), up to the Sync's answer (the
     commit is durable then): one after a failed one answers PIPELINE_ABORTED, a commit that
     fails one more error."""
-    pg = conn.pgconn
     out: list[pq.abc.PGresult] = []
     last: pq.abc.PGresult | None = None
     while True:
-        if pg.is_busy():
-            await _ready(conn, writable=False)
-            pg.consume_input()
-            continue
-        res = pg.get_result()
+        res = await _next(conn)
         if res is None:  # the end of one message's results
             if last is not None:
                 out.append(last)
