@@ -88,28 +88,61 @@ async def _until(dw: Ductwork, ids: list[str], statuses: set[str], timeout: floa
             await asyncio.sleep(0.01)
 
 
-async def dispatched(dw: Ductwork, runs: int, gap: float) -> list[float]:
+Marks = dict[str, dict[str, float]]  # workflow id -> moment -> time.time()
+
+
+async def dispatched(dw: Ductwork, runs: int, gap: float, marks: Marks | None = None
+                     ) -> list[float]:
     sent: dict[str, float] = {}
     for _ in range(runs):
         t = time.time()
         job = await dw.workflows.dispatch("bench", "dev", "first", {})
         sent[job["job_id"]] = t
+        if marks is not None:
+            marks[job["job_id"]] = {"sent": t, "returned": time.time()}
         await asyncio.sleep(gap)
     await _until(dw, list(sent), {"completed"}, 120)
-    return [(await dw.workflows.result(wid)).output - t for wid, t in sent.items()]
+    return await _ended(dw, sent, marks)
 
 
-async def signalled(dw: Ductwork, runs: int, gap: float) -> list[float]:
+async def _ended(dw: Ductwork, sent: dict[str, float], marks: Marks | None) -> list[float]:
+    out = []
+    for wid, t in sent.items():
+        step = (await dw.workflows.result(wid)).output
+        out.append(step - t)
+        if marks is not None:
+            marks[wid]["step"] = step
+    return out
+
+
+async def signalled(dw: Ductwork, runs: int, gap: float, marks: Marks | None = None,
+                    waiting: Any = None) -> list[float]:
     ids = [(await dw.workflows.dispatch("bench", "dev", "waits", {}))["job_id"]
            for _ in range(runs)]
     await _until(dw, ids, {"waiting"}, 120)
+    if waiting is not None:
+        await waiting()
     sent: dict[str, float] = {}
     for wid in ids:
-        sent[wid] = time.time()
+        t = sent[wid] = time.time()
         await dw.workflows.signal(wid, "go", {})
+        if marks is not None:
+            marks[wid] = {"sent": t, "returned": time.time()}
         await asyncio.sleep(gap)
     await _until(dw, ids, {"completed"}, 120)
-    return [(await dw.workflows.result(wid)).output - t for wid, t in sent.items()]
+    return await _ended(dw, sent, marks)
+
+
+def breakdown(name: str, client: Marks, worker: Marks, order: list[str]) -> None:
+    """--breakdown: the median of each gap between consecutive moments of a run (ms), over
+    the runs where both were seen."""
+    gaps: dict[str, float] = {}
+    for a, b in pairwise(order):
+        xs = [(m[b] - m[a]) * 1000 for wid, c in client.items()
+              for m in [{**c, **worker.get(wid, {})}] if a in m and b in m]
+        if xs:
+            gaps[f"{a}->{b}"] = round(statistics.median(xs), 3)
+    emit(figure=name + "_breakdown", median_ms=gaps)
 
 
 async def sqlite(args: Any, folder: str) -> None:
@@ -142,14 +175,16 @@ class WorkerCost:
     def __init__(self, proc: subprocess.Popen[bytes], stats: Path, server: Any) -> None:
         self.proc, self.stats, self.server = proc, stats, server
         self.seq = 0
+        self.marks: Marks = {}
 
     async def read(self) -> tuple[int, float, float]:
+        """(round trips, worker CPU, server CPU); the worker's trace marks go to self.marks."""
         self.seq += 1
         self.proc.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                seq, trips, cpu = json.loads(self.stats.read_text())
+                seq, trips, cpu, self.marks = json.loads(self.stats.read_text())
             except (OSError, ValueError):
                 seq = -1
             if seq == self.seq:
@@ -176,8 +211,9 @@ async def postgres(args: Any) -> None:
             await client.workflows.list()  # creates the schema before the worker starts
             with tempfile.TemporaryDirectory() as folder:
                 stats = Path(folder) / "stats.json"
+                trace = ["--trace"] if args.breakdown else []
                 proc = subprocess.Popen([sys.executable, __file__, "worker", "--store", store,
-                                         "--stats", str(stats)],
+                                         "--stats", str(stats), *trace],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 try:
                     await scale.ready(store, 1)
@@ -190,15 +226,26 @@ async def postgres(args: Any) -> None:
                                                            input={"steps": args.steps})
                         gaps += [b - a for a, b in pairwise(r.output)]
                     summary("step_overhead", gaps, **{**common, "processes": 1})
+                    marks: Marks | None = {} if args.breakdown else None
                     before = await cost.read()
-                    samples = await dispatched(client, args.runs, args.gap)
+                    samples = await dispatched(client, args.runs, args.gap, marks)
                     summary("dispatch_to_first_step", samples, **common,
                             **cost.per_run(before, await cost.read(), args.runs))
+                    if marks is not None:
+                        breakdown("dispatch_to_first_step", marks, cost.marks,
+                                  ["sent", "returned", "notified", "claim_sent", "claimed",
+                                   "step"])
+                        marks = {}
                     before = await cost.read()
-                    samples = await signalled(client, args.runs, args.gap)
+                    samples = await signalled(client, args.runs, args.gap, marks,
+                                              cost.read if marks is not None else None)
                     # Includes each run's start up to its signal wait, and its end.
                     summary("signal_to_resume", samples, **common,
                             **cost.per_run(before, await cost.read(), args.runs))
+                    if marks is not None:
+                        breakdown("signal_to_resume", marks, cost.marks,
+                                  ["sent", "returned", "notified", "claim_sent", "claimed",
+                                   "consume_sent", "consumed", "step"])
                 finally:
                     proc.terminate()
                     proc.wait(30)
@@ -206,7 +253,76 @@ async def postgres(args: Any) -> None:
         server.stop()
 
 
-async def worker_main(store: str, stats: str) -> None:
+def _trace_worker() -> dict[str, dict[str, float]]:
+    """--breakdown: the worker's moments per run (workflow id -> mark -> time.time()), the
+    first of each kind since the last reading: the NOTIFY read, the claim sent and answered,
+    the commit that consumes a signal sent and answered."""
+    from ductwork.store.postgres import PostgresStore
+    from ductwork.store.postgres.notify import Listener
+    from ductwork.store.postgres.sql import RUN_SEP
+
+    marks: dict[str, dict[str, float]] = {}
+
+    def mark(wid: str, name: str) -> None:
+        marks.setdefault(wid, {}).setdefault(name, time.time())
+
+    announce = Listener._announce
+
+    def announced(self: Any, payload: str) -> None:
+        _, sep, wid = payload.rpartition(RUN_SEP)
+        if sep:
+            mark(wid, "notified")
+        announce(self, payload)
+
+    claim_announced = PostgresStore.claim_announced
+
+    async def claim(self: Any, owner: str, lease_s: float, wids: list[str],
+                    **kw: Any) -> Any:
+        for w in wids:
+            mark(w, "claim_sent")
+        got = await claim_announced(self, owner, lease_s, wids, **kw)
+        for c in got:
+            mark(c.run.workflow_id, "claimed")
+        return got
+
+    claim_due = PostgresStore.claim_due
+
+    async def due(self: Any, *a: Any, **kw: Any) -> Any:
+        t = time.time()
+        got = await claim_due(self, *a, **kw)
+        for r in got:
+            marks.setdefault(r.workflow_id, {}).setdefault("claim_sent", t)
+            mark(r.workflow_id, "claimed")
+        return got
+
+    commit, commit_many = PostgresStore.commit, PostgresStore.commit_many
+
+    async def one(self: Any, wid: str, batch: Any) -> Any:
+        if batch.consume_signal is not None:
+            mark(wid, "consume_sent")
+        await commit(self, wid, batch)
+        if batch.consume_signal is not None:
+            mark(wid, "consumed")
+
+    async def many(self: Any, items: list[Any]) -> Any:
+        for wid, b in items:
+            if b.consume_signal is not None:
+                mark(wid, "consume_sent")
+        out = await commit_many(self, items)
+        for wid, b in items:
+            if b.consume_signal is not None:
+                mark(wid, "consumed")
+        return out
+
+    Listener._announce = announced  # type: ignore[method-assign]
+    PostgresStore.claim_announced = claim  # type: ignore[method-assign, assignment]
+    PostgresStore.claim_due = due  # type: ignore[method-assign]
+    PostgresStore.commit = one  # type: ignore[method-assign, assignment]
+    PostgresStore.commit_many = many  # type: ignore[method-assign]
+    return marks
+
+
+async def worker_main(store: str, stats: str, trace: bool) -> None:
     from ductwork.store.postgres import PostgresStore
 
     trips = 0
@@ -218,6 +334,7 @@ async def worker_main(store: str, stats: str) -> None:
         return await with_conn(self, fn)
 
     PostgresStore._with = counted  # type: ignore[method-assign]
+    marks = _trace_worker() if trace else {}
     seq = 0
 
     def report() -> None:
@@ -225,8 +342,9 @@ async def worker_main(store: str, stats: str) -> None:
         seq += 1
         tmp = stats + ".tmp"
         with open(tmp, "w") as f:
-            json.dump([seq, trips, time.process_time()], f)
+            json.dump([seq, trips, time.process_time(), marks], f)
         os.replace(tmp, stats)
+        marks.clear()
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, report)
     dw = build(store)
@@ -240,7 +358,8 @@ async def worker_main(store: str, stats: str) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         asyncio.run(worker_main(sys.argv[sys.argv.index("--store") + 1],
-                                sys.argv[sys.argv.index("--stats") + 1]))
+                                sys.argv[sys.argv.index("--stats") + 1],
+                                "--trace" in sys.argv))
         return
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -250,6 +369,9 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5, help="step-overhead runs")
     p.add_argument("--no-postgres", action="store_true")
     p.add_argument("--no-sqlite", action="store_true")
+    p.add_argument("--breakdown", action="store_true",
+                   help="PostgreSQL: also the median of each moment to the next (the worker "
+                        "traced; its own cost figures then include the tracing)")
     args = p.parse_args()
     emit(figure="machine", cpus=os.cpu_count(), python=platform.python_version(),
          load_average=[round(x, 2) for x in os.getloadavg()])

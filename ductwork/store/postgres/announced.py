@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, pq
 
-from ductwork.store.postgres.sql import CLAIM, STEP_JSON
+from ductwork.store.postgres import lean
+from ductwork.store.postgres.sql import ACTIVE_SQL, NOW, pgtype
 from ductwork.store.protocol import (
     RUN_FIELDS,
     STEP_FIELDS,
@@ -16,10 +18,22 @@ from ductwork.store.protocol import (
     StepRow,
 )
 
-# The worker's claim (same due and takeover rules, same lease; it starts the run), narrowed to
-# the named runs, without the steps it reads in its own snapshot: they are read below.
-CLAIM_NAMED = CLAIM.replace(f", {STEP_JSON} AS steps", "").format(
-    qfilter=" AND workflow_id = ANY(%(wids)s::text[])", log="")
+# The worker's claim (sql.CLAIM: same due and takeover rules, same lease; it starts the run)
+# for runs named by id: a primary-key lookup, so neither of CLAIM's two ordered, limited index
+# walks (the engine orders what it gets). Positional, so that it goes prepared through lean.py.
+DUE_NAMED = (
+    "SELECT workflow_id, wake_at FROM dw_runs WHERE workflow_id = ANY(%s::text[]) AND "
+    f"COALESCE(wake_at, 0) <= {NOW} AND ((owner IS NULL AND "
+    "status IN ('pending', 'sleeping', 'waiting') AND (status = 'pending' OR wake_at IS NOT "
+    f"NULL)) OR (owner IS NOT NULL AND status IN {ACTIVE_SQL} AND (lease_until < {NOW} OR "
+    "owner = ANY(%s::text[])))) FOR UPDATE SKIP LOCKED")
+CLAIM_NAMED = (
+    f"WITH due AS ({DUE_NAMED}) UPDATE dw_runs r SET owner=%s, lease_until={NOW} + %s::float8, "
+    f"attempt=r.attempt + 1, updated_at={NOW}, status='running', wake_at=NULL, "
+    f"started_at=COALESCE(r.started_at, {NOW}) FROM due WHERE r.workflow_id = due.workflow_id "
+    "RETURNING " + ", ".join("due.wake_at" if f == "wake_at" else f"r.{f}" for f in RUN_FIELDS))
+# The claim's transaction commits without waiting for its WAL flush; see claim_named().
+NO_FLUSH = "SELECT set_config('synchronous_commit', 'off', true)"
 # Separate statements, so fresh snapshots taken after the claim holds the run: a step that a
 # previous owner committed after the claim's snapshot (before its row lock) is read too.
 OWNED = ("EXISTS (SELECT 1 FROM dw_runs r WHERE r.workflow_id = x.workflow_id AND "
@@ -37,25 +51,81 @@ SIGNALS_OF_OWNED = (
 async def claim_named(conn: AsyncConnection[Any], owner: str, lease_s: float,
                       workflow_ids: list[str], dead: list[str]) -> list[ClaimedRun]:
     """Claim those of `workflow_ids` that are due (or orphaned), each with its steps in the
-    order load_steps() gives them and its unconsumed signals: one flush. (The claim commits as
-    any other: a transaction of its own around it, to skip its WAL flush, measured slower on a
-    quiet machine, the extra statements costing more than the flush.)"""
-    async with conn.pipeline():
-        claim = await conn.execute(CLAIM_NAMED, {
-            "wids": workflow_ids, "n": len(workflow_ids), "dead": dead, "owner": owner,
-            "lease": lease_s})
-        steps = await conn.execute(STEPS_OF_OWNED, (workflow_ids, owner))
-        signals = await conn.execute(SIGNALS_OF_OWNED, (workflow_ids, owner))
-    width = len(RUN_FIELDS)
-    out = {r.workflow_id: ClaimedRun(r, [], [])
-           for r in (RunRow(*row[:width]) for row in await claim.fetchall())}
-    for row in await steps.fetchall():
-        s = StepRow(*row)
+    order load_steps() gives them and its unconsumed signals: one transaction, one round trip.
+
+    The transaction commits without waiting for its WAL flush (synchronous_commit off for it
+    alone), which takes a disk flush off the way from a NOTIFY to the run's next step. Nothing
+    is reported on its strength: the run's next commit waits for its own flush, which covers
+    the claim's earlier WAL, and a claim lost in a database crash leaves the run as it was, so
+    this worker's next commit fails its ownership fence (a step that ran in between was never
+    recorded and runs again; recorded steps never do)."""
+    stmts: list[tuple[str, Sequence[Any]]] = [
+        (NO_FLUSH, ()),
+        (CLAIM_NAMED, (workflow_ids, dead, owner, lease_s)),
+        (STEPS_OF_OWNED, (workflow_ids, owner)),
+        (SIGNALS_OF_OWNED, (workflow_ids, owner))]
+    try:
+        _, claim, steps, signals = await lean.transaction(conn, stmts)
+        runs = _rows(claim, RunRow, RUN_FIELDS)
+        step_rows = _rows(steps, StepRow, STEP_FIELDS)
+        signal_rows = _rows(signals, SignalRow, SIGNAL_FIELDS)
+    except lean.Unsupported:  # psycopg's own pipeline (not a connection lean.py serves)
+        async with conn.pipeline():
+            curs = [await conn.execute(sql, params, prepare=False) for sql, params in stmts]
+        runs = [RunRow(*r) for r in await curs[1].fetchall()]
+        step_rows = [StepRow(*r) for r in await curs[2].fetchall()]
+        signal_rows = [SignalRow(*r) for r in await curs[3].fetchall()]
+    out = {r.workflow_id: ClaimedRun(r, [], []) for r in runs}
+    for s in step_rows:
         if s.workflow_id in out:
             out[s.workflow_id].steps.append(s)
-    for row in await signals.fetchall():
-        sig = SignalRow(*row)
+    for sig in signal_rows:
         if sig.workflow_id in out:
             out[sig.workflow_id].signals.append(sig)
     return sorted(out.values(), key=lambda c: (
         -c.run.priority, c.run.wake_at if c.run.wake_at is not None else c.run.created_at))
+
+
+# -- rows from libpq's text results ----------------------------------------------------------------
+SIGNAL_FIELDS: tuple[str, ...] = tuple(SignalRow.__slots__)
+Decode = Callable[[bytes], Any]
+
+
+def _bool(v: bytes) -> bool:
+    return v == b"t"
+
+
+def _text(v: bytes) -> str:
+    return v.decode()
+
+
+_DECODE: dict[str, Decode] = {"float8": float, "int4": int, "boolean": _bool, "text": _text}
+
+
+def _decoders(cls: type) -> list[Decode]:
+    """One text decoder per field of the row class, from its annotations (as sql.typed())."""
+    ann = {k: str(v) for c in reversed(cls.__mro__)
+           for k, v in getattr(c, "__annotations__", {}).items()}
+    return [_DECODE[pgtype(ann[f])] for f in cls.__slots__]  # type: ignore[attr-defined]
+
+
+_ROW_DECODERS: dict[type, list[Decode]] = {}
+
+
+def _rows(res: pq.abc.PGresult, cls: type, fields: tuple[str, ...]) -> list[Any]:
+    """The result's rows as `cls` (its columns in `fields` order): text values decoded by
+    the field's type, NULL as None."""
+    dec = _ROW_DECODERS.get(cls)
+    if dec is None:
+        dec = _ROW_DECODERS[cls] = _decoders(cls)
+    if res.nfields != len(fields):
+        raise ValueError(f"{res.nfields} columns for the {len(fields)} fields of {cls.__name__}")
+    out = []
+    get = res.get_value
+    for i in range(res.ntuples):
+        vals = []
+        for j, d in enumerate(dec):
+            v = get(i, j)
+            vals.append(None if v is None else d(v))
+        out.append(cls(*vals))
+    return out
