@@ -30,7 +30,7 @@ from ductwork.store.protocol import (
     now,
     prune_statuses,
 )
-from ductwork.store.schema import MIGRATIONS, SCHEMA_VERSION
+from ductwork.store.schema import CLAIMABLE_SQLITE, MIGRATIONS, SCHEMA_VERSION
 from ductwork.store.sqlite_wal import HARD_BYTES, SOFT_BYTES, Checkpointer, pages
 
 # The page size of a new store (an existing one keeps its own). Each commit writes every page
@@ -43,17 +43,19 @@ _RUN_COLS = ", ".join(RUN_FIELDS)
 _STEP_COLS = ", ".join(STEP_FIELDS)
 _SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
 _ACTIVE = tuple(sorted(ACTIVE))
-# Inlined, not bound: SQLite matches a partial index's WHERE (dw_runs_claim) textually.
 _ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _ACTIVE) + ")"
-_WAKEABLE_SQL = "('pending', 'sleeping', 'waiting')"
-# claim_due's probe of the (status, wake_at) index; each branch also names the statuses a
-# claim can wake (schema v6 made that index partial on them, v7 whole again).
-_DUE_IDX = f"status IN {_WAKEABLE_SQL} AND status"
+# claim_due's probe of the partial (status, wake_at) index (schema v8: pending runs, and
+# others with a wake-up time, which `wake_at <= ?` implies for the planner).
 _ANY_DUE = (
-    f"SELECT EXISTS (SELECT 1 FROM dw_runs WHERE {_DUE_IDX} = 'pending' AND wake_at IS NULL) "
-    f"OR EXISTS (SELECT 1 FROM dw_runs WHERE {_DUE_IDX} = 'pending' AND wake_at <= ?) "
-    f"OR EXISTS (SELECT 1 FROM dw_runs WHERE {_DUE_IDX} = 'sleeping' AND wake_at <= ?) "
-    f"OR EXISTS (SELECT 1 FROM dw_runs WHERE {_DUE_IDX} = 'waiting' AND wake_at <= ?)")
+    "SELECT EXISTS (SELECT 1 FROM dw_runs WHERE status = 'pending' AND wake_at IS NULL) "
+    "OR EXISTS (SELECT 1 FROM dw_runs WHERE status = 'pending' AND wake_at <= ?) "
+    "OR EXISTS (SELECT 1 FROM dw_runs WHERE status = 'sleeping' AND wake_at <= ?) "
+    "OR EXISTS (SELECT 1 FROM dw_runs WHERE status = 'waiting' AND wake_at <= ?)")
+# The due index's condition, for queries that read it without a term implying it.
+_DUE_COND = "(wake_at IS NOT NULL OR status = 'pending')"
+# list_runs merges one newest-first range per status past this many statuses no longer: a
+# plain query (and a sort) then.
+_MERGE_MAX = 32
 _RUN_INSERT = (f"INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({', '.join('?' * len(RUN_FIELDS))}) "
                "ON CONFLICT(workflow_id) DO NOTHING")
 _step_values = operator.attrgetter(*STEP_FIELDS)  # a StepRow's values in column order
@@ -508,14 +510,14 @@ class SQLiteStore(RunStore):
         the owner index (few rows: only what workers hold)."""
         db = self.conn
         # INDEXED BY: without statistics the planner prefers the owner index for
-        # `owner IS NULL`, then sorts every queued run. The status IN (...) term is inlined
-        # so it matches the index's WHERE (a partial index is not used for a parameter).
+        # `owner IS NULL`, then sorts every queued run. The index's condition is inlined as
+        # it is written there (a partial index is not used for a parameter).
         # An idle poll would walk every sleeping run in that index to find none due: probe
         # the (status, wake_at) index first (a superset of due runs: never a false "none").
         anything = db.execute(_ANY_DUE, (t, t, t)).fetchone()[0]
         free = [] if not anything else db.execute(
             f"SELECT workflow_id, priority, COALESCE(wake_at, created_at) FROM dw_runs "
-            f"INDEXED BY dw_runs_claim WHERE status IN {_ACTIVE_SQL} AND owner IS NULL AND "
+            f"INDEXED BY dw_runs_claim WHERE owner IS NULL AND {CLAIMABLE_SQLITE} AND "
             f"(status = 'pending' OR (status IN ('sleeping', 'waiting') AND wake_at IS NOT NULL)) "
             f"AND COALESCE(wake_at, 0) <= ?{qfilter} "
             f"ORDER BY priority DESC, COALESCE(wake_at, created_at) LIMIT ?",
@@ -592,21 +594,47 @@ class SQLiteStore(RunStore):
             if val is not None:
                 where.append(f"{col}=?")
                 params.append(val)
-        if status is not None:
-            sts = [status] if isinstance(status, str) else list(status)
-            where.append(f"status IN ({', '.join('?' * len(sts))})")
-            params += sts
+        sts = None if status is None else sorted({status} if isinstance(status, str)
+                                                 else set(status))
         if since is not None:
             where.append("created_at >= ?")
             params.append(since)
         if cursor:
             ts, _, wid = cursor.partition("|")
-            where.append("(created_at < ? OR (created_at = ? AND workflow_id < ?))")
-            params += [float(ts), float(ts), wid]
+            where.append("(created_at, workflow_id) < (?, ?)")
+            params += [float(ts), wid]
+        order = " ORDER BY created_at DESC, workflow_id DESC LIMIT ?"
+        if product is None and parent_id is None:
+            # No index orders these runs newest first but (status, created_at, workflow_id):
+            # one range of it per status, merged (SQLite's MERGE of ordered subqueries stops at
+            # the LIMIT, like a walk of one index would).
+            if sts is None:
+                sts = self._statuses()
+            if sts and len(sts) <= _MERGE_MAX:
+                rest = "".join(f" AND {w}" for w in where)
+                sql = " UNION ALL ".join(
+                    f"SELECT {_RUN_COLS} FROM dw_runs WHERE status=?{rest}" for _ in sts) + order
+                params = [p for st in sts for p in (st, *params)]
+                return self._page(sql, params, limit)
+            if not sts:
+                return [], None
+        if sts is not None:
+            where.append(f"status IN ({', '.join('?' * len(sts))})")
+            params += sts
         sql = f"SELECT {_RUN_COLS} FROM dw_runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, workflow_id DESC LIMIT ?"
+        return self._page(sql + order, params, limit)
+
+    def _statuses(self) -> list[str]:
+        """The statuses runs have, one index probe each (a skip over dw_runs_status_list)."""
+        return [r[0] for r in self.conn.execute(
+            "WITH RECURSIVE s(st) AS (SELECT MIN(status) FROM dw_runs UNION ALL "
+            "SELECT (SELECT MIN(status) FROM dw_runs WHERE status > s.st) FROM s "
+            "WHERE s.st IS NOT NULL) SELECT st FROM s WHERE st IS NOT NULL")]
+
+    def _page(self, sql: str, params: list[Any], limit: int
+              ) -> tuple[list[RunRow], str | None]:
         rows = [RunRow(*r) for r in self.conn.execute(sql, [*params, limit + 1]).fetchall()]
         nxt = None
         if len(rows) > limit:
@@ -737,8 +765,8 @@ class SQLiteStore(RunStore):
         qfilter = f" AND queue IN ({', '.join('?' * len(queues))})" if queues else ""
         runs = db.execute(
             "SELECT MIN(COALESCE(wake_at, 0)) FROM dw_runs WHERE owner IS NULL AND "
-            "status IN ('pending', 'sleeping', 'waiting') AND "
-            f"(wake_at IS NOT NULL OR status='pending'){qfilter}", tuple(queues or ())
+            f"status IN ('pending', 'sleeping', 'waiting') AND {_DUE_COND}{qfilter}",
+            tuple(queues or ())
         ).fetchone()[0]
         scheds = db.execute("SELECT MIN(next_run_at) FROM dw_schedules WHERE "
                             "status='active'").fetchone()[0]
@@ -748,8 +776,8 @@ class SQLiteStore(RunStore):
     async def queue_depth(self, now: float) -> dict[str, int]:
         rows = self.conn.execute(
             "SELECT queue, COUNT(*) FROM dw_runs WHERE owner IS NULL AND status IN ('pending', "
-            "'sleeping', 'waiting') AND COALESCE(wake_at, CASE WHEN status = 'pending' THEN 0 "
-            "END) <= ? GROUP BY queue",
+            f"'sleeping', 'waiting') AND {_DUE_COND} AND COALESCE(wake_at, CASE WHEN status = "
+            "'pending' THEN 0 END) <= ? GROUP BY queue",
             (now,)).fetchall()
         return {str(q): int(n) for q, n in rows}
 

@@ -1,4 +1,4 @@
-"""SQLite schemas v5 to v7: fewer run indexes written per run, every query still on an index."""
+"""SQLite schemas v5 to v8: fewer run indexes written per run, every query still on an index."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ductwork.store.protocol import Batch, QueueLimit, StepRow
-from ductwork.store.schema import SCHEMA_VERSION
-from ductwork.store.sqlite import SQLiteStore
+from ductwork.store.schema import CLAIMABLE_SQLITE, SCHEMA_VERSION
+from ductwork.store.sqlite import _DUE_COND, SQLiteStore
 from tests.store.rows import pending, run
 
 
@@ -46,7 +46,7 @@ async def test_a_v4_store_with_runs_is_upgraded_in_place(
 
     new = SQLiteStore(f"sqlite:///{path}")
     await new.open()
-    assert new.schema_version() == SCHEMA_VERSION == 7
+    assert new.schema_version() == SCHEMA_VERSION == 8
     for wid, rows in before.items():
         # Data preserved, and the history comes back in the same order as before.
         steps = await new.load_steps(wid)
@@ -81,8 +81,8 @@ async def test_a_run_writes_fewer_index_entries(tmp_path: Path) -> None:
     db = store.conn
     assert _indexes(db, "dw_steps") == {"sqlite_autoindex_dw_steps_1"}
     assert _indexes(db, "dw_runs") == {
-        "sqlite_autoindex_dw_runs_1", "dw_runs_due", "dw_runs_owner", "dw_runs_list",
-        "dw_runs_parent", "dw_runs_claim", "dw_runs_status_list", "dw_runs_product_list"}
+        "sqlite_autoindex_dw_runs_1", "dw_runs_due", "dw_runs_owner", "dw_runs_parent",
+        "dw_runs_claim", "dw_runs_status_list", "dw_runs_product_list"}
     await store.create_run(run("top"), [])
     # A top-level run has no entry in the (partial) parent index; unowned runs none in the
     # owner index.
@@ -94,12 +94,15 @@ async def test_a_run_writes_fewer_index_entries(tmp_path: Path) -> None:
     # A run executed in place (owned from the start) is not in the claim index: claims walk
     # unowned runs only.
     assert [r[0] for r in db.execute(
-        "SELECT workflow_id FROM dw_runs INDEXED BY dw_runs_claim WHERE status IN "
-        "('pending', 'running', 'sleeping', 'waiting') AND owner IS NULL")] == ["queued"]
+        f"SELECT workflow_id FROM dw_runs INDEXED BY dw_runs_claim WHERE owner IS NULL AND "
+        f"{CLAIMABLE_SQLITE}")] == ["queued"]
+    # Nor in the due index: only pending runs and runs with a wake-up time are.
+    assert [r[0] for r in db.execute(
+        f"SELECT workflow_id FROM dw_runs INDEXED BY dw_runs_due WHERE {_DUE_COND}")] == [
+        "queued"]
     assert [r.workflow_id for r in await store.claim_due("w", 30, 5)] == ["queued"]
-    assert db.execute("SELECT count(*) FROM dw_runs INDEXED BY dw_runs_claim WHERE status IN "
-                      "('pending', 'running', 'sleeping', 'waiting') AND owner IS NULL"
-                      ).fetchone()[0] == 0
+    assert db.execute(f"SELECT count(*) FROM dw_runs INDEXED BY dw_runs_claim WHERE owner IS "
+                      f"NULL AND {CLAIMABLE_SQLITE}").fetchone()[0] == 0
     await store.release("queued", "w")  # due again: back in the claim index
     assert [r.workflow_id for r in await store.claim_due("w2", 30, 5)] == ["queued"]
     # Ended, it is not due; asleep, it is due at its wake-up time.
@@ -108,30 +111,54 @@ async def test_a_run_writes_fewer_index_entries(tmp_path: Path) -> None:
                                                      "wake_at": time.time() + 60}))
     assert await store.next_due_at() == pytest.approx(time.time() + 60, abs=5)
     assert await store.claim_due("w", 30, 5) == []  # asleep: not due yet
+    assert "top" in [r[0] for r in db.execute(  # asleep with a wake-up time: in the due index
+        f"SELECT workflow_id FROM dw_runs INDEXED BY dw_runs_due WHERE {_DUE_COND}")]
     await store.close()
 
 
-async def test_a_v5_store_upgrades_through_v6_to_a_full_due_index_again(
+async def test_a_v7_store_with_runs_is_upgraded_to_v8_and_keeps_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # v6 made the (status, wake_at) index partial; v7 makes it whole again (a run's final
-    # UPDATE inside a group commit was several times slower with the partial one).
+    # v8: the due and claim indexes' conditions without IN (SQLite built a temporary B-tree
+    # per row written to evaluate them), the due index partial again, no dw_runs_list.
     path = tmp_path / "runs.db"
-    monkeypatch.setattr("ductwork.store.sqlite.SCHEMA_VERSION", 5)
+    monkeypatch.setattr("ductwork.store.sqlite.SCHEMA_VERSION", 7)
     old = SQLiteStore(f"sqlite:///{path}")
     await old.open()
-    await old.create_run(run("inplace"), [])
-    await old.create_run(pending("queued"), [])
-    await old.create_run(pending("later", wake_at=time.time() + 3600, status="sleeping"), [])
+    assert old.schema_version() == 7
+    t = time.time()
+    await old.create_run(run("inplace", created_at=t - 5), [])
+    await old.create_run(pending("queued", created_at=t - 4), [])
+    await old.create_run(pending("later", wake_at=t + 3600, status="sleeping", created_at=t - 3),
+                         [])
+    await old.create_run(run("done", status="completed", owner=None, created_at=t - 2), [])
+    await old.create_run(pending("signal", wake_at=None, status="waiting", created_at=t - 2),
+                         [])
+    await old.commit("inplace", Batch(owner="me", steps=[_step("inplace", "a", 1)]))
+    listed = [r.workflow_id for r in (await old.list_runs())[0]]
+    steps = old.conn.execute("SELECT * FROM dw_steps").fetchall()
+    runs = old.conn.execute("SELECT * FROM dw_runs ORDER BY workflow_id").fetchall()
     await old.close()
     monkeypatch.undo()
 
     new = SQLiteStore(f"sqlite:///{path}")
     await new.open()
-    assert new.schema_version() == 7
-    sql = new.conn.execute("SELECT sql FROM sqlite_master WHERE name='dw_runs_due'").fetchone()[0]
-    assert "WHERE" not in sql
-    assert new.conn.execute("SELECT count(*) FROM dw_runs INDEXED BY dw_runs_due").fetchone(
-        )[0] == 3
+    assert new.schema_version() == SCHEMA_VERSION == 8
+    db = new.conn
+    assert db.execute("SELECT * FROM dw_runs ORDER BY workflow_id").fetchall() == runs
+    assert db.execute("SELECT * FROM dw_steps").fetchall() == steps
+    assert "dw_runs_list" not in _indexes(db, "dw_runs")
+    for name in ("dw_runs_due", "dw_runs_claim"):
+        sql = db.execute("SELECT sql FROM sqlite_master WHERE name=?", (name,)).fetchone()[0]
+        assert " IN (" not in sql.upper(), sql
+    # The rebuilt due index holds the runs a claim can wake, not the in-place or ended ones.
+    assert sorted(r[0] for r in db.execute(
+        f"SELECT workflow_id FROM dw_runs INDEXED BY dw_runs_due WHERE {_DUE_COND}")) == [
+        "later", "queued"]
+    # Listing keeps its order; claims and the worker's probes still find the due runs.
+    assert [r.workflow_id for r in (await new.list_runs())[0]] == listed == [
+        "signal", "done", "later", "queued", "inplace"]
+    assert await new.next_due_at() == pytest.approx(t - 1, abs=1)
+    assert await new.queue_depth(t) == {"default": 1}
     assert [r.workflow_id for r in await new.claim_due("w", 30, 5)] == ["queued"]
     await new.close()
     db = sqlite3.connect(path)
@@ -163,6 +190,16 @@ def _all_use(plans: list[tuple[str, str]], index: str) -> None:
     assert plans and all(index in p for _, p in plans), plans
 
 
+def _merged(plans: list[tuple[str, str]]) -> None:
+    """Newest-first listings as a merge of ordered index ranges: no sort of every run."""
+    for q, plan in plans:
+        if "WITH RECURSIVE" in q:  # the statuses present, one index probe each
+            assert "dw_runs_status_list" in plan, plan
+            continue
+        assert "MERGE (UNION ALL)" in plan and "TEMP B-TREE" not in plan, plan
+        assert plan.count("dw_runs_status_list") == q.count("UNION ALL") + 1, plan
+
+
 def _no_table_scan(plans: list[tuple[str, str]]) -> None:
     for q, plan in plans:
         for part in plan.split(" | "):
@@ -181,9 +218,11 @@ async def test_listing_claiming_and_history_queries_use_an_index(tmp_path: Path)
                                    status="completed" if i % 3 else "running"), [])
     plans = _Plans(store)
 
+    # Without a status filter: one range of the status index per status, merged.
     await store.list_runs()
     await store.list_runs(limit=3, cursor=f"{time.time()}|r05")
-    _all_use(plans.take(), "dw_runs_list")
+    await store.list_runs(tag="t")
+    _merged(plans.take())
     await store.list_runs(status="completed", since=0.0)
     _all_use(plans.take(), "dw_runs_status_list")
     await store.list_runs(product="p", tag="t")
@@ -201,7 +240,7 @@ async def test_listing_claiming_and_history_queries_use_an_index(tmp_path: Path)
     await store.list_runs(product="p", tag="t", cursor=f"{time.time()}|r05")
     _all_use(plans.take(), "dw_runs_product_list")
     await store.list_runs(since=time.time() - 60)
-    _all_use(plans.take(), "dw_runs_list")
+    _merged(plans.take())
 
     await store.claim_due("w1", 30, 5)
     claim = plans.take()

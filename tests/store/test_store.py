@@ -143,6 +143,37 @@ async def test_list_runs_filters_and_pages(store: RunStore) -> None:
     assert {r.workflow_id for r in failed} == {"w0", "w2", "w4"}
 
 
+async def test_list_runs_pages_every_filter_newest_first(store: RunStore) -> None:
+    # Runs of every status (and one no release of ductwork writes), ties on created_at broken
+    # by workflow_id, listed page by page with each filter, against the same order in Python.
+    statuses = ["pending", "running", "sleeping", "waiting", "completed", "failed",
+                "rolled_back", "cancelled", "preparing", "archived"]
+    made = []
+    for i in range(60):
+        r = run(f"w{i:02}", created_at=100.0 + i // 3, status=statuses[i * 7 % len(statuses)])
+        r.tag = "t" if i % 4 else "u"
+        await store.create_run(r, [])
+        made.append(r)
+    newest = sorted(made, key=lambda r: (r.created_at, r.workflow_id), reverse=True)
+    for kw in ({}, {"status": "failed"}, {"status": ["archived", "running", "waiting"]},
+               {"tag": "u"}, {"since": 110.0}, {"tag": "t", "status": ["completed", "pending"],
+                                                "since": 105.0},
+               {"product": "p", "tag": "t"}, {"status": []}):
+        want = [r.workflow_id for r in newest
+                if (kw.get("status") is None or r.status in kw["status"]
+                    or r.status == kw["status"])
+                and ("tag" not in kw or r.tag == kw["tag"])
+                and r.created_at >= kw.get("since", 0.0)]
+        got: list[str] = []
+        cursor = None
+        while True:
+            page, cursor = await store.list_runs(limit=7, cursor=cursor, **kw)  # type: ignore[arg-type]
+            got += [r.workflow_id for r in page]
+            if cursor is None:
+                break
+        assert got == want, kw
+
+
 async def test_logs_state_and_events_round_trip(store: RunStore) -> None:
     await store.create_run(run("w1"), [])
     await store.commit("w1", Batch(owner="me", state={"k": '"v"'},
