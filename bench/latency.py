@@ -134,15 +134,17 @@ async def signalled(dw: Ductwork, runs: int, gap: float, marks: Marks | None = N
 
 
 def breakdown(name: str, client: Marks, worker: Marks, order: list[str]) -> None:
-    """--breakdown: the median of each gap between consecutive moments of a run (ms), over
-    the runs where both were seen."""
+    """--breakdown: the median and 90th percentile of each gap between consecutive moments of
+    a run (ms), over the runs where both were seen."""
     gaps: dict[str, float] = {}
+    tails: dict[str, float] = {}
     for a, b in pairwise(order):
         xs = [(m[b] - m[a]) * 1000 for wid, c in client.items()
               for m in [{**c, **worker.get(wid, {})}] if a in m and b in m]
-        if xs:
+        if len(xs) > 1:
             gaps[f"{a}->{b}"] = round(statistics.median(xs), 3)
-    emit(figure=name + "_breakdown", median_ms=gaps)
+            tails[f"{a}->{b}"] = round(statistics.quantiles(xs, n=10)[8], 3)
+    emit(figure=name + "_breakdown", median_ms=gaps, p90_ms=tails)
 
 
 async def sqlite(args: Any, folder: str) -> None:

@@ -269,9 +269,11 @@ class Worker:
                 await asyncio.wait(waiters, timeout=timeout,
                                    return_when=asyncio.FIRST_COMPLETED)
             finally:
+                # The loser is cancelled, not awaited: the claim a NOTIFY woke us for goes out
+                # a turn of the loop sooner. Its outcome is read when it ends (never raised).
                 for w in waiters:
                     w.cancel()
-                await asyncio.gather(*waiters, return_exceptions=True)
+                    w.add_done_callback(_outcome)
         self._local = self._wake.is_set()
         self._wake.clear()
 
@@ -327,3 +329,10 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _outcome(task: asyncio.Future[Any]) -> None:
+    """Read a finished waiter's outcome, so that asyncio does not log it as never retrieved
+    (a failed wait for work: the next pass meets the store's trouble and logs it)."""
+    if not task.cancelled():
+        task.exception()

@@ -274,6 +274,82 @@ async def test_notifications_name_the_run_and_claim_announced_takes_it_with_what
     assert (await worker.get_run("w3")).owner is None  # type: ignore[union-attr]
 
 
+async def test_claim_announced_takes_orphans_and_never_a_live_owners_run(
+        stores: list[PostgresStore]) -> None:
+    worker, client = stores
+    t = time.time()
+    await client.create_run(run("lapsed", owner="x", lease_until=t - 1), [])
+    await client.create_run(run("dead", owner="y", lease_until=t + 60), [])
+    await client.create_run(run("live", owner="z", lease_until=t + 60), [])
+    await client.create_run(run("done", status="completed", owner=None, lease_until=None), [])
+    await client.create_run(pending("later", wake_at=t + 60), [])
+    await client.create_run(run("sleeps", status="sleeping", owner=None, wake_at=t - 1), [])
+    await client.commit("sleeps", Batch(steps=[StepRow("sleeps", "a", "a", result="1", seq=1)]))
+    sid = await client.send_signal("sleeps", "go", None)
+    await client.commit("sleeps", Batch(consume_signal=(sid, "k")))  # taken: not handed out
+
+    claimed = await worker.claim_announced(
+        "w", 30, ["lapsed", "dead", "live", "done", "later", "sleeps"], steal_from=frozenset({"y"}))
+    by_id = {c.run.workflow_id: c for c in claimed}
+    assert sorted(by_id) == ["dead", "lapsed", "sleeps"]
+    for c in claimed:
+        stored = await client.get_run(c.run.workflow_id)
+        assert stored is not None and stored.owner == "w" and stored.status == "running"
+        assert c.run.owner == "w" and c.run.attempt == stored.attempt
+    assert [s.step_key for s in by_id["sleeps"].steps] == ["a"]
+    assert by_id["sleeps"].signals == []
+    assert (await client.get_run("live")).owner == "z"  # type: ignore[union-attr]
+
+
+async def test_claim_announced_finds_runs_by_key_in_its_generic_plan(pg_url: str) -> None:
+    # A prepared statement runs a generic plan after a few executions: one that walked the
+    # status or owner indexes would read every waiting or owned run for each claim.
+    from ductwork.store.postgres import lean
+    from ductwork.store.postgres.announced import CLAIM_NAMED
+
+    store = PostgresStore(pg_url)
+    await store.open()
+    await store.close()
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        # Many runs, few of them waiting with a due time or owned: what the planner would
+        # rather find through those indexes.
+        await conn.execute(
+            "INSERT INTO dw_runs (workflow_id, product, tag, env, status, created_at, "
+            "updated_at, wake_at, owner) SELECT 'r' || i, 'p', 't', 'dev', CASE WHEN i % 2 = 0 "
+            "THEN 'completed' ELSE 'waiting' END, 0, 0, NULL, NULL FROM generate_series(1, 1000) "
+            "AS i")
+        await conn.execute("ANALYZE dw_runs")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE c AS {lean.statement(CLAIM_NAMED).sql.decode()}")
+        await conn.execute("BEGIN")
+        cur = await conn.execute("EXPLAIN EXECUTE c('{a,b}', '{}', 'w', 30)")
+        plan = "\n".join(str(r[0]) for r in await cur.fetchall())
+        await conn.execute("ROLLBACK")
+    assert "dw_runs_pkey" in plan
+    assert not any(f"dw_runs_{i}" in plan for i in ("due", "owner", "queue_owned", "claim"))
+
+
+async def test_reads_keep_each_columns_type(stores: list[PostgresStore]) -> None:
+    worker, client = stores
+    await client.create_run(run("w1", created_at=1.0, priority=2, deadline_at=None,
+                                input='{"a": 1}'), [])
+    await client.commit("w1", Batch(owner="me", steps=[StepRow(
+        "w1", "a", "a", result="1", seq=1, started_at=2.0, critical=True, meta=None)]))
+    got = await worker.get_run("w1")
+    assert got is not None and got.input == '{"a": 1}' and got.deadline_at is None
+    assert type(got.created_at) is float and got.created_at == 1.0
+    assert type(got.priority) is int and got.priority == 2
+    (step,) = await worker.load_steps("w1")
+    assert step.critical is True and step.has_rollback is False and step.meta is None
+    assert type(step.started_at) is float and type(step.seq) is int
+    sid = await client.send_signal("w1", "go", 'x "quoted" \\ é')
+    sig = await worker.find_signal("w1", ["other", "go"])
+    assert sig is not None and (sig.id, sig.name, sig.payload) == (sid, "go", 'x "quoted" \\ é')
+    assert type(sig.created_at) is float and sig.consumed_by is None
+    assert await worker.get_run("nope") is None
+    assert await worker.find_signal("w1", ["other"]) is None
+
+
 async def test_a_release_is_announced_without_a_name_so_a_full_claim_looks(
         stores: list[PostgresStore]) -> None:
     worker, client = stores

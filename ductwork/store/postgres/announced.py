@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from psycopg import AsyncConnection, pq
+from psycopg import AsyncConnection
 
 from ductwork.store.postgres import lean
-from ductwork.store.postgres.sql import ACTIVE_SQL, NOW, pgtype
+from ductwork.store.postgres.rows import rows
+from ductwork.store.postgres.sql import ACTIVE_SQL, NOW
 from ductwork.store.protocol import (
     RUN_FIELDS,
     STEP_FIELDS,
@@ -20,13 +21,15 @@ from ductwork.store.protocol import (
 
 # The worker's claim (sql.CLAIM: same due and takeover rules, same lease; it starts the run)
 # for runs named by id: a primary-key lookup, so neither of CLAIM's two ordered, limited index
-# walks (the engine orders what it gets). Positional, so that it goes prepared through lean.py.
+# walks (the engine orders what it gets). The rules are one CASE, which no index serves: a
+# generic plan of an OR of them walked the status and owner indexes (every waiting or owned
+# run) instead of the key. Positional, so that it goes prepared through lean.py.
 DUE_NAMED = (
     "SELECT workflow_id, wake_at FROM dw_runs WHERE workflow_id = ANY(%s::text[]) AND "
-    f"COALESCE(wake_at, 0) <= {NOW} AND ((owner IS NULL AND "
+    f"COALESCE(wake_at, 0) <= {NOW} AND CASE WHEN owner IS NULL THEN "
     "status IN ('pending', 'sleeping', 'waiting') AND (status = 'pending' OR wake_at IS NOT "
-    f"NULL)) OR (owner IS NOT NULL AND status IN {ACTIVE_SQL} AND (lease_until < {NOW} OR "
-    "owner = ANY(%s::text[])))) FOR UPDATE SKIP LOCKED")
+    f"NULL) ELSE status IN {ACTIVE_SQL} AND (lease_until < {NOW} OR "
+    "owner = ANY(%s::text[])) END FOR UPDATE SKIP LOCKED")
 CLAIM_NAMED = (
     f"WITH due AS ({DUE_NAMED}) UPDATE dw_runs r SET owner=%s, lease_until={NOW} + %s::float8, "
     f"attempt=r.attempt + 1, updated_at={NOW}, status='running', wake_at=NULL, "
@@ -66,9 +69,8 @@ async def claim_named(conn: AsyncConnection[Any], owner: str, lease_s: float,
         (SIGNALS_OF_OWNED, (workflow_ids, owner))]
     try:
         _, claim, steps, signals = await lean.transaction(conn, stmts)
-        runs = _rows(claim, RunRow, RUN_FIELDS)
-        step_rows = _rows(steps, StepRow, STEP_FIELDS)
-        signal_rows = _rows(signals, SignalRow, SIGNAL_FIELDS)
+        runs, step_rows = rows(claim, RunRow), rows(steps, StepRow)
+        signal_rows = rows(signals, SignalRow)
     except lean.Unsupported:  # psycopg's own pipeline (not a connection lean.py serves)
         async with conn.pipeline():
             curs = [await conn.execute(sql, params, prepare=False) for sql, params in stmts]
@@ -84,48 +86,3 @@ async def claim_named(conn: AsyncConnection[Any], owner: str, lease_s: float,
             out[sig.workflow_id].signals.append(sig)
     return sorted(out.values(), key=lambda c: (
         -c.run.priority, c.run.wake_at if c.run.wake_at is not None else c.run.created_at))
-
-
-# -- rows from libpq's text results ----------------------------------------------------------------
-SIGNAL_FIELDS: tuple[str, ...] = tuple(SignalRow.__slots__)
-Decode = Callable[[bytes], Any]
-
-
-def _bool(v: bytes) -> bool:
-    return v == b"t"
-
-
-def _text(v: bytes) -> str:
-    return v.decode()
-
-
-_DECODE: dict[str, Decode] = {"float8": float, "int4": int, "boolean": _bool, "text": _text}
-
-
-def _decoders(cls: type) -> list[Decode]:
-    """One text decoder per field of the row class, from its annotations (as sql.typed())."""
-    ann = {k: str(v) for c in reversed(cls.__mro__)
-           for k, v in getattr(c, "__annotations__", {}).items()}
-    return [_DECODE[pgtype(ann[f])] for f in cls.__slots__]  # type: ignore[attr-defined]
-
-
-_ROW_DECODERS: dict[type, list[Decode]] = {}
-
-
-def _rows(res: pq.abc.PGresult, cls: type, fields: tuple[str, ...]) -> list[Any]:
-    """The result's rows as `cls` (its columns in `fields` order): text values decoded by
-    the field's type, NULL as None."""
-    dec = _ROW_DECODERS.get(cls)
-    if dec is None:
-        dec = _ROW_DECODERS[cls] = _decoders(cls)
-    if res.nfields != len(fields):
-        raise ValueError(f"{res.nfields} columns for the {len(fields)} fields of {cls.__name__}")
-    out = []
-    get = res.get_value
-    for i in range(res.ntuples):
-        vals = []
-        for j, d in enumerate(dec):
-            v = get(i, j)
-            vals.append(None if v is None else d(v))
-        out.append(cls(*vals))
-    return out

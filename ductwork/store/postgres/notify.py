@@ -128,6 +128,9 @@ class Listener:
             if left <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._due.wait(), left)
+                # asyncio.timeout, not wait_for: no task of its own between a NOTIFY and the
+                # claim it wakes.
+                async with asyncio.timeout(left):
+                    await self._due.wait()
             except TimeoutError:
                 return False

@@ -12,6 +12,7 @@ from ductwork.store.postgres.announced import claim_named
 from ductwork.store.postgres.base import Conn, _rollback, safe_url
 from ductwork.store.postgres.claims import PgClaims
 from ductwork.store.postgres.commits import PgCommits
+from ductwork.store.postgres.rows import fetch
 from ductwork.store.postgres.sql import (
     ACTIVE_LIST,
     CHANNEL,
@@ -44,6 +45,25 @@ from ductwork.store.protocol import (
 )
 
 __all__ = ["PostgresStore", "safe_url"]
+
+# The reads and the signal of the hot paths, prepared through lean.py (rows.fetch, lean.one).
+GET_RUN = f"SELECT {RUN_COLS} FROM dw_runs WHERE workflow_id=%s"
+LOAD_STEPS = (f"SELECT {STEP_COLS} FROM dw_steps WHERE workflow_id=%s "
+              "ORDER BY seq, COALESCE(started_at, 0), step_key")
+FIND_SIGNAL = ("SELECT id, workflow_id, name, payload, created_at, consumed_by FROM dw_signals "
+               "WHERE workflow_id=%s AND consumed_by IS NULL AND name = ANY(%s::text[]) "
+               "ORDER BY id LIMIT 1")
+# The signal, the run's due time (a waiting run becomes due) and its event in one statement;
+# NOTIFY wakes a worker (dw_due, naming the run) and an inline wait on it (dw_wake).
+SEND_SIGNAL = (
+    "WITH s AS (INSERT INTO dw_signals (workflow_id, name, payload, created_at) "
+    "VALUES (%s, %s, %s, %s) RETURNING id), "
+    "u AS (UPDATE dw_runs SET wake_at=%s, updated_at=%s WHERE workflow_id=%s AND "
+    "status='waiting' RETURNING queue, workflow_id), "
+    "e AS (INSERT INTO dw_events (workflow_id, ts, type, step, data) VALUES "
+    "(%s, %s, 'signal_received', NULL, %s)) "
+    f"SELECT (SELECT id FROM s), (SELECT pg_notify('{CHANNEL}', {DUE_RUN}) FROM u), "
+    f"pg_notify('{WAKE_CHANNEL}', %s)")
 
 
 class PostgresStore(PgClaims, PgCommits):
@@ -110,18 +130,21 @@ class PostgresStore(PgClaims, PgCommits):
         return out
 
     async def get_run(self, workflow_id: str) -> RunRow | None:
-        rows = await self._fetch(f"SELECT {RUN_COLS} FROM dw_runs WHERE workflow_id=%s",
-                                 (workflow_id,))
-        return RunRow(*rows[0]) if rows else None
+        async def go(conn: Conn, _: int) -> list[RunRow]:
+            return await fetch(conn, GET_RUN, (workflow_id,), RunRow)
+
+        got = await self._with(go)
+        return got[0] if got else None
 
     async def load_steps(self, workflow_id: str) -> list[StepRow]:
         claimed = self.take_claimed_steps(workflow_id)
         if claimed is not None:
             return claimed
-        rows = await self._fetch(
-            f"SELECT {STEP_COLS} FROM dw_steps WHERE workflow_id=%s "
-            "ORDER BY seq, COALESCE(started_at, 0), step_key", (workflow_id,))
-        return [StepRow(*r) for r in rows]
+
+        async def go(conn: Conn, _: int) -> list[StepRow]:
+            return await fetch(conn, LOAD_STEPS, (workflow_id,), StepRow)
+
+        return await self._with(go)
 
     async def update_run(self, workflow_id: str, fields: dict[str, Any], *,
                          only_status: frozenset[str] | None = None,
@@ -168,27 +191,23 @@ class PostgresStore(PgClaims, PgCommits):
     # -- signals -------------------------------------------------------------------------------
     async def send_signal(self, workflow_id: str, name: str, payload: str | None) -> int:
         t = now()
-        rows = await self._fetch(
-            "WITH s AS (INSERT INTO dw_signals (workflow_id, name, payload, created_at) "
-            "VALUES (%s, %s, %s, %s) RETURNING id), "
-            "u AS (UPDATE dw_runs SET wake_at=%s, updated_at=%s WHERE workflow_id=%s AND "
-            "status='waiting' RETURNING queue, workflow_id), "
-            "e AS (INSERT INTO dw_events (workflow_id, ts, type, step, data) VALUES "
-            "(%s, %s, 'signal_received', NULL, %s)) "
-            f"SELECT (SELECT id FROM s), (SELECT pg_notify('{CHANNEL}', {DUE_RUN}) FROM u), "
-            f"pg_notify('{WAKE_CHANNEL}', %s)",
-            (workflow_id, name, payload, t, t, t, workflow_id, workflow_id, t,
-             json.dumps({"signal": name}), workflow_id))
-        return int(rows[0][0])
+
+        async def go(conn: Conn, _: int) -> str | None:
+            return (await lean.one(conn, SEND_SIGNAL, (
+                workflow_id, name, payload, t, t, t, workflow_id, workflow_id, t,
+                json.dumps({"signal": name}), workflow_id)))[1]
+
+        return int(await self._with(go) or 0)
 
     async def find_signal(self, workflow_id: str, names: list[str]) -> SignalRow | None:
         if self._listener.has_wake_callbacks:
             await self._listener.ensure()  # before looking: a later signal then wakes the wait
-        rows = await self._fetch(
-            "SELECT id, workflow_id, name, payload, created_at, consumed_by FROM dw_signals "
-            "WHERE workflow_id=%s AND consumed_by IS NULL AND name = ANY(%s::text[]) "
-            "ORDER BY id LIMIT 1", (workflow_id, list(names)))
-        return SignalRow(*rows[0]) if rows else None
+
+        async def go(conn: Conn, _: int) -> list[SignalRow]:
+            return await fetch(conn, FIND_SIGNAL, (workflow_id, list(names)), SignalRow)
+
+        got = await self._with(go)
+        return got[0] if got else None
 
     # -- reading -------------------------------------------------------------------------------
     async def list_runs(self, *, product: str | None = None, tag: str | None = None,
