@@ -94,24 +94,73 @@ class Engine:
         if task is not None and not task.done():
             return task
         # Every caller claimed the run just before: its lease holds from about now.
-        task = asyncio.get_running_loop().create_task(
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(
             self.drive(run, fresh=fresh, leased_at=time.monotonic(), history=history,
                        signals=signals),
             name=f"ductwork:{run.workflow_id}")
-        self.tasks[run.workflow_id] = task
-        wid = run.workflow_id
-        task.add_done_callback(lambda t: self._forget(wid, t))
-        if self._heartbeat is None or self._heartbeat.done():
-            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        self._track(loop, run.workflow_id, task, False)
         return task
 
-    def _forget(self, wid: str, task: asyncio.Task[ExecutionResult]) -> None:
-        if self.tasks.get(wid) is task:
+    def start(self, run: RunRow) -> asyncio.Future[ExecutionResult]:
+        """Drive a run just created here (no task drives it yet): what execute() awaits. The
+        future is resolved by the run's task itself as it ends, so the caller wakes in the
+        next loop turn, where awaiting the task through asyncio.shield() takes a turn more
+        and shield's callbacks. Cancelling the future leaves the run going, as shield does."""
+        loop = asyncio.get_running_loop()
+        report: asyncio.Future[ExecutionResult] = loop.create_future()
+        task = loop.create_task(self._drive_reported(run, report, time.monotonic()),
+                                name=f"ductwork:{run.workflow_id}")
+        self._track(loop, run.workflow_id, task, True)
+        return report
+
+    def _track(self, loop: asyncio.AbstractEventLoop, wid: str,
+               task: asyncio.Task[ExecutionResult], reported: bool) -> None:
+        self.tasks[wid] = task
+        task.add_done_callback(lambda t: self._forget(wid, t, reported))
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = loop.create_task(self._beat())
+
+    async def _drive_reported(self, run: RunRow, report: asyncio.Future[ExecutionResult],
+                              leased_at: float) -> ExecutionResult:
+        try:
+            result = await self.drive(run, fresh=True, leased_at=leased_at)
+        except asyncio.CancelledError:
+            self._ended(run.workflow_id)
+            report.cancel()
+            raise
+        except BaseException as e:
+            self._ended(run.workflow_id)
+            if not report.done():
+                report.set_exception(e)
+            raise
+        if not report.done():  # else: the caller stopped waiting (cancelled)
+            report.set_result(result)
+        return result
+
+    def _ended(self, wid: str) -> None:
+        """The calling task (a run's) is about to end: it drives nothing any more. Said at
+        once, not a loop turn later by _forget: a caller woken by the run's end (execute())
+        may start the next run at once, and a run still listed here would make that one's
+        commits wait for a group (Committer.commit); one that looks the run up finds no task
+        that has ended (WorkflowTestEnv.result) but the run's row."""
+        if self.tasks.get(wid) is asyncio.current_task():
             del self.tasks[wid]
 
+    def _forget(self, wid: str, task: asyncio.Task[ExecutionResult], reported: bool) -> None:
+        if self.tasks.get(wid) is task:
+            del self.tasks[wid]
+        if reported and not task.cancelled():
+            task.exception()  # delivered through the report: not "never retrieved"
+
     async def _beat(self) -> None:
-        while self.tasks and not self._closing:
+        # Sleeps first: a run that ends in the turn it started in (a lone run on SQLite) leaves
+        # the heartbeat waiting for the next one rather than ending it at once (and the next
+        # run starting a new one).
+        while not self._closing:
             await asyncio.sleep(self.lease_s / 3)
+            if not self.tasks:
+                return
             # A failed renewal is harmless here: the next step's lease check asks the store,
             # and the next commit's ownership fence reports a real loss of the lease.
             sent = time.monotonic()
@@ -235,6 +284,7 @@ class Engine:
             self.contexts.pop(run.workflow_id, None)
             self.journals.pop(run.workflow_id, None)
             self._wakeups.pop(run.workflow_id, None)
+            self._ended(run.workflow_id)
 
     async def _fault(self, run: RunRow, err: Exception) -> ExecutionResult:
         """The engine itself failed on this run (not the workflow's code: that fails the run

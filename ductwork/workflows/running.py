@@ -63,6 +63,8 @@ async def execute(
     # Grouped with the runs started together; history derives workflow_started from the row.
     stored, created = await engine.committer.create(run, [])
     if created:
+        if timeout is None:
+            return await engine.start(stored)
         task = engine.spawn(stored, fresh=True)
     else:
         if (stored.product, stored.tag) != (product, tag):
