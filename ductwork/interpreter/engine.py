@@ -284,6 +284,7 @@ class Engine:
             self.contexts.pop(run.workflow_id, None)
             self.journals.pop(run.workflow_id, None)
             self._wakeups.pop(run.workflow_id, None)
+            journal.detach()
             self._ended(run.workflow_id)
 
     async def _fault(self, run: RunRow, err: Exception) -> ExecutionResult:
