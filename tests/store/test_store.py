@@ -45,6 +45,22 @@ async def test_a_waiting_entry_can_be_completed_once(store: RunStore) -> None:
     assert s.status == "completed" and s.result == "1"
 
 
+async def test_a_step_record_reads_back_as_written(store: RunStore) -> None:
+    # The common record (a step completed by its owner) and one completing a record still
+    # running, whose error and meta must not survive it.
+    await store.create_run(run("w1"), [])
+    t = time.time()
+    done = StepRow("w1", "a", "a", "step", "completed", 1, 2, '{"in":1}', '{"out":1}', None,
+                   t - 1, t, True, True)
+    await store.commit("w1", Batch(owner="me", steps=[done]))
+    await store.commit("w1", Batch(owner="me", steps=[StepRow(
+        "w1", "b", "b", "step", "running", 0, 1, None, None, "boom", t, None,
+        meta='{"x":1}')]))
+    done_b = StepRow("w1", "b", "b", "step", "completed", 2, 1, None, "[]", None, t, t)
+    await store.commit("w1", Batch(owner="me", steps=[done_b]))
+    assert await store.load_steps("w1") == [done, done_b]
+
+
 async def test_commits_are_fenced_by_ownership(store: RunStore) -> None:
     await store.create_run(run("w1", owner="other"), [])
     with pytest.raises(LeaseLostError):
