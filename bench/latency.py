@@ -4,6 +4,7 @@
                                             # processes (a private server, fsync on)
     python bench/latency.py --no-postgres   # SQLite only
     python bench/latency.py --no-sqlite     # PostgreSQL only
+    python bench/latency.py --no-sqlite --breakdown   # and where the time of each run goes
 
 Figures (each one JSON line with p50_ms, p99_ms, max_ms and the sample size):
 
@@ -19,6 +20,10 @@ Times across processes are read from one clock (time.time() on the same machine)
 PostgreSQL each figure also says what one run cost the worker process: its store round trips
 (connections taken from its pool: a pipeline counts once) and CPU milliseconds, and the
 server's CPU milliseconds; these hardly move with the machine's load, unlike the wall clock.
+With --breakdown, one more line per figure gives the median and 90th percentile of each
+stretch between the moments of a run: the client's call sent and returned, the worker's
+NOTIFY read, its claim sent and answered, the commit that takes the signal sent and answered,
+and the step starting.
 """
 
 from __future__ import annotations

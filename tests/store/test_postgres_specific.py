@@ -350,6 +350,23 @@ async def test_reads_keep_each_columns_type(stores: list[PostgresStore]) -> None
     assert await worker.find_signal("w1", ["other"]) is None
 
 
+async def test_a_signal_wakes_inline_waits_only_for_a_run_not_suspended(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    await store.open()
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        await conn.execute("LISTEN dw_wake")
+        try:
+            await store.create_run(run("suspended", status="waiting", owner=None), [])
+            await store.create_run(run("inline"), [])  # running: its owner waits inline
+            await store.send_signal("suspended", "go", None)  # for a worker's claim only
+            await store.send_signal("inline", "go", None)
+            # Notifications arrive in commit order: the first one is the second signal's.
+            async for n in conn.notifies(stop_after=1):
+                assert n.payload == "inline"
+        finally:
+            await store.close()
+
+
 async def test_a_release_is_announced_without_a_name_so_a_full_claim_looks(
         stores: list[PostgresStore]) -> None:
     worker, client = stores

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from ductwork.store.postgres import lean
 from ductwork.store.postgres.base import Conn, PgBase, _rollback
+from ductwork.store.postgres.rows import column, execute, fetch, positional, rows
 from ductwork.store.postgres.sql import (
     ACTIVE_SQL,
     CHANNEL,
@@ -15,13 +18,23 @@ from ductwork.store.postgres.sql import (
     NOW,
     QUEUE_LOCK,
 )
-from ductwork.store.protocol import QueueLimit, RunRow, StepRow, now
+from ductwork.store.protocol import RUN_FIELDS, QueueLimit, RunRow, StepRow, now
 
 # How long the steps read by a claim stay usable by load_steps(): the engine asks at once; past
 # this, it reads them again (a lease is much longer, so they are still the run's own).
 STEPS_KEPT_S = 5.0
 # How long live_owners() answers from its last read.
 OWNERS_KEPT_S = 1.0
+# Positional, so that they go prepared through lean.py.
+RENEW = f"UPDATE dw_runs SET lease_until={NOW} + %s::float8 WHERE owner=%s RETURNING workflow_id"
+HOLD = (f"UPDATE dw_runs SET lease_until={NOW} + %s::float8 WHERE workflow_id=%s AND "
+        "owner=%s")
+# The run back to the queue: due again at once (or at wake_at), announced without its name.
+RELEASE = (
+    "WITH u AS (UPDATE dw_runs SET owner=NULL, lease_until=NULL, "
+    "wake_at=COALESCE(%s::float8, wake_at), status=CASE WHEN status='running' THEN 'pending' "
+    "ELSE status END, updated_at=%s WHERE workflow_id=%s AND owner=%s RETURNING queue) "
+    f"SELECT pg_notify('{CHANNEL}', queue) FROM u")
 
 
 class PgClaims(PgBase):
@@ -41,9 +54,14 @@ class PgClaims(PgBase):
                 got = await self._claim_limited(found[0][0], lim, owner, lease_s, 1, dead,
                                                 workflow_id=workflow_id)
                 return got[0] if got else None
-        rows = await self._fetch(CLAIM_ONE.format(log=""), {
+        sql, params = positional(CLAIM_ONE.format(log=""), {
             "owner": owner, "lease": lease_s, "wid": workflow_id, "dead": dead})
-        return RunRow(*rows[0]) if rows else None
+
+        async def go(conn: Conn, _: int) -> list[RunRow]:
+            return await fetch(conn, sql, params, RunRow)
+
+        got = await self._with(go)
+        return got[0] if got else None
 
     async def claim_due(self, owner: str, lease_s: float, limit: int, *,
                         steal_from: frozenset[str] = frozenset(),
@@ -70,8 +88,17 @@ class PgClaims(PgBase):
             if limited:
                 qfilter += " AND queue <> ALL(%(limited)s::text[])"
                 params["limited"] = sorted(limited)
-            out += self._started(await self._fetch(CLAIM.format(qfilter=qfilter, log=""),
-                                                   params))
+            sql, values = positional(CLAIM.format(qfilter=qfilter, log=""), params)
+
+            async def go(conn: Conn, _: int) -> list[tuple[RunRow, Any]]:
+                res = await execute(conn, sql, values)
+                if res is None:  # psycopg, where lean.py does not apply
+                    cur = await conn.execute(sql, values)
+                    return [(RunRow(*r[:-1]), r[-1]) for r in await cur.fetchall()]
+                return list(zip(rows(res, RunRow, extra=1), column(res, len(RUN_FIELDS)),
+                                strict=True))
+
+            out += self._started(await self._with(go))
         out.sort(key=lambda r: (-r.priority, r.wake_at if r.wake_at is not None
                                 else r.created_at))
         return out
@@ -120,22 +147,24 @@ class PgClaims(PgBase):
             except BaseException:
                 await _rollback(conn)
                 raise
-            return [RunRow(*r) for r in rows] if workflow_id is not None else self._started(rows)
+            if workflow_id is not None:
+                return [RunRow(*r) for r in rows]
+            return self._started([(RunRow(*r[:-1]), r[-1]) for r in rows])
 
         return await self._with(go)
 
-    def _started(self, rows: list[tuple[Any, ...]]) -> list[RunRow]:
-        """The runs of a CLAIM, their steps kept for the engine's load_steps() that follows."""
+    def _started(self, claimed: list[tuple[RunRow, Any]]) -> list[RunRow]:
+        """The runs of a CLAIM, their steps (JSON) kept for the engine's load_steps() that
+        follows."""
         t = time.monotonic()
         for wid in [w for w, (at, _) in self._claimed_steps.items() if t - at > STEPS_KEPT_S]:
             del self._claimed_steps[wid]  # never driven here (the process gave them up)
         out = []
-        for r in rows:
-            run = RunRow(*r[:-1])
+        for run, got in claimed:
             out.append(run)
-            if r[-1] is None:  # taken over from a lapsed owner: its history is read again
+            if got is None:  # taken over from a lapsed owner: its history is read again
                 continue
-            steps = json.loads(r[-1]) if isinstance(r[-1], str) else r[-1]
+            steps = json.loads(got) if isinstance(got, str) else got
             self._claimed_steps[run.workflow_id] = (t, [StepRow(*s) for s in steps])
         return out
 
@@ -149,27 +178,32 @@ class PgClaims(PgBase):
         return got[1]
 
     async def renew_leases(self, owner: str, lease_s: float) -> list[str]:
-        rows = await self._fetch(f"UPDATE dw_runs SET lease_until={NOW} + %s WHERE owner=%s "
-                                 "RETURNING workflow_id", (lease_s, owner))
-        return [r[0] for r in rows]
+        return [w for w in await self._column(RENEW, (lease_s, owner)) if w is not None]
 
     async def hold_lease(self, workflow_id: str, owner: str, lease_s: float) -> bool:
-        async def go(conn: Conn, _: int) -> bool:
-            cur = await conn.execute(
-                f"UPDATE dw_runs SET lease_until={NOW} + %s WHERE workflow_id=%s AND owner=%s",
-                (lease_s, workflow_id, owner))
-            return cur.rowcount == 1
+        async def go(conn: Conn, _: int) -> int:
+            return (await lean.one(conn, HOLD, (lease_s, workflow_id, owner)))[0]
 
-        return await self._with(go)
+        return await self._with(go) == 1
 
     async def release(self, workflow_id: str, owner: str, *, wake_at: float | None = None) -> None:
         self._claimed_steps.pop(workflow_id, None)
-        await self._fetch(
-            "WITH u AS (UPDATE dw_runs SET owner=NULL, lease_until=NULL, "
-            "wake_at=COALESCE(%s, wake_at), status=CASE WHEN status='running' THEN 'pending' "
-            "ELSE status END, updated_at=%s WHERE workflow_id=%s AND owner=%s RETURNING queue) "
-            f"SELECT pg_notify('{CHANNEL}', queue) FROM u",
-            (wake_at, now(), workflow_id, owner))
+
+        async def go(conn: Conn, _: int) -> None:
+            await lean.one(conn, RELEASE, (wake_at, now(), workflow_id, owner))
+
+        await self._with(go)
+
+    async def _column(self, sql: str, params: Sequence[Any]) -> list[str | None]:
+        """The first column of a read's rows, as text, prepared through lean.py."""
+        async def go(conn: Conn, _: int) -> list[str | None]:
+            res = await execute(conn, sql, params)
+            if res is None:  # psycopg, where lean.py does not apply
+                cur = await conn.execute(sql, params)
+                return [None if r[0] is None else str(r[0]) for r in await cur.fetchall()]
+            return column(res)
+
+        return await self._with(go)
 
     async def live_owners(self) -> list[str]:
         # Asked before every claim pass, and a DISTINCT over the owner index is not free: a
@@ -178,6 +212,6 @@ class PgClaims(PgBase):
         t = time.monotonic()
         if self._owners is not None and t - self._owners[0] < OWNERS_KEPT_S:
             return list(self._owners[1])
-        rows = await self._fetch("SELECT DISTINCT owner FROM dw_runs WHERE owner IS NOT NULL")
-        self._owners = (t, [r[0] for r in rows])
+        got = await self._column("SELECT DISTINCT owner FROM dw_runs WHERE owner IS NOT NULL", ())
+        self._owners = (t, [o for o in got if o is not None])
         return list(self._owners[1])

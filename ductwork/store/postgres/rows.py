@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection, pq
@@ -36,11 +37,11 @@ def _decoders(cls: type) -> list[Decode]:
     return dec
 
 
-def rows(res: pq.abc.PGresult, cls: type[R]) -> list[R]:
-    """The result's rows as `cls`, its columns in the order of the class's fields: text
-    values decoded by the field's type, NULL as None."""
+def rows(res: pq.abc.PGresult, cls: type[R], *, extra: int = 0) -> list[R]:
+    """The result's rows as `cls`, its columns in the order of the class's fields (then
+    `extra` more, left to column()): text values decoded by the field's type, NULL as None."""
     dec = _decoders(cls)
-    if res.nfields != len(dec):
+    if res.nfields != len(dec) + extra:
         raise ValueError(f"{res.nfields} columns for the {len(dec)} fields of {cls.__name__}")
     get = res.get_value
     out = []
@@ -63,3 +64,35 @@ async def fetch(conn: AsyncConnection[Any], sql: str, params: Sequence[Any], cls
         cur = await conn.execute(sql, params)
         return [cls(*r) for r in await cur.fetchall()]
     return rows(res, cls)
+
+
+def column(res: pq.abc.PGresult, j: int = 0) -> list[str | None]:
+    """Column j of every row, as text (None: NULL)."""
+    out: list[str | None] = []
+    for i in range(res.ntuples):
+        v = res.get_value(i, j)
+        out.append(None if v is None else v.decode())
+    return out
+
+
+_POSITIONAL: dict[str, tuple[str, list[str]]] = {}
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def positional(sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """A statement with %(name)s parameters as lean.py takes it: %s placeholders and the
+    values in their order (a name used twice is sent twice)."""
+    got = _POSITIONAL.get(sql)
+    if got is None:
+        got = _POSITIONAL[sql] = (_NAMED.sub("%s", sql), _NAMED.findall(sql))
+    return got[0], [params[n] for n in got[1]]
+
+
+async def execute(conn: AsyncConnection[Any], sql: str, params: Sequence[Any]
+                  ) -> pq.abc.PGresult | None:
+    """One statement (positional %s parameters) prepared through lean.py; None where the lean
+    path does not apply (nothing was sent: the caller uses psycopg)."""
+    try:
+        return await lean.execute(conn, lean.statement(sql), params)
+    except lean.Unsupported:
+        return None

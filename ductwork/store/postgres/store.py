@@ -12,7 +12,7 @@ from ductwork.store.postgres.announced import claim_named
 from ductwork.store.postgres.base import Conn, _rollback, safe_url
 from ductwork.store.postgres.claims import PgClaims
 from ductwork.store.postgres.commits import PgCommits
-from ductwork.store.postgres.rows import fetch
+from ductwork.store.postgres.rows import fetch, positional
 from ductwork.store.postgres.sql import (
     ACTIVE_LIST,
     CHANNEL,
@@ -54,7 +54,9 @@ FIND_SIGNAL = ("SELECT id, workflow_id, name, payload, created_at, consumed_by F
                "WHERE workflow_id=%s AND consumed_by IS NULL AND name = ANY(%s::text[]) "
                "ORDER BY id LIMIT 1")
 # The signal, the run's due time (a waiting run becomes due) and its event in one statement;
-# NOTIFY wakes a worker (dw_due, naming the run) and an inline wait on it (dw_wake).
+# NOTIFY wakes a worker for a suspended run (dw_due, naming it), else an inline wait on it
+# (dw_wake: a run waiting inline is running, not waiting, and a suspended one has no such
+# wait, so every listening process is spared that wake-up).
 SEND_SIGNAL = (
     "WITH s AS (INSERT INTO dw_signals (workflow_id, name, payload, created_at) "
     "VALUES (%s, %s, %s, %s) RETURNING id), "
@@ -63,7 +65,7 @@ SEND_SIGNAL = (
     "e AS (INSERT INTO dw_events (workflow_id, ts, type, step, data) VALUES "
     "(%s, %s, 'signal_received', NULL, %s)) "
     f"SELECT (SELECT id FROM s), (SELECT pg_notify('{CHANNEL}', {DUE_RUN}) FROM u), "
-    f"pg_notify('{WAKE_CHANNEL}', %s)")
+    f"(SELECT pg_notify('{WAKE_CHANNEL}', %s) WHERE NOT EXISTS (SELECT 1 FROM u))")
 
 
 class PostgresStore(PgClaims, PgCommits):
@@ -348,13 +350,17 @@ class PostgresStore(PgClaims, PgCommits):
         q = " AND queue = ANY(%(queues)s::text[])" if queues else ""
         first = ("(SELECT wake_at FROM dw_runs WHERE status = '{0}' AND wake_at IS NOT NULL AND "
                  f"owner IS NULL{q} ORDER BY wake_at LIMIT 1)")
-        rows = await self._fetch(
+        sql, params = positional(
             "SELECT LEAST((SELECT 0::float8 WHERE EXISTS (SELECT 1 FROM dw_runs WHERE "
             f"status = 'pending' AND wake_at IS NULL AND owner IS NULL{q})), "
             + ", ".join(first.format(st) for st in ("pending", "sleeping", "waiting"))
             + ", (SELECT MIN(next_run_at) FROM dw_schedules WHERE status = 'active'))",
             {"queues": list(queues or [])})
-        v = rows[0][0]
+
+        async def go(conn: Conn, _: int) -> str | None:
+            return (await lean.one(conn, sql, params))[1]
+
+        v = await self._with(go)
         return None if v is None else float(v)
 
     async def queue_depth(self, now: float) -> dict[str, int]:
