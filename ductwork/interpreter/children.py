@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +26,6 @@ if TYPE_CHECKING:
     from ductwork.interpreter.result import WorkflowDef
 
 POLICIES = ("terminate", "abandon", "request_cancel")
-# Journals of runs that started (or replayed) a child in this process: only their end needs the
-# parent-close query.
-_PARENTS: weakref.WeakSet[Journal] = weakref.WeakSet()
 
 
 class ChildWait(SuspendRun):
@@ -67,7 +63,7 @@ async def run_child(journal: Journal, child_id: str, tag: str, input: Any = None
     product = product or journal.run.product
     env = env or journal.run.env
     engine = journal.engine
-    _PARENTS.add(journal)
+    journal.parent = True  # its end needs the parent-close query
 
     key = journal.next_key(f"@child:{child_id}")
     rec = journal.take(key, "child")
@@ -296,12 +292,13 @@ def _child_error(child_id: str, meta: dict[str, Any], recorded: str | None
 async def on_run_end(engine: Engine, run: RunRow) -> None:
     """Called by the engine after a run's terminal status is committed."""
     journal = engine.journals.get(run.workflow_id)
-    if journal is None or journal in _PARENTS or any(s.kind == "child"
-                                                     for s in journal.history.values()):
+    if journal is None or journal.parent or (journal.history and any(
+            s.kind == "child" for s in journal.history.values())):
         await close_children(engine, run.workflow_id,
                              f"parent workflow {run.workflow_id} ended")
         nudge(engine)  # a child told to stop may be due now (a retry nudges by itself)
-    await retry_failed_run(engine, run)
+    if run.options is not None:  # else not a dispatched run: nothing to retry
+        await retry_failed_run(engine, run)
 
 
 async def after_suspend(engine: Engine, run: RunRow, s: SuspendRun) -> None:

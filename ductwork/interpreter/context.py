@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -60,22 +61,44 @@ class WorkflowContext(Components):
     recorded operations return their journaled outcome instead of running again. Everything
     durable is the journal's; this class checks the user's arguments and delegates."""
 
+    # What a run reads when it was started without caller metadata (context, session, auth)
+    # or re-run flags, as most runs are: class attributes, so that a new ctx sets only what
+    # its run row holds (a ctx is made for every run and every resumption).
+    context: Any = None
+    session: Any = None
+    auth: Any = None
+    is_replay = False
+    is_restart = False
+    is_restored = False
+    replayed_from: Any = None
+    restarted_from: Any = None
+    resumed_from: Any = None
+    replay_reason: Any = None
+    restart_reason: Any = None
+    restored_checkpoint: Any = None
+    transform = Transform()  # stateless: one for every ctx
+
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
-        run, wf = journal.run, journal.wf
+        run = journal.run
         self.workflow_id = run.workflow_id
         self.workflow_tag = run.tag
         self.product = run.product
         self.env = run.env
-        self.name = wf.name
+        self.name = journal.wf.name
         raw_input = codec.loads(run.input)
         if raw_input is None:
             raw_input = {}
-        self.input: Any = InputView(raw_input) if isinstance(raw_input, Mapping) else raw_input
+        self.input: Any = InputView(raw_input) if type(raw_input) is dict or isinstance(
+            raw_input, Mapping) else raw_input
+        self.original_input: Any = raw_input
+        if run.context is None:
+            journal.bind(self, {})
+            return
         extra = codec.loads(run.context) or {}
-        self.context: Any = extra.get("context")
-        self.session: Any = extra.get("session")
-        self.auth: Any = extra.get("auth")
+        self.context = extra.get("context")
+        self.session = extra.get("session")
+        self.auth = extra.get("auth")
         fl = dict(extra.get("flags") or {})
         self.is_replay = bool(fl.get("is_replay"))
         self.is_restart = bool(fl.get("is_restart"))
@@ -87,10 +110,13 @@ class WorkflowContext(Components):
         self.restart_reason = fl.get("restart_reason")
         self.restored_checkpoint = fl.get("restored_checkpoint")
         self.original_input = fl.get("original_input", raw_input)
-        self.log = Log(journal)
-        self.transform = Transform()
         # Outputs preset by resume/replay_from_step (under flags: child runs do not inherit).
         journal.bind(self, dict(fl.get("presets") or {}))
+
+    @cached_property
+    def log(self) -> Log:
+        """ctx.log (made on first use: most handlers never log)."""
+        return Log(self._journal)
 
     # -- read-only views of the journal --------------------------------------------------------
     @property

@@ -78,10 +78,13 @@ class Journal:
         self.workflow_id = run.workflow_id
         # Outputs preset by resume/replay_from_step, by key or tag (bound with the ctx).
         self.presets: dict[str, Any] = {}
-        self.history: dict[str, StepRow] = {s.step_key: s for s in history}
-        self.unconsumed: set[str] = {s.step_key for s in history if s.status in _DONE}
+        if history:
+            self.history: dict[str, StepRow] = {s.step_key: s for s in history}
+            self.unconsumed: set[str] = {s.step_key for s in history if s.status in _DONE}
+            self._seq = max(s.seq for s in history)
+        else:  # a new run (the comprehensions' frames cost more than these)
+            self.history, self.unconsumed, self._seq = {}, set(), 0
         self._occurrence: dict[str, int] = {}
-        self._seq = max((s.seq for s in history), default=0)
         # Operations in flight (fan-out branches): a wait suspends the run only when alone.
         self.inflight = 0
         self.main_task: asyncio.Task[Any] | None = None
@@ -110,6 +113,8 @@ class Journal:
         self.outcome: str | None = None
         # Unconsumed signals read with the claim (oldest first), for the first signal wait.
         self.signals_at_claim: list[SignalRow] | None = None
+        # Set when this attempt starts (or replays) a child run: its end closes the children.
+        self.parent = False
 
     def renewed(self, check_at: float) -> None:
         """The store renewed our lease (the renewal was sent before check_at - lease + margin,
