@@ -263,6 +263,8 @@ def dumps_value(value: Any, root: str = "value") -> tuple[str, Any]:
     """dumps(), and the value as loads() of that text gives it back: what a handler is handed
     on the first run, so that it gets the same on a replay. Without a tag in the text the
     encoder's own tree is that value (it is built of new maps and lists), with no decoding."""
+    if value is None:  # a handler or step that returns nothing
+        return "null", None
     try:
         tree = _walk(value, 0, False)
     except UnstorableValue as e:

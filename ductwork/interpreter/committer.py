@@ -68,12 +68,16 @@ class Committer:
         self._schedule(loop)
         return fut
 
-    async def create(self, run: RunRow, events: list[Event]) -> tuple[RunRow, bool]:
+    def create(self, run: RunRow, events: list[Event]) -> Awaitable[tuple[RunRow, bool]]:
         """store.create_run, grouped with the runs started in the same turn of the loop while
-        other runs are driven here; (stored run, created) once it is durable."""
+        other runs are driven here; (stored run, created) once it is durable. Not a coroutine
+        itself, as commit(): a lone run's creation costs no extra frame."""
         engine = self._engine
         if (not engine.tasks and not self._creates) or not self._group_creates:
-            return await engine.store.create_run(run, events)
+            return engine.store.create_run(run, events)
+        return self._create_grouped(run, events)
+
+    async def _create_grouped(self, run: RunRow, events: list[Event]) -> tuple[RunRow, bool]:
         if self._closed:
             raise StoreError(f"run {run.workflow_id}: the engine is closed, the run was not "
                              "created")

@@ -270,7 +270,7 @@ class Journal:
         deadline, shutdown, preset, hook, observer or timeout) skips the calls that would
         find nothing to do, each guarded by the test that the skipped call starts with."""
         key = self.next_key(tag)
-        rec = self.take(key, "step")
+        rec = self.take(key, "step") if self.history else None
         if rec is not None and rec.status in _DONE:
             return self._replayed(rec, tag, rollback, critical)
         self.inflight += 1
@@ -309,8 +309,12 @@ class Journal:
                                 result = await fn()  # what _invoke does here, two frames less
                             else:
                                 result = await _invoke(fn, timeout_ms, tag)
-                            encoded, result = self.encode_value(
-                                result, f"Step '{tag}' returned a value that", "result")
+                            try:  # encode_value(), without building its message first
+                                encoded, result = codec.dumps_value(result, "result")
+                            except (TypeError, ValueError) as e:
+                                raise SerializationError(
+                                    f"Step '{tag}' returned a value that cannot be stored: "
+                                    f"{e}; return {codec.SUPPORTED}") from None
                             if seen is not None:
                                 seen.end("completed", None)
                             break
@@ -342,7 +346,8 @@ class Journal:
                 seq = self.next_seq()
                 await self.commit(Batch(
                     steps=[StepRow(self.workflow_id, key, tag, "step", "completed", seq,
-                                   attempts, self._input_json(step_input), encoded, None,
+                                   attempts, None if step_input is None else
+                                   self.engine.dumps_safe(step_input), encoded, None,
                                    started, time.time(), critical, rollback is not None)]))
                 self._note_done(seq, key, tag, result, rollback, critical)
                 return result

@@ -39,6 +39,6 @@ def prepare_input(defs: Definitions, wf: WorkflowDef, env: str, input: Any, wher
     data = {} if input is None else input
     # Encoded first: the codec bounds the depth (and refuses what no store holds) before the
     # schema check walks the value.
-    enc = encode_input(data, where)
+    enc = "{}" if input is None else encode_input(data, where)
     filled = defs.validate_input(wf, data)
     return enc if filled is data else encode_input(filled, where)

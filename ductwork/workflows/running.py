@@ -47,8 +47,9 @@ async def execute(
                           else new_workflow_id())
     engine = await engines.get()
     t = time.time()
-    extra = {k: v for k, v in (("context", context), ("session", session), ("auth", auth))
-             if v is not None}
+    extra = None if context is None and session is None and auth is None else {
+        k: v for k, v in (("context", context), ("session", session), ("auth", auth))
+        if v is not None}
     timeout_ms = wf.options.get("timeout")
     run = RunRow(
         workflow_id=wid, product=product, tag=tag, env=env, status="running", input=enc,
