@@ -59,6 +59,7 @@ _MERGE_MAX = 32
 _RUN_INSERT = (f"INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({', '.join('?' * len(RUN_FIELDS))}) "
                "ON CONFLICT(workflow_id) DO NOTHING")
 _step_values = operator.attrgetter(*STEP_FIELDS)  # a StepRow's values in column order
+_run_values = operator.attrgetter(*RUN_FIELDS)  # a RunRow's (~0.4 us; a getattr loop ~1.1)
 # (run field names..., fenced) -> its UPDATE statement (_update_run)
 _RUN_UPDATES: dict[tuple[Any, ...], str] = {}
 # A waiting record (a child, a signal) is completed in place; a finished one is never replaced.
@@ -203,7 +204,9 @@ class SQLiteStore(RunStore):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        self._wrote()
+        ck = self.checkpointer
+        if ck is not None and ck.idle:  # self._wrote(), inlined on the hot path
+            ck.wake()
         return (run, True) if created else await self._existing(run)
 
     async def create_runs(self, items: list[tuple[RunRow, list[Event]]]
@@ -224,7 +227,7 @@ class SQLiteStore(RunStore):
 
     def _insert_run(self, run: RunRow, events: list[Event]) -> bool:
         """Insert the run (and its events) unless its workflow_id exists; True if inserted."""
-        if self.conn.execute(_RUN_INSERT, [getattr(run, f) for f in RUN_FIELDS]).rowcount != 1:
+        if self.conn.execute(_RUN_INSERT, _run_values(run)).rowcount != 1:
             return False
         if events:
             self._events(run.workflow_id, events)
