@@ -27,6 +27,8 @@ log = logging.getLogger("ductwork.worker")
 # this long, so that a worker that defines it can take it.
 UNKNOWN_BACKOFF_S = 5.0
 ENDED = frozenset({"completed", "failed", "rolled_back", "cancelled"})
+# How old a list of dead owners a claim of announced runs takes without reading it first.
+DEAD_KEPT_S = 1.0
 
 
 class Worker:
@@ -75,6 +77,9 @@ class Worker:
         self._local = False        # the last wait was ended by this process (a nudge)
         self._saturated = True     # the last pass filled every free slot: more may be due
         self._limited = False      # some queue has limits (they may hold due runs back)
+        # (monotonic time, dead owners) as last read, and the task reading them again
+        self._dead_seen: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._dead_refresh: asyncio.Task[None] | None = None
 
     # -- control --------------------------------------------------------------------------------
     def nudge(self) -> None:
@@ -124,6 +129,8 @@ class Worker:
                 full = not await self._claim_announced(engine)
         finally:
             self._started.set()
+            if self._dead_refresh is not None:
+                self._dead_refresh.cancel()
             try:
                 await self._shutdown(engine)
             finally:
@@ -175,9 +182,27 @@ class Worker:
             started += await self._start(engine, run)
         return started
 
-    @staticmethod
-    async def _dead(engine: Engine) -> frozenset[str]:
-        return engine.dead_owners(await engine.store.live_owners())
+    async def _dead(self, engine: Engine) -> frozenset[str]:
+        self._dead_seen = (time.monotonic(),
+                           engine.dead_owners(await engine.store.live_owners()))
+        return self._dead_seen[1]
+
+    def _dead_known(self, engine: Engine) -> frozenset[str]:
+        """The dead owners as last read, for a claim of announced runs: reading them again
+        (a round trip, once a second) would come between a NOTIFY and its claim, so a stale
+        list is read again after the claim instead. A run it misses (announced while its
+        owner died) is claimed when its lease expires, as always."""
+        at, dead = self._dead_seen
+        if time.monotonic() - at > DEAD_KEPT_S and self._dead_refresh is None:
+            self._dead_refresh = asyncio.get_running_loop().create_task(self._refresh(engine))
+        return dead
+
+    async def _refresh(self, engine: Engine) -> None:
+        try:
+            with contextlib.suppress(DuctworkError):
+                await self._dead(engine)
+        finally:
+            self._dead_refresh = None
 
     async def _start(self, engine: Engine, run: RunRow,
                      claimed: ClaimedRun | None = None) -> int:
@@ -218,7 +243,7 @@ class Worker:
             return False
         try:
             got = await store.claim_announced(engine.owner, engine.lease_s, wanted,
-                                              steal_from=await self._dead(engine))
+                                              steal_from=self._dead_known(engine))
             for c in got:
                 await self._start(engine, c.run, c)
         except Exception as e:  # as in _safe_pass: the full pass that follows logs and backs off

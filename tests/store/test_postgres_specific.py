@@ -301,32 +301,43 @@ async def test_claim_announced_takes_orphans_and_never_a_live_owners_run(
     assert (await client.get_run("live")).owner == "z"  # type: ignore[union-attr]
 
 
-async def test_claim_announced_finds_runs_by_key_in_its_generic_plan(pg_url: str) -> None:
+async def test_claim_announced_finds_runs_by_key_in_its_generic_plans(pg_url: str) -> None:
     # A prepared statement runs a generic plan after a few executions: one that walked the
-    # status or owner indexes would read every waiting or owned run for each claim.
+    # status or owner indexes would read every waiting run, or every run the worker holds,
+    # for each claim.
     from ductwork.store.postgres import lean
-    from ductwork.store.postgres.announced import CLAIM_NAMED
+    from ductwork.store.postgres.announced import CLAIM_NAMED, SIGNALS_OF_OWNED, STEPS_OF_OWNED
 
     store = PostgresStore(pg_url)
     await store.open()
     await store.close()
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
-        # Many runs, few of them waiting with a due time or owned: what the planner would
-        # rather find through those indexes.
+        # Many runs, a third of them held by this worker, half waiting: what the planner
+        # would rather find through those indexes.
         await conn.execute(
             "INSERT INTO dw_runs (workflow_id, product, tag, env, status, created_at, "
             "updated_at, wake_at, owner) SELECT 'r' || i, 'p', 't', 'dev', CASE WHEN i % 2 = 0 "
-            "THEN 'completed' ELSE 'waiting' END, 0, 0, NULL, NULL FROM generate_series(1, 1000) "
-            "AS i")
-        await conn.execute("ANALYZE dw_runs")
+            "THEN 'completed' ELSE 'waiting' END, 0, 0, NULL, CASE WHEN i % 3 = 0 THEN 'w' END "
+            "FROM generate_series(1, 3000) AS i")
+        await conn.execute(
+            "INSERT INTO dw_steps (workflow_id, step_key, tag, kind, status, seq, attempts, "
+            "critical, has_rollback) SELECT 'r' || i, 's' || j, 't', 'step', 'completed', j, 1, "
+            "FALSE, FALSE FROM generate_series(1, 3000) AS i, generate_series(1, 3) AS j")
+        await conn.execute("ANALYZE")
         await conn.execute("SET plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE c AS {lean.statement(CLAIM_NAMED).sql.decode()}")
-        await conn.execute("BEGIN")
-        cur = await conn.execute("EXPLAIN EXECUTE c('{a,b}', '{}', 'w', 30)")
-        plan = "\n".join(str(r[0]) for r in await cur.fetchall())
-        await conn.execute("ROLLBACK")
-    assert "dw_runs_pkey" in plan
-    assert not any(f"dw_runs_{i}" in plan for i in ("due", "owner", "queue_owned", "claim"))
+        plans = {}
+        for name, sql, args in (("claim", CLAIM_NAMED, "'{r3,r4}', '{}', 'w', 30"),
+                                ("steps", STEPS_OF_OWNED, "'{r3,r4}', 'w'"),
+                                ("signals", SIGNALS_OF_OWNED, "'{r3,r4}', 'w'")):
+            await conn.execute(f"PREPARE {name} AS {lean.statement(sql).sql.decode()}")
+            await conn.execute("BEGIN")
+            cur = await conn.execute(f"EXPLAIN EXECUTE {name}({args})")
+            plans[name] = "\n".join(str(r[0]) for r in await cur.fetchall())
+            await conn.execute("ROLLBACK")
+    for name, plan in plans.items():
+        assert "dw_runs_pkey" in plan, (name, plan)
+        assert not any(f"dw_runs_{i}" in plan for i in ("due", "owner", "queue_owned", "claim")
+                       ), (name, plan)
 
 
 async def test_reads_keep_each_columns_type(stores: list[PostgresStore]) -> None:

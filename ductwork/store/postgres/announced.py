@@ -38,17 +38,18 @@ CLAIM_NAMED = (
 # The claim's transaction commits without waiting for its WAL flush; see claim_named().
 NO_FLUSH = "SELECT set_config('synchronous_commit', 'off', true)"
 # Separate statements, so fresh snapshots taken after the claim holds the run: a step that a
-# previous owner committed after the claim's snapshot (before its row lock) is read too.
-OWNED = ("EXISTS (SELECT 1 FROM dw_runs r WHERE r.workflow_id = x.workflow_id AND "
-         "r.owner = %s)")
+# previous owner committed after the claim's snapshot (before its row lock) is read too. The
+# runs now ours are looked up by key, once (an ARRAY sub-select; the owner compared through
+# COALESCE, which no index serves): as a join or on the owner index, the generic plan read
+# every run this owner holds to find them.
+OWNED = ("x.workflow_id = ANY(ARRAY(SELECT r.workflow_id FROM dw_runs r WHERE "
+         "r.workflow_id = ANY(%s::text[]) AND COALESCE(r.owner, '') = %s))")
 STEPS_OF_OWNED = (
-    f"SELECT {', '.join('x.' + f for f in STEP_FIELDS)} FROM dw_steps x "
-    f"WHERE x.workflow_id = ANY(%s::text[]) AND {OWNED} "
+    f"SELECT {', '.join('x.' + f for f in STEP_FIELDS)} FROM dw_steps x WHERE {OWNED} "
     "ORDER BY x.workflow_id, x.seq, COALESCE(x.started_at, 0), x.step_key")
 SIGNALS_OF_OWNED = (
     "SELECT x.id, x.workflow_id, x.name, x.payload, x.created_at, x.consumed_by "
-    f"FROM dw_signals x WHERE x.workflow_id = ANY(%s::text[]) AND x.consumed_by IS NULL AND "
-    f"{OWNED} ORDER BY x.id")
+    f"FROM dw_signals x WHERE {OWNED} AND x.consumed_by IS NULL ORDER BY x.id")
 
 
 async def claim_named(conn: AsyncConnection[Any], owner: str, lease_s: float,
