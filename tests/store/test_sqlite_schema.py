@@ -166,6 +166,27 @@ async def test_a_v7_store_with_runs_is_upgraded_to_v8_and_keeps_them(
     db.close()
 
 
+async def test_listing_past_the_merge_limit_is_one_sorted_query(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # More statuses than list_runs merges ranges for: one query with a sort, same pages.
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    await store.open()
+    for i, st in enumerate(["failed", "completed", "running", "completed", "failed"]):
+        await store.create_run(run(f"w{i}", status=st, created_at=100.0 + i // 2), [])
+    merged = [[r.workflow_id for r in (await store.list_runs(**kw))[0]]
+              for kw in ({}, {"status": ["failed", "running"]})]
+    monkeypatch.setattr("ductwork.store.sqlite._MERGE_MAX", 1)
+    plans = _Plans(store)
+    page, cursor = await store.list_runs(limit=2)
+    rest, end = await store.list_runs(limit=10, cursor=cursor)
+    assert [r.workflow_id for r in page + rest] == merged[0] == ["w4", "w3", "w2", "w1", "w0"]
+    assert end is None
+    assert [r.workflow_id for r in (await store.list_runs(status=["failed", "running"]))[0]
+            ] == merged[1] == ["w4", "w2", "w0"]
+    assert not any("UNION ALL" in q for q, _ in plans.take())
+    await store.close()
+
+
 class _Plans:
     """Every statement the store runs, with SQLite's plan for it."""
 
