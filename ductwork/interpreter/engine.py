@@ -348,8 +348,8 @@ class Engine:
         t0 = time.time()
         if not fresh:
             # Only what the claim left undone: a store whose claim_due() starts the run (status
-            # running, started_at set) saves this commit, and the start event then goes with
-            # the run's next commit.
+            # running, started_at set) saves this commit, and a resumption's event then goes
+            # with the run's next commit.
             fields: dict[str, Any] = ({} if run.status == "running"
                                       else {"status": "running", "wake_at": None})
             if run.started_at is None:
@@ -360,8 +360,11 @@ class Engine:
             opts = codec.loads(run.options) or {}
             if opts.get("cancel_requested"):
                 journal.cancel_reason = str(opts.get("cancel_reason") or "cancelled")
-            journal.event("workflow_resumed" if run.attempt > 1 or journal.history
-                          else "workflow_started")
+            if run.attempt > 1 or journal.history:
+                journal.event("workflow_resumed")
+            # else a first start (a dispatched run): history derives workflow_started from
+            # started_at, as for a run executed in place, and the first step's commit stays a
+            # single statement (no event row beside it).
             try:
                 if fields:
                     await journal.commit(Batch(run=fields))

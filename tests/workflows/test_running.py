@@ -63,3 +63,27 @@ async def test_an_engine_fault_reaches_the_caller_and_nothing_else(
     # Its exception went to the caller: asyncio has no "never retrieved" error to log.
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
     assert (await dw.workflows.status("r2"))["status"] == "pending"  # due again, for a retry
+
+
+async def test_a_dispatched_run_stores_no_start_event_and_its_history_has_one(
+        dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        await ctx.step("a", lambda: 1)
+        await ctx.wait_for_signal("go")
+        return await ctx.step("b", lambda: 2)
+
+    wid = (await dw.workflows.dispatch("p", "dev", "t"))["workflow_id"]
+    (first,) = await dw.workflows.recover()  # its first start: waits for the signal, suspends
+    assert first.status == "running"
+    await dw.workflows.signal(wid, "go")
+    (done,) = await dw.workflows.recover()  # claimed again: resumed
+    assert (done.status, done.output) == ("completed", 2)
+    # The first start is read off the run row (started_at), as for a run executed in place;
+    # the resumption is an event of its own.
+    stored = [e["type"] for e in await dw.store.events(wid)]
+    assert "workflow_started" not in stored and stored.count("workflow_resumed") == 1
+    history = await dw.workflows.history(wid)
+    types = [e["type"] for e in history]
+    assert types.count("workflow_started") == 1 and types.count("workflow_resumed") == 1
+    assert types.index("workflow_started") < types.index("workflow_resumed")
