@@ -10,6 +10,7 @@ from ductwork.store.postgres.base import Conn, PgBase, _Fail, _lost, _transactio
 from ductwork.store.postgres.sql import (
     CHANNEL,
     EVENTS_FROM,
+    STEP_DONE,
     STEP_UPSERT,
     event_arrays,
     makes_due,
@@ -72,8 +73,15 @@ class PgCommits(PgBase):
 
     async def _insert_step(self, conn: Conn, workflow_id: str, s: StepRow, owner: str | None,
                            attempt: int) -> None:
-        rows, _ = await lean.one(
-            conn, STEP_UPSERT, [*(getattr(s, f) for f in STEP_FIELDS), workflow_id, owner, owner])
+        if (owner is not None and s.status == "completed" and s.kind == "step"
+                and s.error is None and s.meta is None and s.rollback_status is None
+                and s.rollback_error is None):
+            rows, _ = await lean.one(conn, STEP_DONE, (
+                s.workflow_id, s.step_key, s.tag, s.seq, s.attempts, s.input, s.result,
+                s.started_at, s.finished_at, s.critical, s.has_rollback, workflow_id, owner))
+        else:
+            rows, _ = await lean.one(conn, STEP_UPSERT, [
+                *(getattr(s, f) for f in STEP_FIELDS), workflow_id, owner, owner])
         if rows != 1:
             await self._step_refused(conn, workflow_id, [s], owner, attempt)
 
