@@ -20,6 +20,8 @@ Times across processes are read from one clock (time.time() on the same machine)
 PostgreSQL each figure also says what one run cost the worker process: its store round trips
 (connections taken from its pool: a pipeline counts once) and CPU milliseconds, and the
 server's CPU milliseconds; these hardly move with the machine's load, unlike the wall clock.
+For signal_to_resume they cover the whole run, and the resume_ ones only what follows the
+signals (the claim, the signal taken, the next step and the end).
 With --breakdown, one more line per figure gives the median and 90th percentile of each
 stretch between the moments of a run: the client's call sent and returned, the worker's
 NOTIFY read, its claim sent and answered, the commit that takes the signal sent and answered,
@@ -244,11 +246,19 @@ async def postgres(args: Any) -> None:
                                    "step"])
                         marks = {}
                     before = await cost.read()
-                    samples = await signalled(client, args.runs, args.gap, marks,
-                                              cost.read if marks is not None else None)
-                    # Includes each run's start up to its signal wait, and its end.
+                    waited: list[tuple[int, float, float]] = []
+
+                    async def all_waiting() -> None:
+                        waited.append(await cost.read())
+
+                    samples = await signalled(client, args.runs, args.gap, marks, all_waiting)
+                    end = await cost.read()
+                    # The per-run figures include each run's start up to its signal wait; the
+                    # resume_ ones count from the first signal on (the resume and the end).
+                    resume = {"resume_" + k: v for k, v in
+                              cost.per_run(waited[0], end, args.runs).items()}
                     summary("signal_to_resume", samples, **common,
-                            **cost.per_run(before, await cost.read(), args.runs))
+                            **cost.per_run(before, end, args.runs), **resume)
                     if marks is not None:
                         breakdown("signal_to_resume", marks, cost.marks,
                                   ["sent", "returned", "notified", "claim_sent", "claimed",
