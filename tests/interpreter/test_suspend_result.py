@@ -1,0 +1,35 @@
+"""What execute() and recover() return when a run suspends: built from memory, as stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ductwork import Ductwork
+
+
+async def test_a_suspended_attempt_reports_the_run_as_the_store_has_it(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="t", signals=["go", "more"])
+    async def wf(ctx: Any) -> Any:
+        await ctx.step("a", lambda: 1)
+        await ctx.wait_for_signal("go", timeout="1h")
+        await ctx.step("b", lambda: 2)
+        await ctx.step("a", lambda: 3)  # a tag seen again keeps its first place
+        await ctx.wait_for_signal("more", timeout="1h")
+        return await ctx.step("c", lambda: 4)
+
+    engine = await dw.workflows._engine()
+    first = await dw.workflows.execute(product="p", env="dev", tag="t", workflow_id="w")
+    assert first == await engine.result_from_store("w")
+    assert (first.status, first.completed_steps, first.output) == ("running", ["a"], None)
+
+    await dw.workflows.signal("w", "go", {})
+    (second,) = await dw.workflows.recover()  # replays a, takes the signal, suspends again
+    stored = await engine.result_from_store("w")
+    assert (second.status, second.completed_steps) == ("running", ["a", "b"])
+    assert second.to_dict() | {"execution_time": 0} == stored.to_dict() | {"execution_time": 0}
+    assert 0 <= stored.execution_time - second.execution_time < 60_000
+
+    await dw.workflows.signal("w", "more", {})
+    (third,) = await dw.workflows.recover()
+    assert (third.status, third.output, third.completed_steps) == ("completed", 4,
+                                                                   ["a", "b", "c"])
