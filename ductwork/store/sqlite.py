@@ -15,7 +15,6 @@ from ductwork.store.protocol import (
     PRUNE_BATCH,
     RUN_FIELDS,
     RUN_TABLES,
-    SCHEDULE_FIELDS,
     STEP_FIELDS,
     Batch,
     Event,
@@ -23,7 +22,6 @@ from ductwork.store.protocol import (
     QueueLimit,
     RunRow,
     RunStore,
-    ScheduleRow,
     SignalRow,
     StepConflictError,
     StepRow,
@@ -31,6 +29,7 @@ from ductwork.store.protocol import (
     prune_statuses,
 )
 from ductwork.store.schema import CLAIMABLE_SQLITE, MIGRATIONS, SCHEMA_VERSION
+from ductwork.store.sqlite_schedules import SQLiteSchedules
 from ductwork.store.sqlite_wal import HARD_BYTES, SOFT_BYTES, Checkpointer, pages
 
 # The page size of a new store (an existing one keeps its own). Each commit writes every page
@@ -41,7 +40,6 @@ PAGE_SIZE = 2048
 
 _RUN_COLS = ", ".join(RUN_FIELDS)
 _STEP_COLS = ", ".join(STEP_FIELDS)
-_SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
 _ACTIVE = tuple(sorted(ACTIVE))
 _ACTIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _ACTIVE) + ")"
 # claim_due's probe of the partial (status, wake_at) index (schema v8: pending runs, and
@@ -81,7 +79,7 @@ _STEP_DONE = (
     "owner=?13 " + _STEP_CONFLICT)
 
 
-class SQLiteStore(RunStore):
+class SQLiteStore(SQLiteSchedules, RunStore):
     """All calls are synchronous sqlite3 under the hood: a WAL commit costs ~15 us, far less
     than a thread hop, so running them on the event loop thread is the fast path."""
 
@@ -716,75 +714,6 @@ class SQLiteStore(RunStore):
                 break
             await asyncio.sleep(0)  # other coroutines write between batches
         return deleted
-
-    # -- schedules ------------------------------------------------------------------------------
-    async def create_schedule(self, row: ScheduleRow) -> tuple[ScheduleRow, bool]:
-        values = [getattr(row, f) for f in SCHEDULE_FIELDS]
-        cur = self.conn.execute(
-            f"INSERT INTO dw_schedules ({_SCHED_COLS}) VALUES ({', '.join('?' * len(values))}) "
-            "ON CONFLICT(job_id) DO NOTHING", values)
-        if cur.rowcount == 1:
-            return row, True
-        existing = await self.get_schedule(row.job_id)
-        assert existing is not None
-        return existing, False
-
-    async def get_schedule(self, job_id: str) -> ScheduleRow | None:
-        row = self.conn.execute(f"SELECT {_SCHED_COLS} FROM dw_schedules WHERE job_id=?",
-                                (job_id,)).fetchone()
-        return ScheduleRow(*row) if row else None
-
-    async def list_schedules(self, *, status: str | list[str] | None = None,
-                             limit: int = 100) -> list[ScheduleRow]:
-        sql = f"SELECT {_SCHED_COLS} FROM dw_schedules"
-        params: list[Any] = []
-        if status is not None:
-            sts = [status] if isinstance(status, str) else list(status)
-            sql += f" WHERE status IN ({', '.join('?' * len(sts))})"
-            params += sts
-        sql += " ORDER BY created_at, job_id LIMIT ?"
-        return [ScheduleRow(*r) for r in self.conn.execute(sql, [*params, limit]).fetchall()]
-
-    async def update_schedule(self, job_id: str, fields: dict[str, Any], *,
-                              only_status: frozenset[str] | None = None) -> bool:
-        fields = {**fields, "updated_at": now()}
-        sql = f"UPDATE dw_schedules SET {', '.join(f'{k}=?' for k in fields)} WHERE job_id=?"
-        params: list[Any] = [*fields.values(), job_id]
-        if only_status is not None:
-            sql += f" AND status IN ({', '.join('?' * len(only_status))})"
-            params += sorted(only_status)
-        return self.conn.execute(sql, params).rowcount == 1
-
-    async def due_schedules(self, now: float, limit: int) -> list[ScheduleRow]:
-        rows = self.conn.execute(
-            f"SELECT {_SCHED_COLS} FROM dw_schedules WHERE status='active' AND "
-            "next_run_at <= ? ORDER BY next_run_at, job_id LIMIT ?", (now, limit)).fetchall()
-        return [ScheduleRow(*r) for r in rows]
-
-    async def fire_schedule(self, job_id: str, expect_fired: int, fields: dict[str, Any],
-                            run: RunRow | None,
-                            events: list[tuple[float, str, str | None, str | None]]) -> bool:
-        db = self.conn
-        fields = {**fields, "updated_at": now()}
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            cur = db.execute(
-                f"UPDATE dw_schedules SET {', '.join(f'{k}=?' for k in fields)} "
-                "WHERE job_id=? AND fired=? AND status='active'",
-                [*fields.values(), job_id, expect_fired])
-            ok = cur.rowcount == 1
-            if ok and run is not None:
-                values = [getattr(run, f) for f in RUN_FIELDS]
-                ins = db.execute(
-                    f"INSERT INTO dw_runs ({_RUN_COLS}) VALUES ({', '.join('?' * len(values))}) "
-                    "ON CONFLICT(workflow_id) DO NOTHING", values)
-                if ins.rowcount == 1 and events:
-                    self._events(run.workflow_id, events)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return ok
 
     # -- worker support ------------------------------------------------------------------------
     async def next_due_at(self, queues: list[str] | None = None) -> float | None:
