@@ -105,6 +105,20 @@ class StepRow:
 STEP_FIELDS: tuple[str, ...] = tuple(StepRow.__slots__)
 
 
+def done_values(s: StepRow, workflow_id: str, owner: str | None) -> tuple[Any, ...] | None:
+    """The parameters of a store's lean statement for the engine's hot path, a step completed
+    by its owner with nothing but its result: workflow_id, step_key, tag, seq, attempts,
+    input, result, started_at, finished_at, critical, has_rollback, then the fence's run id
+    and owner. None when the record needs the full upsert (other kinds and statuses, an
+    error, meta or rollback fields, no owner to fence on)."""
+    if (owner is None or s.status != "completed" or s.kind != "step" or s.error is not None
+            or s.meta is not None or s.rollback_status is not None
+            or s.rollback_error is not None):
+        return None
+    return (s.workflow_id, s.step_key, s.tag, s.seq, s.attempts, s.input, s.result,
+            s.started_at, s.finished_at, s.critical, s.has_rollback, workflow_id, owner)
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything one commit writes, atomically. The engine builds one per durable point."""

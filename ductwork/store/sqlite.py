@@ -25,6 +25,7 @@ from ductwork.store.protocol import (
     SignalRow,
     StepConflictError,
     StepRow,
+    done_values,
     now,
     prune_statuses,
 )
@@ -385,14 +386,9 @@ class SQLiteStore(SQLiteSchedules, RunStore):
     def _insert_step(self, workflow_id: str, s: StepRow, owner: str | None) -> None:
         # The ownership fence rides on the insert: a worker whose lease was taken over cannot
         # record anything, and the primary key makes a second record of one step impossible.
-        if (owner is not None and s.status == "completed" and s.kind == "step"
-                and s.error is None and s.meta is None and s.rollback_status is None
-                and s.rollback_error is None):
-            cur = self.conn.execute(_STEP_DONE, (
-                s.workflow_id, s.step_key, s.tag, s.seq, s.attempts, s.input, s.result,
-                s.started_at, s.finished_at, s.critical, s.has_rollback, workflow_id, owner))
-        else:
-            cur = self.conn.execute(_STEP_UPSERT, (*_step_values(s), workflow_id, owner, owner))
+        done = done_values(s, workflow_id, owner)
+        cur = (self.conn.execute(_STEP_DONE, done) if done is not None else
+               self.conn.execute(_STEP_UPSERT, (*_step_values(s), workflow_id, owner, owner)))
         if cur.rowcount != 1:
             row = self.conn.execute("SELECT owner FROM dw_runs WHERE workflow_id=?",
                                     (workflow_id,)).fetchone()

@@ -23,6 +23,7 @@ from ductwork.store.protocol import (
     LeaseLostError,
     StepConflictError,
     StepRow,
+    done_values,
     now,
 )
 
@@ -73,15 +74,9 @@ class PgCommits(PgBase):
 
     async def _insert_step(self, conn: Conn, workflow_id: str, s: StepRow, owner: str | None,
                            attempt: int) -> None:
-        if (owner is not None and s.status == "completed" and s.kind == "step"
-                and s.error is None and s.meta is None and s.rollback_status is None
-                and s.rollback_error is None):
-            rows, _ = await lean.one(conn, STEP_DONE, (
-                s.workflow_id, s.step_key, s.tag, s.seq, s.attempts, s.input, s.result,
-                s.started_at, s.finished_at, s.critical, s.has_rollback, workflow_id, owner))
-        else:
-            rows, _ = await lean.one(conn, STEP_UPSERT, [
-                *(getattr(s, f) for f in STEP_FIELDS), workflow_id, owner, owner])
+        done = done_values(s, workflow_id, owner)
+        rows, _ = await (lean.one(conn, STEP_DONE, done) if done is not None else lean.one(
+            conn, STEP_UPSERT, [*(getattr(s, f) for f in STEP_FIELDS), workflow_id, owner, owner]))
         if rows != 1:
             await self._step_refused(conn, workflow_id, [s], owner, attempt)
 

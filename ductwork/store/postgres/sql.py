@@ -55,6 +55,11 @@ def typed(cls: type, fields: Sequence[str]) -> str:
 RUN_COLS = ", ".join(RUN_FIELDS)
 STEP_COLS = ", ".join(STEP_FIELDS)
 SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
+# A waiting record (a child, a signal) is completed in place; a finished one is never replaced.
+STEP_CONFLICT = (
+    "ON CONFLICT (workflow_id, step_key) DO UPDATE SET "
+    + ", ".join(f"{f}=EXCLUDED.{f}" for f in STEP_FIELDS[2:])
+    + f" WHERE dw_steps.status NOT IN {DONE_STEP!r}")
 # The ownership fence rides on the insert and the primary key makes a second record of one step
 # impossible: one statement, one round trip, its own transaction (autocommit). FOR SHARE holds
 # the run's row until the insert commits: a worker taking the run over waits for it (and then
@@ -62,10 +67,7 @@ SCHED_COLS = ", ".join(SCHEDULE_FIELDS)
 STEP_UPSERT = (
     f"INSERT INTO dw_steps ({STEP_COLS}) SELECT {typed(StepRow, STEP_FIELDS)} "
     "WHERE EXISTS (SELECT 1 FROM dw_runs WHERE workflow_id=%s AND (%s::text IS NULL OR owner=%s) "
-    "FOR SHARE) "
-    "ON CONFLICT (workflow_id, step_key) DO UPDATE SET "
-    + ", ".join(f"{f}=EXCLUDED.{f}" for f in STEP_FIELDS[2:])
-    + f" WHERE dw_steps.status NOT IN {DONE_STEP!r}")
+    "FOR SHARE) " + STEP_CONFLICT)
 # The engine's hot path, a step completed by its owner: the same row STEP_UPSERT writes (the
 # columns left out are NULL), constants inlined, the fence read straight off the run row
 # (locked as above). 11 parameters instead of 20: less to encode and send per step.
@@ -74,9 +76,7 @@ STEP_DONE = (
     "result, started_at, finished_at, critical, has_rollback) SELECT %s::text, %s::text, "
     "%s::text, 'step', 'completed', %s::int4, %s::int4, %s::text, %s::text, %s::float8, "
     "%s::float8, %s::boolean, %s::boolean FROM dw_runs WHERE workflow_id=%s AND owner=%s "
-    "FOR SHARE ON CONFLICT (workflow_id, step_key) DO UPDATE SET "
-    + ", ".join(f"{f}=EXCLUDED.{f}" for f in STEP_FIELDS[2:])
-    + f" WHERE dw_steps.status NOT IN {DONE_STEP!r}")
+    "FOR SHARE " + STEP_CONFLICT)
 EVENTS_FROM = (
     "INSERT INTO dw_events (workflow_id, ts, type, step, data) "
     "SELECT {src}, e.ts, e.type, e.step, e.data FROM {frm}unnest(%s::float8[], %s::text[], "
