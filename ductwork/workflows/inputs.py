@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import ConfigurationError
@@ -15,9 +16,13 @@ if TYPE_CHECKING:
 
 
 def new_workflow_id() -> str:
-    """A new run's id: "wf_" and 20 random hex digits (secrets: ~0.6 us, where uuid4 took ~2 us,
-    and every run started without an id pays it)."""
-    return "wf_" + secrets.token_hex(10)
+    """A new run's id: "wf_", the creation time in milliseconds (11 hex digits, until the year
+    2527), then 16 random hex digits. Ids that grow with time put each new run's keys at the
+    right edge of the run and step tables' indexes: random ids scatter them, which costs page
+    reads and writes all over those indexes once a store outgrows the database's cache (and on
+    PostgreSQL a full-page image of each page first touched after a checkpoint). 64 random
+    bits per millisecond keep ids unique however many processes start runs at once."""
+    return f"wf_{time.time_ns() // 1_000_000:011x}{secrets.token_hex(8)}"
 
 
 def check_workflow_id(workflow_id: Any, where: str) -> None:
