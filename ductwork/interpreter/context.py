@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from functools import cached_property
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ductwork.connectors import idempotency
 from ductwork.errors import ConfigurationError
@@ -54,6 +55,58 @@ def _opt(options: Mapping[str, Any] | None, name: str, kw: Any, default: Any) ->
     if options and name in options and options[name] is not None:
         return options[name]
     return default
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _awaited(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Remember each operation the handler asks for until it starts: a handler that returns
+    while one never started forgot an `await`, and the run must not complete as if the step
+    had run (never_awaited() reports it)."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        journal = args[0]._journal  # type: ignore[attr-defined]
+        first = args[1] if len(args) > 1 else kwargs.get("tag")
+        if journal.outcome is not None:  # a ctx kept past its run: it would write nowhere
+            raise ConfigurationError(
+                f"{_shown(name, first)} was called after run {journal.workflow_id} ended "
+                f"({journal.outcome}): a ctx works only while its workflow's handler runs; "
+                "do not keep it for later (in a global, a callback or a background task)")
+        coro = method(*args, **kwargs)
+        asked = journal.asked
+        if len(asked) >= journal.asked_limit:  # amortized: a gather of n steps stays O(n)
+            asked[:] = [a for a in asked if _unstarted(a[0])]
+            journal.asked_limit = max(8, 2 * len(asked))
+        asked.append((coro, name, first))
+        return coro
+
+    return call
+
+
+def _unstarted(coro: Coroutine[Any, Any, Any]) -> bool:
+    return (coro.cr_frame is not None and not coro.cr_running  # type: ignore[attr-defined]
+            and not coro.cr_suspended)  # type: ignore[attr-defined]
+
+
+def _shown(name: str, first: Any) -> str:
+    return f"ctx.{name}({first!r})" if isinstance(first, str) else f"ctx.{name}()"
+
+
+def never_awaited(ctx: WorkflowContext) -> list[str]:
+    """The ctx operations the handler asked for and never awaited, as `ctx.step('tag')`;
+    closed, so that Python does not also warn about them."""
+    out = []
+    asked = ctx._journal.asked
+    for coro, name, first in asked:
+        if _unstarted(coro):
+            coro.close()
+            out.append(_shown(name, first))
+    asked.clear()
+    return out
 
 
 class WorkflowContext(Components):
@@ -188,6 +241,7 @@ class WorkflowContext(Components):
             "constants", app, self.product, self.env, key)
 
     # -- steps ----------------------------------------------------------------------------------
+    @_awaited
     async def step(
         self,
         tag: str,
@@ -207,8 +261,7 @@ class WorkflowContext(Components):
             raise ConfigurationError(
                 f"ctx.step: the tag must be a non-empty string not starting with '@', got {tag!r}")
         if not callable(fn):
-            raise ConfigurationError(f"ctx.step('{tag}'): the second argument must be a function "
-                                     f"(sync or async), got {type(fn).__name__}")
+            raise ConfigurationError(_not_a_function(tag, fn))
         if rollback is not None and not callable(rollback):
             raise ConfigurationError(f"ctx.step('{tag}'): rollback must be a function or None")
         if options is not None and not isinstance(options, Mapping):
@@ -237,15 +290,18 @@ class WorkflowContext(Components):
                                         timeout_ms, is_critical, _input)
 
     # -- durable timers, checkpoints, state -----------------------------------------------------
+    @_awaited
     async def sleep(self, duration: Any) -> None:
         """Durable sleep: short ones wait here, long ones release the process until due."""
         await self._journal.sleep(to_ms(duration, "ctx.sleep"))
 
+    @_awaited
     async def checkpoint(self, name: str, metadata: Any = None) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigurationError("ctx.checkpoint: the name must be a non-empty string")
         await self._journal.checkpoint(name, metadata)
 
+    @_awaited
     async def set_state(self, key: str, value: Any) -> None:
         if not isinstance(key, str) or not key:
             raise ConfigurationError("ctx.set_state: the key must be a non-empty string")
@@ -255,6 +311,7 @@ class WorkflowContext(Components):
         return self._journal.state.get(key, default)
 
     # -- signals --------------------------------------------------------------------------------
+    @_awaited
     async def wait_for_signal(self, name: str | Iterable[str], options: Any = None, *,
                               timeout: Any = None) -> Any:
         """The payload of the next signal named `name` (or any of several names); `options`
@@ -285,11 +342,13 @@ class WorkflowContext(Components):
         return await self._journal.wait_for_signal(names, timeout)
 
     # -- rollback -------------------------------------------------------------------------------
+    @_awaited
     async def trigger_rollback(self, reason: str = "") -> dict[str, Any]:
         """Run the rollbacks now (for rollback_strategy 'none' and manual compensation)."""
         return dict(await saga.trigger(self._journal, reason))
 
     # -- fan-out --------------------------------------------------------------------------------
+    @_awaited
     async def parallel(self, branches: Iterable[Callable[[], Awaitable[Any]] | Awaitable[Any]]
                        ) -> list[Any]:
         """Run branches concurrently; results in branch order. A failure cancels the others.
@@ -302,6 +361,7 @@ class WorkflowContext(Components):
 
         return await _gather_all([branch(j, b) for j, b in enumerate(branches)])
 
+    @_awaited
     async def foreach(self, items: Iterable[Any], fn: Callable[..., Awaitable[Any]], *,
                       concurrency: int = 10) -> list[Any]:
         """fn(item) or fn(item, index) for each item, at most `concurrency` at a time.
@@ -320,6 +380,7 @@ class WorkflowContext(Components):
 
         return await _gather_all([one(i, it) for i, it in enumerate(items)])
 
+    @_awaited
     async def workflow(self, child_id: str, tag: str, input: Any = None,
                        options: Mapping[str, Any] | None = None, **kw: Any) -> Any:
         """Run a child workflow durably and return its output (see the lifecycle docs); the
@@ -341,6 +402,22 @@ class WorkflowContext(Components):
                     f"{sorted(_CHILD_OPTIONS)}")
             kw = {**options, **kw}
         return await run_child(self._journal, child_id, tag, input, **kw)
+
+
+def _not_a_function(tag: str, fn: Any) -> str:
+    head = (f"ctx.step('{tag}'): the second argument must be a function (sync or async), "
+            f"got {type(fn).__name__}")
+    if inspect.iscoroutine(fn):
+        name = getattr(fn, "__qualname__", "fn")
+        fn.close()  # never to run: Python would also warn that it was never awaited
+        return (f"{head}: {name}(...) was called, not passed; pass the function itself, "
+                f"ctx.step('{tag}', {name}), or a lambda: ctx.step('{tag}', lambda: "
+                f"{name}(...))")
+    if isinstance(fn, str):
+        return head
+    return (f"{head}: was the function called before the step and its result passed? It ran "
+            f"outside the step, not recorded, and runs again on every replay; pass the function "
+            f"itself, or a lambda around the call: ctx.step('{tag}', lambda: f(...))")
 
 
 async def _gather_all(coros: list[Awaitable[Any]]) -> list[Any]:

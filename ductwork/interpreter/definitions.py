@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -71,6 +72,7 @@ class Definitions:
             raise ConfigurationError(
                 f"define({product}/{tag}): handler must be a function like "
                 f"`async def handler(ctx): ...`, got {type(handler).__name__}")
+        _check_handler(f"define({product}/{tag})", handler)
         key = (product, tag)
         if key in self._defs:
             prev = self._defs[key].source or "python"
@@ -126,7 +128,9 @@ class Definitions:
             names = [f"{p}/{t}" for p, t in self._defs]
             raise WorkflowNotFoundError(
                 product, tag,
-                did_you_mean(f"{product}/{tag}", names) or
+                (f"the product comes first: '{tag}' is a product and '{product}' its workflow, "
+                 f"{tag}/{product}" if (tag, product) in self._defs else "")
+                or did_you_mean(f"{product}/{tag}", names) or
                 "define it with dw.workflows.define() or put its YAML under specs/ before "
                 "executing")
         return wf
@@ -392,3 +396,19 @@ def _check_defaults(schema: Mapping[str, Any], where: str, what: str = "input_sc
                 f"{where}: {what} {at} {reprlib.repr(sub['default'])} does not match its "
                 f"own schema: {inside + ': ' if inside else ''}{first.message}; fix the default or "
                 f"the schema ({why})")
+
+
+def _check_handler(where: str, handler: Callable[..., Any]) -> None:
+    """A handler is called with one argument, ctx: one that cannot take it would fail every
+    run with a TypeError from inside the engine."""
+    try:
+        sig = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: nothing to tell
+    try:
+        sig.bind(None)
+    except TypeError:
+        raise ConfigurationError(
+            f"{where}: the handler must take one argument, ctx (`async def handler(ctx): "
+            f"...`), not {getattr(handler, '__name__', 'handler')}({', '.join(sig.parameters)}); "
+            "read the input as ctx.input") from None

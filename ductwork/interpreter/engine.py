@@ -28,7 +28,7 @@ from ductwork.interpreter import children, codec, observe
 from ductwork.interpreter.cancel import CancelRun, poll_cancel_requests
 from ductwork.interpreter.clock import Clock, SystemClock
 from ductwork.interpreter.committer import Committer
-from ductwork.interpreter.context import WorkflowContext
+from ductwork.interpreter.context import WorkflowContext, never_awaited
 from ductwork.interpreter.journal import (
     Journal,
     LeaseLost,
@@ -383,6 +383,7 @@ class Engine:
                     output = await _call_handler(wf, ctx)
             else:
                 output = await _call_handler(wf, ctx)
+            _check_awaited(wf, ctx)
             if journal.unconsumed:
                 raise NonDeterminismError(
                     f"run {run.workflow_id}: the handler finished without asking for recorded "
@@ -525,6 +526,20 @@ async def _call_handler(wf: WorkflowDef, ctx: WorkflowContext) -> Any:
     if inspect.isawaitable(out):
         out = await out
     return out
+
+
+def _check_awaited(wf: WorkflowDef, ctx: WorkflowContext) -> None:
+    """A handler that returned while an operation it asked for never started forgot an
+    `await`: that step never ran, so the run must not complete as if it had."""
+    missed = never_awaited(ctx)
+    if not missed:
+        return
+    what = ", ".join(missed[:3]) + (f" and {len(missed) - 3} more" if len(missed) > 3 else "")
+    call = "await " + missed[0].split("(")[0] + "(...)"
+    fix = (f"make the handler an `async def` and write `{call}`"
+           if not inspect.iscoroutinefunction(wf.handler) else f"write `{call}`")
+    raise ConfigurationError(f"the workflow returned without awaiting {what}, so it never ran: "
+                             f"{fix}")
 
 
 def _run_message(err: BaseException) -> str:

@@ -115,6 +115,10 @@ class Journal:
         self.signals_at_claim: list[SignalRow] | None = None
         # Set when this attempt starts (or replays) a child run: its end closes the children.
         self.parent = False
+        # ctx operations (coroutine, method, first argument) asked for and perhaps not awaited
+        # yet: a handler that returns while one never started forgot an `await` (context.py).
+        self.asked: list[tuple[Any, str, Any]] = []
+        self.asked_limit = 8
 
     def renewed(self, check_at: float) -> None:
         """The store renewed our lease (the renewal was sent before check_at - lease + margin,

@@ -63,9 +63,17 @@ class Workflows:
             options=options, signals=signals, queries=queries, envs=envs,
             input_schema=input_schema, source=source)
 
-    def workflow(self, *, product: str, tag: str, name: str | None = None,
-                 **kw: Any) -> Callable[[Handler], Handler]:
+    def workflow(self, *given: Any, product: str | None = None, tag: str | None = None,
+                 name: str | None = None, **kw: Any) -> Callable[[Handler], Handler]:
         """Decorator form of define()."""
+        if given or product is None or tag is None:
+            # @dw.workflows.workflow without its parentheses gets the function itself.
+            bare = len(given) == 1 and callable(given[0])
+            what = ("is written without its arguments" if bare else
+                    "takes product= and tag= by keyword" if given else "needs product= and tag=")
+            raise ConfigurationError(f"@dw.workflows.workflow {what}: write "
+                                     "@dw.workflows.workflow(product='my-product', "
+                                     "tag='my-workflow') above the handler")
 
         def deco(fn: Handler) -> Handler:
             self.define(product=product, tag=tag, name=name, handler=fn, **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -41,9 +42,20 @@ def prepare_input(defs: Definitions, wf: WorkflowDef, env: str, input: Any, wher
     """Check env and input against the definition; the input encoded for the store, with the
     schema's defaults filled in (a replay reads what this run read)."""
     defs.check_env(wf, env)
+    if isinstance(input, str) and input.lstrip().startswith("{") and _json_object(input):
+        # A request body passed on as it came: ctx.input.x would fail in the middle of the run.
+        raise ConfigurationError(f"{where}: the input is a str holding a JSON object; pass the "
+                                 "object itself: input=json.loads(text)")
     data = {} if input is None else input
     # Encoded first: the codec bounds the depth (and refuses what no store holds) before the
     # schema check walks the value.
     enc = "{}" if input is None else encode_input(data, where)
     filled = defs.validate_input(wf, data)
     return enc if filled is data else encode_input(filled, where)
+
+
+def _json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False

@@ -200,6 +200,97 @@ async def test_bad_definitions_and_calls_get_clear_errors(dw: Ductwork) -> None:
                       "got str"
 
 
+async def test_a_forgotten_await_fails_the_run_and_compensates(dw: Ductwork) -> None:
+    undone: list[Any] = []
+
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        await ctx.step("reserve", lambda: "r-1", rollback=undone.append)
+        ctx.step("charge", lambda: "ch-1")  # no await: the step never runs
+        ctx.set_state("charged", True)
+        return {"ok": True}
+
+    r = await dw.workflows.execute(product="p", env="dev", tag="t")
+    assert r.status == "rolled_back" and undone == ["r-1"]
+    assert r.error == ("the workflow returned without awaiting ctx.step('charge'), "
+                       "ctx.set_state('charged'), so it never ran: write `await ctx.step(...)`")
+    assert [s.tag for s in await dw.store.load_steps(r.workflow_id)] == ["reserve"]
+
+
+async def test_a_plain_function_handler_that_asks_for_a_step_is_told_to_be_async(
+        dw: Ductwork) -> None:
+    def wf(ctx: Any) -> Any:
+        ctx.sleep("1s")
+        return 1
+
+    dw.workflows.define(product="p", tag="t", handler=wf)
+    r = await dw.workflows.execute(product="p", env="dev", tag="t")
+    assert r.status == "failed" and r.error == (
+        "the workflow returned without awaiting ctx.sleep('1s'), so it never ran: make the "
+        "handler an `async def` and write `await ctx.sleep(...)`")
+
+
+async def test_steps_gathered_or_returned_unawaited_by_a_plain_handler_still_run(
+        dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        pending = [ctx.step(f"s{i}", lambda i=i: i) for i in range(40)]
+        return sum(await asyncio.gather(*pending))
+
+    dw.workflows.define(product="p", tag="u", handler=lambda ctx: ctx.step("s", lambda: 7))
+    assert (await dw.workflows.execute(product="p", env="dev", tag="t")).output == 780
+    assert (await dw.workflows.execute(product="p", env="dev", tag="u")).output == 7
+
+
+async def test_a_called_function_passed_to_a_step_is_explained(dw: Ductwork) -> None:
+    async def charge() -> dict[str, str]:
+        return {"id": "ch_1"}
+
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        await ctx.step("charge", charge())  # the coroutine, not the function
+
+    @dw.workflows.workflow(product="p", tag="u")
+    async def wf2(ctx: Any) -> Any:
+        await ctx.step("charge", {"id": "ch_1"})  # the result, not the function
+
+    r = await dw.workflows.execute(product="p", env="dev", tag="t")  # and no RuntimeWarning
+    assert r.status == "failed" and r.error is not None
+    assert "got coroutine: test_a_called_function_passed_to_a_step_is_explained.<locals>." \
+           "charge(...) was called, not passed; pass the function itself" in r.error
+    r = await dw.workflows.execute(product="p", env="dev", tag="u")
+    assert r.error is not None and "got dict: was the function called before the step" in r.error
+
+
+async def test_a_ctx_kept_past_its_run_is_refused_clearly(dw: Ductwork) -> None:
+    kept: list[Any] = []
+
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        kept.append(ctx)
+        return 1
+
+    r = await dw.workflows.execute(product="p", env="dev", tag="t")
+    with pytest.raises(ConfigurationError, match=(
+            rf"ctx.step\('late'\) was called after run {r.workflow_id} ended \(completed\): a ctx "
+            "works only while its workflow's handler runs")):
+        await kept[0].step("late", lambda: 1)
+    assert [s.tag for s in await dw.store.load_steps(r.workflow_id)] == []
+
+
+async def test_an_input_passed_as_json_text_is_refused(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        return ctx.input
+
+    with pytest.raises(ConfigurationError, match=r"execute\(p/t\): the input is a str holding a "
+                       r"JSON object; pass the object itself: input=json.loads\(text\)"):
+        await dw.workflows.execute("p", "dev", "t", '{"order_id": 7}')
+    assert (await dw.workflows.list())["runs"] == []
+    done = await dw.workflows.execute("p", "dev", "t", "{not json")  # text is a value too
+    assert done.output == "{not json"
+
+
 async def test_unknown_step_option_is_rejected(dw: Ductwork) -> None:
     @dw.workflows.workflow(product="p", tag="t")
     async def wf(ctx: Any) -> Any:

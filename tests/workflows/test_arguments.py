@@ -167,3 +167,29 @@ async def test_ids_and_inputs_are_checked_before_they_reach_the_store(dw: Ductwo
         await dw.workflows.execute("p", "dev", "t", {"x": SURROGATE})
     with pytest.raises(ConfigurationError, match="nested more than 100 levels deep"):
         await dw.workflows.execute("p", "dev", "t", _nested(100_000))
+
+
+def test_decorator_and_handler_mistakes_are_named_at_definition() -> None:
+    dw = Ductwork(store="sqlite://:memory:")
+
+    async def no_ctx() -> int:
+        return 1
+
+    async def two(ctx: Any, input: Any) -> int:
+        return 1
+
+    with pytest.raises(ConfigurationError, match=r"@dw.workflows.workflow is written without its "
+                       r"arguments: write @dw.workflows.workflow\(product='my-product', "):
+        dw.workflows.workflow(no_ctx)
+    with pytest.raises(ConfigurationError, match="takes product= and tag= by keyword"):
+        dw.workflows.workflow("p", "t")
+    with pytest.raises(ConfigurationError, match="needs product= and tag="):
+        dw.workflows.workflow(product="p")
+    with pytest.raises(ConfigurationError, match=r"define\(p/t\): the handler must take one "
+                       r"argument, ctx \(`async def handler\(ctx\): ...`\), not no_ctx\(\)"):
+        dw.workflows.define(product="p", tag="t", handler=no_ctx)
+    with pytest.raises(ConfigurationError, match=r"not two\(ctx, input\); read the input as "
+                       "ctx.input"):
+        dw.workflows.workflow(product="p", tag="t")(two)
+    assert dw.workflows.definitions() == []
+    dw.workflows.define(product="p", tag="t", handler=lambda ctx, *more: 1)  # fine: takes ctx
