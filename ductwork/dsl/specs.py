@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ductwork.dsl.compiler import compile_workflow, tag_of
-from ductwork.dsl.compiler.flow import child_cycles
+from ductwork.dsl.compiler.flow import child_cycles, child_inputs
 from ductwork.dsl.diagnostics import Diagnostic, errors, sort_key
 from ductwork.dsl.loader import Document, load_file
 from ductwork.dsl.plan import ProductSpec, Specs
@@ -114,6 +114,7 @@ def check_product(product_dir: Path, report: Report, targets: Targets | None = N
             product.workflows[plan.tag] = plan
     # Checks across the product's workflows, once every file is read.
     report.diagnostics.extend(child_cycles(docs))
+    report.diagnostics.extend(child_inputs(docs))
     report.diagnostics.extend(webhook_targets(doc, product, tags))
     return product
 

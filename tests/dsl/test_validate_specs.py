@@ -231,6 +231,53 @@ def test_child_workflows_that_start_each_other(shop: Path,
     assert "must end it" in str(found[3]["hint"])
 
 
+def test_a_child_workflows_input_is_checked_against_its_schema(
+        shop: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(shop, {
+        "specs/shop/workflows/welcome.yaml": """\
+            workflow: welcome
+            input:
+              type: object
+              required: [email, name, plan]
+              properties:
+                email: {type: string}
+                name: {type: string}
+                plan: {type: string, default: free}
+            steps: [{log: {message: "${ctx.input.email}"}}]
+        """,
+        "specs/shop/workflows/strict.yaml": """\
+            workflow: strict
+            input: {type: object, additionalProperties: false, properties: {id: {type: string}}}
+            steps: [{log: {message: "${default(ctx.input.id, 'none')}"}}]
+        """,
+        "specs/shop/workflows/signup.yaml": """\
+            workflow: signup
+            steps:
+              - tag: typo
+                workflow: {tag: welcome, input: {emial: a@example.com, name: Ann}}
+              - tag: none-given
+                workflow: {tag: welcome}
+              - tag: extra
+                workflow: {tag: strict, input: {id: x, note: hi}}
+              - tag: right
+                workflow: {tag: welcome, input: {email: a@example.com, name: Ann, more: 1}}
+              - tag: built
+                workflow: {tag: welcome, input: "${ctx.input}"}
+        """,
+    })
+    code, found = validate(capsys, "--no-import", "specs")
+    assert code == 1
+    got = [(d["line"], d["col"], d["message"], d["hint"]) for d in found]
+    assert got == [
+        (4, 37, "workflow 'welcome' requires input 'email', which this step does not give",
+         "add email: ... to the child's input (its input schema requires it)"),
+        (4, 38, "workflow 'welcome' has no input field 'emial'", "did you mean 'email'?"),
+        (6, 5, "workflow 'welcome' requires input 'email', 'name', which this step does not "
+         "give", "add email: ... to the child's input (its input schema requires it)"),
+        (8, 44, "workflow 'strict' has no input field 'note'", "its input fields: id"),
+    ]
+
+
 # -- warnings -------------------------------------------------------------------------------------
 
 

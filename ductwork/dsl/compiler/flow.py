@@ -11,7 +11,7 @@ from typing import Any
 
 from ductwork.dsl import vocabulary as v
 from ductwork.dsl.compiler.base import CompilerBase
-from ductwork.dsl.diagnostics import ERROR, WARNING, Diagnostic
+from ductwork.dsl.diagnostics import ERROR, WARNING, Diagnostic, did_you_mean
 from ductwork.dsl.expr import expressions
 from ductwork.dsl.expr import nodes as ast
 from ductwork.dsl.loader import DataPath, Document
@@ -372,3 +372,47 @@ def _path(edges: dict[str, list[_Edge]], start: str, goal: str) -> list[_Edge] |
                 seen.add(e.child)
                 queue.append((e.child, [*chain, e]))
     return None
+
+
+def child_inputs(docs: dict[str, Document]) -> list[Diagnostic]:
+    """A child `workflow:` step whose written input lacks a field the child's input schema
+    requires (and has no default for), or names a field the child does not declare: the child
+    run would be refused, or read a field that is not there, when the step runs."""
+    out: list[Diagnostic] = []
+    for tag, doc in docs.items():
+        for site in walk(doc.data):
+            body = site.step.get("workflow")
+            child = body.get("tag") if isinstance(body, dict) else None
+            if not isinstance(child, str) or child not in docs or not isinstance(body, dict):
+                continue
+            schema = docs[child].data.get("input") if isinstance(docs[child].data, dict) \
+                else None
+            given = body.get("input", {})
+            if not isinstance(schema, dict) or not isinstance(given, dict):
+                continue  # no schema, or an input built by an expression: known at run time
+            props = schema.get("properties") if isinstance(schema.get("properties"), dict) \
+                else {}
+            at: DataPath = (*site.path, "workflow", *(("input",) if "input" in body else ()))
+            required = schema.get("required") if isinstance(schema.get("required"), list) \
+                else []
+            missing = [r for r in required if isinstance(r, str) and r not in given and not (
+                isinstance(props.get(r), dict) and "default" in props[r])]
+            for key in given:
+                near = did_you_mean(str(key), [p for p in props if p not in given])
+                if key in props or not props or not (
+                        near or schema.get("additionalProperties") is False):
+                    continue
+                line, col = doc.locate((*at, key), key=True)
+                out.append(Diagnostic(doc.path, line, col, f"workflow '{child}' has no input "
+                                      f"field '{key}'", near or "its input fields: "
+                                      + ", ".join(map(str, props)), doc.source_line(line),
+                                      len(str(key))))
+            if missing:
+                line, col = doc.locate(at, key="input" not in body)
+                names = ", ".join(f"'{m}'" for m in missing)
+                out.append(Diagnostic(doc.path, line, col, f"workflow '{child}' requires input "
+                                      f"{names}, which this step does not give",
+                                      f"add {missing[0]}: ... to the child's input (its input "
+                                      "schema requires it)", doc.source_line(line),
+                                      doc.width(at)))
+    return out

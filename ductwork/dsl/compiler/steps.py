@@ -318,6 +318,8 @@ class StepCompiler(CallCompiler):
             self.fail((*path, "items"), "items must be a list or one ${...} expression",
                       'write items: "${ctx.input.items}" or a YAML list such as [a, b]')
         items = self.exprs.tree((*path, "items"), items_raw, scope)
+        if isinstance(items_raw, str) and self.exprs.is_whole(items_raw):
+            self._foreach_items((*path, "items"), items_raw)
         alias = raw.get("as") if isinstance(raw.get("as"), str) else None
         if alias in v.RESERVED_NAMES:
             self.fail((*path, "as"), f"'{alias}' is already a name in expressions",
@@ -330,6 +332,20 @@ class StepCompiler(CallCompiler):
         concurrency = raw.get("concurrency", 1)
         return p.ForeachStep(tag, when, loc, items, alias,
                              concurrency if isinstance(concurrency, int) else 1, tuple(steps))
+
+    def _foreach_items(self, path: DataPath, text: str) -> None:
+        """items that can never be a list fail the run when the foreach starts."""
+        typ = self.exprs.value_type(path, text)
+        if not typ.known or "list" in typ.kinds:
+            return
+        expr = text[2:-1].strip()
+        hint = {"integer": f'to repeat it that many times, write items: "${{range({expr})}}"',
+                "map": f'to loop over its entries, write items: "${{values({expr})}}" (or keys)',
+                "string": f'for a comma-separated text, write items: "${{split({expr}, \',\')}}"'}
+        kind = next((k for k in ("integer", "map", "string") if k in typ.kinds), "")
+        self.fail(path, f"foreach items must be a list, and {expr} is {typ.describe()}",
+                  hint.get(kind, "give a list: a list input field, a step result that is a list, "
+                           "or a YAML list"))
 
     def _parallel(self, path: DataPath, raw: list[Any], tag: str | None,
                   when: p.ValueTree | None, loc: p.Location, scope: Scope
