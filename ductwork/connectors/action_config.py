@@ -245,6 +245,13 @@ def _auth_problems(auth: Any) -> list[Problem]:
         known = ("type", *required, *optional)
         problems.append(((key,), f"unknown auth key '{key}' for type {kind} (known: "
                          f"{', '.join(known)})" + did_you_mean(key, known, prefix="; ")))
+    token = auth.get("token")
+    if kind == "bearer" and isinstance(token, str) and token.strip().lower().startswith(
+            "bearer "):
+        rest = token.strip()[len("bearer "):].strip()
+        problems.append((("token",), Detail(
+            "the token starts with 'Bearer ', which ductwork adds itself: the API would get "
+            "'Authorization: Bearer Bearer ...'", f'write token: "{rest}" (the token alone)')))
     if kind == "api_key" and auth.get("in", "header") not in ("header", "query"):
         problems.append((("in",), "api_key 'in' must be header or query"))
     if kind == "oauth2_client_credentials":
@@ -272,7 +279,9 @@ def validate(definition: dict[str, Any], config: dict[str, Any]) -> list[Problem
     if not isinstance(base_url, str) or not base_url:
         problems.append(((*where, "base_url"), "base_url is required (e.g. https://api.x.com)"))
     elif not is_ref(base_url) and not re.match(r"^https?://[^/]", base_url):
-        problems.append(((*where, "base_url"), "base_url must start with http:// or https://"))
+        problems.append(((*where, "base_url"), Detail(
+            "base_url must start with http:// or https://",
+            f'write base_url: "https://{base_url.split("://")[-1]}"')))
     if config.get("auth") is not None:
         problems += [((*where, "auth", *p), m) for p, m in _auth_problems(config["auth"])]
     if config.get("headers") is not None and not isinstance(config["headers"], dict):
