@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known, sort_key
 from ductwork.dsl.loader import DataPath, Document, load_file
+from ductwork.dsl.plan import ChildWorkflowStep, PythonCall, TaskStep, WaitStep
 from ductwork.dsl.specs import product_dirs
 from ductwork.errors import CompileError, DuctworkError
 from ductwork.util.paths import display_path
@@ -145,7 +146,14 @@ def parse_file(path: Path, plans: Mapping[str, Any]) -> tuple[list[Case], list[D
     chk = _FileCheck(doc)
     data = doc.data
     if not isinstance(data, Mapping) or not isinstance(data.get("cases"), list):
-        chk.fail((), "a test file is a mapping with a `cases:` list", "for example:\n" + EXAMPLE)
+        near = [k for k in data if k != "cases" and did_you_mean(str(k), ["cases"])] \
+            if isinstance(data, Mapping) else []
+        if near:  # `case:` or `tests:` for `cases:`
+            chk.fail((near[0],), f"unknown key '{near[0]}' in the test file",
+                     "did you mean 'cases'? (a list of cases)", key=True)
+        else:
+            chk.fail((), "a test file is a mapping with a `cases:` list",
+                     "for example:\n" + EXAMPLE)
         return [], chk.problems
     chk.keys(data, FILE_KEYS, (), "the test file")
     cases: list[Case] = []
@@ -167,7 +175,8 @@ def parse_file(path: Path, plans: Mapping[str, Any]) -> tuple[list[Case], list[D
             continue
         tags = {s.tag for s in plans[wf].walk() if getattr(s, "tag", None)}
         mocks = _mocks(chk, raw.get("mocks") or {}, (*where, "mocks"), tags)
-        signals = _signals(chk, raw.get("signals") or {}, (*where, "signals"))
+        signals = _signals(chk, raw.get("signals") or {}, (*where, "signals"),
+                           _waited_for(plans, wf, set()))
         expect = raw.get("expect") or {}
         if not isinstance(expect, Mapping):
             chk.fail((*where, "expect"), "expect is a mapping, e.g. {status: completed}")
@@ -195,9 +204,14 @@ def _mocks(chk: _FileCheck, raw: Any, path: DataPath, tags: set[str]
         answers = [k for k in spec if k in MOCK_KEYS] if isinstance(spec, Mapping) else []
         if not isinstance(spec, Mapping) or len(answers) > 1 or not spec or any(
                 k not in (*MOCK_KEYS, "rollback") for k in spec):
+            odd = next((k for k in spec if k not in (*MOCK_KEYS, "rollback")), None) \
+                if isinstance(spec, Mapping) else None
             chk.fail((*path, tag), "a mock is one of {result: VALUE}, {error: MESSAGE}, "
                      "{sequence: [{error: ...}, {result: ...}]} (one entry per attempt), "
-                     "optionally with rollback: {result: VALUE} | {error: MESSAGE}")
+                     "optionally with rollback: {result: VALUE} | {error: MESSAGE}",
+                     None if odd is None else f"'{odd}' is not one of them: "
+                     + (did_you_mean(str(odd), (*MOCK_KEYS, "rollback"))
+                        or "write result: for what the step returns"))
             continue
         seq = spec.get("sequence")
         if "sequence" in spec and not (isinstance(seq, list) and seq and all(
@@ -216,14 +230,48 @@ def _mocks(chk: _FileCheck, raw: Any, path: DataPath, tags: set[str]
     return out
 
 
-def _signals(chk: _FileCheck, raw: Any, path: DataPath) -> list[tuple[str, Any]]:
+def _signals(chk: _FileCheck, raw: Any, path: DataPath, waited: set[str] | None
+             ) -> list[tuple[str, Any]]:
     if isinstance(raw, Mapping):
-        return [(str(k), v) for k, v in raw.items()]
-    if isinstance(raw, list) and all(isinstance(x, Mapping) and "name" in x for x in raw):
-        return [(str(x["name"]), x.get("payload")) for x in raw]
-    chk.fail(path, "signals map a signal name to its payload (or list {name, payload} "
-             "entries to send one signal several times)")
-    return []
+        out, at = [(str(k), v) for k, v in raw.items()], [(*path, k) for k in raw]
+    elif isinstance(raw, list) and all(isinstance(x, Mapping) and "name" in x for x in raw):
+        out = [(str(x["name"]), x.get("payload")) for x in raw]
+        at = [(*path, i, "name") for i in range(len(raw))]
+    else:
+        chk.fail(path, "signals map a signal name to its payload (or list {name, payload} "
+                 "entries to send one signal several times)")
+        return []
+    if waited is not None:
+        for (name, _), where in zip(out, at, strict=True):
+            if name not in waited:
+                # queued and never delivered: the run would wait for the real name instead
+                chk.fail(where, f"the workflow never waits for signal '{name}'",
+                         did_you_mean(name, waited) or (
+                             f"it waits for: {known(waited)}" if waited
+                             else "it waits for no signal: remove it"),
+                         key=isinstance(raw, Mapping))
+    return out
+
+
+def _waited_for(plans: Mapping[str, Any], tag: str, seen: set[str]) -> set[str] | None:
+    """The signals a run of `tag` (or a child workflow it starts) can wait for and declares;
+    None when a python step could wait for any."""
+    plan = plans.get(tag)
+    if plan is None or tag in seen:
+        return set()
+    seen.add(tag)
+    names = set(plan.signals)
+    for step in plan.walk():
+        if isinstance(step, WaitStep):
+            names |= set(step.names)
+        elif isinstance(step, TaskStep) and isinstance(step.body, PythonCall):
+            return None
+        elif isinstance(step, ChildWorkflowStep):
+            more = _waited_for(plans, step.workflow, seen)
+            if more is None:
+                return None
+            names |= more
+    return names
 
 
 def _check_expect(chk: _FileCheck, expect: Mapping[str, Any], path: DataPath,

@@ -179,6 +179,74 @@ def test_mistakes_in_test_files_are_located(product: Path,
     assert out.rstrip().endswith("0 passed, 0 failed, 5 errors in test files")
 
 
+def test_a_signal_the_workflow_never_waits_for_is_located(
+        product: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (product / "workflows" / "approve.yaml").write_text(textwrap.dedent("""\
+        workflow: approve
+        signals: {approve: {type: object}}
+        steps:
+          - tag: decision
+            wait_for_signal: {name: approve, timeout: 1d}
+          - tag: ship
+            workflow: {tag: ship, input: {}}
+        """))
+    (product / "workflows" / "ship.yaml").write_text(textwrap.dedent("""\
+        workflow: ship
+        steps:
+          - tag: picked-up
+            wait_for_signal: {name: picked-up, timeout: 1d}
+        """))
+    path = write(product, "approve.yaml", """\
+        workflow: approve
+        cases:
+          - name: typo in the signal
+            signals: {aprove: {by: ann}, picked-up: {}}
+          - name: a list of signals
+            signals: [{name: approve, payload: {}}, {name: picked_up, payload: {}}]
+          - name: right
+            signals: {approve: {}, picked-up: {}}
+            expect: {status: completed}
+        """)
+    write(product, "onboarding.yaml", """\
+        workflow: user-onboarding
+        cases:
+          - name: it waits for nothing
+            input: {email: a@example.com, name: A}
+            signals: {approve: {}}
+        """)
+    code, out = run(capsys, str(product.parent))
+    shown = str(path)
+    assert f"{shown}:4:15: the workflow never waits for signal 'aprove'" in out
+    assert "hint: did you mean 'approve'?" in out
+    assert f"{shown}:6:52: the workflow never waits for signal 'picked_up'" in out
+    assert "hint: did you mean 'picked-up'?" in out
+    assert "the workflow never waits for signal 'approve'" in out
+    assert "hint: it waits for no signal: remove it" in out
+    assert code == 1 and "1 passed, 0 failed, 3 errors in test files" in out
+
+
+def test_near_misses_of_test_file_keys_are_named(product: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(product, "onboarding.yaml", """\
+        workflow: user-onboarding
+        case:
+          - name: singular
+        """)
+    mock = write(product, "mocks.yaml", """\
+        workflow: user-onboarding
+        cases:
+          - input: {email: a@example.com, name: A}
+            mocks: {create-user: {returns: {id: 7}}, audit-log: {reslt: 1}}
+        """)
+    code, out = run(capsys, str(product.parent))
+    assert code == 1
+    assert f"{path}:2:1: unknown key 'case' in the test file" in out
+    assert "hint: did you mean 'cases'? (a list of cases)" in out
+    assert f"{mock}:4:26: a mock is one of" in out
+    assert "hint: 'returns' is not one of them: write result: for what the step returns" in out
+    assert "hint: 'reslt' is not one of them: did you mean 'result'?" in out
+
+
 def test_no_cases_and_missing_paths(product: Path, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, str(product.parent))
