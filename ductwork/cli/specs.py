@@ -229,8 +229,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cwd not in sys.path:  # python: targets are importable from where the command runs
         sys.path.insert(0, cwd)
 
+    dw = Ductwork(specs=args.specs, store=store, secrets=secrets)
+    # An unknown workflow or env is refused before the store is opened: a mistyped command
+    # leaves no new, empty store behind.
+    dw.runtime.definitions.check_env(dw.runtime.definitions.get(args.product, args.tag),
+                                     args.env)
+
     async def go() -> Any:
-        async with Ductwork(specs=args.specs, store=store, secrets=secrets) as dw:
+        async with dw:
             return await dw.workflows.execute(product=args.product, env=args.env, tag=args.tag,
                                               input=data, workflow_id=args.workflow_id)
 

@@ -58,6 +58,28 @@ def test_a_read_only_command_on_a_missing_store_names_it_and_creates_nothing(
     assert sorted(tmp_path.rglob("*")) == before  # no file, no folder
 
 
+def test_run_of_an_unknown_workflow_or_env_creates_no_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = tmp_path / "specs" / "shop" / "workflows"
+    flow.mkdir(parents=True)
+    (flow.parent / "product.yaml").write_text("product: shop\nenvs: [dev, prd]\n")
+    (flow / "order.yaml").write_text("workflow: order\nsteps: [{log: {message: hi}}]\n")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    for args, said in (
+            (["order", "shop"], "error: Workflow not found: order/shop (the product comes "
+             "first: 'shop' is a product and 'order' its workflow, shop/order)"),
+            (["shop", "ordr"], "error: Workflow not found: shop/ordr (did you mean 'shop/order'?)"),
+            (["shop", "order", "--env", "prod"], "is not active in env 'prod' (envs: dev, prd); "
+             "did you mean 'prd'?")):
+        assert main(["run", *args, "--store", "sqlite:///runs.db"]) == 1
+        assert said in capsys.readouterr().err
+    assert sorted(tmp_path.rglob("*")) == before  # no runs.db, no .ductwork/
+    assert main(["run", "shop", "order", "--store", "sqlite:///runs.db"]) == 0
+    assert (tmp_path / "runs.db").exists()
+
+
 def test_a_file_that_is_not_a_run_store_is_refused_untouched(tmp_path: Path) -> None:
     other = tmp_path / "notes.db"
     other.write_bytes(b"not a database")
