@@ -82,6 +82,7 @@ def check_flow(c: CompilerBase) -> None:
     _quoted_numbers(c, data, sites)
     _critical_only(c, data, sites)
     _run_timeout(c, data, sites)
+    _stored_secrets(c, data, sites)
     for site in sites:
         handlers = site.step.get("catch")
         if isinstance(handlers, list):
@@ -93,6 +94,51 @@ def check_flow(c: CompilerBase) -> None:
                        catch_all_ok=False)
     if "signals" not in data:
         _undeclared_signals(c, sites)
+
+
+# Values the run store keeps in plain text, each with what the message calls it.
+_STORED = (("set",), "its state"), (("return",), "its output"), \
+    (("trigger_rollback", "output"), "its output"), (("checkpoint", "metadata"), "a checkpoint"), \
+    (("workflow", "input"), "the child run's input")
+
+
+def _stored_secrets(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> None:
+    """env.* and secrets.* are redacted from logs and errors, but a value the run stores
+    (output, state, a checkpoint, a child's input) would keep the secret in plain text."""
+    places: list[tuple[DataPath, Any, str]] = [(("output",), data.get("output"), "its output")]
+    for site in sites:
+        for sub, what in _STORED:
+            value: Any = site.step
+            for key in sub:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                places.append(((*site.path, *sub), value, what))
+    for path, value, what in places:
+        for spath, text in _dollar_strings(path, value):
+            try:
+                sites_ = expressions.compile_value(text).expressions()
+            except ExpressionError:
+                continue  # the expression checker reports it
+            for expr, offset in sites_:
+                for ref in expr.references():
+                    if ref.root in ("env", "secrets") and ref.path:
+                        name = f"{ref.root}.{ref.path[0]}"
+                        c.fail(spath, f"{name} would be stored with the run ({what}) in plain "
+                               "text", "secrets never reach the run store: pass it only to "
+                               "the call that needs it (a connector's config or arguments)",
+                               offset=offset + ref.column - 1, length=len(name))
+
+
+def _dollar_strings(path: DataPath, value: Any) -> Iterator[tuple[DataPath, str]]:
+    if isinstance(value, str):
+        if "${" in value:
+            yield path, value
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            yield from _dollar_strings((*path, k), item)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _dollar_strings((*path, i), item)
 
 
 def _checkpoints(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> None:
@@ -379,7 +425,7 @@ def child_inputs(docs: dict[str, Document]) -> list[Diagnostic]:
     requires (and has no default for), or names a field the child does not declare: the child
     run would be refused, or read a field that is not there, when the step runs."""
     out: list[Diagnostic] = []
-    for tag, doc in docs.items():
+    for doc in docs.values():
         for site in walk(doc.data):
             body = site.step.get("workflow")
             child = body.get("tag") if isinstance(body, dict) else None
@@ -390,11 +436,10 @@ def child_inputs(docs: dict[str, Document]) -> list[Diagnostic]:
             given = body.get("input", {})
             if not isinstance(schema, dict) or not isinstance(given, dict):
                 continue  # no schema, or an input built by an expression: known at run time
-            props = schema.get("properties") if isinstance(schema.get("properties"), dict) \
-                else {}
+            raw_props, raw_required = schema.get("properties"), schema.get("required")
+            props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
+            required: list[Any] = raw_required if isinstance(raw_required, list) else []
             at: DataPath = (*site.path, "workflow", *(("input",) if "input" in body else ()))
-            required = schema.get("required") if isinstance(schema.get("required"), list) \
-                else []
             missing = [r for r in required if isinstance(r, str) and r not in given and not (
                 isinstance(props.get(r), dict) and "default" in props[r])]
             for key in given:
