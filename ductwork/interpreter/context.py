@@ -284,6 +284,9 @@ class WorkflowContext(Components):
                          f"step '{tag}' retry_delay")
         t_opt = _opt(options, "timeout", timeout, None)
         timeout_ms = None if t_opt is None else to_ms(t_opt, f"step '{tag}' timeout")
+        if timeout_ms is not None and timeout_ms <= 0:
+            raise ConfigurationError(f"ctx.step('{tag}'): timeout must be more than 0 (0 fails "
+                                     "every attempt at once); leave it out for no limit")
         is_critical = bool(_opt(options, "critical", critical, False))
 
         return await self._journal.step(tag, fn, rollback, allow, n_retries, delay_ms,

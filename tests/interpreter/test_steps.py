@@ -300,6 +300,16 @@ async def test_unknown_step_option_is_rejected(dw: Ductwork) -> None:
     assert r.error is not None and "unknown option(s) ['allowfail']" in r.error
 
 
+async def test_a_step_timeout_of_zero_is_refused(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        await ctx.step("s", lambda: 1, timeout=0)
+
+    r = await dw.workflows.execute(product="p", env="dev", tag="t")
+    assert r.error == ("ctx.step('s'): timeout must be more than 0 (0 fails every attempt at "
+                       "once); leave it out for no limit")
+
+
 async def test_execute_timeout_returns_running_then_result_waits(dw: Ductwork) -> None:
     @dw.workflows.workflow(product="p", tag="t")
     async def wf(ctx: Any) -> Any:

@@ -198,6 +198,10 @@ class StepCompiler(CallCompiler):
             timeout=duration_ms(raw.get("timeout")),
             critical=raw.get("critical") is True,
         )
+        if options.timeout == 0:  # a limit of nothing: every attempt times out at once
+            self.fail((*path, "timeout"), f"'timeout: {raw.get('timeout')}' fails every "
+                      "attempt at once", "give the longest an attempt may take, e.g. "
+                      "timeout: 30s, or leave timeout out for no limit")
         if "retry_delay" in raw and not raw.get("retries"):
             self.fail((*path, "retry_delay"), "'retry_delay' without 'retries' has no effect",
                       "add 'retries: <n>'", key=True)
