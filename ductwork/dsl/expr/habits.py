@@ -97,7 +97,28 @@ def parse_error(text: str, index: int) -> tuple[int, str, str] | None:
             return start, f"bad expression: '{op}' is JavaScript", f"write '{op[:2]}'"
     if at.startswith("!") and not at.startswith("!="):
         return index, "bad expression: unexpected '!'", "write 'not x': '!' is JavaScript"
+    if at.startswith("??"):
+        return (index, "bad expression: '??' is JavaScript",
+                "for a fallback write default(a, b) (or 'a or b')")
+    if at.startswith("?"):
+        return (index, "bad expression: 'cond ? a : b' is JavaScript",
+                "write 'a if cond else b'")
+    word = re.match(r"[A-Za-z_]+\b", text[index:])
+    if word and word[0] in WORD_OPERATORS:
+        return (index, f"bad expression: '{word[0]}' is not an operator",
+                WORD_OPERATORS[word[0]])
     return None
+
+
+# Operators of other languages written as words (after a complete value).
+WORD_OPERATORS = {
+    "contains": "write 'x in list' or contains(list, x)",
+    "includes": "write 'x in list' or contains(list, x)",
+    "is": "write '==' (x == null)",
+    "AND": "write 'and' (lower case)",
+    "OR": "write 'or' (lower case)",
+    "NOT": "write 'not' (lower case)",
+}
 
 
 def literal(name: str) -> str | None:
