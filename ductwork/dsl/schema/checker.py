@@ -360,8 +360,12 @@ def _missing_keys(err: _Error) -> Iterable[Diagnostic]:
             continue
         # Keys written next to where `k` should be, that belong inside it, already say so;
         # so does `k` itself written one level up (`cases:` beside `switch:`).
+        # A misspelling of `k` (`step:`, `env:`) is reported as an unknown key with the
+        # right name: that one says how to fix it.
         if any(_belongs_inside(err, other, k) for other in instance if other not in props) \
-                or _written_above(err, k):
+                or _written_above(err, k) or any(
+                    did_you_mean(str(other), [k]) for other in instance
+                    if other not in props):
             continue
         yield err.at(f"{err.what} is missing required key '{k}'",
                      _missing_hint(err, k, props.get(k)))
@@ -582,6 +586,11 @@ def _expected(schema: Any) -> str:
     return "something else"
 
 
+# Keys that modify a step's body; a list item holding only these lost its body.
+_MODIFIERS = frozenset({"rollback", "allow_fail", "retries", "retry_delay", "timeout",
+                        "critical", "catch"})
+
+
 def _in_rollback(path: DataPath) -> bool:
     """Is `path` a rollback body (`rollback:` itself, or an item of a rollback list)?"""
     return bool(path) and (path[-1] == "rollback"
@@ -598,6 +607,13 @@ def _bodies(doc: Document, path: DataPath, present: list[str], what: str
         else:
             hint = "add one body such as action.run, database.insert, sleep, foreach or " \
                    "python (`ductwork schema workflow` lists them all)"
+            step = _value_at(doc.data, path)
+            mods = [k for k in step if k in _MODIFIERS] if isinstance(step, dict) else []
+            if mods and set(step) <= {*_MODIFIERS, "tag"} and isinstance(path[-1], int) \
+                    and path[-1] > 0:
+                # `- rollback:` written as a list item of its own, under the step it undoes
+                hint = f"'{mods[0]}' belongs to the step above: indent it under that step " \
+                       f"(at the column of its 'tag', without a '-' of its own)"
         yield _at(doc, path, f"no body in {what}", hint)
         return
     for extra in present[1:]:
