@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -167,10 +168,21 @@ class _Starter:
 
 async def _wait(engine: Engine, journal: Journal, key: str, meta: dict[str, Any],
                 starter: _Starter) -> Any:
+    # Listened to before each look at the child (engine.watch): its end wakes the parent.
+    woken = engine.watch(journal.workflow_id)
+    try:
+        return await _watch_child(engine, journal, key, meta, starter, woken)
+    finally:
+        engine.unwatch(journal.workflow_id, woken)
+
+
+async def _watch_child(engine: Engine, journal: Journal, key: str, meta: dict[str, Any],
+                       starter: _Starter, woken: asyncio.Event) -> Any:
     store = engine.store
     began = time.monotonic()
     delay = 0.005
     while True:
+        woken.clear()
         deadline = meta.get("deadline") if not meta.get("timed_out") else None
         if not journal.unconsumed:
             journal.interrupt("waiting", deadline)
@@ -207,7 +219,7 @@ async def _wait(engine: Engine, journal: Journal, key: str, meta: dict[str, Any]
         pause = delay if budget <= 0 else min(delay, budget)
         if deadline is not None:
             pause = min(pause, max(deadline - now, 0.001))
-        await engine.wait_for_wakeup(journal.workflow_id, pause)
+        await engine.clock.wait(woken, pause)
         delay = min(delay * 2, 0.25)
 
 

@@ -218,17 +218,29 @@ class Engine:
         for ev in self._wakeups.get(workflow_id, ()):
             ev.set()
 
-    async def wait_for_wakeup(self, workflow_id: str, timeout: float) -> None:
-        # One event per waiter: parallel branches of one run each get the wake-up.
+    def watch(self, workflow_id: str) -> asyncio.Event:
+        """An event that wake() sets from now on. A wait registers it before it looks in the
+        store for what would end it (a signal): a wake-up that arrives during that look (a
+        round trip on PostgreSQL) is then kept, not lost before anyone listens, which left
+        the run waiting out its whole inline wait. One event per waiter: parallel branches
+        of one run each get the wake-up."""
         ev = asyncio.Event()
-        waiters = self._wakeups.setdefault(workflow_id, set())
-        waiters.add(ev)
+        self._wakeups.setdefault(workflow_id, set()).add(ev)
+        return ev
+
+    def unwatch(self, workflow_id: str, ev: asyncio.Event) -> None:
+        waiters = self._wakeups.get(workflow_id)
+        if waiters is not None:
+            waiters.discard(ev)
+            if not waiters:
+                del self._wakeups[workflow_id]
+
+    async def wait_for_wakeup(self, workflow_id: str, timeout: float) -> None:
+        ev = self.watch(workflow_id)
         try:
             await self.clock.wait(ev, timeout)
         finally:
-            waiters.discard(ev)
-            if not waiters and self._wakeups.get(workflow_id) is waiters:
-                del self._wakeups[workflow_id]
+            self.unwatch(workflow_id, ev)
 
     async def close(self) -> None:
         self._closing = True

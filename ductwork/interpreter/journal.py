@@ -560,9 +560,22 @@ class Journal:
 
     async def _await_signal(self, key: str, names: list[str], deadline: float | None) -> Any:
         engine = self.engine
-        store = engine.store
         started_wait = time.monotonic()
+        woken = engine.watch(self.workflow_id)
+        try:
+            return await self._look_and_wait(key, names, deadline, started_wait, woken)
+        finally:
+            engine.unwatch(self.workflow_id, woken)
+
+    async def _look_and_wait(self, key: str, names: list[str], deadline: float | None,
+                             started_wait: float, woken: asyncio.Event) -> Any:
+        engine = self.engine
+        store = engine.store
         while True:
+            # Cleared before the look: a signal stored before this is found by it, one
+            # stored after sets `woken` (its sender wakes the run) and the wait below
+            # returns at once.
+            woken.clear()
             if not self.unconsumed:
                 self.interrupt("waiting", deadline)
             sig = self._signal_at_claim(names) or await store.find_signal(self.workflow_id,
@@ -592,7 +605,7 @@ class Journal:
                 raise SuspendRun("waiting", deadline, f"waiting for signal {names}")
             step = max(0.0, min(budget if budget > 0 else 1.0,
                                 (deadline - now) if deadline is not None else 3600.0))
-            await engine.wait_for_wakeup(self.workflow_id, step)
+            await engine.clock.wait(woken, step)
 
 
 class _Attempt:
