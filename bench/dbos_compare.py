@@ -11,11 +11,14 @@ is a private server started here (fsync on), or --store URL; each case gets a fr
 
 Cases: inline (300 sequential 3-step runs started and awaited one after the other: ductwork's
 execute(), a direct call of a DBOS workflow), thousand (one 1,000-step run), concurrent (200
-3-step runs started at once), queued (--queued-runs 3-step runs put in a queue, then 1/2/4 worker
-processes of 50 runs each drain it; runs/s from the first start to the last end, read from each
-side's own tables). DBOS runs with its async API and with its sync one (--dbos-api); each line
-carries every figure and `speedup`: ductwork's throughput over the faster DBOS API's. ductwork's
-SQLite store and DBOS's SQLite database both run WAL with synchronous=NORMAL.
+3-step runs started at once), signal (200 runs one after the other, each started, sent a message
+it waits for, and awaited: ductwork's wait_for_signal, DBOS's recv/send), sleep (200 runs at
+once of step, durable sleep of 0.1 s, step), queued (--queued-runs 3-step runs put in a queue,
+then 1/2/4 worker processes of 50 runs each drain it; runs/s from the first start to the last
+end, read from each side's own tables). DBOS runs with its async API and with its sync one
+(--dbos-api); each line carries every figure and `speedup`: ductwork's throughput over the
+faster DBOS API's. ductwork's SQLite store and DBOS's SQLite database both run WAL with
+synchronous=NORMAL.
 
 Each backend first measures its commit floor (case "floor"): microseconds per commit of a loop
 of one-row INSERTs, each its own transaction, through the cheapest client (sqlite3; libpq's
@@ -43,7 +46,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-CASES = ("inline", "thousand", "concurrent", "queued")
+CASES = ("inline", "thousand", "concurrent", "queued", "signal", "sleep")
+SIGNALS = 200       # runs of the signal case, one after the other
+NAPS = 200          # runs of the sleep case, all at once
+NAP_S = 0.1         # their durable sleep
 BACKENDS = ("sqlite", "postgres")
 CONCURRENCY = 50     # runs per worker process at once (both sides)
 DBOS_POLL_S = 0.1    # DBOS queue polling interval (its default is 1 s)
@@ -105,6 +111,16 @@ def dbos_child(backend: str, url: str, case: str, runs: int, api: str) -> None:
         async def thousand() -> None:
             for i in range(1000):
                 await item(i)
+
+        @DBOS.workflow(name="waiter")
+        async def waiter() -> Any:
+            return await DBOS.recv_async("go", timeout_seconds=60)
+
+        @DBOS.workflow(name="napper")
+        async def napper() -> dict[str, int]:
+            a = await first()
+            await DBOS.sleep_async(NAP_S)
+            return await inc(a["n"])
     else:
         @DBOS.step()
         def first_s() -> dict[str, int]:
@@ -129,6 +145,16 @@ def dbos_child(backend: str, url: str, case: str, runs: int, api: str) -> None:
             for i in range(1000):
                 item_s(i)
 
+        @DBOS.workflow(name="waiter")
+        def waiter_s() -> Any:
+            return DBOS.recv("go", timeout_seconds=60)
+
+        @DBOS.workflow(name="napper")
+        def napper_s() -> dict[str, int]:
+            a = first_s()
+            DBOS.sleep(NAP_S)
+            return inc_s(a["n"])
+
     DBOS.launch()
     if case == "worker":
         DBOS.register_queue("bench", worker_concurrency=CONCURRENCY,
@@ -146,6 +172,14 @@ def dbos_child(backend: str, url: str, case: str, runs: int, api: str) -> None:
                 assert (await three()) == {"n": 3}
         elif case == "thousand":
             await thousand()
+        elif case == "signal":
+            for i in range(SIGNALS):
+                h = await DBOS.start_workflow_async(waiter)
+                await DBOS.send_async(h.workflow_id, {"i": i}, "go")
+                assert (await h.get_result()) == {"i": i}
+        elif case == "sleep":
+            out = await asyncio.gather(*[napper() for _ in range(NAPS)])
+            assert all(x == {"n": 2} for x in out)
         else:
             out = await asyncio.gather(*[three() for _ in range(200)])
             assert all(x == {"n": 3} for x in out)
@@ -160,6 +194,14 @@ def dbos_child(backend: str, url: str, case: str, runs: int, api: str) -> None:
                 assert three_s() == {"n": 3}
         elif case == "thousand":
             thousand_s()
+        elif case == "signal":
+            for i in range(SIGNALS):
+                h = DBOS.start_workflow(waiter_s)
+                DBOS.send(h.workflow_id, {"i": i}, "go")
+                assert h.get_result() == {"i": i}
+        elif case == "sleep":
+            handles = [DBOS.start_workflow(napper_s) for _ in range(NAPS)]
+            assert all(h.get_result() == {"n": 2} for h in handles)
         else:  # DBOS's way to run sync workflows concurrently: its executor threads
             handles = [DBOS.start_workflow(three_s) for _ in range(200)]
             assert all(h.get_result() == {"n": 3} for h in handles)
@@ -174,14 +216,26 @@ def dbos_child(backend: str, url: str, case: str, runs: int, api: str) -> None:
 # -- ductwork side (runs in the project's venv) ---------------------------------------------------
 def ductwork_child(backend: str, url: str, case: str, runs: int) -> None:
     sys.path.insert(0, str(HERE.parent))
-    from engine import define  # bench/engine.py, beside this script
+    from engine import define, value  # bench/engine.py, beside this script
 
     from ductwork import Ductwork
 
     opts: dict[str, Any] = {"synchronous": "NORMAL"} if backend == "sqlite" else {}
-    dw = Ductwork(store=url, inline_wait="0ms", **opts)
+    # signal and sleep: the wait stays in the process, as DBOS's does
+    inline = "30s" if case in ("signal", "sleep") else "0ms"
+    dw = Ductwork(store=url, inline_wait=inline, **opts)
 
     define(dw)  # three, thousand: the same workflows as bench/engine.py
+
+    @dw.workflows.workflow(product="bench", tag="waiter")
+    async def waiter(ctx: Any) -> Any:
+        return await ctx.wait_for_signal("go", timeout="60s")
+
+    @dw.workflows.workflow(product="bench", tag="napper")
+    async def napper(ctx: Any) -> Any:
+        a = await ctx.step("a", value({"n": 1}))
+        await ctx.sleep(f"{int(NAP_S * 1000)}ms")
+        return await ctx.step("b", value({"n": a["n"] + 1}))
 
     async def go() -> None:
         async with dw:
@@ -207,6 +261,17 @@ def ductwork_child(backend: str, url: str, case: str, runs: int) -> None:
             elif case == "thousand":
                 assert (await ex(product="bench", env="dev", tag="thousand")).status == \
                     "completed"
+            elif case == "signal":
+                for i in range(SIGNALS):
+                    # started and left going (DBOS: start_workflow), signalled, awaited
+                    wid = (await ex(product="bench", env="dev", tag="waiter",
+                                    timeout="0ms")).workflow_id
+                    await dw.workflows.signal(wid, "go", {"i": i})
+                    assert (await dw.workflows.result(wid, timeout="60s")).output == {"i": i}
+            elif case == "sleep":
+                out = await asyncio.gather(*[ex(product="bench", env="dev", tag="napper")
+                                             for _ in range(NAPS)])
+                assert all(r.output == {"n": 2} for r in out)
             else:
                 out = await asyncio.gather(*[ex(product="bench", env="dev", tag="three")
                                              for _ in range(200)])
