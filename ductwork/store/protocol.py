@@ -243,6 +243,17 @@ class RunStore(abc.ABC):
         queue). This default claims none, leaving them to claim_due()."""
         return []
 
+    def explain(self, err: BaseException) -> StoreError | None:
+        """`err` as a StoreError saying what failed in this store and what to do, or None when
+        it is not the store's. A store that lets its driver's exceptions out (SQLite) explains
+        them here; a StoreError stays as it is."""
+        return err if isinstance(err, StoreError) else None
+
+    def as_store_error(self, err: BaseException) -> StoreError:
+        """explain(err), for an exception known to come from the store."""
+        return self.explain(err) or StoreError(
+            f"the run store failed: {type(err).__name__}: {err}")
+
     async def open(self) -> None:  # noqa: B027
         """Create/migrate the schema on first use."""
 

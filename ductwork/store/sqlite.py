@@ -30,6 +30,7 @@ from ductwork.store.protocol import (
     prune_statuses,
 )
 from ductwork.store.schema import CLAIMABLE_SQLITE, MIGRATIONS, SCHEMA_VERSION
+from ductwork.store.sqlite_faults import check_not_deleted, explain
 from ductwork.store.sqlite_schedules import SQLiteSchedules
 from ductwork.store.sqlite_wal import HARD_BYTES, SOFT_BYTES, Checkpointer, pages
 
@@ -100,6 +101,7 @@ class SQLiteStore(SQLiteSchedules, RunStore):
         self.synchronous = synchronous.upper()
         self._db: sqlite3.Connection | None = None
         self.checkpointer: Checkpointer | None = None
+        self._fd: int | None = None  # the file, to see it deleted under us (_check_file)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
@@ -132,6 +134,8 @@ class SQLiteStore(SQLiteSchedules, RunStore):
         # is 1,000 pages, 4 MB of 4 KB pages); with a checkpoint thread below, HARD_BYTES.
         db.execute(f"PRAGMA wal_autocheckpoint={pages(SOFT_BYTES, page_size)}")
         self._db = db
+        if self.path != ":memory:":
+            self._fd = os.open(self.path, os.O_RDONLY)
         try:
             self._migrate()
         except BaseException:
@@ -178,6 +182,17 @@ class SQLiteStore(SQLiteSchedules, RunStore):
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _check_file(self) -> None:
+        if self._fd is not None:
+            check_not_deleted(self.path, self._fd)
+
+    def explain(self, err: BaseException) -> StoreError | None:
+        return explain(self.path, err) if isinstance(err, sqlite3.Error) else \
+            super().explain(err)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -266,6 +281,8 @@ class SQLiteStore(SQLiteSchedules, RunStore):
             one = not batch.steps
             if one:
                 self._update_run(workflow_id, batch.run, batch.owner)
+                if "status" in batch.run:
+                    self._check_file()
         else:
             one = len(batch.steps) == 1
             if one:
@@ -279,6 +296,8 @@ class SQLiteStore(SQLiteSchedules, RunStore):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            if "status" in batch.run:
+                self._check_file()
         ck = self.checkpointer
         if ck is not None and ck.idle:  # self._wrote(), inlined on the hot path
             ck.wake()
@@ -311,6 +330,8 @@ class SQLiteStore(SQLiteSchedules, RunStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if any("status" in b.run for _, b in items):
+            self._check_file()
         self._wrote()
         return out
 

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import AsyncConnection
@@ -46,7 +46,10 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
         else:
             rest.append((k, v))
     scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
-    return urlunsplit(parts._replace(scheme=scheme, query=urlencode(rest))), ours
+    # Percent-encoding only: libpq reads "+" as a plus sign, never as a space, so urlencode's
+    # default would turn `options=-c%20lock_timeout%3D5s` into a setting libpq rejects.
+    query = urlencode(rest, quote_via=quote)
+    return urlunsplit(parts._replace(scheme=scheme, query=query)), ours
 
 
 class _Fail(Exception):
@@ -195,8 +198,7 @@ class PgBase(RunStore):
                     return await fn(conn, attempt)
             except psycopg.OperationalError as e:
                 if time.monotonic() >= deadline or self._pool is None:
-                    raise StoreError(f"the PostgreSQL store {safe_url(self.url)} is unreachable: "
-                                     f"{_first_line(e)}") from None
+                    raise StoreError(_gave_up(self.url, e, self.retry_s)) from None
             except psycopg.Error as e:
                 raise StoreError(f"PostgreSQL store error: {_first_line(e)}") from None
             attempt += 1
@@ -296,6 +298,16 @@ async def _rollback(conn: Conn) -> None:
 def _lost(workflow_id: str) -> LeaseLostError:
     return LeaseLostError(f"run {workflow_id} is no longer owned by this process (its lease "
                           "expired and another worker took it over)")
+
+
+def _gave_up(url: str, e: psycopg.OperationalError, retry_s: float) -> str:
+    """Why _with() stopped retrying: a lock or statement timeout is not an unreachable server."""
+    if isinstance(e, psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
+        return (f"the PostgreSQL store {safe_url(url)} kept timing out for {retry_s:g}s: "
+                f"{_first_line(e)} (another session holds a lock on ductwork's dw_* tables, "
+                "or a statement_timeout/lock_timeout is too short; find it in pg_locks and "
+                "pg_stat_activity)")
+    return f"the PostgreSQL store {safe_url(url)} is unreachable: {_first_line(e)}"
 
 
 def _first_line(e: BaseException) -> str:
