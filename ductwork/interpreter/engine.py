@@ -21,6 +21,7 @@ from ductwork.errors import (
     RunNotFoundError,
     SerializationError,
     StepError,
+    StoreError,
     WorkflowNotFoundError,
     WorkflowTimeoutError,
 )
@@ -32,6 +33,7 @@ from ductwork.interpreter.context import WorkflowContext, never_awaited
 from ductwork.interpreter.journal import (
     Journal,
     LeaseLost,
+    StoreFault,
     SuspendRun,
     current_ctx,
     key_scope,
@@ -74,6 +76,7 @@ class Engine:
         # Every run's durable points go through it: group commit while several runs go on.
         self.committer = Committer(self)
         self._heartbeat: asyncio.Task[None] | None = None
+        self._releases: set[asyncio.Task[None]] = set()  # _release_later's retries
         self._closing = False
         # Set by a worker shutting down: runs give themselves back at their next durable point.
         self.draining = False
@@ -162,9 +165,10 @@ class Engine:
             if not self.tasks:
                 return
             # A failed renewal is harmless here: the next step's lease check asks the store,
-            # and the next commit's ownership fence reports a real loss of the lease.
+            # and the next commit's ownership fence reports a real loss of the lease. Whatever
+            # the store raised (SQLite's own "database is locked" too): the heartbeat goes on.
             sent = time.monotonic()
-            with contextlib.suppress(DuctworkError):
+            with contextlib.suppress(Exception):
                 held = await self.store.renew_leases(self.owner, self.lease_s)
                 # Only the runs still ours: one taken over while we stalled keeps its old
                 # deadline, so its next step asks the store and stops.
@@ -172,14 +176,18 @@ class Engine:
                     journal = self.journals.get(wid)
                     if journal is not None:
                         journal.renewed(sent + self.lease_s - self.lease_margin)
-            with contextlib.suppress(DuctworkError):
+            with contextlib.suppress(Exception):
                 await poll_cancel_requests(self)  # cancels asked by other processes
 
     async def confirm_lease(self, journal: Journal) -> None:
         """The run's lease may have run out (the process stalled, the loop lagged): renew it
         in the store if it is still ours, else stop the run here, before any side effect."""
         sent = time.monotonic()
-        if not await self.store.hold_lease(journal.workflow_id, self.owner, self.lease_s):
+        try:
+            held = await self.store.hold_lease(journal.workflow_id, self.owner, self.lease_s)
+        except Exception as e:  # the store's trouble, not the workflow's: see StoreFault
+            raise StoreFault(self.store.as_store_error(e)) from e
+        if not held:
             raise LeaseLost(f"run {journal.workflow_id} is no longer owned by this process "
                             "(its lease expired while it was stalled and another worker took "
                             "it over)")
@@ -250,6 +258,10 @@ class Engine:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self.committer.close()
+        releases = list(self._releases)
+        for r in releases:
+            r.cancel()
+        await asyncio.gather(*releases, return_exceptions=True)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
@@ -292,6 +304,8 @@ class Engine:
         except Exception as e:
             # The workflow's own exceptions were handled inside: this is the engine's.
             return await self._fault(run, e)
+        except StoreFault as f:  # a commit or lease check failed: not the workflow's failure
+            return await self._fault(run, f.error)
         finally:
             self.contexts.pop(run.workflow_id, None)
             self.journals.pop(run.workflow_id, None)
@@ -322,23 +336,47 @@ class Engine:
             try:
                 await self.store.commit(run.workflow_id, Batch(owner=self.owner, run=fields,
                                                                events=events))
-            except DuctworkError:  # lost the lease, or the store is down: the next claim counts
+            except Exception:  # lost the lease, or the store is down: the next claim counts
+                self._release_later(run.workflow_id, None)
                 return await self._raise_fault(run, err)
             await self.notify_parent(run)
             return await self.result_from_store(run.workflow_id)
+        # Due again after a pause that grows with each fault (a store that is briefly down
+        # gets time to come back), at most a lease long.
+        wake_at = t + min(2.0 ** (faults - 1), self.lease_s)
         try:
             await self.store.commit(run.workflow_id, Batch(owner=self.owner,
                                                            run={"faults": faults}))
-            # Due again after a pause that grows with each fault (a store that is briefly
-            # down gets time to come back), at most a lease long.
-            await self.store.release(run.workflow_id, self.owner,
-                                     wake_at=t + min(2.0 ** (faults - 1), self.lease_s))
-        except DuctworkError:
-            pass
+            await self.store.release(run.workflow_id, self.owner, wake_at=wake_at)
+        except Exception:  # the store is down (or our lease is gone)
+            self._release_later(run.workflow_id, wake_at)
         return await self._raise_fault(run, err)
 
+    def _release_later(self, wid: str, wake_at: float | None) -> None:
+        """The store refused the release of a run this process stopped driving: keep trying
+        in the background. Still ours in the store, its lease would be renewed by the
+        heartbeat for as long as this process drives other runs, and nobody would take it."""
+
+        async def release() -> None:
+            delay = min(0.5, self.lease_s / 3)
+            while not self._closing:
+                await asyncio.sleep(delay)
+                if wid in self.tasks:  # claimed here again meanwhile: ours to drive
+                    return
+                try:
+                    await self.store.release(wid, self.owner, wake_at=wake_at)
+                    return
+                except Exception:
+                    delay = min(delay * 2, self.lease_s / 3)
+
+        task = asyncio.get_running_loop().create_task(release(), name=f"ductwork:release:{wid}")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
     async def _raise_fault(self, run: RunRow, err: Exception) -> NoReturn:
-        raise DuctworkError(self.runtime.redact(
+        # A StoreError stays one: the caller may tell the store's trouble from the rest.
+        cls = StoreError if isinstance(err, StoreError) else DuctworkError
+        raise cls(self.runtime.redact(
             f"run {run.workflow_id}: ductwork failed to process it ({_run_message(err)}); it "
             f"is tried again by a worker or dw.recover(), and failed after "
             f"{self.runtime.max_faults} such failures in a row")) from err
@@ -508,7 +546,7 @@ class Engine:
                                list(journal.completed), failed_step, _ms(run.started_at, t), rb)
 
     async def _release(self, run: RunRow) -> None:
-        with contextlib.suppress(DuctworkError):
+        with contextlib.suppress(Exception):  # the store's trouble: the lease runs out instead
             await self.store.release(run.workflow_id, self.owner)
 
     async def notify_parent(self, run: RunRow) -> None:

@@ -19,6 +19,7 @@ from ductwork.errors import (
     SignalTimeoutError,
     StepError,
     StepTimeoutError,
+    StoreError,
     WorkflowTimeoutError,
     not_retryable,
 )
@@ -62,6 +63,17 @@ class LeaseLost(BaseException):
 
     The store reports the same fact as LeaseLostError, a StoreError; Journal.commit, the one
     place a run's records are written, translates it, so the engine catches only this."""
+
+
+class StoreFault(BaseException):
+    """The run store failed under this run (unreachable, locked, read-only): the engine's
+    trouble, not the workflow's, so the run is neither failed nor compensated for it but
+    released to be tried again (Engine._fault). BaseException, as LeaseLost: a user's
+    `except Exception` around a step must not swallow it and go on as if it was recorded."""
+
+    def __init__(self, error: StoreError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Journal:
@@ -247,6 +259,8 @@ class Journal:
         except LeaseLostError as e:
             # The only translation of the store's error into the control-flow signal.
             raise LeaseLost(str(e)) from None
+        except Exception as e:
+            raise StoreFault(self.engine.store.as_store_error(e)) from e
 
     def encode(self, value: Any, what: str, root: str = "value") -> str:
         return self.encode_value(value, what, root)[0]

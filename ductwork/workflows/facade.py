@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ductwork.errors import ConfigurationError
+from ductwork.errors import ConfigurationError, DuctworkError
 from ductwork.interpreter.result import ExecutionResult, Handler, WorkflowDef
 from ductwork.util.durations import to_ms
 from ductwork.util.text import check_text
@@ -28,6 +30,25 @@ def _rerun_args(where: str, workflow_id: Any, reason: Any, kw: Mapping[str, Any]
     check_text(reason if reason is not None else kw.get("reason"), "reason", where,
                optional=True)
     check_text(kw.get("new_workflow_id"), "new_workflow_id", where, optional=True)
+
+
+def _store_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """A call that met the run store's own exception (SQLite: "database is locked") raises it
+    as the StoreError that says what failed and what to do, not as a bare driver error."""
+
+    @functools.wraps(fn)
+    async def call(self: Workflows, *args: Any, **kw: Any) -> Any:
+        try:
+            return await fn(self, *args, **kw)
+        except DuctworkError:
+            raise
+        except Exception as e:
+            err = self._engines.runtime.store.explain(e)
+            if err is None:
+                raise
+            raise err from e
+
+    return call
 
 
 class Workflows:
@@ -278,3 +299,8 @@ class Workflows:
         check_text(cursor, "cursor", "list()", optional=True)
         return await reads.list_runs(await self._engine(), product=product, tag=tag,
                                           status=status, since=since, limit=limit, cursor=cursor)
+
+
+for _name, _fn in list(vars(Workflows).items()):
+    if not _name.startswith("_") and inspect.iscoroutinefunction(_fn):
+        setattr(Workflows, _name, _store_errors(_fn))

@@ -114,7 +114,7 @@ class Worker:
         log.info("worker %s started (concurrency %d, queues %s)", engine.owner,
                  self.concurrency, ",".join(self.queues) if self.queues else "all")
         try:
-            with contextlib.suppress(DuctworkError):
+            with contextlib.suppress(Exception):  # the store's trouble: the passes log it
                 await schedules.sweep_retries(engine, time.time() - 86_400)
             full = True
             while not self._stopping:
@@ -199,7 +199,7 @@ class Worker:
 
     async def _refresh(self, engine: Engine) -> None:
         try:
-            with contextlib.suppress(DuctworkError):
+            with contextlib.suppress(Exception):  # the store's trouble: read again later
                 await self._dead(engine)
         finally:
             self._dead_refresh = None
@@ -275,7 +275,7 @@ class Worker:
         if len(self.in_flight) < self.concurrency:
             try:
                 nxt = await engine.store.next_due_at(self.queues)
-            except DuctworkError:
+            except Exception:  # the store's trouble (SQLite's own errors too): poll instead
                 nxt = None
             if nxt is not None:
                 timeout = min(timeout, max(nxt - time.time(), 0.0))
@@ -321,7 +321,7 @@ class Worker:
             if mine:
                 await asyncio.gather(*mine.values(), return_exceptions=True)
                 for wid in mine:
-                    with contextlib.suppress(DuctworkError):
+                    with contextlib.suppress(Exception):  # else its lease runs out
                         await engine.store.release(wid, engine.owner)
                 log.info("released %d run(s) still inside a step after the grace period",
                          len(mine))
