@@ -420,8 +420,11 @@ class HttpActionConnector(ActionConnector):
                     event=ev.name, retryable=True,
                 ) from None
             except httpx.HTTPError as e:
+                # A reset connection says nothing of its own (ReadError('')).
+                cause = str(e) or "the server reset or closed the connection before answering"
                 raise self._spec.error(
-                    f"{what} failed at {self._where}: {type(e).__name__}: {e}", event=ev.name,
+                    f"{what} failed at {self._where}: {type(e).__name__}: {cause}",
+                    event=ev.name,
                 ) from None
             status = resp.status_code
             if 200 <= status < 300:

@@ -30,7 +30,7 @@ from ductwork.store.protocol import (
     prune_statuses,
 )
 from ductwork.store.schema import CLAIMABLE_SQLITE, MIGRATIONS, SCHEMA_VERSION
-from ductwork.store.sqlite_faults import check_not_deleted, explain
+from ductwork.store.sqlite_faults import check_not_deleted, explain, open_hint
 from ductwork.store.sqlite_schedules import SQLiteSchedules
 from ductwork.store.sqlite_wal import HARD_BYTES, SOFT_BYTES, Checkpointer, pages
 
@@ -125,8 +125,8 @@ class SQLiteStore(SQLiteSchedules, RunStore):
             page_size = db.execute("PRAGMA page_size").fetchone()[0]
         except sqlite3.Error as e:
             db.close()
-            raise StoreError(f"cannot open the SQLite store at {self.path}: {e} (is it a "
-                             "ductwork SQLite store?)") from None
+            raise StoreError(f"cannot open the SQLite store at {self.path}: {open_hint(e)}"
+                             ) from None
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA foreign_keys=OFF")
@@ -138,9 +138,14 @@ class SQLiteStore(SQLiteSchedules, RunStore):
             self._fd = os.open(self.path, os.O_RDONLY)
         try:
             self._migrate()
-        except BaseException:
+        except BaseException as e:
             self._db = None
             db.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if isinstance(e, sqlite3.Error):  # locked by another process, read-only, ...
+                raise explain(self.path, e) from None
             raise
         if self.path != ":memory:" and self.synchronous in ("OFF", "NORMAL"):
             # A checkpoint fsyncs the database file: a thread does it, so that a commit does

@@ -23,6 +23,15 @@ def explain(path: str, err: sqlite3.Error) -> StoreError:
     return StoreError(f"the SQLite store {path} failed: {text} ({why})")
 
 
+def open_hint(err: sqlite3.Error) -> str:
+    """What opening a store failed on, and the likely cause."""
+    text = str(err) or type(err).__name__
+    if "unable to open" in text or "readonly" in text or "read-only" in text:
+        return (f"{text} (this process must be able to write the file and create its -wal and "
+                "-shm files in the same folder: check permissions and read-only mounts)")
+    return f"{text} (is it a ductwork SQLite store?)"
+
+
 def check_not_deleted(path: str, fd: int) -> None:
     """A store file deleted while open (its folder removed) still takes commits, into a file
     that is gone when the process ends: a run must not be reported finished on it. Called

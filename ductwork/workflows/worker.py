@@ -258,8 +258,9 @@ class Worker:
         ended = False
         if not task.cancelled():
             err = task.exception()
-            if err is not None:
-                log.error("run %s: %s", wid, err)
+            if err is not None:  # said once: the engine's errors name the run already
+                text = str(err)
+                log.error("%s", text if text.startswith(f"run {wid}:") else f"run {wid}: {text}")
             else:
                 ended = task.result().status in ENDED
         # A pass looks again when the freed slot may take a run left waiting (the last pass

@@ -8,12 +8,16 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import sys
+import textwrap
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,7 @@ import pytest
 from ductwork import Ductwork, StoreError
 from ductwork.store.postgres import PostgresStore
 from tests.interpreter.test_durability import wait_for_line
+from tests.support.ports import free_port
 from tests.support.postgres import PgServer, postgres_server  # noqa: F401 (session fixture)
 
 SAGA_APP = Path(__file__).with_name("saga_crash_app.py")
@@ -116,6 +121,30 @@ async def test_a_sqlite_store_deleted_while_in_use_reports_no_run_finished(
     assert not folder.exists()
 
 
+async def test_a_read_only_sqlite_store_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    path = folder / "runs.db"
+    async with Ductwork(store=f"sqlite:///{path}") as dw:
+        await dw.workflows.list()  # creates the store
+    # Root ignores permission bits: an immutable file and folder are read-only even to root.
+    lock = (["chattr", "+i"], ["chattr", "-i"]) if os.geteuid() == 0 else None
+    if lock is None:
+        path.chmod(0o444)
+        folder.chmod(0o555)
+    else:
+        subprocess.run([*lock[0], str(path), str(folder)], check=True)
+    try:
+        with pytest.raises(StoreError, match="check permissions and read-only mounts"):
+            async with Ductwork(store=f"sqlite:///{path}") as dw:
+                await dw.workflows.execute(product="p", env="dev", tag="t")
+    finally:
+        if lock is None:
+            folder.chmod(0o755)
+            path.chmod(0o644)
+        else:
+            subprocess.run([*lock[1], str(path), str(folder)], check=True)
+
+
 @pytest.fixture
 def pg_url(postgres_server: PgServer) -> str:  # noqa: F811
     return postgres_server.create_database("f_" + uuid.uuid4().hex[:16])
@@ -167,3 +196,85 @@ def test_sigkill_while_compensating_then_recover(tmp_path: Path, backend: str,
         "do a", "do b", "do c", "do d",
         "undo d", "undone d", "undo c", "undone c", "undo b",
         "undo b", "undone b", "undo a", "undone a"]
+
+
+@pytest.fixture
+def resetting_server() -> Iterator[tuple[str, list[bytes]]]:
+    """An HTTP provider that reads each request and resets the connection without answering
+    (its process died mid-call): its URL and the request lines it read."""
+    seen: list[bytes] = []
+    sock = socket.create_server(("127.0.0.1", free_port()))
+    stop = threading.Event()
+
+    sock.settimeout(0.05)  # accept() wakes up to see stop
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(5)
+            seen.append(conn.recv(65536).split(b"\r\n", 1)[0])
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # RST: the request may have been processed, no answer came back
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", seen
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+async def test_a_provider_resetting_the_connection_is_retried_then_rolls_back(
+        tmp_path: Path, resetting_server: tuple[str, list[bytes]]) -> None:
+    url, seen = resetting_server
+    specs = tmp_path / "specs"
+    (specs / "shop" / "workflows").mkdir(parents=True)
+    (specs / "shop" / "product.yaml").write_text(textwrap.dedent(f"""
+        product: shop
+        envs: [dev]
+        apps:
+          psp:
+            envs: {{dev: {{base_url: "{url}", timeout: 5s}}}}
+            events: {{charge: {{method: POST, path: /v1/charges, body: [amount]}}}}
+        """))
+    (specs / "shop" / "workflows" / "pay.yaml").write_text(textwrap.dedent("""
+        workflow: pay
+        steps:
+          - tag: hold
+            python: tests.interpreter.test_faults:hold
+            rollback:
+              python: tests.interpreter.test_faults:release
+          - tag: charge
+            retries: 2
+            retry_delay: 10ms
+            action.run: {app: psp, event: charge, input: {amount: "${ctx.input.amount}"}}
+        """))
+    HELD.clear()
+    async with Ductwork(specs=str(specs), store=f"sqlite:///{tmp_path / 'runs.db'}") as dw:
+        r = await dw.workflows.execute(product="shop", env="dev", tag="pay", input={"amount": 5})
+    assert seen == [b"POST /v1/charges HTTP/1.1"] * 3  # the first attempt and two retries
+    assert r.status == "rolled_back" and r.failed_step == "charge"
+    assert r.error is not None and r.error.message.startswith(
+        "Step 'charge' failed after 3 attempts: action/psp/charge (env dev): POST /v1/charges "
+        f"failed at {url}")
+    assert "ReadError: the server reset or closed the connection" in r.error.message
+    assert HELD == ["hold", "release"]
+
+
+HELD: list[str] = []
+
+
+def hold(ctx: Any) -> dict[str, bool]:
+    HELD.append("hold")
+    return {"held": True}
+
+
+def release(ctx: Any, *args: Any) -> None:
+    HELD.append("release")
