@@ -29,6 +29,8 @@ UNKNOWN_BACKOFF_S = 5.0
 ENDED = frozenset({"completed", "failed", "rolled_back", "cancelled"})
 # How old a list of dead owners a claim of announced runs takes without reading it first.
 DEAD_KEPT_S = 1.0
+# How long a worker shutting down waits for the store to take back the runs it cancelled.
+RELEASE_WAIT_S = 5.0
 
 
 class Worker:
@@ -321,11 +323,20 @@ class Worker:
                 t.cancel()
             if mine:
                 await asyncio.gather(*mine.values(), return_exceptions=True)
-                for wid in mine:
-                    with contextlib.suppress(Exception):  # else its lease runs out
-                        await engine.store.release(wid, engine.owner)
-                log.info("released %d run(s) still inside a step after the grace period",
-                         len(mine))
+                # Together, and for RELEASE_WAIT_S at most: a store that is down would hold
+                # each release for its whole retry window (PostgreSQL: 15 s, one after the
+                # other) and the worker far past its grace. A run not released is taken over
+                # when its lease runs out instead.
+                releases = asyncio.gather(*[engine.store.release(wid, engine.owner)
+                                            for wid in mine], return_exceptions=True)
+                try:
+                    outcomes = await asyncio.wait_for(releases, RELEASE_WAIT_S)
+                except TimeoutError:
+                    outcomes = [TimeoutError()] * len(mine)
+                left = sum(isinstance(o, BaseException) for o in outcomes)
+                log.info("released %d run(s) still inside a step after the grace period%s",
+                         len(mine) - left, f"; {left} left to their lease (the store did not "
+                         "answer)" if left else "")
         finally:
             engine.draining = False
 
