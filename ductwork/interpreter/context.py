@@ -263,7 +263,11 @@ class WorkflowContext(Components):
         if not callable(fn):
             raise ConfigurationError(_not_a_function(tag, fn))
         if rollback is not None and not callable(rollback):
-            raise ConfigurationError(f"ctx.step('{tag}'): rollback must be a function or None")
+            raise ConfigurationError(
+                f"ctx.step('{tag}'): rollback must be a function or None"
+                + (f"; the options dict goes fourth: ctx.step('{tag}', fn, None, "
+                   f"{dict(rollback)!r}) (or keywords: allow_fail=True ...)"
+                   if isinstance(rollback, Mapping) else ""))
         if options is not None and not isinstance(options, Mapping):
             raise ConfigurationError(f"ctx.step('{tag}'): options must be a dict like "
                                      "{'allow_fail': True}")
@@ -356,6 +360,16 @@ class WorkflowContext(Components):
                        ) -> list[Any]:
         """Run branches concurrently; results in branch order. A failure cancels the others.
         Steps inside branch j are identified as "b<j>/<tag>"."""
+        branches = list(branches)
+        for j, b in enumerate(branches):
+            if not callable(b) and not inspect.isawaitable(b):
+                for other in branches:  # none of them will run: no "never awaited" warning
+                    if inspect.iscoroutine(other):
+                        other.close()
+                raise ConfigurationError(
+                    f"ctx.parallel: branch {j} is {type(b).__name__}, not a function or an "
+                    "awaitable; pass functions (lambda: ctx.step(...)) or awaitables "
+                    "(ctx.step(...))")
         outer = key_scope.get()
 
         async def branch(j: int, b: Callable[[], Awaitable[Any]] | Awaitable[Any]) -> Any:
@@ -372,7 +386,14 @@ class WorkflowContext(Components):
         items = list(items)
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError("ctx.foreach: concurrency must be an integer >= 1")
+        if not callable(fn):
+            raise ConfigurationError(f"ctx.foreach: fn must be a function of the item, got "
+                                     f"{type(fn).__name__}")
         takes_index = _arity(fn) >= 2
+        if not _takes_one(fn):
+            raise ConfigurationError(
+                "ctx.foreach: fn is called with each item (and its index when it takes two "
+                "arguments): write it as `async def one(item): ...` or `lambda item, i: ...`")
         sem = asyncio.Semaphore(concurrency)
         outer = key_scope.get()
 
@@ -432,6 +453,22 @@ async def _gather_all(coros: list[Awaitable[Any]]) -> list[Any]:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _takes_one(fn: Callable[..., Any]) -> bool:
+    """Whether fn can be called with the item, or the item and its index (unknown
+    signatures: yes)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    for args in ((None,), (None, None)):
+        try:
+            sig.bind(*args)
+            return True
+        except TypeError:
+            pass
+    return False
 
 
 def _arity(fn: Callable[..., Any]) -> int:

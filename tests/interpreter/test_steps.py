@@ -300,6 +300,34 @@ async def test_unknown_step_option_is_rejected(dw: Ductwork) -> None:
     assert r.error is not None and "unknown option(s) ['allowfail']" in r.error
 
 
+async def test_options_given_where_the_rollback_goes_are_explained(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        await ctx.step("s", lambda: 1, {"allow_fail": True})
+
+    r = await dw.workflows.execute(product="p", env="dev", tag="t")
+    assert r.error == ("ctx.step('s'): rollback must be a function or None; the options dict "
+                       "goes fourth: ctx.step('s', fn, None, {'allow_fail': True}) (or keywords: "
+                       "allow_fail=True ...)")
+
+
+@pytest.mark.parametrize("call,said", [
+    (lambda ctx: ctx.foreach([1, 2], lambda: 1),
+     "ctx.foreach: fn is called with each item (and its index when it takes two arguments)"),
+    (lambda ctx: ctx.foreach([1, 2], [1]), "ctx.foreach: fn must be a function of the item, "
+                                          "got list"),
+    (lambda ctx: ctx.parallel([ctx.step("a", lambda: 1), 2]),
+     "ctx.parallel: branch 1 is int, not a function or an awaitable"),
+])
+async def test_fan_out_arguments_are_checked(dw: Ductwork, call: Any, said: str) -> None:
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        return await call(ctx)
+
+    r = await dw.workflows.execute(product="p", env="dev", tag="t")  # and no RuntimeWarning
+    assert r.status == "failed" and r.error is not None and r.error.startswith(said)
+
+
 async def test_a_step_timeout_of_zero_is_refused(dw: Ductwork) -> None:
     @dw.workflows.workflow(product="p", tag="t")
     async def wf(ctx: Any) -> Any:
