@@ -168,6 +168,17 @@ def _schedule_row(sched: dict[str, Any], where: str, tzname: str | None, start: 
     if cron is not None:
         from croniter import croniter
 
+        fields = cron.split() if isinstance(cron, str) else []
+        if len(fields) == 7 or (len(fields) == 6 and (
+                "?" in fields or (fields[5] in ("*", "?") and fields[0] != "*"))):
+            # Quartz and Spring write seconds FIRST (a day-of-week of * or ?, maybe a year
+            # last); croniter reads a sixth field as seconds at the END: '0 0 2 * * *' would
+            # fire every second of midnight on the 2nd of each month, not at 02:00 daily.
+            five = " ".join(fields[1:6]).replace("?", "*")
+            raise ConfigurationError(
+                f"{where}: schedule.cron {cron!r} is written with seconds first (Quartz, "
+                f"Spring); here a cron is 'minute hour day-of-month month day-of-week' (an "
+                f"optional sixth field is seconds, at the end): write {five!r}")
         if not isinstance(cron, str) or not croniter.is_valid(cron):
             raise ConfigurationError(
                 f"{where}: schedule.cron {cron!r} is not a cron expression; use five fields "

@@ -84,6 +84,13 @@ async def test_dispatch_checks_its_arguments(dw: Ductwork) -> None:
         ("unknown key 'every_'.*did you mean 'every'", {"schedule": {"every_": "1s"}}),
         ("cron or schedule.every, not both", {"schedule": {"cron": "* * * * *", "every": "1s"}}),
         ("is not a cron expression", {"schedule": {"cron": "every day"}}),
+        # Quartz/Spring put seconds first: croniter would read the sixth field as seconds
+        (r"'0 0 2 \* \* \?' is written with seconds first \(Quartz, Spring\); here a cron is "
+         r"'minute hour day-of-month month day-of-week'.*write '0 2 \* \* \*'",
+         {"schedule": {"cron": "0 0 2 * * ?"}}),
+        (r"'0 0 2 \* \* \*' is written with seconds first.*write '0 2 \* \* \*'",
+         {"schedule": {"cron": "0 0 2 * * *"}}),
+        (r"seconds first.*write '30 9 \* \* 1-5'", {"schedule": {"cron": "0 30 9 * * 1-5 2030"}}),
         ("unknown timezone", {"schedule": {"cron": "* * * * *", "timezone": "Mars/Base"}}),
         ("limit needs cron or every", {"schedule": {"limit": 3}}),
         ("limit must be a whole number", {"schedule": {"every": "1s", "limit": 0}}),
