@@ -34,6 +34,13 @@ def read_json(text: str | None, what: str) -> Any:
         where = f"({e.msg} at line {e.lineno} column {e.colno})"
         if source is not None:
             raise ConfigurationError(f"{source}: not valid JSON {where}") from None
+        if "\n" not in text and len(text) < 4096 and Path(text).is_file():
+            raise ConfigurationError(f"{what}: {text} is a file: write {what} @{text} to read "
+                                     "it") from None
+        if "double quotes" in e.msg and "'" in text:
+            raise ConfigurationError(f"{what}: not valid JSON {where}: JSON writes names and "
+                                     "text in double quotes, and the shell needs single quotes "
+                                     "around it all: '{\"email\": \"ann@example.com\"}'") from None
         raise ConfigurationError(f"{what}: not valid JSON {where}; quote it for the shell: "
                                  "'{\"a\": 1}'") from None
     except (ValueError, RecursionError) as e:  # a 5,000-digit number, 10,000 nested lists

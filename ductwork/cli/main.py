@@ -117,9 +117,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  extra: list[str]) -> None:
+    """argparse's own error, or for a JSON value written without its option (`ductwork run
+    shop order '{...}'`), the option it belongs to."""
+    option = next((o for o in ("input", "payload") if hasattr(args, o)), None)
+    value = next((x for x in extra if x.lstrip()[:1] in ("{", "[")), None)
+    if option is not None and value is not None:
+        print(f"error: {value!r} looks like the {option}: give it with --{option} "
+              f"'{value}'", file=sys.stderr)
+        raise SystemExit(2)
+    parser.error(f"unrecognized arguments: {' '.join(extra)}")
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unrecognized(parser, args, extra)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -192,6 +192,10 @@ def find_plan(specs_dir: str, product: str, tag: str) -> p.WorkflowPlan:
     from ductwork.dsl.specs import load_specs
 
     specs = load_specs(specs_dir)
+    if product not in specs.products and tag in specs.products \
+            and product in specs.products[tag].workflows:
+        raise WorkflowNotFoundError(product, tag, f"the product comes first: '{tag}' is a "
+                                    f"product and '{product}' its workflow, {tag} {product}")
     if product not in specs.products:
         known = ", ".join(sorted(specs.products)) or "none"
         raise WorkflowNotFoundError(product, tag, f"no product '{product}' in {specs_dir}; "

@@ -30,6 +30,18 @@ def test_errors_name_the_option_or_the_file(tmp_path: Path) -> None:
         read_json(f"@{tmp_path / 'missing.json'}", "--input")
 
 
+def test_a_file_without_its_at_sign_and_python_quotes_are_explained(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "input.json").write_text('{"a": 1}', "utf-8")
+    with pytest.raises(ConfigurationError, match=r"^--input: input\.json is a file: write "
+                       r"--input @input\.json to read it$"):
+        read_json("input.json", "--input")
+    with pytest.raises(ConfigurationError, match=r"JSON writes names and text in double "
+                       r"quotes, and the shell needs single quotes around it all"):
+        read_json("{'email': 'ann@example.com'}", "--input")
+
+
 def test_a_huge_number_or_deep_nesting_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"--input: not usable JSON \(Exceeds the limit"):
         read_json('{"n": ' + "9" * 5000 + "}", "--input")

@@ -1,14 +1,16 @@
-"""The `ductwork` command itself: --version, a closed pipe, an example in every --help."""
+"""The `ductwork` command itself: --version, a closed pipe, an example in every --help, and
+mistakes in its arguments named."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import ductwork
-from ductwork.cli.main import _subparsers, build_parser
+from ductwork.cli.main import _subparsers, build_parser, main
 
 
 def _ductwork(*args: str) -> list[str]:
@@ -61,3 +63,38 @@ def test_every_help_has_an_example() -> None:
             "db", "db status", "import-openapi"} <= set(found)
     for path, sub in found.items():
         assert "example: ductwork " + path.split()[0] in sub.format_help(), path
+
+
+@pytest.mark.parametrize("argv,said", [
+    (["run", "shop", "order", '{"id": 1}'],
+     """error: '{"id": 1}' looks like the input: give it with --input '{"id": 1}'"""),
+    (["runs", "signal", "wf_1", "approve", '{"ok": true}'],
+     """error: '{"ok": true}' looks like the payload: give it with --payload '{"ok": true}'"""),
+])
+def test_a_json_value_without_its_option_names_the_option(
+        argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == said
+
+
+def test_other_unknown_arguments_keep_argparse_s_message(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "shop", "order", "--bogus"])
+    assert "error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_graph_of_a_swapped_product_and_tag_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    flow = tmp_path / "specs" / "shop" / "workflows"
+    flow.mkdir(parents=True)
+    (flow.parent / "product.yaml").write_text("product: shop\nenvs: [dev]\n")
+    (flow / "order.yaml").write_text("workflow: order\nsteps: [{log: {message: hi}}]\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", "order", "shop"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: Workflow not found: order/shop (the product comes first: 'shop' is a product "
+        "and 'order' its workflow, shop order)")
