@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import jsonschema
+
 from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, known, sort_key
 from ductwork.dsl.loader import DataPath, Document, load_file
 from ductwork.dsl.plan import ChildWorkflowStep, PythonCall, TaskStep, WaitStep
 from ductwork.dsl.specs import product_dirs
 from ductwork.errors import CompileError, DuctworkError
+from ductwork.util import schema_defaults
 from ductwork.util.paths import display_path
 
 TEST_DIR = "tests"
@@ -109,7 +112,14 @@ def discover(paths: Iterable[str]) -> tuple[list[tuple[Path, list[Path]]], list[
                 continue
             found.setdefault(product_dir.resolve(), []).append(path)
             continue
-        for d in product_dirs(path):
+        dirs = product_dirs(path)
+        if not dirs:
+            inside = (path.parent / "product.yaml").is_file()
+            problems.append(Diagnostic(raw, 0, 0, "no product folder (one with product.yaml) "
+                                       "here" + (f"; test cases live in {path.parent / TEST_DIR}"
+                                                 f": run ductwork test {path.parent}"
+                                                 if inside else "")))
+        for d in dirs:
             tdir = d / TEST_DIR
             files = sorted(f for f in tdir.iterdir() if f.suffix in (".yaml", ".yml")) \
                 if tdir.is_dir() else []
@@ -182,6 +192,7 @@ def parse_file(path: Path, plans: Mapping[str, Any]) -> tuple[list[Case], list[D
             chk.fail((*where, "expect"), "expect is a mapping, e.g. {status: completed}")
             expect = {}
         _check_expect(chk, expect, (*where, "expect"), tags)
+        _check_input(chk, plans[wf].input_schema, raw, where)
         if len(chk.problems) > before:
             continue  # a case with a mistake in it is reported, not run half-understood
         cases.append(Case(doc.path, i, name, wf, str(raw.get("env", data.get("env", "dev"))),
@@ -272,6 +283,28 @@ def _waited_for(plans: Mapping[str, Any], tag: str, seen: set[str]) -> set[str] 
                 return None
             names |= more
     return names
+
+
+def _check_input(chk: _FileCheck, schema: Any, raw: Mapping[str, Any], where: DataPath
+                 ) -> None:
+    """The case's input against the workflow's input schema (its defaults filled in first, as
+    a run does): a case that could not start is a mistake in the file, shown where it is."""
+    if not isinstance(schema, Mapping):
+        return
+    data = raw.get("input", {})
+    try:
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(
+            schema_defaults.fill(schema, data)))
+    except Exception:  # a schema the validator cannot use: the run says why
+        return
+    for e in sorted(errors, key=lambda e: [str(p) for p in e.path])[:5]:
+        at: DataPath = (*where, "input", *e.path) if "input" in raw else where
+        hint = None
+        if e.validator == "required" and isinstance(e.instance, Mapping):
+            missing = next((k for k in e.validator_value if k not in e.instance), None)
+            hint = f"add {missing}: ... to the case's input" if missing else None
+        chk.fail(at, f"the input does not match the workflow's input schema: {e.message}",
+                 hint, key="input" in raw and e.validator == "additionalProperties")
 
 
 def _check_expect(chk: _FileCheck, expect: Mapping[str, Any], path: DataPath,
@@ -407,7 +440,7 @@ def _compare(expect: Mapping[str, Any], res: Any, env: Any) -> list[str]:
     return problems
 
 
-async def run_all(paths: Iterable[str], keyword: str | None = None
+async def run_all(paths: Iterable[str], keyword: str | None = None, counted: list[int] | None = None
                   ) -> tuple[list[Outcome], list[Diagnostic]]:
     from ductwork.dsl.specs import load_specs
 
@@ -426,6 +459,8 @@ async def run_all(paths: Iterable[str], keyword: str | None = None
             for f in files:
                 cases, diags = parse_file(f, product.workflows)
                 problems.extend(diags)
+                if counted is not None:
+                    counted[0] += len(cases)
                 suite.cases += [c for c in cases if not keyword or keyword in c.title]
             suites.append(suite)
     outcomes = [await run_case(c, s) for s in suites for c in s.cases]
@@ -437,7 +472,8 @@ def main(paths: list[str], *, keyword: str | None = None, as_json: bool = False,
     # Importing a workflow's python: modules must not write __pycache__ next to the specs.
     bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
-        outcomes, problems = asyncio.run(run_all(paths, keyword))
+        counted = [0]  # cases before -k
+        outcomes, problems = asyncio.run(run_all(paths, keyword, counted))
     finally:
         sys.dont_write_bytecode = bytecode
     passed = sum(o.passed for o in outcomes)
@@ -459,6 +495,10 @@ def main(paths: list[str], *, keyword: str | None = None, as_json: bool = False,
         stream.write(f"  {'PASS' if o.passed else 'FAIL'}  {o.case.title}  ({o.ms} ms)\n")
         for p in o.problems:
             stream.write(f"        {p}\n")
+    if not outcomes and not problems and counted[0]:
+        stream.write(f"no case matches -k {keyword!r} (its workflow and name are searched, "
+                     f"{counted[0]} case{'s' if counted[0] != 1 else ''} found)\n")
+        return 1
     if not outcomes and not problems:
         stream.write(f"no test cases found: put them in <product>/{TEST_DIR}/*.yaml\n")
         return 1

@@ -247,6 +247,47 @@ def test_near_misses_of_test_file_keys_are_named(product: Path,
     assert "hint: 'reslt' is not one of them: did you mean 'result'?" in out
 
 
+def test_a_case_input_the_schema_refuses_is_located(product: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(product, "onboarding.yaml", """\
+        workflow: user-onboarding
+        cases:
+          - name: no name
+            input: {email: a@example.com}
+          - name: no input at all
+          - name: wrong type
+            input: {email: 7, name: A}
+        """)
+    code, out = run(capsys, str(product.parent))
+    assert code == 1
+    assert f"{path}:4:12: the input does not match the workflow's input schema: 'name' is a " \
+           "required property" in out
+    assert "hint: add name: ... to the case's input" in out
+    assert f"{path}:5:5: the input does not match the workflow's input schema: 'email' is a " \
+           "required property" in out
+    assert f"{path}:7:20: the input does not match the workflow's input schema: 7 is not of " \
+           "type 'string'" in out
+    assert "PASS" not in out and "FAIL" not in out and "could not run" not in out
+
+
+def test_k_that_matches_nothing_and_a_workflows_folder_say_so(
+        product: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(product, "onboarding.yaml", """\
+        workflow: user-onboarding
+        cases:
+          - name: welcomed
+            input: {email: a@example.com, name: A}
+        """)
+    code, out = run(capsys, str(product.parent), "-k", "refund")
+    assert code == 1
+    assert out.strip() == "no case matches -k 'refund' (its workflow and name are searched, " \
+                          "1 case found)"
+    code, out = run(capsys, str(product / "workflows"))
+    assert code == 1
+    assert f"{product / 'workflows'}: no product folder (one with product.yaml) here; test " \
+           f"cases live in {product / 'tests'}: run ductwork test {product}" in out
+
+
 def test_no_cases_and_missing_paths(product: Path, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, str(product.parent))
