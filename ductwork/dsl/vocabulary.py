@@ -162,6 +162,21 @@ ALIASES: dict[str, str] = {
     "setState": "state is written with 'set: {key: value}'",
     "set_state": "state is written with 'set: {key: value}'",
     "messaging.publish": "write 'messaging.produce'",
+    "else": "a step has no 'else': add a step with the opposite 'if:', or use switch: with "
+            "cases: and default:",
+    "depends_on": "steps run in the order they are written; to run steps side by side, put "
+                  "them in parallel: branches",
+    "needs": "steps run in the order they are written; to run steps side by side, put them "
+             "in parallel: branches",
+    "on_failure": "to handle this step's failure write catch: [{steps: [...]}]; to undo it "
+                  "when a later step fails, rollback: {...}",
+    "on_error": "to handle this step's failure write catch: [{steps: [...]}]; to undo it when "
+                "a later step fails, rollback: {...}",
+    "compensate": "the compensation of a step is written 'rollback:'",
+    "compensation": "the compensation of a step is written 'rollback:'",
+    "undo": "the compensation of a step is written 'rollback:'",
+    "continue_on_error": "write 'allow_fail: true'",
+    "ignore_errors": "write 'allow_fail: true'",
 }
 
 ROLLBACK_STRATEGIES = ("reverse_all", "critical_only", "to_checkpoint", "none")

@@ -91,7 +91,7 @@ def test_the_product_files_shape(tmp_path: Path) -> None:
          "constants are written as they are, the same in every env",
          "move it to `variables:` under each of apps.stripe.envs: variables resolve "
          "${env.NAME} and ${secrets.NAME}"),
-        ("product.yaml", 10, "unknown key 'variables' in action 'stripe'",
+        ("product.yaml", 10, "unknown key 'variables' in app 'stripe'",
          "'variables' goes inside each entry of 'envs': envs: {<name>: {variables: "
          "{region: eu}}}"),
     ]

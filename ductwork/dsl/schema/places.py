@@ -31,7 +31,8 @@ def describe(path: DataPath, data: Any) -> str:
         elif isinstance(part, str) and part in vocabulary.BODIES:
             label = f"'{part}'"
         elif prev in vocabulary.SECTIONS and isinstance(part, str):
-            label = f"{vocabulary.SECTIONS[str(prev)]} '{part}'"
+            kind = vocabulary.SECTIONS[str(prev)]
+            label = f"{vocabulary.NOUN.get(kind, kind)} '{part}'"
         elif isinstance(part, str) and i == 0 and part == "options":
             label = "options"
         elif prev == "envs" and isinstance(part, str):
