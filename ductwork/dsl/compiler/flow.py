@@ -83,6 +83,7 @@ def check_flow(c: CompilerBase) -> None:
     _critical_only(c, data, sites)
     _run_timeout(c, data, sites)
     _stored_secrets(c, data, sites)
+    _expression_keys(c, data, ())
     for site in sites:
         handlers = site.step.get("catch")
         if isinstance(handlers, list):
@@ -127,6 +128,21 @@ def _stored_secrets(c: CompilerBase, data: dict[str, Any], sites: list[Site]) ->
                                "text", "secrets never reach the run store: pass it only to "
                                "the call that needs it (a connector's config or arguments)",
                                offset=offset + ref.column - 1, length=len(name))
+
+
+def _expression_keys(c: CompilerBase, value: Any, path: DataPath) -> None:
+    """A `${...}` written as a map key is never evaluated: the key goes out as that text."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _expression_keys(c, item, (*path, i))
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        if isinstance(key, str) and "${" in key and path[-1:] != ("set",):  # set: says its own
+            c.fail((*path, key), f"'{key}' is a map key, and keys are never evaluated: it is "
+                   "used as this text", "write the key out; for a key chosen at run time, build "
+                   "the map in a python: step", key=True)
+        _expression_keys(c, item, (*path, key))
 
 
 def _dollar_strings(path: DataPath, value: Any) -> Iterator[tuple[DataPath, str]]:
