@@ -65,6 +65,12 @@ def run_worker_command(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1:
         raise ConfigurationError("--concurrency must be at least 1")
+    for option, value in (("--poll", args.poll), ("--grace", args.grace)):
+        if value.strip().replace(".", "", 1).isdigit() and 0 < float(value) < 100:
+            # as in spec files: a bare number is milliseconds, and so small a one a slip
+            raise ConfigurationError(f"{option} {value} means {value} milliseconds: write "
+                                     f"{option} {value}s for seconds, or {value}ms to keep "
+                                     "milliseconds")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ductwork import Ductwork
+from ductwork.cli import main
 from tests.workflows.helpers import eventually, log_lines, start_worker_process
 from tests.workflows.worker_app import build
 
@@ -70,3 +71,14 @@ def test_load_app_sets_max_faults_on_the_instance(tmp_path: Path,
     dw = load_app(specs=None, store=f"sqlite:///{tmp_path / 'r.db'}", max_faults=7)
     assert dw.runtime.max_faults == 7
     assert load_app(store=f"sqlite:///{tmp_path / 'r.db'}").runtime.max_faults == 3
+
+
+@pytest.mark.parametrize("option,value", [("--poll", "1"), ("--grace", "30")])
+def test_a_bare_small_poll_or_grace_is_refused_as_milliseconds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str) -> None:
+    store = tmp_path / "runs.db"
+    assert main(["worker", "--store", f"sqlite:///{store}", option, value]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: {option} {value} means {value} milliseconds: write {option} {value}s for "
+        f"seconds, or {value}ms to keep milliseconds")
+    assert not store.exists()
