@@ -485,6 +485,7 @@ class SQLiteStore(SQLiteSchedules, RunStore):
     async def claim_due(self, owner: str, lease_s: float, limit: int, *,
                         steal_from: frozenset[str] = frozenset(),
                         queues: list[str] | None = None) -> list[RunRow]:
+        self._check_file()  # a deleted store: nothing to claim (and a worker says why)
         t = now()
         dead = tuple(steal_from)
         db = self.conn
