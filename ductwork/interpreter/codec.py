@@ -10,6 +10,7 @@ import json
 import reprlib
 import uuid
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 # Tagged forms {"__dw__": kind, "v": text} keep a replayed value the same type as the value
@@ -175,7 +176,8 @@ def _other(v: Any, depth: int, lenient: bool) -> Any:
         return _walk(int.__int__(v), depth, lenient)
     if isinstance(v, float):
         return _walk(float.__float__(v), depth, lenient)
-    if isinstance(v, dict):
+    # A read-only view of a dict (ctx.state, ctx.steps) is stored as the map it shows.
+    if isinstance(v, dict | MappingProxyType):
         return _walk(dict(v), depth, lenient)
     if isinstance(v, list):
         return _walk(list(v), depth, lenient)

@@ -13,6 +13,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pydantic
@@ -148,6 +149,7 @@ class Money(pydantic.BaseModel):
 @pytest.mark.parametrize("value,stored", [
     (Colour.RED, "red"), (Size.BIG, 3), (OrderedDict(a=1), {"a": 1}), ({Colour.RED: 1}, {"red": 1}),
     (bytearray(b"hi"), b"hi"), (memoryview(b"hi"), b"hi"),
+    (MappingProxyType({"a": [1, MappingProxyType({"b": 2})]}), {"a": [1, {"b": 2}]}),
     (Money(amount=decimal.Decimal("1.50"), currency="EUR"), {"amount": "1.50", "currency": "EUR"}),
 ])
 def test_subclasses_and_models_are_stored_as_the_plain_value_they_hold(value: Any, stored: Any
