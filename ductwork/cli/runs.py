@@ -389,8 +389,10 @@ async def cmd_history(dw: Ductwork, args: argparse.Namespace, out: Console) -> i
     if args.json:
         print_json({"events": events, "logs": logs} if args.logs else events)
         return 0
-    rows = [(e["timestamp"] or "", e["type"], e["step"] or "",
-             "" if e["data"] is None else _short(e["data"], 70)) for e in events]
+    # The table shows the step in its own column, not again in the data.
+    shown_data = [{k: v for k, v in e["data"].items() if k != "step"} for e in events]
+    rows = [(e["timestamp"] or "", e["type"], e["step"] or "", _short(d, 70) if d else "")
+            for e, d in zip(events, shown_data, strict=True)]
     rows += [(lg["timestamp"] or "", f"log.{lg['level']}", lg["step"] or "",
               _short(lg["message"], 70)) for lg in logs]
     rows.sort(key=lambda r: r[0])

@@ -352,8 +352,11 @@ class Journal:
                                 "attempt": attempts, "error": self.engine.runtime.redact(str(err))})
                             await self.engine.clock.sleep(delay_ms / 1000)
                             continue
-                        return await self._step_failed(key, tag, err, attempts, started, allow,
-                                                       critical, rollback, step_input, permanent)
+                        skipped = await self._step_failed(key, tag, err, attempts, started,
+                                                          allow, critical, rollback, step_input,
+                                                          permanent)  # raises unless allowed
+                        self._step_over(tag)
+                        return skipped
                 finally:
                     if keys is not None:
                         idempotency.current.reset(keys)
@@ -368,12 +371,19 @@ class Journal:
                                    self.engine.dumps_safe(step_input), encoded, None,
                                    started, time.time(), critical, rollback is not None)]))
                 self._note_done(seq, key, tag, result, rollback, critical)
+                self._step_over(tag)
                 return result
             finally:
                 if task is not None:
                     self._step_tasks.discard(task)
         finally:
             self.inflight -= 1
+
+    def _step_over(self, tag: str) -> None:
+        """A step ended and the run goes on: it is no longer the current step (a failure
+        keeps it, which names the step the run failed in)."""
+        if self.current_step == tag:
+            self.current_step = None
 
     def in_step(self) -> bool:
         """True inside a running step's function (its task is the step's until it commits)."""

@@ -17,7 +17,7 @@ from ductwork.errors import (
 )
 from ductwork.interpreter import codec
 from ductwork.interpreter.context import InputView
-from ductwork.interpreter.result import completed_tags, elapsed_ms
+from ductwork.interpreter.result import ErrorInfo, completed_tags, elapsed_ms
 from ductwork.interpreter.transform import Transform
 from ductwork.store.protocol import ACTIVE, TERMINAL, RunRow, StepRow
 from ductwork.util.durations import to_ms
@@ -101,7 +101,8 @@ _WRITES = frozenset({"step", "sleep", "set_state", "checkpoint", "wait_for_signa
 class QueryContext:
     """What a query function sees: the run's latest persisted state, read-only."""
 
-    def __init__(self, run: RunRow, steps: list[StepRow], state: dict[str, Any]) -> None:
+    def __init__(self, run: RunRow, steps: list[StepRow], state: dict[str, Any],
+                 live_step: str | None = None) -> None:
         self.workflow_id = run.workflow_id
         self.workflow_tag = run.tag
         self.product = run.product
@@ -133,9 +134,7 @@ class QueryContext:
         last = checkpoints[-1] if checkpoints else None
         self.checkpoint_name = last.tag if last else None
         self.checkpoint_data = codec.loads(last.result) if last else None
-        waiting = [s for s in steps if s.status in ("running", "waiting")]
-        self.current_step = (run.current_step or (waiting[0].tag if waiting else None)
-                             if run.status not in TERMINAL else None)
+        self.current_step = current_step(run, steps, live_step)
         self.transform = Transform()
 
     @property
@@ -178,7 +177,7 @@ async def query(engine: Engine, workflow_id: str, name: str) -> Any:
             + did_you_mean(name, declared, prefix="; "))
     steps = await engine.store.load_steps(workflow_id)
     state = {k: codec.loads(v) for k, v in (await engine.store.get_state(workflow_id)).items()}
-    qctx = QueryContext(run, steps, state)
+    qctx = QueryContext(run, steps, state, _live_step(engine, workflow_id))
     fn = wf.queries[name]
     try:
         value = fn(qctx)
@@ -280,18 +279,19 @@ async def step_detail(engine: Engine, workflow_id: str, step_tag: str) -> dict[s
         rows = resolve_step(steps, step_tag, run)
     except ConfigurationError:
         if live is not None and live.current_step == step_tag and run.status not in TERMINAL:
-            return {"tag": step_tag, "key": step_tag, "status": "running", "input": None,
-                    "output": None, "error": None, "attempts": None, "start_time": None,
-                    "end_time": None, "duration": None, "rollback_status": None,
-                    "occurrences": 0}
+            return {"tag": step_tag, "name": step_tag, "key": step_tag, "status": "running",
+                    "input": None, "output": None, "error": None, "attempts": None,
+                    "start_time": None, "end_time": None, "duration": None,
+                    "rollback_status": None, "occurrences": 0}
         raise
     row = next((r for r in rows if r.step_key == step_tag), rows[0])
     status = "rolled_back" if row.rollback_status == "rolled_back" else row.status
     duration = (None if row.started_at is None or row.finished_at is None
                 else max(0, round((row.finished_at - row.started_at) * 1000)))
     return {
-        "tag": row.tag, "key": row.step_key, "status": status,
-        "input": codec.loads(row.input), "output": codec.loads(row.result), "error": row.error,
+        "tag": row.tag, "name": row.tag, "key": row.step_key, "status": status,
+        "input": codec.loads(row.input), "output": codec.loads(row.result),
+        "error": None if row.error is None else ErrorInfo(row.error, row.tag),
         "attempts": row.attempts, "start_time": iso(row.started_at),
         "end_time": iso(row.finished_at), "duration": duration,
         "rollback_status": row.rollback_status, "rollback_error": row.rollback_error,
@@ -300,6 +300,23 @@ async def step_detail(engine: Engine, workflow_id: str, step_tag: str) -> dict[s
 
 
 # -- status, history, logs ----------------------------------------------------------------
+def current_step(run: RunRow, steps: list[StepRow], live_step: str | None) -> str | None:
+    """What a live run is doing now, the same for status() and a query's ctx.current_step:
+    the step running in this process, else what the run waits on (a signal, a child), else
+    None (between steps, sleeping, or ended)."""
+    if run.status in TERMINAL:
+        return None
+    if live_step or run.current_step:
+        return live_step or run.current_step
+    waiting = [s for s in steps if s.status in ("running", "waiting")]
+    return waiting[0].tag if waiting else None
+
+
+def _live_step(engine: Engine, workflow_id: str) -> str | None:
+    live = engine.contexts.get(workflow_id)
+    return None if live is None else live.current_step
+
+
 async def status(engine: Engine, workflow_id: str) -> dict[str, Any]:
     run = await engine.store.get_run(workflow_id)
     if run is None:
@@ -309,9 +326,7 @@ async def status(engine: Engine, workflow_id: str) -> dict[str, Any]:
     return {
         "workflow_id": run.workflow_id, "workflow_tag": run.tag, "product": run.product,
         "env": run.env, "status": run.status,
-        "current_step": run.current_step or (
-            max(steps, key=lambda st: st.seq).tag
-            if steps and run.status not in TERMINAL else None),
+        "current_step": current_step(run, steps, _live_step(engine, workflow_id)),
         "completed_steps": completed_tags(steps), "state": state,
         "started_at": iso(run.started_at), "updated_at": iso(run.updated_at),
         "finished_at": iso(run.finished_at), "wake_at": iso(run.wake_at),
@@ -389,7 +404,7 @@ async def history(engine: Engine, workflow_id: str, *, step_details: bool = Fals
         end = st.finished_at or st.started_at or 0.0
         data: dict[str, Any] = {"attempts": st.attempts}
         if st.error:
-            data["error"] = st.error
+            data["error"] = ErrorInfo(st.error, st.tag)  # a string with .message and .code
         if step_details:
             data.update(key=st.step_key, input=codec.loads(st.input),
                         output=codec.loads(st.result), critical=st.critical,
@@ -400,8 +415,22 @@ async def history(engine: Engine, workflow_id: str, *, step_details: bool = Fals
         rows.append((end, 0, {"type": _STEP_EVENT.get(st.status, "step_" + st.status),
                               "step": st.tag, "data": data, "ts": end}))
     rows.sort(key=lambda r: (r[0], r[1]))
+    given = codec.loads(run.input)
     return [{"type": r["type"], "timestamp": iso(r["ts"]), "step": r["step"],
-             "data": r["data"]} for _, _, r in rows]
+             "data": _event_data(r["type"], r["step"], r["data"], given)} for _, _, r in rows]
+
+
+def _event_data(kind: str, step: str | None, data: Any, given: Any) -> dict[str, Any]:
+    """An event's data as the product's docs show it, always a map: a step's events name
+    the step (`data["step"]`), a checkpoint its `name` (and `metadata`), a start the input."""
+    if kind == "checkpoint_created":
+        return {"name": step, "metadata": data}
+    out = dict(data) if isinstance(data, Mapping) else {} if data is None else {"value": data}
+    if step is not None:
+        out.setdefault("step", step)
+    if kind == "workflow_started":
+        out.setdefault("input", given)
+    return out
 
 
 async def logs(engine: Engine, workflow_id: str) -> list[dict[str, Any]]:
