@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import DuctworkError, RunNotFoundError
 from ductwork.interpreter import codec
+from ductwork.interpreter.result import rollback_report
 from ductwork.store.protocol import ACTIVE, TERMINAL, Batch, RunRow
 
 if TYPE_CHECKING:
@@ -119,8 +120,10 @@ async def _wait_terminal(engine: Engine, workflow_id: str, timeout: float) -> No
 async def _summary(engine: Engine, workflow_id: str, reason: str) -> dict[str, Any]:
     run = await engine.store.get_run(workflow_id)
     assert run is not None
-    rb = codec.loads(run.rollback_result) or {}
+    rb = rollback_report(codec.loads(run.rollback_result)) or {}
     status = run.status if run.status in TERMINAL else "cancelling"
+    if status == "cancelled" and (run.error or "").startswith("Workflow cancelled: "):
+        reason = (run.error or "")[len("Workflow cancelled: "):]  # why it was, if it was before
     return {"workflow_id": workflow_id, "cancelled": status in ("cancelled", "cancelling"),
             "status": status, "reason": reason,
             "rolled_back_steps": list(rb.get("rolled_back_steps") or [])

@@ -54,6 +54,55 @@ class ErrorInfo(str):
         return (ErrorInfo, (self.message, self.step, self.code))
 
 
+class FailedRollback(str):
+    """An entry of a rollback report's `failed_steps`: the step's tag, as a string (so
+    `failed_steps == ["charge"]` reads as before), that also has the fields the product's docs
+    give it, `.tag` and `.error` (the rollback's error), readable as keys too."""
+
+    FIELDS = ("tag", "error")
+
+    error: str
+
+    def __new__(cls, tag: str, error: str = "") -> FailedRollback:
+        self = super().__new__(cls, tag)
+        self.error = error
+        return self
+
+    @property
+    def tag(self) -> str:
+        return str.__str__(self)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key in self.FIELDS:
+                return getattr(self, key)
+            raise KeyError(f"a failed rollback has {', '.join(self.FIELDS)}, not {key!r}")
+        return str.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.FIELDS else default
+
+    def keys(self) -> tuple[str, ...]:
+        return self.FIELDS
+
+    def to_dict(self) -> dict[str, str]:
+        return {"tag": self.tag, "error": self.error}
+
+    def __reduce__(self) -> Any:
+        return (FailedRollback, (self.tag, self.error))
+
+
+def rollback_report(report: Any) -> Any:
+    """A rollback report (compensate(), trigger_rollback(), a run's rollback_result) with each
+    of its failed_steps a FailedRollback carrying its error; stored, they are plain tags."""
+    if isinstance(report, dict) and isinstance(report.get("failed_steps"), list):
+        errors = report.get("errors") or {}
+        report["failed_steps"] = [
+            FailedRollback(t, str(errors.get(t) or "")) if isinstance(t, str) else t
+            for t in report["failed_steps"]]
+    return report
+
+
 def error_code(status: str | None, step: str | None, message: str) -> str:
     """The `code` of a run's error, from what the run row keeps (so it reads the same from
     execute() and from the store): cancelled, workflow_timeout, step_timeout, step_failed,
@@ -111,7 +160,7 @@ class ExecutionResult:
             completed_steps=completed_tags(steps),
             failed_step=run.failed_step,
             execution_time=elapsed_ms(run),
-            rollback_result=codec.loads(run.rollback_result),
+            rollback_result=rollback_report(codec.loads(run.rollback_result)),
         )
 
 

@@ -11,6 +11,7 @@ from ductwork.connectors import idempotency
 from ductwork.errors import DuctworkError
 from ductwork.interpreter import codec, observe, threads
 from ductwork.interpreter.journal import Journal, current_ctx
+from ductwork.interpreter.result import rollback_report
 from ductwork.store.protocol import Batch, StepRow
 
 
@@ -72,8 +73,9 @@ async def compensate(journal: Journal, strategy: str, reason: str) -> dict[str, 
                          upd["rollback_status"], upd.get("rollback_error"))
         journal.rolled[key] = upd["rollback_status"]
         await journal.commit(Batch(step_updates=[(key, upd)]))
-    return {"success": not failed, "rolled_back_steps": rolled, "failed_steps": failed,
-            "errors": errors, "reason": reason, "strategy": strategy}
+    return rollback_report({"success": not failed, "rolled_back_steps": rolled,
+                            "failed_steps": failed, "errors": errors, "reason": reason,
+                            "strategy": strategy})
 
 
 async def trigger(journal: Journal, reason: str) -> dict[str, Any]:
@@ -82,7 +84,7 @@ async def trigger(journal: Journal, reason: str) -> dict[str, Any]:
     key = journal.next_key("@rollback")
     rec = journal.take(key, "rollback")
     if rec is not None:
-        result = codec.loads(rec.result)
+        result = rollback_report(codec.loads(rec.result))
     else:
         await journal.check_new("rollback", key)
         strategy = journal.wf.options.get("rollback_strategy", "reverse_all")
