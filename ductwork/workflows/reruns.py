@@ -343,13 +343,17 @@ async def resume(engine: Engine, workflow_id: str, from_checkpoint: str | None =
     copies = _prefix(steps, cut, src, "resume()")
     skip = [skip_steps] if isinstance(skip_steps, str) else list(skip_steps or [])
     recorded = {s.tag for s in steps if s.kind == "step"}
-    known = recorded | _plan_tags(engine, src)
+    declared = _plan_tags(engine, src)
+    known = recorded | declared
     presets: dict[str, Any] = {}
     for tag in skip:
-        if tag not in known and "#" not in tag:
+        hint = "" if tag in known or "#" in tag else did_you_mean(tag, known, prefix="; ")
+        # A YAML plan declares every step. A Python handler's steps are known once they ran,
+        # so a step the original run never reached may be skipped too (the docs' "skip the
+        # problematic step" after the one that failed), unless the name looks like a typo.
+        if hint or (declared and tag not in known and "#" not in tag):
             raise ConfigurationError(f"resume(): skip_steps names {tag!r}, which is not a step "
-                                     f"of run {src.workflow_id}"
-                                     + did_you_mean(tag, known, prefix="; "))
+                                     f"of run {src.workflow_id}{hint}")
         rec = [s for s in steps if s.kind == "step" and s.status == "completed"
                and (s.tag == tag or s.step_key == tag)]
         presets[tag] = codec.loads(rec[0].result) if rec else None

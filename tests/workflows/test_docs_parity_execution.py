@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ductwork import Ductwork
+import pytest
+
+from ductwork import ConfigurationError, Ductwork
 
 
 def _declined() -> Any:
@@ -108,3 +110,85 @@ async def test_queries_and_outputs_can_hand_back_ctx_state_and_ctx_steps(dw: Duc
     done = await dw.workflows.result(r.workflow_id, timeout="10s")
     assert done.status == "completed", done.error
     assert done.output == details
+
+
+async def test_a_failed_rollback_is_reported_with_its_tag_and_error(store_url: str) -> None:
+    async with Ductwork(store=store_url, inline_wait="10ms") as dw:
+        await _failed_rollback(dw)
+
+
+async def _failed_rollback(dw: Ductwork) -> None:
+    def refund_api_down(result: Any) -> None:
+        raise RuntimeError("refund api down")
+
+    @dw.workflows.workflow(product="p", tag="order")
+    async def order(ctx: Any) -> Any:
+        await ctx.step("reserve", lambda: 1, lambda r: None)
+        await ctx.step("charge", lambda: 2, refund_api_down)
+        if ctx.input.manual:
+            report = await ctx.trigger_rollback("High fraud risk detected")
+            await ctx.sleep("30ms")  # suspends: the handler runs again, replaying the report
+            return {"failed": [[f["tag"], f["error"]] for f in report["failed_steps"]],
+                    "success": report["success"]}
+        await ctx.step("ship", _declined)
+
+    r = await dw.workflows.execute("p", "dev", "order", {"manual": False})
+    assert r.status == "failed" and r.rollback_result is not None  # a rollback itself failed
+    assert r.rollback_result["rolled_back_steps"] == ["reserve"]
+    assert r.rollback_result["failed_steps"] == ["charge"]  # a list of tags, as before
+    for report in (r.rollback_result, (await dw.workflows.result(r.workflow_id)).rollback_result):
+        assert report is not None and report["success"] is False
+        failure = report["failed_steps"][0]
+        assert (failure["tag"], failure.error) == ("charge", "RuntimeError: refund api down")
+        assert failure.to_dict() == {"tag": "charge", "error": "RuntimeError: refund api down"}
+
+    started = await dw.workflows.execute("p", "dev", "order", {"manual": True})
+    assert started.status == "running"
+    manual = await dw.workflows.result(started.workflow_id, timeout="10s")
+    assert manual.output == {"failed": [["charge", "RuntimeError: refund api down"]],
+                             "success": False}
+
+
+async def test_cancelling_a_cancelled_run_reports_why_it_was_cancelled(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="approval", signals=["approve"])
+    async def approval(ctx: Any) -> Any:
+        await ctx.step("create-order", lambda: {"id": 1}, lambda r: None)
+        return await ctx.wait_for_signal("approve", {"timeout": "24h"})
+
+    r = await dw.workflows.execute("p", "dev", "approval", {}, timeout="50ms")
+    first = await dw.workflows.cancel(r.workflow_id, "User requested cancellation")
+    assert (first["cancelled"], first["rolled_back_steps"]) == (True, ["create-order"])
+    second = await dw.workflows.cancel(r.workflow_id, "again")
+    assert second == first
+    assert (await dw.workflows.status(r.workflow_id))["status"] == "cancelled"
+
+
+async def test_resume_from_the_failed_step_skipping_a_step_it_never_reached(
+        dw: Ductwork) -> None:
+    ran: list[str] = []
+
+    @dw.workflows.workflow(product="p", tag="ship")
+    async def ship(ctx: Any) -> Any:
+        for tag in ("validate-order", "create-shipment", "send-confirmation", "archive"):
+            def work(tag: str = tag) -> Any:
+                ran.append(tag)
+                if tag == "create-shipment" and not ctx.is_restored:
+                    raise RuntimeError("carrier down")
+                if tag == "send-confirmation":
+                    raise RuntimeError("smtp down")  # the problematic step
+                return {"done": tag}
+            await ctx.step(tag, work)
+        return {"restored": ctx.is_restored, "from": ctx.resumed_from}
+
+    first = await dw.workflows.execute("p", "dev", "ship", {}, workflow_id="wf-abc123")
+    assert first.status == "failed" and first.failed_step == "create-shipment"
+    ran.clear()
+    out = await dw.workflows.resume("wf-abc123", from_step="create-shipment",
+                                    skip_steps=["send-confirmation"])
+    assert out["status"] == "completed", out["error"]
+    assert ran == ["create-shipment", "archive"]  # validate-order reused, the skipped not run
+    assert out["output"] == {"restored": True, "from": "wf-abc123"}
+    assert out["resumed_from"] == "wf-abc123" and out["resumed_checkpoint"] is None
+    # A name close to a recorded step is still taken for a typo.
+    with pytest.raises(ConfigurationError, match="did you mean 'create-shipment'"):
+        await dw.workflows.resume("wf-abc123", skip_steps=["create-shipmnt"])
