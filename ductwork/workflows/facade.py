@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ductwork.errors import ConfigurationError, DuctworkError
+from ductwork.errors import ConfigurationError, DuctworkError, RunNotFoundError
 from ductwork.interpreter.result import ExecutionResult, Handler, WorkflowDef
 from ductwork.util.durations import to_ms
 from ductwork.util.text import check_text
@@ -49,6 +49,28 @@ def _store_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[
             raise err from e
 
     return call
+
+
+async def _in_scope(engine: Engine, where: str, workflow_ids: list[str], product: Any,
+                    env: Any) -> None:
+    """The docs pass product= and env= to every call about a run: given, the run must be of
+    that product and env (a run id alone names it; they guard against asking the wrong one)."""
+    if product is None and env is None:
+        return
+    check_text(product, "product", where, optional=True)
+    check_text(env, "env", where, optional=True)
+    for wid in workflow_ids:
+        run = await engine.store.get_run(wid)
+        if run is None:
+            raise RunNotFoundError(wid)
+        if (product is not None and run.product != product) or (
+                env is not None and run.env != env):
+            asked = " and ".join(f"{k} {v!r}" for k, v in (("product", product), ("env", env))
+                                 if v is not None)
+            raise ConfigurationError(
+                f"{where}: run {wid!r} is a run of {run.product}/{run.tag} in env "
+                f"{run.env!r}, not of {asked}; check the workflow_id, or leave product= and "
+                "env= out (the id alone names the run)")
 
 
 class Workflows:
@@ -141,36 +163,54 @@ class Workflows:
         """Resume every run a dead process left unfinished, and every suspended run now due."""
         return await running.recover(await self._engine())
 
-    async def signal(self, workflow_id: str, signal: str, payload: Any = None) -> dict[str, Any]:
+    async def signal(self, workflow_id: str, signal: str, payload: Any = None, *,
+                     product: str | None = None, env: str | None = None) -> dict[str, Any]:
         _names("signal()", workflow_id=workflow_id, signal=signal)
-        return await running.signal(await self._engine(), workflow_id, signal, payload)
+        engine = await self._engine()
+        await _in_scope(engine, "signal()", [workflow_id], product, env)
+        return await running.signal(engine, workflow_id, signal, payload)
 
     # -- reading (reads.py) -----------------------------------------------------------------------
-    async def status(self, workflow_id: str) -> dict[str, Any]:
+    async def status(self, workflow_id: str, *, product: str | None = None,
+                     env: str | None = None) -> dict[str, Any]:
         check_text(workflow_id, "workflow_id", "status()")
-        return await reads.status(await self._engine(), workflow_id)
+        engine = await self._engine()
+        await _in_scope(engine, "status()", [workflow_id], product, env)
+        return await reads.status(engine, workflow_id)
 
     async def history(self, workflow_id: str, *, include_step_details: bool = False,
-                      include_rollback_details: bool = False) -> Any:
+                      include_rollback_details: bool = False, product: str | None = None,
+                      env: str | None = None) -> Any:
         """Typed events with timestamps, oldest first: a list that also carries `events`,
         `checkpoints`, `replays`, `restarts`, `resumes` (attributes and keys)."""
         check_text(workflow_id, "workflow_id", "history()")
-        return await lineage.history(await self._engine(), workflow_id,
+        engine = await self._engine()
+        await _in_scope(engine, "history()", [workflow_id], product, env)
+        return await lineage.history(engine, workflow_id,
                                      step_details=include_step_details,
                                      rollback_details=include_rollback_details)
 
-    async def logs(self, workflow_id: str) -> list[dict[str, Any]]:
+    async def logs(self, workflow_id: str, *, product: str | None = None,
+                   env: str | None = None) -> list[dict[str, Any]]:
         check_text(workflow_id, "workflow_id", "logs()")
-        return await reads.logs(await self._engine(), workflow_id)
+        engine = await self._engine()
+        await _in_scope(engine, "logs()", [workflow_id], product, env)
+        return await reads.logs(engine, workflow_id)
 
-    async def query(self, workflow_id: str, query: str) -> Any:
+    async def query(self, workflow_id: str, query: str, *, product: str | None = None,
+                    env: str | None = None) -> Any:
         """Answer a declared query from the run's latest persisted state."""
         _names("query()", workflow_id=workflow_id, query=query)
-        return await reads.query(await self._engine(), workflow_id, query)
+        engine = await self._engine()
+        await _in_scope(engine, "query()", [workflow_id], product, env)
+        return await reads.query(engine, workflow_id, query)
 
-    async def step_detail(self, workflow_id: str, step_tag: str) -> dict[str, Any]:
+    async def step_detail(self, workflow_id: str, step_tag: str, *, product: str | None = None,
+                          env: str | None = None) -> dict[str, Any]:
         _names("step_detail()", workflow_id=workflow_id, step_tag=step_tag)
-        return await reads.step_detail(await self._engine(), workflow_id, step_tag)
+        engine = await self._engine()
+        await _in_scope(engine, "step_detail()", [workflow_id], product, env)
+        return await reads.step_detail(engine, workflow_id, step_tag)
 
     # -- dispatch, schedules, cancel, worker (schedules.py, children.py, worker.py) ---------------
     async def dispatch(self, product: str, env: str, workflow: str, input: Any = None,
@@ -207,14 +247,17 @@ class Workflows:
                 for r in await engine.store.list_schedules(status=status, limit=limit)]
 
     async def cancel(self, workflow_id: str, reason: str = "cancelled", *,
-                     timeout: Any = None) -> dict[str, Any]:
+                     timeout: Any = None, product: str | None = None,
+                     env: str | None = None) -> dict[str, Any]:
         """Cancel a run and compensate its completed steps -> {cancelled, rolled_back_steps,
         status, ...}. A run another live process owns is cancelled by that process at its
         next durable point: status "cancelling" unless `timeout` waits for the end."""
         from ductwork.interpreter.children import cancel_run
 
         _names("cancel()", workflow_id=workflow_id, reason=reason)
-        return await cancel_run(await self._engine(), workflow_id, reason,
+        engine = await self._engine()
+        await _in_scope(engine, "cancel()", [workflow_id], product, env)
+        return await cancel_run(engine, workflow_id, reason,
                                 timeout=None if timeout is None else to_ms(
                                     timeout, "cancel() timeout") / 1000)
 
@@ -247,46 +290,63 @@ class Workflows:
     # -- re-runs (reruns.py) ----------------------------------------------------------------------
     async def replay(self, workflow_id: str, reason: str | None = None, *,
                      options: Mapping[str, Any] | None = None,
-                     idempotency_key: str | None = None, **kw: Any) -> dict[str, Any]:
+                     idempotency_key: str | None = None, product: str | None = None,
+                     env: str | None = None, **kw: Any) -> dict[str, Any]:
         _rerun_args("replay()", workflow_id, reason, kw)
         check_text(idempotency_key, "idempotency_key", "replay()", optional=True)
-        return await reruns.replay(await self._engine(), workflow_id, reason, options=options,
+        engine = await self._engine()
+        await _in_scope(engine, "replay()", [workflow_id], product, env)
+        return await reruns.replay(engine, workflow_id, reason, options=options,
                                    idempotency_key=idempotency_key, **kw)
 
     async def restart(self, workflow_id: str, input: Any = None,
                       merge_input: Mapping[str, Any] | bool | None = None,
-                      reason: str | None = None, **kw: Any) -> dict[str, Any]:
+                      reason: str | None = None, *, product: str | None = None,
+                      env: str | None = None, **kw: Any) -> dict[str, Any]:
         _rerun_args("restart()", workflow_id, reason, kw)
-        return await reruns.restart(await self._engine(), workflow_id, input, merge_input,
-                                        reason, **kw)
+        engine = await self._engine()
+        await _in_scope(engine, "restart()", [workflow_id], product, env)
+        return await reruns.restart(engine, workflow_id, input, merge_input, reason, **kw)
 
     async def resume(self, workflow_id: str, from_checkpoint: str | None = None,
-                     from_step: str | None = None, skip_steps: Any = None, **kw: Any
+                     from_step: str | None = None, skip_steps: Any = None, *,
+                     product: str | None = None, env: str | None = None, **kw: Any
                      ) -> dict[str, Any]:
         _rerun_args("resume()", workflow_id, None, kw)
         check_text(from_checkpoint, "from_checkpoint", "resume()", optional=True)
         check_text(from_step, "from_step", "resume()", optional=True)
-        return await reruns.resume(await self._engine(), workflow_id, from_checkpoint,
-                                       from_step, skip_steps, **kw)
+        engine = await self._engine()
+        await _in_scope(engine, "resume()", [workflow_id], product, env)
+        return await reruns.resume(engine, workflow_id, from_checkpoint, from_step, skip_steps,
+                                   **kw)
 
     async def replay_from_step(self, workflow_id: str, from_step: str,
-                               step_outputs: Mapping[str, Any] | None = None, **kw: Any
+                               step_outputs: Mapping[str, Any] | None = None, *,
+                               product: str | None = None, env: str | None = None, **kw: Any
                                ) -> dict[str, Any]:
         _rerun_args("replay_from_step()", workflow_id, None, kw)
         check_text(from_step, "from_step", "replay_from_step()")
-        return await reruns.replay_from_step(await self._engine(), workflow_id, from_step,
-                                                 step_outputs, **kw)
+        engine = await self._engine()
+        await _in_scope(engine, "replay_from_step()", [workflow_id], product, env)
+        return await reruns.replay_from_step(engine, workflow_id, from_step, step_outputs,
+                                             **kw)
 
     # -- lineage (lineage.py) ---------------------------------------------------------------------
-    async def related_executions(self, workflow_id: str) -> dict[str, Any]:
+    async def related_executions(self, workflow_id: str, *, product: str | None = None,
+                                 env: str | None = None) -> dict[str, Any]:
         check_text(workflow_id, "workflow_id", "related_executions()")
-        return await lineage.related_executions(await self._engine(), workflow_id)
+        engine = await self._engine()
+        await _in_scope(engine, "related_executions()", [workflow_id], product, env)
+        return await lineage.related_executions(engine, workflow_id)
 
-    async def compare(self, workflow_ids: Any) -> dict[str, Any]:
+    async def compare(self, workflow_ids: Any, *, product: str | None = None,
+                      env: str | None = None) -> dict[str, Any]:
         if not isinstance(workflow_ids, list | tuple):
             raise ConfigurationError("compare(): give a list of two or more workflow ids")
         for wid in workflow_ids:
             check_text(wid, "workflow_ids", "compare()")
+        if product is not None or env is not None:
+            await _in_scope(await self._engine(), "compare()", list(workflow_ids), product, env)
         return await lineage.compare(self._engines, workflow_ids)
 
     # Keep `list` the last method: below it, mypy would read `list[...]` annotations as it.
