@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ductwork.errors import ConfigurationError, DuctworkError, RunNotFoundError
 from ductwork.interpreter.result import ExecutionResult, Handler, WorkflowDef
 from ductwork.util.durations import to_ms
-from ductwork.util.text import check_text
+from ductwork.util.text import check_text, shown
 from ductwork.workflows import lineage, reads, reruns, retention, running, schedules
 from ductwork.workflows.worker import Worker
 
@@ -49,6 +49,21 @@ def _store_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[
             raise err from e
 
     return call
+
+
+def _recording_options(where: str, branch_overrides: Any, record_input: Any,
+                       record_scenarios: Any) -> None:
+    """The docs' recording options tell their SDK how to trace a handler's branches and loops
+    ahead of time. A Python handler is not traced: its if, for and match run as written on
+    each run, which is what those options arrange. They are accepted (checked, not needed)."""
+    for name, value in (("branch_overrides", branch_overrides), ("record_input", record_input)):
+        if value is not None and not isinstance(value, Mapping):
+            raise ConfigurationError(f"{where}: {name} must be a dict, got {shown(value)}")
+    if record_scenarios is not None and (
+            not isinstance(record_scenarios, list | tuple)
+            or not all(isinstance(x, Mapping) for x in record_scenarios)):
+        raise ConfigurationError(f"{where}: record_scenarios must be a list of input dicts, "
+                                 f"got {shown(record_scenarios)}")
 
 
 async def _in_scope(engine: Engine, where: str, workflow_ids: list[str], product: Any,
@@ -100,7 +115,12 @@ class Workflows:
         envs: list[str] | None = None,
         input_schema: Mapping[str, Any] | type | None = None,
         source: str | None = None,
+        branch_overrides: Mapping[str, Any] | None = None,
+        record_input: Mapping[str, Any] | None = None,
+        record_scenarios: list[Mapping[str, Any]] | None = None,
     ) -> WorkflowDef:
+        _recording_options(f"define({product}/{tag})", branch_overrides, record_input,
+                           record_scenarios)
         return self._defs.define(
             product=product, tag=tag, handler=handler, name=name, description=description,
             options=options, signals=signals, queries=queries, envs=envs,

@@ -76,3 +76,44 @@ async def test_a_run_of_another_product_or_env_is_refused_naming_both(dw: Ductwo
         await dw.workflows.history("nope", **SCOPE)
     with pytest.raises(ConfigurationError, match="env"):
         await dw.workflows.status("wf-dev", env="")
+
+
+async def test_the_recording_options_are_taken_and_branches_run_as_written(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="my-product", tag="order-fulfillment",
+                           branch_overrides={"validate": {"valid": True}})
+    async def fulfil(ctx: Any) -> Any:
+        validation = await ctx.step("validate", lambda: {"valid": ctx.input.ok,
+                                                         "reason": "out of stock"})
+        if not validation["valid"]:
+            return {"success": False, "error": validation["reason"]}
+        payment = await ctx.step("process-payment", lambda: {"id": "ch_1"})
+        return {"success": True, "chargeId": payment["id"]}
+
+    @dw.workflows.workflow(product="my-product", tag="handle-by-type",
+                           record_scenarios=[{"type": "a"}, {"type": "b"}],
+                           record_input={"items": [{"id": "1"}, {"id": "2"}]})
+    async def by_type(ctx: Any) -> Any:
+        match ctx.input.type:
+            case "a":
+                await ctx.step("handle-a", lambda: "a")
+            case "b":
+                await ctx.step("handle-b", lambda: "b")
+        for item in ctx.input.get("items", []):
+            await ctx.step(f"process-{item['id']}", lambda: True)
+
+    stopped = await dw.workflows.execute("my-product", "dev", "order-fulfillment", {"ok": False})
+    assert stopped.output == {"success": False, "error": "out of stock"}
+    assert stopped.completed_steps == ["validate"]  # the payment did not run
+    paid = await dw.workflows.execute("my-product", "dev", "order-fulfillment", {"ok": True})
+    assert paid.completed_steps == ["validate", "process-payment"]
+    b = await dw.workflows.execute("my-product", "dev", "handle-by-type",
+                                   {"type": "b", "items": [{"id": "7"}]})
+    assert b.completed_steps == ["handle-b", "process-7"]
+
+    async def handler(ctx: Any) -> Any:
+        return None
+
+    with pytest.raises(ConfigurationError, match="record_scenarios must be a list of input "
+                                                 "dicts, got"):
+        dw.workflows.define(product="my-product", tag="bad", handler=handler,
+                            record_scenarios={"type": "a"})
