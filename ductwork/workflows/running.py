@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ductwork.errors import ConfigurationError, DuctworkError, RunNotFoundError
 from ductwork.interpreter import codec, observe
+from ductwork.interpreter.dispatched import retry_failed_run
 from ductwork.interpreter.result import ExecutionResult
 from ductwork.store.protocol import TERMINAL, RunRow
 from ductwork.util.durations import to_ms
@@ -114,7 +115,11 @@ async def result(engine: Engine, workflow_id: str, timeout: Any = None) -> Execu
         if run is None:
             raise RunNotFoundError(workflow_id)
         if run.status in TERMINAL:
-            return await engine.result_from_store(workflow_id)
+            retry = await _retried_as(engine, run)
+            if retry is None:
+                return await engine.result_from_store(workflow_id)
+            workflow_id, delay = retry, 0.01  # a dispatched job ends where its retries end
+            continue
         task = engine.tasks.get(workflow_id)
         if task is None and engine.is_due(run):
             claimed = await engine.store.claim(
@@ -130,6 +135,8 @@ async def result(engine: Engine, workflow_id: str, timeout: Any = None) -> Execu
                 res = await asyncio.wait_for(asyncio.shield(task), left)
             except TimeoutError:
                 return await engine.result_from_store(workflow_id)
+            if res.status in ("failed", "rolled_back"):
+                continue  # read back as ended: a dispatched job may be retried
             if res.status != "running":
                 return res
         pause = delay if run.wake_at is None else max(0.0, min(
@@ -138,6 +145,19 @@ async def result(engine: Engine, workflow_id: str, timeout: Any = None) -> Execu
             pause = min(pause, left)
         await asyncio.sleep(max(pause, 0.005))
         delay = min(delay * 2, 0.5)
+
+
+async def _retried_as(engine: Engine, run: RunRow) -> str | None:
+    """The run that retries a failed dispatched run (options.retries), while retries are
+    left; made here if the process that failed it has not made it yet (it is idempotent)."""
+    if run.status not in ("failed", "rolled_back") or not run.options:
+        return None
+    opts = codec.loads(run.options) or {}
+    if not opts.get("job") or not opts.get("retries"):
+        return None
+    if int(opts.get("retry_attempt") or 1) > int(opts["retries"]):
+        return None
+    return await retry_failed_run(engine, run)
 
 
 async def recover(engine: Engine) -> list[ExecutionResult]:

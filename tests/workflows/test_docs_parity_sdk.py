@@ -117,3 +117,33 @@ async def test_the_recording_options_are_taken_and_branches_run_as_written(dw: D
                                                  "dicts, got"):
         dw.workflows.define(product="my-product", tag="bad", handler=handler,
                             record_scenarios={"type": "a"})
+
+
+async def test_result_of_a_dispatched_job_with_retries_is_where_its_retries_end(
+        dw: Ductwork) -> None:
+    attempts: list[str] = []
+
+    @dw.workflows.workflow(product="my-product", tag="sync-inventory")
+    async def sync(ctx: Any) -> Any:
+        attempts.append(ctx.workflow_id)
+        if len(attempts) < 3:
+            raise RuntimeError(f"warehouse offline ({len(attempts)})")
+        return await ctx.step("sync", lambda: {"source": ctx.input.source})
+
+    job = await dw.workflows.dispatch(product="my-product", env="dev", workflow="sync-inventory",
+                                      input={"source": "warehouse-a"},
+                                      options={"retries": 3, "timeout": 300000})
+    assert job["status"] == "queued"
+    done = await dw.workflows.result(job["job_id"], timeout="10s")
+    assert done.status == "completed" and done.output == {"source": "warehouse-a"}
+    first = job["job_id"]
+    assert attempts == [first, f"{first}#2", f"{first}#3"] and done.workflow_id == f"{first}#3"
+    assert (await dw.workflows.status(first))["status"] == "failed"  # each run keeps its end
+
+    # Retries used up: the job's result is its last run's failure.
+    attempts.clear()  # the first two runs fail again
+    failing = await dw.workflows.dispatch("my-product", "dev", "sync-inventory",
+                                          {"source": "b"}, options={"retries": 1})
+    last = await dw.workflows.result(failing["job_id"], timeout="10s")
+    assert last.status == "failed" and last.workflow_id == f"{failing['job_id']}#2"
+    assert "warehouse offline" in str(last.error)
