@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -314,8 +322,9 @@ class WorkflowContext(Components):
             raise ConfigurationError("ctx.set_state: the key must be a non-empty string")
         await self._journal.set_state(key, value)
 
-    async def get_state(self, key: str, default: Any = None) -> Any:
-        return self._journal.state.get(key, default)
+    def get_state(self, key: str, default: Any = None) -> Awaitable[Any]:
+        """Awaited, the value stored under `key`, else `default`."""
+        return _StateRead(key, self._journal.state.get(key, default))
 
     # -- signals --------------------------------------------------------------------------------
     @_awaited
@@ -469,6 +478,30 @@ def _takes_one(fn: Callable[..., Any]) -> bool:
         except TypeError:
             pass
     return False
+
+
+class _StateRead:
+    """What ctx.get_state() returns: awaiting it gives the value. Tested for truth without
+    the await (the docs' JavaScript writes `ctx.getState('k') || 0`), it says so instead of
+    being true."""
+
+    __slots__ = ("_key", "_value")
+
+    def __init__(self, key: str, value: Any) -> None:
+        self._key, self._value = key, value
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._value
+        yield  # a generator that finishes at once: awaiting it does not suspend
+
+    def __bool__(self) -> bool:
+        raise ConfigurationError(
+            f"ctx.get_state({self._key!r}) was used without await: write "
+            f"`await ctx.get_state({self._key!r})` (state is stored durably, so reading it is "
+            "awaited; in a query function ctx.get_state() needs no await)")
+
+    def __repr__(self) -> str:
+        return f"<ctx.get_state({self._key!r}), not awaited>"
 
 
 def _arity(fn: Callable[..., Any]) -> int:

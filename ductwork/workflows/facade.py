@@ -51,18 +51,18 @@ def _store_errors(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[
     return call
 
 
-def _recording_options(where: str, branch_overrides: Any, record_input: Any,
-                       record_scenarios: Any) -> None:
+def _recording_options(branch_overrides: Any, record_input: Any, record_scenarios: Any
+                       ) -> None:
     """The docs' recording options tell their SDK how to trace a handler's branches and loops
     ahead of time. A Python handler is not traced: its if, for and match run as written on
     each run, which is what those options arrange. They are accepted (checked, not needed)."""
     for name, value in (("branch_overrides", branch_overrides), ("record_input", record_input)):
         if value is not None and not isinstance(value, Mapping):
-            raise ConfigurationError(f"{where}: {name} must be a dict, got {shown(value)}")
+            raise ConfigurationError(f"define(): {name} must be a dict, got {shown(value)}")
     if record_scenarios is not None and (
             not isinstance(record_scenarios, list | tuple)
             or not all(isinstance(x, Mapping) for x in record_scenarios)):
-        raise ConfigurationError(f"{where}: record_scenarios must be a list of input dicts, "
+        raise ConfigurationError("define(): record_scenarios must be a list of input dicts, "
                                  f"got {shown(record_scenarios)}")
 
 
@@ -119,8 +119,7 @@ class Workflows:
         record_input: Mapping[str, Any] | None = None,
         record_scenarios: list[Mapping[str, Any]] | None = None,
     ) -> WorkflowDef:
-        _recording_options(f"define({product}/{tag})", branch_overrides, record_input,
-                           record_scenarios)
+        _recording_options(branch_overrides, record_input, record_scenarios)
         return self._defs.define(
             product=product, tag=tag, handler=handler, name=name, description=description,
             options=options, signals=signals, queries=queries, envs=envs,

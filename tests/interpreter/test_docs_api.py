@@ -333,3 +333,29 @@ async def test_restart_input_override_refuses_a_second_input(dw: Ductwork) -> No
     assert merged["output"] == {"a": 1, "b": 5}
     partial = await dw.workflows.restart(first.workflow_id, input_override={"b": 6})
     assert partial["output"] == {"a": 1, "b": 6}
+
+
+async def test_get_state_tested_without_await_fails_the_run_saying_so(dw: Ductwork) -> None:
+    import asyncio
+
+    @dw.workflows.workflow(product="p", tag="awaited")
+    async def awaited(ctx: Any) -> Any:
+        await ctx.set_state("retryCount", 0)
+        await asyncio.gather(ctx.set_state("a", 1), ctx.set_state("b", 2))
+        count = await ctx.get_state("retryCount") or 0
+        await ctx.set_state("retryCount", count + 1)
+        return {"state": dict(ctx.state), "missing": await ctx.get_state("nope", "dflt")}
+
+    ok = await dw.workflows.execute("p", "dev", "awaited", {})
+    assert ok.output == {"state": {"retryCount": 1, "a": 1, "b": 2}, "missing": "dflt"}
+
+    # The docs' JavaScript reads `ctx.getState('retryCount') || 0`: without the await, the
+    # test of its truth is an error naming the fix, not a silently true coroutine.
+    @dw.workflows.workflow(product="p", tag="unawaited-get")
+    async def unawaited_get(ctx: Any) -> Any:
+        return ctx.get_state("retryCount") or 0
+
+    g = await dw.workflows.execute("p", "dev", "unawaited-get", {})
+    assert g.status == "failed" and str(g.error).startswith(
+        "ctx.get_state('retryCount') was used without await: write `await "
+        "ctx.get_state('retryCount')`")
