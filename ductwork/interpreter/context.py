@@ -26,6 +26,7 @@ from ductwork.interpreter.children import run_child
 from ductwork.interpreter.components import Components
 from ductwork.interpreter.input_view import InputView
 from ductwork.interpreter.journal import key_scope
+from ductwork.interpreter.result import checkpoint_ref
 from ductwork.interpreter.transform import Transform
 from ductwork.util.durations import to_ms
 
@@ -169,7 +170,7 @@ class WorkflowContext(Components):
         self.resumed_from = fl.get("resumed_from")
         self.replay_reason = fl.get("replay_reason")
         self.restart_reason = fl.get("restart_reason")
-        self.restored_checkpoint = fl.get("restored_checkpoint")
+        self.restored_checkpoint = checkpoint_ref(fl)
         self.original_input = fl.get("original_input", raw_input)
         # Outputs preset by resume/replay_from_step (under flags: child runs do not inherit).
         journal.bind(self, dict(fl.get("presets") or {}))

@@ -92,6 +92,51 @@ class FailedRollback(str):
         return (FailedRollback, (self.tag, self.error))
 
 
+class CheckpointRef(str):
+    """ctx.restored_checkpoint of a resumed run: the checkpoint's name, as a string (so
+    `ctx.restored_checkpoint == "paid"` reads as before), that also has the fields the docs
+    read off it, `.name` and `.data` (its metadata), readable as keys too."""
+
+    FIELDS = ("name", "data")
+
+    data: Any
+
+    def __new__(cls, name: str, data: Any = None) -> CheckpointRef:
+        self = super().__new__(cls, name)
+        self.data = data
+        return self
+
+    @property
+    def name(self) -> str:
+        return str.__str__(self)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key in self.FIELDS:
+                return getattr(self, key)
+            raise KeyError(f"a checkpoint has {', '.join(self.FIELDS)}, not {key!r}")
+        return str.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.FIELDS else default
+
+    def keys(self) -> tuple[str, ...]:
+        return self.FIELDS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "data": self.data}
+
+    def __reduce__(self) -> Any:
+        return (CheckpointRef, (self.name, self.data))
+
+
+def checkpoint_ref(flags: Mapping[str, Any]) -> CheckpointRef | None:
+    """A resumed run's restored checkpoint, from its re-run flags (None when there is none)."""
+    name = flags.get("restored_checkpoint")
+    return None if not isinstance(name, str) else CheckpointRef(
+        name, flags.get("restored_checkpoint_data"))
+
+
 def rollback_report(report: Any) -> Any:
     """A rollback report (compensate(), trigger_rollback(), a run's rollback_result) with each
     of its failed_steps a FailedRollback carrying its error; stored, they are plain tags."""

@@ -17,7 +17,7 @@ from ductwork.errors import (
 )
 from ductwork.interpreter import codec
 from ductwork.interpreter.context import InputView
-from ductwork.interpreter.result import ErrorInfo, completed_tags, elapsed_ms
+from ductwork.interpreter.result import ErrorInfo, checkpoint_ref, completed_tags, elapsed_ms
 from ductwork.interpreter.transform import Transform
 from ductwork.store.protocol import ACTIVE, TERMINAL, RunRow, StepRow
 from ductwork.util.durations import to_ms
@@ -123,8 +123,9 @@ class QueryContext:
         for key in ("is_replay", "is_restart", "is_restored"):
             setattr(self, key, bool(flags.get(key)))
         for key in ("replayed_from", "restarted_from", "resumed_from", "replay_reason",
-                    "restart_reason", "restored_checkpoint"):
+                    "restart_reason"):
             setattr(self, key, flags.get(key))
+        self.restored_checkpoint = checkpoint_ref(flags)
         self.original_input = flags.get("original_input", raw)
         self._state = dict(state)
         self._steps = _step_map(steps)

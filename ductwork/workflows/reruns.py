@@ -359,6 +359,10 @@ async def resume(engine: Engine, workflow_id: str, from_checkpoint: str | None =
         presets[tag] = codec.loads(rec[0].result) if rec else None
     flags: dict[str, Any] = {"is_restored": True, "resumed_from": src.workflow_id,
                              "restored_checkpoint": checkpoint}
+    if checkpoint is not None:  # its metadata: ctx.restored_checkpoint.data
+        flags["restored_checkpoint_data"] = next(
+            (codec.loads(s.result) for s in steps if s.kind == "checkpoint" and s.seq == cut),
+            None)
     if from_step is not None:
         flags["resumed_from_step"] = from_step
     if skip:

@@ -192,3 +192,32 @@ async def test_resume_from_the_failed_step_skipping_a_step_it_never_reached(
     # A name close to a recorded step is still taken for a typo.
     with pytest.raises(ConfigurationError, match="did you mean 'create-shipment'"):
         await dw.workflows.resume("wf-abc123", skip_steps=["create-shipmnt"])
+
+
+async def test_a_resumed_run_reads_its_restored_checkpoint_name_and_data(dw: Ductwork) -> None:
+    seen: list[Any] = []
+
+    @dw.workflows.workflow(product="p", tag="pay", queries={
+        "restored": lambda ctx: ctx.restored_checkpoint and ctx.restored_checkpoint["name"]})
+    async def pay(ctx: Any) -> Any:
+        if ctx.is_restored:
+            cp = ctx.restored_checkpoint
+            seen.append([cp.name, cp["name"], cp.get("name"), cp.data, cp == "payment-complete",
+                         ctx.resumed_from])
+        await ctx.step("charge", lambda: {"id": "ch_1"})
+        await ctx.checkpoint("payment-complete", {"chargeId": "ch_1"})
+        if ctx.input.get("fail", True):
+            raise RuntimeError("warehouse closed")
+        return {"restored": ctx.restored_checkpoint}
+
+    first = await dw.workflows.execute("p", "dev", "pay", {}, workflow_id="wf-abc123")
+    assert first.status == "failed"
+    assert (await dw.workflows.query("wf-abc123", "restored")) is None
+    out = await dw.workflows.resume("wf-abc123", from_checkpoint="payment-complete",
+                                    input={"fail": False})
+    assert out["status"] == "completed", out["error"]
+    assert seen == [["payment-complete", "payment-complete", "payment-complete",
+                     {"chargeId": "ch_1"}, True, "wf-abc123"]]
+    assert out["output"] == {"restored": "payment-complete"}  # stored as its name
+    assert out["resumed_checkpoint"] == "payment-complete"
+    assert await dw.workflows.query(out["workflow_id"], "restored") == "payment-complete"
