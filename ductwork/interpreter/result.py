@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,3 +246,9 @@ class WorkflowDef:
     # input_schema and signals): they check and convert what a run is given.
     input_model: Any = None
     signal_models: dict[str, Any] = field(default_factory=dict)
+
+    def __await__(self) -> Generator[Any, None, WorkflowDef]:
+        """`await dw.workflows.define(...)`, as the docs' JavaScript writes it, gives the
+        definition too (define() itself is a plain call: it does no I/O)."""
+        return self
+        yield  # a generator that finishes at once

@@ -147,3 +147,16 @@ async def test_result_of_a_dispatched_job_with_retries_is_where_its_retries_end(
     last = await dw.workflows.result(failing["job_id"], timeout="10s")
     assert last.status == "failed" and last.workflow_id == f"{failing['job_id']}#2"
     assert "warehouse offline" in str(last.error)
+
+
+async def test_define_may_be_awaited_as_the_docs_write_it(dw: Ductwork) -> None:
+    async def handler(ctx: Any) -> Any:
+        return {"userId": 1}
+
+    onboarding = await dw.workflows.define(product="my-product", tag="user-onboarding",
+                                           name="User Onboarding", handler=handler)
+    assert (onboarding.product, onboarding.tag, onboarding.name) == (
+        "my-product", "user-onboarding", "User Onboarding")
+    assert dw.workflows.get("my-product", "user-onboarding") is onboarding
+    r = await dw.workflows.execute("my-product", "dev", "user-onboarding", {})
+    assert r.output == {"userId": 1}
