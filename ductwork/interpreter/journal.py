@@ -76,6 +76,20 @@ class StoreFault(BaseException):
         self.error = error
 
 
+# A state key recorded inside a step's function: "<step key>/@state:<key>".
+_NESTED = "/@state:"
+
+
+def _nested_state(history: dict[str, StepRow]) -> dict[str, list[StepRow]]:
+    out: dict[str, list[StepRow]] = {}
+    for row in history.values():
+        if row.kind == "state" and _NESTED in row.step_key and row.status in _DONE:
+            out.setdefault(row.step_key.split(_NESTED, 1)[0], []).append(row)
+    for rows in out.values():
+        rows.sort(key=lambda r: r.seq)
+    return out
+
+
 class Journal:
     """One per execution attempt of a run: what was recorded before (replayed in order) and
     what this attempt records, each durable operation committed before the handler goes on."""
@@ -97,6 +111,8 @@ class Journal:
         else:  # a new run (the comprehensions' frames cost more than these)
             self.history, self.unconsumed, self._seq = {}, set(), 0
         self._occurrence: dict[str, int] = {}
+        # State set inside recorded steps' functions, by step key (made on the first replay).
+        self._nested: dict[str, list[StepRow]] | None = None
         # Operations in flight (fan-out branches): a wait suspends the run only when alone.
         self.inflight = 0
         self.main_task: asyncio.Task[Any] | None = None
@@ -401,6 +417,10 @@ class Journal:
 
     def _replayed(self, rec: StepRow, tag: str, rollback: Callable[..., Any] | None,
                   critical: bool) -> Any:
+        if self._nested is None:
+            self._nested = _nested_state(self.history)
+        if self._nested:
+            self._replay_nested(rec.step_key)
         if rec.status == "failed":
             # The same exception type and details as the first time, so a handler that
             # catches it decides the same way on replay.
@@ -415,6 +435,12 @@ class Journal:
         result = codec.loads(rec.result)
         self._note_done(rec.seq, rec.step_key, tag, result, rollback, critical)
         return result
+
+    def _replay_nested(self, step_key: str) -> None:
+        """The state a recorded step set inside its function, applied where the step was."""
+        for row in self._nested.pop(step_key, ()) if self._nested else ():
+            self.unconsumed.discard(row.step_key)
+            self.state[row.tag] = codec.loads(row.result)
 
     def _note_done(self, seq: int, key: str, tag: str, result: Any,
                    rollback: Callable[..., Any] | None, critical: bool) -> None:
@@ -522,7 +548,16 @@ class Journal:
         self.checkpoint_seq = seq
 
     async def set_state(self, key: str, value: Any) -> None:
-        jkey = self.next_key(f"@state:{key}")
+        keys = idempotency.current.get()
+        if keys is not None and not keys.role and keys.workflow_id == self.workflow_id:
+            # Inside a step's function: keyed under the step, so that a replay that reuses
+            # the step's recorded result (without running it) applies these with it.
+            base = f"{keys.step_key}{_NESTED}{key}"
+            n = self._occurrence.get(base, 0) + 1
+            self._occurrence[base] = n
+            jkey = base if n == 1 else f"{base}#{n}"
+        else:
+            jkey = self.next_key(f"@state:{key}")
         rec = self.take(jkey, "state")
         if rec is None:
             await self.check_new("state", jkey)

@@ -221,3 +221,32 @@ async def test_a_resumed_run_reads_its_restored_checkpoint_name_and_data(dw: Duc
     assert out["output"] == {"restored": "payment-complete"}  # stored as its name
     assert out["resumed_checkpoint"] == "payment-complete"
     assert await dw.workflows.query(out["workflow_id"], "restored") == "payment-complete"
+
+
+async def test_state_set_inside_a_step_is_replayed_with_the_step(store_url: str) -> None:
+    # The docs' data-sync example counts synced records with ctx.setState inside each step.
+    runs: list[str] = []
+
+    async with Ductwork(store=store_url, inline_wait="10ms") as dw:
+        @dw.workflows.workflow(product="p", tag="data-sync")
+        async def sync(ctx: Any) -> Any:
+            async def sync_record(record_id: int) -> Any:
+                runs.append(f"sync-{record_id}")
+                synced = (await ctx.get_state("syncedRecords")) or 0
+                await ctx.set_state("syncedRecords", synced + 1)
+                return {"synced": True}
+
+            for record_id in (1, 2):
+                await ctx.step(f"sync-record-{record_id}",
+                               lambda record_id=record_id: sync_record(record_id))
+            before = await ctx.get_state("syncedRecords")
+            await ctx.sleep("30ms")  # suspends: the handler runs again, its steps replayed
+            return {"before": before, "after": await ctx.get_state("syncedRecords"),
+                    "state": dict(ctx.state)}
+
+        started = await dw.workflows.execute("p", "dev", "data-sync", {})
+        assert started.status == "running"
+        done = await dw.workflows.result(started.workflow_id, timeout="10s")
+    assert done.status == "completed", done.error
+    assert done.output == {"before": 2, "after": 2, "state": {"syncedRecords": 2}}
+    assert runs == ["sync-1", "sync-2"]  # each step ran once
