@@ -427,7 +427,7 @@ def _event_data(kind: str, step: str | None, data: Any, given: Any) -> dict[str,
     if kind == "checkpoint_created":
         return {"name": step, "metadata": data}
     out = dict(data) if isinstance(data, Mapping) else {} if data is None else {"value": data}
-    if step is not None:
+    if step is not None and not kind.startswith("signal_"):  # a signal's is its name
         out.setdefault("step", step)
     if kind == "workflow_started":
         out.setdefault("input", given)
