@@ -406,9 +406,10 @@ async def history(engine: Engine, workflow_id: str, *, step_details: bool = Fals
         data: dict[str, Any] = {"attempts": st.attempts}
         if st.error:
             data["error"] = ErrorInfo(st.error, st.tag)  # a string with .message and .code
+        if st.status == "completed":  # as the docs' history shows it: {step, output}
+            data["output"] = codec.loads(st.result)
         if step_details:
-            data.update(key=st.step_key, input=codec.loads(st.input),
-                        output=codec.loads(st.result), critical=st.critical,
+            data.update(key=st.step_key, input=codec.loads(st.input), critical=st.critical,
                         duration=None if st.started_at is None or st.finished_at is None
                         else max(0, round((st.finished_at - st.started_at) * 1000)))
         if rollback_details and st.rollback_status:

@@ -35,7 +35,8 @@ async def test_history_of_a_failed_run_has_the_documented_events_and_data(dw: Du
     by_type = {e["type"]: e for e in h.events}  # the last of each type
     assert all(isinstance(e["data"], dict) for e in h.events)
     assert by_type["workflow_started"]["data"]["input"] == {"orderId": "o-1"}
-    assert by_type["step_completed"]["data"]["step"] == "validate-order"
+    assert by_type["step_completed"]["data"] == {"step": "validate-order", "attempts": 1,
+                                                 "output": {"valid": True}}
     assert by_type["step_started"]["data"] == {"step": "process-payment"}
     assert by_type["checkpoint_created"]["data"] == {"name": "validation-complete",
                                                      "metadata": None}
