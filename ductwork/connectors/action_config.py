@@ -92,9 +92,9 @@ class EventDef:
 class EventError(ValueError):
     """A wrong event definition; `key` is the offending key inside the event, if one is."""
 
-    def __init__(self, message: str, key: str | None = None) -> None:
+    def __init__(self, message: str, key: str | None = None, hint: str | None = None) -> None:
         super().__init__(message)
-        self.key = key
+        self.key, self.hint = key, hint
 
 
 def _names(raw: Any, what: str) -> tuple[str, ...]:
@@ -122,6 +122,10 @@ def parse_event(name: str, raw: Any) -> EventDef:
         raise EventError("'path' is required and must start with '/' (it is joined to base_url)",
                          "path" if "path" in raw else None)
     params = placeholders(path)
+    if _PLACEHOLDER.sub("", path).count("{") or _PLACEHOLDER.sub("", path).count("}"):
+        raise EventError(f"path {path!r} has a '{{' or '}}' that is not part of a {{name}} "
+                         "placeholder", "path", "close the placeholder, as in /contacts/{id}, "
+                         "or percent-encode a literal brace (%7B, %7D)")
     bad = [p for p in params if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", p)]
     if bad:
         raise EventError(f"path placeholder {{{bad[0]}}} is not a valid name", "path")
@@ -322,7 +326,7 @@ def event_problems(definition: dict[str, Any]) -> list[Problem]:
             parse_event(str(name), raw)
         except EventError as e:
             where = ("events", name, e.key) if e.key else ("events", name)
-            problems.append((where, str(e)))
+            problems.append((where, Detail(str(e), e.hint) if e.hint else str(e)))
             continue
         # An event's own timeout follows the env's rule: a bare number under 100 is ms.
         value = raw.get("timeout")
