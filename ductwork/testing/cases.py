@@ -32,6 +32,7 @@ EXPECT_KEYS = ("status", "output", "output_contains", "completed_steps", "failed
 STEP_KEYS = ("status", "output", "attempts", "error", "rollback")
 ROLLBACKS = ("rolled_back", "failed", "not_run")
 STATUSES = ("completed", "failed", "rolled_back", "cancelled", "running")
+STEP_STATUSES = ("completed", "failed", "skipped", "running")  # skipped: allow_fail failed
 
 EXAMPLE = """\
 workflow: user-onboarding
@@ -148,7 +149,8 @@ class _FileCheck:
                           did_you_mean(k, allowed) or f"known: {', '.join(allowed)}", key=True)
 
 
-def parse_file(path: Path, plans: Mapping[str, Any]) -> tuple[list[Case], list[Diagnostic]]:
+def parse_file(path: Path, plans: Mapping[str, Any], envs: Iterable[str] = ()
+               ) -> tuple[list[Case], list[Diagnostic]]:
     try:
         doc = load_file(_display(path))
     except CompileError as e:
@@ -193,6 +195,12 @@ def parse_file(path: Path, plans: Mapping[str, Any]) -> tuple[list[Case], list[D
             expect = {}
         _check_expect(chk, expect, (*where, "expect"), tags)
         _check_input(chk, plans[wf].input_schema, raw, where)
+        env = raw.get("env", data.get("env", "dev"))
+        allowed = plans[wf].envs or tuple(envs)
+        if allowed and env not in allowed:
+            at_env = (*where, "env") if "env" in raw else ("env",) if "env" in data else where
+            chk.fail(at_env, f"workflow '{wf}' does not run in env {env!r}",
+                     did_you_mean(str(env), allowed) or f"its envs: {known(allowed)}")
         if len(chk.problems) > before:
             continue  # a case with a mistake in it is reported, not run half-understood
         cases.append(Case(doc.path, i, name, wf, str(raw.get("env", data.get("env", "dev"))),
@@ -339,6 +347,12 @@ def _check_expect(chk: _FileCheck, expect: Mapping[str, Any], path: DataPath,
                 chk.fail((*path, "steps", t), "expected {status, output, attempts, error}")
             else:
                 chk.keys(spec, STEP_KEYS, (*path, "steps", t), f"the expectation of '{t}'")
+                st = spec.get("status")
+                if st is not None and st not in STEP_STATUSES:
+                    chk.fail((*path, "steps", t, "status"), f"unknown step status {st!r}",
+                             did_you_mean(str(st), STEP_STATUSES)
+                             or f"one of {', '.join(STEP_STATUSES)} (skipped: an allow_fail "
+                             "step that failed)")
                 rb = spec.get("rollback")
                 if rb is not None and rb not in ROLLBACKS:
                     chk.fail((*path, "steps", t, "rollback"), f"unknown rollback {rb!r}",
@@ -457,7 +471,7 @@ async def run_all(paths: Iterable[str], keyword: str | None = None, counted: lis
         for name, product in specs.products.items():
             suite = Suite(name, product_dir)
             for f in files:
-                cases, diags = parse_file(f, product.workflows)
+                cases, diags = parse_file(f, product.workflows, product.envs)
                 problems.extend(diags)
                 if counted is not None:
                     counted[0] += len(cases)

@@ -270,6 +270,32 @@ def test_a_case_input_the_schema_refuses_is_located(product: Path,
     assert "PASS" not in out and "FAIL" not in out and "could not run" not in out
 
 
+def test_an_env_or_a_step_status_that_cannot_be_is_located(
+        product: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(product, "onboarding.yaml", """\
+        workflow: user-onboarding
+        cases:
+          - name: production
+            env: production
+            input: {email: a@example.com, name: A}
+          - name: done is not a status
+            input: {email: a@example.com, name: A}
+            mocks: {create-user: {error: boom}}
+            expect:
+              status: failed
+              steps:
+                create-user: {status: done}
+        """)
+    code, out = run(capsys, str(product.parent))
+    assert code == 1
+    assert f"{path}:4:10: workflow 'user-onboarding' does not run in env 'production'" in out
+    assert "hint: its envs: dev, prd, staging" in out
+    assert f"{path}:12:31: unknown step status 'done'" in out
+    assert "hint: one of completed, failed, skipped, running (skipped: an allow_fail step " \
+           "that failed)" in out
+    assert "PASS" not in out and "FAIL" not in out
+
+
 def test_k_that_matches_nothing_and_a_workflows_folder_say_so(
         product: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(product, "onboarding.yaml", """\
