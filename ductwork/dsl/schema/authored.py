@@ -298,7 +298,16 @@ def _meta_hint(keyword: str, value: Any) -> str | None:
         return f"write a list: enum: [{value}]"
     if keyword == "items" and isinstance(value, list):
         return "'items' is one schema for every item (a list of schemas is 'prefixItems')"
+    if isinstance(value, str) and value in _TYPE_NAMES:
+        # `email: string`, the shorthand of other tools, where a schema is expected
+        return f"a field's schema is a mapping: write {keyword}: {{type: {_TYPE_NAMES[value]}}}"
     return None
+
+
+_TYPE_NAMES = {"string": "string", "integer": "integer", "number": "number",
+               "boolean": "boolean", "array": "array", "object": "object", "null": "null",
+               "str": "string", "int": "integer", "float": "number", "bool": "boolean",
+               "list": "array", "dict": "object", "text": "string"}
 
 
 def _retype_hint(value: Any, names: list[str]) -> str:
