@@ -234,10 +234,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.path.insert(0, cwd)
 
     dw = Ductwork(specs=args.specs, store=store, secrets=secrets)
-    # An unknown workflow or env is refused before the store is opened: a mistyped command
-    # leaves no new, empty store behind.
-    dw.runtime.definitions.check_env(dw.runtime.definitions.get(args.product, args.tag),
-                                     args.env)
+    # An unknown workflow or env, or an input the schema refuses, is refused before the store
+    # is opened: a mistyped command leaves no new, empty store behind.
+    wf = dw.runtime.definitions.get(args.product, args.tag)
+    dw.runtime.definitions.check_env(wf, args.env)
+    dw.runtime.definitions.validate_input(wf, {} if data is None else data)
 
     async def go() -> Any:
         async with dw:

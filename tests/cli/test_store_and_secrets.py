@@ -58,13 +58,14 @@ def test_a_read_only_command_on_a_missing_store_names_it_and_creates_nothing(
     assert sorted(tmp_path.rglob("*")) == before  # no file, no folder
 
 
-def test_run_of_an_unknown_workflow_or_env_creates_no_store(
+def test_run_of_an_unknown_workflow_env_or_bad_input_creates_no_store(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flow = tmp_path / "specs" / "shop" / "workflows"
     flow.mkdir(parents=True)
     (flow.parent / "product.yaml").write_text("product: shop\nenvs: [dev, prd]\n")
-    (flow / "order.yaml").write_text("workflow: order\nsteps: [{log: {message: hi}}]\n")
+    (flow / "order.yaml").write_text("workflow: order\ninput: {type: object, properties: "
+                                     "{qty: {type: integer}}}\nsteps: [{log: {message: hi}}]\n")
     monkeypatch.chdir(tmp_path)
     before = sorted(tmp_path.rglob("*"))
     for args, said in (
@@ -72,7 +73,9 @@ def test_run_of_an_unknown_workflow_or_env_creates_no_store(
              "first: 'shop' is a product and 'order' its workflow, shop/order)"),
             (["shop", "ordr"], "error: Workflow not found: shop/ordr (did you mean 'shop/order'?)"),
             (["shop", "order", "--env", "prod"], "is not active in env 'prod' (envs: dev, prd); "
-             "did you mean 'prd'?")):
+             "did you mean 'prd'?"),
+            (["shop", "order", "--input", '{"qty": "two"}'], "the input does not match the "
+             "workflow's input schema:\n  - qty: 'two' is not of type 'integer'")):
         assert main(["run", *args, "--store", "sqlite:///runs.db"]) == 1
         assert said in capsys.readouterr().err
     assert sorted(tmp_path.rglob("*")) == before  # no runs.db, no .ductwork/
