@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ductwork.dsl.compiler import compile_workflow, tag_of
 from ductwork.dsl.compiler.flow import child_cycles, child_inputs
-from ductwork.dsl.diagnostics import Diagnostic, errors, sort_key
+from ductwork.dsl.diagnostics import Diagnostic, did_you_mean, errors, sort_key
 from ductwork.dsl.loader import Document, load_file
 from ductwork.dsl.plan import ProductSpec, Specs
 from ductwork.dsl.product import compile_product, webhook_targets
@@ -128,7 +128,11 @@ def check_specs(path: str | os.PathLike[str], *, import_python: bool = False) ->
     root = Path(path)
     report = Report(Specs(root=str(root)))
     if not root.exists():
-        report.diagnostics.append(Diagnostic(str(path), 0, 0, "no such file or directory"))
+        parent = root.parent if str(root.parent) else Path(".")
+        near = did_you_mean(root.name, [p.name for p in parent.iterdir()]) \
+            if parent.is_dir() else None  # `spec` for `specs`, `product.yml` for `.yaml`
+        report.diagnostics.append(Diagnostic(str(path), 0, 0, "no such file or directory",
+                                             near))
         return report
     dirs = product_dirs(root)
     if not dirs:

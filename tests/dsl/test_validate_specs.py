@@ -326,3 +326,14 @@ def test_errors_and_warnings_are_counted_apart(shop: Path,
     out = capsys.readouterr().out
     assert out.rstrip().endswith("1 error in 1 file, 1 warning")
     assert "'${secret.K}' is not a reference" in out
+
+
+def test_a_mistyped_path_gets_the_near_name(shop: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, found = validate(capsys, "spec")
+    assert code == 1
+    assert [(d["message"], d["hint"]) for d in found] == [
+        ("no such file or directory", "did you mean 'specs'?")]
+    code, found = validate(capsys, "specs/shop/product.yml")
+    assert [(d["message"], d["hint"]) for d in found] == [
+        ("no such file or directory", "did you mean 'product.yaml'?")]
