@@ -84,6 +84,7 @@ def check_flow(c: CompilerBase) -> None:
     _run_timeout(c, data, sites)
     _stored_secrets(c, data, sites)
     _expression_keys(c, data, ())
+    _child_ids_in_loops(c, data, sites)
     for site in sites:
         handlers = site.step.get("catch")
         if isinstance(handlers, list):
@@ -128,6 +129,47 @@ def _stored_secrets(c: CompilerBase, data: dict[str, Any], sites: list[Site]) ->
                                "text", "secrets never reach the run store: pass it only to "
                                "the call that needs it (a connector's config or arguments)",
                                offset=offset + ref.column - 1, length=len(name))
+
+
+def _child_ids_in_loops(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> None:
+    """A child `workflow:` step inside a foreach whose `id:` is the same for every item: the
+    id is an idempotency key, so only the first item's child runs and every other item gets
+    its result back."""
+    for site in sites:
+        body = site.step.get("workflow")
+        if not isinstance(body, dict) or "id" not in body or "foreach" not in site.path:
+            continue
+        names = {"item", "index"}
+        for k, part in enumerate(site.path):
+            loop = _value_at(data, site.path[:k]) if part == "foreach" else None
+            if isinstance(loop, dict) and isinstance(loop.get("foreach"), dict) \
+                    and isinstance(loop["foreach"].get("as"), str):
+                names.add(loop["foreach"]["as"])
+        text = body["id"]
+        if isinstance(text, str) and "${" in text:
+            try:
+                exprs = [e for e, _ in expressions.compile_value(text).expressions()]
+            except ExpressionError:
+                continue  # the expression checker reports it
+            if any(r.root in names for e in exprs for r in e.references()) \
+                    or any(ast.calls(e.node) for e in exprs):
+                continue
+        c.fail((*site.path, "workflow", "id"), "this child id is the same for every item of "
+               "the foreach: it is an idempotency key, so only the first item's child runs and "
+               "the others get its result", "make it differ per item, e.g. id: "
+               "\"${ctx.workflow_id}-${index}\", or leave id out (each item's child then "
+               "gets its own)")
+
+
+def _value_at(data: Any, path: DataPath) -> Any:
+    for part in path:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
 
 
 def _expression_keys(c: CompilerBase, value: Any, path: DataPath) -> None:
