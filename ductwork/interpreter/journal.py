@@ -206,6 +206,8 @@ class Journal:
                              self.release_reason or "the worker is shutting down")
         if not self.unconsumed:
             return
+        if kind == "step" and all(k.startswith(key + _NESTED) for k in self.unconsumed):
+            return  # a step in flight at a crash runs again: its own state writes replay
         if asyncio.current_task() is not self.main_task:
             # Inside a fan-out branch: a sibling may still be on its way to the recorded
             # operations (its own non-durable awaits included), so judge at the end of the run.

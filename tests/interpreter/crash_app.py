@@ -25,6 +25,8 @@ def build(db: str, log: str, hang_at: str) -> Ductwork:
     async def wf(ctx: Any) -> Any:
         async def step(name: str) -> dict[str, str]:
             mark(log, f"start {name}")
+            # State set inside a step: replayed with the step, however the run came back.
+            await ctx.set_state("done", [*(await ctx.get_state("done", [])), name])
             if hang_at == f"in-{name}":
                 await asyncio.sleep(60)
             mark(log, f"done {name}")
@@ -37,7 +39,8 @@ def build(db: str, log: str, hang_at: str) -> Ductwork:
         b = await ctx.step("b", lambda: step("b"))
         await ctx.sleep("300ms")  # durable timer across the crash as well
         c = await ctx.step("c", lambda: step("c"))
-        return [a["name"], b["name"], c["name"]]
+        return {"names": [a["name"], b["name"], c["name"]],
+                "state": await ctx.get_state("done")}
 
     return dw
 

@@ -47,7 +47,8 @@ def test_sigkill_then_recover_in_a_new_process(tmp_path: Path, hang_at: str, wai
     rec = run_child([str(db), str(log), "recover"])
     out, err = rec.communicate(timeout=60)
     assert rec.returncode == 0, err.decode()
-    assert out.decode().strip() == "completed ['a', 'b', 'c']"
+    assert out.decode().strip() == (
+        "completed {'names': ['a', 'b', 'c'], 'state': ['a', 'b', 'c']}")
     lines = log.read_text().splitlines()
     assert lines.count("done a") == 1, lines  # a completed before the crash: never again
     assert lines.count("done b") == 1 and lines.count("done c") == 1
