@@ -269,6 +269,13 @@ class WorkflowContext(Components):
         if not isinstance(tag, str) or not tag or tag.startswith("@"):
             raise ConfigurationError(
                 f"ctx.step: the tag must be a non-empty string not starting with '@', got {tag!r}")
+        if "#" in tag or "/" in tag:
+            # 'charge#2' is the second 'charge'; '0/charge' the first foreach item's: a tag
+            # spelled like one collides with it in the store (a fault of the run, not a step).
+            raise ConfigurationError(
+                f"ctx.step({tag!r}): a tag cannot contain '#' or '/', which name a step's "
+                "later occurrences ('charge#2') and the steps of a loop or branch ('0/charge'); "
+                "use '-' or '_'")
         if not callable(fn):
             raise ConfigurationError(_not_a_function(tag, fn))
         if rollback is not None and not callable(rollback):

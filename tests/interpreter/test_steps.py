@@ -328,6 +328,19 @@ async def test_fan_out_arguments_are_checked(dw: Ductwork, call: Any, said: str)
     assert r.status == "failed" and r.error is not None and r.error.startswith(said)
 
 
+async def test_a_tag_spelled_like_an_occurrence_is_refused(dw: Ductwork) -> None:
+    @dw.workflows.workflow(product="p", tag="t")
+    async def wf(ctx: Any) -> Any:
+        await ctx.step("charge", lambda: 1)
+        await ctx.step("charge", lambda: 2)       # recorded as charge#2
+        await ctx.step("charge#2", lambda: 3)     # was a store conflict: an engine fault
+
+    r = await dw.workflows.execute(product="p", env="dev", tag="t")
+    assert r.status == "failed" and r.error is not None
+    assert r.error.startswith("ctx.step('charge#2'): a tag cannot contain '#' or '/'")
+    assert len(await dw.store.load_steps(r.workflow_id)) == 2  # charge, charge#2
+
+
 async def test_a_step_timeout_of_zero_is_refused(dw: Ductwork) -> None:
     @dw.workflows.workflow(product="p", tag="t")
     async def wf(ctx: Any) -> Any:
