@@ -563,12 +563,27 @@ class Engine:
         return await self.result_from_store(run.workflow_id)
 
     # -- reading --------------------------------------------------------------------------------
-    async def result_from_store(self, workflow_id: str) -> ExecutionResult:
-        run = await self.store.get_run(workflow_id)
+    async def result_from_store(self, workflow_id: str, run: RunRow | None = None
+                                ) -> ExecutionResult:
+        """The run's result as stored; `run`: its row, just read (one round trip less)."""
+        if run is None:
+            run = await self.store.get_run(workflow_id)
         if run is None:
             raise RunNotFoundError(workflow_id)
         steps = await self.store.load_steps(workflow_id)
         return ExecutionResult.from_rows(run, steps)
+
+    async def current_result(self, workflow_id: str) -> ExecutionResult:
+        """The result of a run that has not ended, as a caller that stopped waiting gets it: from
+        memory while this process drives the run (what the store holds of it: its steps are
+        noted only once committed), else from the store."""
+        journal = self.journals.get(workflow_id)
+        if journal is None or journal.outcome is not None or journal.unconsumed:
+            # Not driven here, ended, or still replaying (its recorded steps are not all
+            # noted yet): the store says.
+            return await self.result_from_store(workflow_id)
+        return ExecutionResult(workflow_id, "running", None, None, list(journal.completed), None,
+                               _ms(journal.run.started_at, time.time()), None)
 
 
 async def _call_handler(wf: WorkflowDef, ctx: WorkflowContext) -> Any:

@@ -103,7 +103,7 @@ async def _await(engine: Engine, task: asyncio.Task[ExecutionResult], wid: str, 
     try:
         return await asyncio.wait_for(asyncio.shield(task), to_ms(timeout) / 1000)
     except TimeoutError:
-        return await engine.result_from_store(wid)
+        return await engine.current_result(wid)
 
 
 async def result(engine: Engine, workflow_id: str, timeout: Any = None) -> ExecutionResult:
@@ -117,7 +117,7 @@ async def result(engine: Engine, workflow_id: str, timeout: Any = None) -> Execu
         if run.status in TERMINAL:
             retry = await _retried_as(engine, run)
             if retry is None:
-                return await engine.result_from_store(workflow_id)
+                return await engine.result_from_store(workflow_id, run)
             workflow_id, delay = retry, 0.01  # a dispatched job ends where its retries end
             continue
         task = engine.tasks.get(workflow_id)
@@ -129,12 +129,12 @@ async def result(engine: Engine, workflow_id: str, timeout: Any = None) -> Execu
                 task = engine.spawn(claimed)
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            return await engine.result_from_store(workflow_id)
+            return await engine.current_result(workflow_id)
         if task is not None:
             try:
                 res = await asyncio.wait_for(asyncio.shield(task), left)
             except TimeoutError:
-                return await engine.result_from_store(workflow_id)
+                return await engine.current_result(workflow_id)
             if res.status in ("failed", "rolled_back"):
                 continue  # read back as ended: a dispatched job may be retried
             if res.status != "running":
