@@ -187,18 +187,24 @@ async def recover(engine: Engine) -> list[ExecutionResult]:
 
 async def signal(engine: Engine, workflow_id: str, signal: str, payload: Any = None
                  ) -> dict[str, Any]:
-    run = await engine.store.get_run(workflow_id)
-    if run is None:
-        raise RunNotFoundError(workflow_id)
-    if run.status in TERMINAL:
-        raise ConfigurationError(
-            f"run {workflow_id} has already ended ({run.status}); a signal can no longer "
-            "reach it")
-    wf = engine.runtime.definitions.find(run.product, run.tag)
+    journal = engine.journals.get(workflow_id)
+    if journal is not None and journal.outcome is None:
+        # Driven in this process and not ended: its workflow is known without a read.
+        product, tag = journal.run.product, journal.run.tag
+    else:
+        run = await engine.store.get_run(workflow_id)
+        if run is None:
+            raise RunNotFoundError(workflow_id)
+        if run.status in TERMINAL:
+            raise ConfigurationError(
+                f"run {workflow_id} has already ended ({run.status}); a signal can no longer "
+                "reach it")
+        product, tag = run.product, run.tag
+    wf = engine.runtime.definitions.find(product, tag)
     if wf is not None and wf.signals:
         if signal not in wf.signals:
             raise ConfigurationError(
-                f"workflow {run.product}/{run.tag} does not accept signal {signal!r} "
+                f"workflow {product}/{tag} does not accept signal {signal!r} "
                 f"(declared: {', '.join(sorted(wf.signals))})"
                 + did_you_mean(signal, wf.signals, prefix="; "))
         if isinstance(wf.signals[signal], Mapping):
