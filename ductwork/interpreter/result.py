@@ -13,12 +13,40 @@ SEED_KEYS = ("status", "workflow_id", "execution_time", "output", "completed_ste
              "failed_step", "error")
 
 
-class ErrorInfo(str):
+class _Fielded(str):
+    """A string (so comparisons and `in` read as on a plain one) that also has named fields,
+    readable as attributes and as keys: FIELDS, the first being the string itself."""
+
+    FIELDS: tuple[str, ...] = ()
+    WHAT = "it"  # in the KeyError of an unknown key
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key in self.FIELDS:
+                return getattr(self, key)
+            raise KeyError(f"{self.WHAT} has {', '.join(self.FIELDS)}, not {key!r}")
+        return str.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.FIELDS else default
+
+    def keys(self) -> tuple[str, ...]:
+        return self.FIELDS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.FIELDS}
+
+    def __reduce__(self) -> Any:
+        return (type(self), tuple(getattr(self, f) for f in self.FIELDS))
+
+
+class ErrorInfo(_Fielded):
     """`result.error`: the message, as a string (so `str(result.error)` and `"x" in
     result.error` read as before), that also carries the documented fields `.message`,
     `.step` (the failed step's tag, or None) and `.code`; `result.error["code"]` works too."""
 
     FIELDS = ("message", "step", "code")
+    WHAT = "result.error"
 
     step: str | None
     code: str
@@ -34,32 +62,14 @@ class ErrorInfo(str):
     def message(self) -> str:
         return str.__str__(self)
 
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            if key in self.FIELDS:
-                return getattr(self, key)
-            raise KeyError(f"result.error has {', '.join(self.FIELDS)}, not {key!r}")
-        return str.__getitem__(self, key)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self.FIELDS else default
-
-    def keys(self) -> tuple[str, ...]:
-        return self.FIELDS
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "step": self.step, "code": self.code}
-
-    def __reduce__(self) -> Any:
-        return (ErrorInfo, (self.message, self.step, self.code))
-
-
-class FailedRollback(str):
+class FailedRollback(_Fielded):
     """An entry of a rollback report's `failed_steps`: the step's tag, as a string (so
     `failed_steps == ["charge"]` reads as before), that also has the fields the product's docs
     give it, `.tag` and `.error` (the rollback's error), readable as keys too."""
 
     FIELDS = ("tag", "error")
+    WHAT = "a failed rollback"
 
     error: str
 
@@ -72,32 +82,14 @@ class FailedRollback(str):
     def tag(self) -> str:
         return str.__str__(self)
 
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            if key in self.FIELDS:
-                return getattr(self, key)
-            raise KeyError(f"a failed rollback has {', '.join(self.FIELDS)}, not {key!r}")
-        return str.__getitem__(self, key)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self.FIELDS else default
-
-    def keys(self) -> tuple[str, ...]:
-        return self.FIELDS
-
-    def to_dict(self) -> dict[str, str]:
-        return {"tag": self.tag, "error": self.error}
-
-    def __reduce__(self) -> Any:
-        return (FailedRollback, (self.tag, self.error))
-
-
-class CheckpointRef(str):
+class CheckpointRef(_Fielded):
     """ctx.restored_checkpoint of a resumed run: the checkpoint's name, as a string (so
     `ctx.restored_checkpoint == "paid"` reads as before), that also has the fields the docs
     read off it, `.name` and `.data` (its metadata), readable as keys too."""
 
     FIELDS = ("name", "data")
+    WHAT = "a checkpoint"
 
     data: Any
 
@@ -109,25 +101,6 @@ class CheckpointRef(str):
     @property
     def name(self) -> str:
         return str.__str__(self)
-
-    def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, str):
-            if key in self.FIELDS:
-                return getattr(self, key)
-            raise KeyError(f"a checkpoint has {', '.join(self.FIELDS)}, not {key!r}")
-        return str.__getitem__(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self.FIELDS else default
-
-    def keys(self) -> tuple[str, ...]:
-        return self.FIELDS
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "data": self.data}
-
-    def __reduce__(self) -> Any:
-        return (CheckpointRef, (self.name, self.data))
 
 
 def checkpoint_ref(flags: Mapping[str, Any]) -> CheckpointRef | None:
