@@ -225,23 +225,12 @@ def _quoted_numbers(c: CompilerBase, data: dict[str, Any], sites: list[Site]) ->
                    (*site.path, "retry_delay"), (*site.path, "wait_for_signal", "timeout"),
                    (*site.path, "workflow", "timeout"), (*site.path, "action.run", "timeout")]
     for path in places:
-        value = _at(data, path)
+        value = _value_at(data, path)
         if isinstance(value, str) and value.strip().isdigit() and 0 < int(value) < 100:
             key = str(path[-1])
             c.fail(path, f"'{key}: \"{value}\"' means {int(value)} milliseconds",
                    f"a number without a unit is milliseconds: write {key}: {int(value)}s if you "
                    f"meant seconds, or {key}: {int(value)}ms to keep milliseconds")
-
-
-def _at(data: Any, path: DataPath) -> Any:
-    for part in path:
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
-            data = data[part]
-        else:
-            return None
-    return data
 
 
 def _critical_only(c: CompilerBase, data: dict[str, Any], sites: list[Site]) -> None:
